@@ -1,0 +1,258 @@
+"""Image-caption datasets: Karpathy JSON and OpenCLIP CSV/TSV.
+
+* Karpathy JSON: ``{"images": [{"filename", "split", "sentences": [{"raw", "tokens", "lang"?}]}]}``
+  with the images in a folder beside it (``images/`` or the JSON's folder).
+* OpenCLIP CSV/TSV: ``filename`` and ``title`` columns, one row per caption.
+
+Training view (:class:`CaptionDataset` with ``mode="train"``): one item per image, one of its
+captions drawn at random (deterministic given seed, epoch and index, so a resumed run draws
+the same captions). Evaluation view (``mode="eval"``): every caption of every image, through
+:meth:`CaptionDataset.texts` and :meth:`CaptionDataset.text_to_image`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from rsdix.data.images import load_image, verify_image
+from rsdix.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class CaptionRecord:
+    filename: str
+    split: str
+    captions: list[str]
+    langs: list[str] = field(default_factory=list)  # one language code per caption ("en" default)
+    image_id: int | str | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.langs:
+            self.langs = ["en"] * len(self.captions)
+
+
+def read_karpathy(path: str | os.PathLike, allow_empty: bool = False) -> list[CaptionRecord]:
+    """Read a Karpathy-format JSON file. Empty captions and missing fields are errors."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "caption file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list):
+        raise DataError(path, "not a Karpathy caption file: expected a top-level 'images' list")
+    records = []
+    for i, entry in enumerate(images):
+        where = f"{path} images[{i}]"
+        if not isinstance(entry, dict):
+            raise DataError(where, "entry is not an object")
+        filename = entry.get("filename")
+        if not filename:
+            raise DataError(where, "missing 'filename'")
+        split = entry.get("split")
+        if split is None:
+            raise DataError(f"{where} ({filename})", "missing 'split'")
+        split = "val" if split == "restval" else split
+        sentences = entry.get("sentences")
+        if not isinstance(sentences, list) or not sentences:
+            raise DataError(f"{where} ({filename})", "no 'sentences'")
+        caps, langs = [], []
+        for j, sent in enumerate(sentences):
+            raw = sent.get("raw") if isinstance(sent, dict) else sent
+            if raw is None and isinstance(sent, dict) and sent.get("tokens"):
+                raw = " ".join(sent["tokens"])
+            raw = (raw or "").strip()
+            if not raw and not allow_empty:
+                raise DataError(f"{where} ({filename}) sentences[{j}]", "empty caption")
+            caps.append(raw)
+            langs.append(sent.get("lang", "en") if isinstance(sent, dict) else "en")
+        records.append(CaptionRecord(filename=filename, split=split, captions=caps, langs=langs,
+                                     image_id=entry.get("imgid", entry.get("id", i))))
+    return records
+
+
+def read_openclip_csv(path: str | os.PathLike, img_key: str = "filename", caption_key: str = "title",
+                      sep: str | None = None, split: str = "train",
+                      allow_empty: bool = False) -> list[CaptionRecord]:
+    """Read an OpenCLIP CSV/TSV (one row per caption); rows of the same image are grouped.
+
+    A ``split`` column, when present, overrides the ``split`` argument per row.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "caption file not found")
+    if sep is None:
+        sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
+    grouped: dict[str, CaptionRecord] = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh, delimiter=sep)
+        missing = {img_key, caption_key} - set(reader.fieldnames or [])
+        if missing:
+            raise DataError(path, f"missing column(s) {sorted(missing)}; found {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            caption = (row[caption_key] or "").strip()
+            if not caption and not allow_empty:
+                raise DataError(f"{path}:{line}", f"empty caption for {row[img_key]!r}")
+            name = row[img_key]
+            rec = grouped.get(name)
+            if rec is None:
+                rec = grouped[name] = CaptionRecord(filename=name, split=row.get("split") or split,
+                                                    captions=[], langs=[], image_id=len(grouped))
+            rec.captions.append(caption)
+            rec.langs.append(row.get("lang") or "en")
+    return list(grouped.values())
+
+
+def read_captions(path: str | os.PathLike, **kwargs) -> list[CaptionRecord]:
+    """Read Karpathy JSON or OpenCLIP CSV/TSV by file suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".json":
+        return read_karpathy(path, **kwargs)
+    if suffix in (".csv", ".tsv", ".txt"):
+        return read_openclip_csv(path, **kwargs)
+    raise DataError(path, f"unknown caption file format {suffix!r}: use .json (Karpathy) or .csv/.tsv")
+
+
+def write_karpathy(records: Iterable[CaptionRecord], path: str | os.PathLike, dataset: str = "") -> Path:
+    """Write records as Karpathy JSON (tokens: lower-cased words, punctuation stripped)."""
+    from rsdix.utils import atomic_write_text
+    from rsdix.textstats import tokenize
+
+    images, sent_id = [], 0
+    for i, rec in enumerate(records):
+        sentences = []
+        for cap, lang in zip(rec.captions, rec.langs):
+            sent = {"raw": cap, "tokens": tokenize(cap), "imgid": i, "sentid": sent_id}
+            if lang != "en":
+                sent["lang"] = lang
+            sentences.append(sent)
+            sent_id += 1
+        entry = {"filename": rec.filename, "imgid": i, "split": rec.split, "sentences": sentences,
+                 "sentids": [s["sentid"] for s in sentences]}
+        entry.update(rec.meta)
+        images.append(entry)
+    return atomic_write_text(path, json.dumps({"images": images, "dataset": dataset}, indent=1))
+
+
+def select_split(records: Sequence[CaptionRecord], split: str | Sequence[str] | None,
+                 source: str | os.PathLike = "captions") -> list[CaptionRecord]:
+    """Records of the given split(s); an unknown or empty split is an error."""
+    if split is None:
+        return list(records)
+    wanted = [split] if isinstance(split, str) else list(split)
+    present = sorted({r.split for r in records})
+    for s in wanted:
+        if s not in present:
+            raise DataError(source, f"split {s!r} does not exist or is empty; splits present: {present}")
+    return [r for r in records if r.split in wanted]
+
+
+def find_image_dir(caption_file: str | os.PathLike) -> Path:
+    """The conventional image folder beside a caption file: ``images/`` or ``imgs/``, else its folder."""
+    folder = Path(caption_file).parent
+    for name in ("images", "imgs", "Images"):
+        if (folder / name).is_dir():
+            return folder / name
+    return folder
+
+
+class CaptionDataset:
+    """A torch-style dataset of images and captions.
+
+    ``mode="train"``: ``ds[i] -> (image, caption)`` with one caption drawn at random;
+    ``mode="eval"``: ``ds[i] -> image``; texts through :meth:`texts`.
+    ``languages`` restricts captions to those languages; ``skip_bad`` verifies every image
+    up front and drops unreadable ones, counting them in ``self.skipped`` (otherwise a
+    missing image is an error at construction and a corrupt one when it is loaded).
+    """
+
+    def __init__(self, records: Sequence[CaptionRecord], image_dir: str | os.PathLike,
+                 transform: Callable | None = None, mode: str = "train", seed: int = 0,
+                 languages: Sequence[str] | None = None, skip_bad: bool = False,
+                 source: str | os.PathLike = "captions", check_files: bool = True):
+        if mode not in ("train", "eval"):
+            raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+        self.image_dir = Path(image_dir)
+        self.transform = transform
+        self.mode = mode
+        self.seed = seed
+        self.epoch = 0
+        self.source = str(source)
+        self.skipped: list[tuple[str, str]] = []
+        records = list(records)
+        if languages is not None:
+            records = [_filter_langs(r, languages) for r in records]
+            records = [r for r in records if r.captions]
+        if not records:
+            raise DataError(source, "no images in this selection (empty split or language filter)")
+        if check_files or skip_bad:
+            kept = []
+            for rec in records:
+                path = self.image_dir / rec.filename
+                problem = (verify_image(path) if skip_bad else
+                           (None if path.exists() else "image file not found"))
+                if problem is None:
+                    kept.append(rec)
+                elif skip_bad:
+                    self.skipped.append((str(path), problem))
+                else:
+                    raise DataError(path, f"{problem} (listed in {source})")
+            if self.skipped:
+                warnings.warn(f"{source}: skipped {len(self.skipped)} unreadable image(s), "
+                              f"first: {self.skipped[0][0]} ({self.skipped[0][1]})")
+            records = kept
+        self.records = records
+
+    @classmethod
+    def from_file(cls, caption_file: str | os.PathLike, split=None, image_dir=None, **kwargs):
+        records = select_split(read_captions(caption_file), split, caption_file)
+        image_dir = image_dir or find_image_dir(caption_file)
+        return cls(records, image_dir, source=caption_file, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def caption_index(self, index: int) -> int:
+        rng = random.Random(f"{self.seed}-{self.epoch}-{index}")
+        return rng.randrange(len(self.records[index].captions))
+
+    def load(self, index: int):
+        image = load_image(self.image_dir / self.records[index].filename)
+        return self.transform(image) if self.transform is not None else image
+
+    def __getitem__(self, index: int):
+        image = self.load(index)
+        if self.mode == "eval":
+            return image
+        rec = self.records[index]
+        return image, rec.captions[self.caption_index(index)]
+
+    # evaluation view -------------------------------------------------------------
+    def texts(self) -> list[str]:
+        return [c for r in self.records for c in r.captions]
+
+    def text_to_image(self) -> list[int]:
+        return [i for i, r in enumerate(self.records) for _ in r.captions]
+
+    def filenames(self) -> list[str]:
+        return [r.filename for r in self.records]
+
+
+def _filter_langs(rec: CaptionRecord, languages) -> CaptionRecord:
+    pairs = [(c, l) for c, l in zip(rec.captions, rec.langs) if l in languages]
+    return CaptionRecord(rec.filename, rec.split, [c for c, _ in pairs], [l for _, l in pairs],
+                         rec.image_id, rec.meta)

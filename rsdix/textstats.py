@@ -1,0 +1,67 @@
+"""Caption statistics: tokens per caption, vocabulary, distinct n-grams per image.
+
+Used by the data notebook and by the S2LCD construction to compare caption datasets.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens, punctuation dropped (the Karpathy ``tokens`` convention)."""
+    return _TOKEN.findall(text.lower())
+
+
+def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def caption_stats(captions_per_image: Sequence[Sequence[str]], name: str = "") -> dict:
+    """Summary statistics of a caption corpus given as one list of captions per image."""
+    tokens_per_caption, words_per_image, vocab = [], [], Counter()
+    ngram_sets = {n: set() for n in (1, 2, 3, 4)}
+    ngram_totals = {n: 0 for n in (1, 2, 3, 4)}
+    n_captions, distinct_captions = 0, set()
+    for caps in captions_per_image:
+        image_words = set()
+        for cap in caps:
+            toks = tokenize(cap)
+            n_captions += 1
+            distinct_captions.add(" ".join(toks))
+            tokens_per_caption.append(len(toks))
+            vocab.update(toks)
+            image_words.update(toks)
+            for n in ngram_sets:
+                grams = ngrams(toks, n)
+                ngram_sets[n].update(grams)
+                ngram_totals[n] += len(grams)
+        words_per_image.append(len(image_words))
+    tpc = np.asarray(tokens_per_caption, dtype=float)
+    out = {
+        "dataset": name,
+        "images": len(captions_per_image),
+        "captions": n_captions,
+        "captions_per_image": n_captions / max(len(captions_per_image), 1),
+        "distinct_captions": len(distinct_captions),
+        "vocabulary": len(vocab),
+        "tokens_per_caption_mean": float(tpc.mean()) if len(tpc) else 0.0,
+        "tokens_per_caption_std": float(tpc.std()) if len(tpc) else 0.0,
+        "distinct_words_per_image": float(np.mean(words_per_image)) if words_per_image else 0.0,
+        "singleton_words": sum(1 for c in vocab.values() if c == 1),
+    }
+    for n in ngram_sets:
+        # distinct-n: distinct n-grams / total n-grams (diversity, Li et al. 2016)
+        out[f"distinct_{n}"] = len(ngram_sets[n]) / max(ngram_totals[n], 1)
+    return out
+
+
+def stats_table(corpora: dict[str, Sequence[Sequence[str]]]) -> pd.DataFrame:
+    """One row per corpus (name -> captions per image)."""
+    return pd.DataFrame([caption_stats(caps, name) for name, caps in corpora.items()])
