@@ -60,3 +60,36 @@ def figures_dir() -> Path:
     path = _env_path("RSDIX_FIGURES", repo_root() / "figures")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+PROFILES = ("smoke", "cpu", "paper")
+
+
+class RunDirs:
+    """Where one profile's run writes: ``run`` (checkpoints, logs, caches, results table),
+    ``figures`` (tables CSV+markdown and PNG figures), ``models`` (saved models), ``results``
+    (the tidy results CSV that later notebooks read back).
+
+    The cpu and paper profiles write figures to ``figures/<profile>/``; the smoke profile
+    (CI) writes everything under ``runs/smoke/`` so it never overwrites real results.
+    """
+
+    def __init__(self, profile: str = "cpu", out_dir: str | os.PathLike | None = None,
+                 run_dir: str | os.PathLike | None = None):
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; use one of {PROFILES}")
+        self.profile = profile
+        self.run = Path(run_dir) if run_dir else runs_dir() / profile
+        if out_dir:
+            self.figures = Path(out_dir)
+        elif profile == "smoke":
+            self.figures = self.run / "figures"
+        else:
+            self.figures = figures_dir() / profile
+        self.models = self.run / "models"
+        self.results = self.run / "results.csv"
+        for path in (self.run, self.figures, self.models):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"RunDirs(profile={self.profile!r}, run={self.run}, figures={self.figures})"
