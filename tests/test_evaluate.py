@@ -224,3 +224,160 @@ def test_retrieval_language_filter(caption_file, tiny_bundle):
     m = retrieval(tiny_bundle, fr, dataset_name="toy-fr", split="train")
     assert set(m) == {"i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR"}
     assert m["i2t_R@5"] == 100.0  # 3 images: everything is in the top 5
+
+
+# --- probes ---------------------------------------------------------------------------------
+
+def test_knn_weighted_vote_by_hand():
+    train = unit([1, 0], [0.9, 0.1], [0, 1])
+    labels = [0, 0, 1]
+    test = unit([0.2, 1])
+    scores = knn_classify(train, labels, test, k=2, temperature=1.0, n_classes=2)
+    s = (unit([0.2, 1]) @ train.T)[0]
+    # the two nearest are train 2 (class 1) and train 1 (class 0)
+    assert scores[0, 1].item() == pytest.approx(math.exp(s[2].item()))
+    assert scores[0, 0].item() == pytest.approx(math.exp(s[1].item()))
+    # a small temperature sharpens; k larger than the training set is clipped
+    assert knn_classify(train, labels, test, k=50, temperature=0.07).argmax().item() == 1
+
+
+def _blobs(n_per_class=20, n_classes=4, dim=8, seed=0, noise=0.3):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim)) * 3
+    x = np.concatenate([centres[c] + noise * rng.normal(size=(n_per_class, dim)) for c in range(n_classes)])
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    return x.astype(np.float32), y
+
+
+def test_linear_probe_separable_and_chance():
+    x, y = _blobs()
+    xt, yt = _blobs(seed=0)
+    m = linear_probe(x, y, xt, yt, Cs=[0.01, 1.0])
+    assert m["top1"] == 100.0 and m["C"] in (0.01, 1.0)
+    # labels independent of features: accuracy near chance (4 classes -> 25%)
+    rng = np.random.default_rng(1)
+    xr = rng.normal(size=(400, 8)).astype(np.float32)
+    m = linear_probe(xr[:200], rng.integers(0, 4, 200), xr[200:], rng.integers(0, 4, 200))
+    assert m["top1"] < 45
+
+
+def test_few_shot_sampling_and_rows():
+    x, y = _blobs(n_per_class=10)
+    idx = sample_shots(y, 3, seed=0)
+    assert np.bincount(y[idx]).tolist() == [3, 3, 3, 3]
+    assert not np.array_equal(idx, sample_shots(y, 3, seed=1))
+    table = few_shot(x, y, x, y, shots=(1, 4), draws=3, seed=0)
+    assert len(table) == 6 and set(table["shots"]) == {1, 4}
+    assert table["top1"].between(0, 100).all()
+    with pytest.raises(DataError, match="only 10 training images"):
+        sample_shots(y, 16, seed=0)
+
+
+# --- counting -------------------------------------------------------------------------------
+
+def test_count_variants_constructed_cases():
+    from rsdix.counting import count_variants, find_counts
+
+    value, variants = count_variants("There are two airplanes in the airport .")
+    assert value == 2 and len(variants) == 10
+    assert variants[0] == "There are one airplanes in the airport ."
+    assert variants[9] == "There are ten airplanes in the airport ."
+    assert count_variants("Four cars are parked .")[1][6] == "Seven cars are parked ."
+    assert count_variants("There are 3 tanks .") == (3, [f"There are {k} tanks ." for k in range(1, 11)])
+    assert count_variants("One ship is in the harbour .")[0] == 1
+    # not counts: pronoun "one", "one of", two counts, none, out of range, ordinal-like digits
+    assert count_variants("A big airplane and a small one are in the airport .") is None
+    assert count_variants("One of the roads is wide .") is None
+    assert count_variants("There are two airplanes and two cars .") is None
+    assert count_variants("Many buildings are dense .") is None
+    assert count_variants("There are 12 tanks .") is None
+    assert find_counts("the 2nd road and 3.5 km") == []
+    assert count_variants("someone is near the tone .") is None
+
+
+def test_counting_accuracy_by_hand():
+    img = unit([1, 0], [0, 1])
+    variants = torch.zeros(2, 10, 2)
+    variants[0, 2] = torch.tensor([1.0, 0])     # image 0: count 3 ranks first (true: 3)
+    variants[1, 0] = torch.tensor([0, 1.0])     # image 1: count 1 first, count 5 second (true: 5)
+    variants[1, 4] = torch.tensor([0, 0.5])
+    m = counting_accuracy(img, variants, [3, 5])
+    assert m["top1"] == 50.0 and m["top3"] == 100.0
+    assert m["mean_abs_error"] == pytest.approx((0 + 4) / 2)
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+def test_checkpoint_of_the_wrong_architecture(tmp_path, tiny_bundle):
+    import json
+
+    from rsdix.models import load_model, save_model
+
+    folder = save_model(tiny_bundle, tmp_path / "infonce_s0")
+    meta = json.loads((folder / "open_clip_config.json").read_text())
+    meta["model_cfg"]["embed_dim"] = 48            # config says another architecture
+    (folder / "open_clip_config.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="does not match") as err:
+        load_model(str(folder))
+    assert "open_clip_model.safetensors" in str(err.value)
+    # a plain state dict (RemoteCLIP-style .pt) of a wider model, loaded into rsdix-tiny
+    import open_clip
+
+    from rsdix.models import _preset_configs, register_model_config
+
+    wide = _preset_configs()["rsdix-tiny"]
+    wide["vision_cfg"]["width"] = 96
+    register_model_config("rsdix-tiny-wide-test", wide)
+    torch.save(open_clip.create_model("rsdix-tiny-wide-test").state_dict(), tmp_path / "wide.pt")
+    with pytest.raises(DataError, match="does not match architecture") as err:
+        load_model("rsdix-tiny", pretrained=str(tmp_path / "wide.pt"))
+    assert "wide.pt" in str(err.value)
+
+
+# --- the entry point ------------------------------------------------------------------------
+
+def test_evaluate_model_rows_and_cache(caption_file, class_folder, tmp_path, monkeypatch):
+    import rsdix.evaluate as ev
+    from rsdix.paths import RunDirs
+
+    bundle = _dict_bundle()
+    monkeypatch.setitem(ev.CLASSIFICATION_SETS, "toy", ("folders", str(class_folder)))
+    monkeypatch.setitem(ev.RETRIEVAL_SETS, "toy", str(caption_file))
+    dirs = RunDirs("smoke", run_dir=tmp_path / "run")
+    cfg = EvalConfig(zero_shot=["toy"], retrieval=["toy"], probe=["toy"], counting=["toy"],
+                     retrieval_split="train", few_shot_shots=[1], few_shot_draws=2, train_fraction=0.67)
+    details = {}
+    rows = evaluate_model(bundle, None, dirs=dirs, seed=3, model_name="toy_s3", config=cfg,
+                          data_root=tmp_path, details=details)
+    assert set(rows["task"]) == {"zero-shot", "retrieval", "linear-probe", "knn", "few-shot-1", "counting"}
+    assert (rows["seed"] == 3).all() and (rows["model"] == "toy_s3").all()
+    zs = rows[(rows.task == "zero-shot") & (rows.metric == "top1")]["value"].item()
+    assert zs == pytest.approx(100 * 8 / 9)
+    assert rows[(rows.task == "counting") & (rows.metric == "top1")]["n"].item() == 4
+    stored = ev.pd.read_csv(dirs.results)
+    assert len(stored) == len(rows)
+    calls = bundle.model.image_calls
+    evaluate_model(bundle, ["zero-shot", "knn:toy"], dirs=dirs, seed=3, config=cfg, data_root=tmp_path,
+                   details=details)
+    assert bundle.model.image_calls == calls and details["cache_stats"].images_encoded == 0
+    with pytest.raises(ConfigError, match="unknown evaluation task"):
+        evaluate_model(bundle, ["segmentation"], config=cfg)
+
+
+# --- real data (skipped when absent) --------------------------------------------------------
+
+def test_real_sets_load_with_official_split_and_names(ucm_root, whu_root, data_root):
+    ucm = load_retrieval("UCM", data_root, split="test")
+    assert len(ucm) == 210 and len(ucm.texts()) == 1050
+    whu = load_classification("WHU-RS19", data_root, max_images=38, seed=0)
+    assert len(whu) == 38 and np.bincount(whu.labels).tolist() == [2] * 19
+    assert "football field" in whu.class_names and "railway station" in whu.class_names
+    ucm_cls = load_classification("UCM", data_root)
+    assert len(ucm_cls) == 2100 and "dense residential" in ucm_cls.class_names
+
+
+def test_real_eurosat_ms_zero_shot_runs(eurosat_ms_root, data_root, tiny_bundle):
+    ds = load_classification("EuroSAT", data_root, max_images=20, seed=0)
+    res = zero_shot(tiny_bundle, ds, templates="rsdix")
+    assert res.confusion.sum() == len(ds) == 20
+    assert 0 <= res.metrics["top1"] <= 100 and "top5" in res.metrics
