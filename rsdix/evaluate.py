@@ -233,26 +233,24 @@ def counting_accuracy(image_features: torch.Tensor, variant_features: torch.Tens
 # datasets
 # ----------------------------------------------------------------------------------------------
 
-# name -> (kind, path under the data root); kinds: folders, csv, captions
-CLASSIFICATION_SETS = {
-    "WHU-RS19": ("folders", "whu_rs19"),
-    "UCM": ("csv", "ucm_captions/labels.csv"),
-    "EuroSAT": ("folders", "sentinel2/eurosat_ms"),     # MS tiles rendered to true colour
-    "EuroSAT-RGB": ("folders", "eurosat_rgb"),
-    "RESISC45": ("folders", "resisc45"),
-    "AID": ("folders", "aid"),
-    "RSSCN7": ("folders", "rsscn7"),
-    "PatternNet": ("folders", "patternnet"),
-}
-RETRIEVAL_SETS = {
-    "UCM": "ucm_captions/dataset_ucm.json",
-    "RSICD": "rsicd/dataset_rsicd.json",
-    "RSITMD": "rsitmd/dataset_rsitmd.json",
-    "Sydney": "sydney_captions/dataset_sydney.json",
-}
 DATASET_NOTES = {
-    "EuroSAT": "EuroSAT-MS tiles rendered to RGB (subset present under the data root)",
+    "eurosat_ms": "EuroSAT-MS tiles rendered to true colour (B04/B03/B02)",
 }
+
+
+def resolve_dataset(name: str, kind: str):
+    """A registry entry (:mod:`rsdix.data.registry`) by key (``whu_rs19``) or by title
+    (``WHU-RS19``, ``UCM``) of the given kind (``classification`` or ``captions``)."""
+    from rsdix.data.registry import REGISTRY
+
+    key = name.lower().replace("-", "_")
+    if key in REGISTRY and REGISTRY[key].kind == kind:
+        return REGISTRY[key]
+    for info in REGISTRY.values():
+        if info.kind == kind and info.title.lower() == name.lower():
+            return info
+    known = sorted(k for k, i in REGISTRY.items() if i.kind == kind)
+    raise DataError(name, f"unknown {kind} dataset; known: {known} (or pass path=)")
 
 
 def _subsample(n_items: int, labels: Sequence[int] | None, max_items: int | None, seed: int) -> list[int]:
@@ -275,7 +273,7 @@ def _subsample(n_items: int, labels: Sequence[int] | None, max_items: int | None
 def load_classification(name: str, root: str | os.PathLike | None = None, max_images: int | None = None,
                         seed: int = 0, class_names: Sequence[str] | dict | None = None,
                         path: str | os.PathLike | None = None) -> ClassificationDataset:
-    """A registered classification set (``CLASSIFICATION_SETS``) or a folder/CSV at ``path``.
+    """A classification set of the dataset registry (key or title) or a folder/CSV at ``path``.
 
     ``class_names`` replaces the cleaned folder names: a list in class order (e.g. translated
     names) or a mapping ``folder -> name`` that must cover every class folder exactly.
@@ -283,11 +281,12 @@ def load_classification(name: str, root: str | os.PathLike | None = None, max_im
     from rsdix.paths import data_root
 
     if path is None:
-        if name not in CLASSIFICATION_SETS:
-            raise DataError(name, f"unknown classification set; known: {sorted(CLASSIFICATION_SETS)} "
-                                  f"(or pass path=)")
-        kind, rel = CLASSIFICATION_SETS[name]
-        path = data_root(root) / rel
+        info = resolve_dataset(name, "classification")
+        path = data_root(root) / info.path
+        if info.format == "csv":
+            path = path / info.annotation
+        if not path.exists():
+            raise DataError(path, f"{info.title} not found under the data root; get it from {info.url}")
     path = Path(path)
     if path.suffix.lower() == ".csv":
         paths, labels, classes = read_label_csv(path, path.parent / "images")
@@ -319,14 +318,16 @@ def _resolve_class_names(class_names, classes: list[str], source) -> list[str] |
 def load_retrieval(name: str, root: str | os.PathLike | None = None, split: str = "test",
                    max_images: int | None = None, seed: int = 0, languages: Sequence[str] | None = None,
                    path: str | os.PathLike | None = None) -> CaptionDataset:
-    """The official ``split`` of a registered caption set (``RETRIEVAL_SETS``) or a caption file
+    """The official ``split`` of a caption set of the dataset registry (key or title) or a caption file
     at ``path``; ``languages`` keeps only captions in those languages."""
     from rsdix.paths import data_root
 
     if path is None:
-        if name not in RETRIEVAL_SETS:
-            raise DataError(name, f"unknown caption set; known: {sorted(RETRIEVAL_SETS)} (or pass path=)")
-        path = data_root(root) / RETRIEVAL_SETS[name]
+        info = resolve_dataset(name, "captions")
+        path = data_root(root) / info.path / info.annotation
+        if not path.exists():
+            raise DataError(path, f"{info.title} (captions and images) not found under the data root; "
+                                  f"get it from {info.url}")
     records = select_split(read_captions(path), split, path)
     keep = _subsample(len(records), None, max_images, seed)
     return CaptionDataset([records[i] for i in keep], find_image_dir(path), transform=None, mode="eval",
@@ -428,13 +429,14 @@ TASKS = ("zero-shot", "retrieval", "linear-probe", "knn", "few-shot", "counting"
 @dataclass
 class EvalConfig:
     """What :func:`evaluate_model` runs (YAML: ``rsdix/configs/evaluate/<profile>.yaml``)."""
-    zero_shot: list[str] = field(default_factory=lambda: ["WHU-RS19", "UCM", "EuroSAT"])
-    retrieval: list[str] = field(default_factory=lambda: ["UCM"])
-    probe: list[str] = field(default_factory=lambda: ["WHU-RS19"])   # linear probe, k-NN, few-shot
-    counting: list[str] = field(default_factory=lambda: ["UCM"])
+    # dataset registry keys (rsdix.data.registry) or titles
+    zero_shot: list[str] = field(default_factory=lambda: ["whu_rs19", "ucm_classification", "eurosat_ms"])
+    retrieval: list[str] = field(default_factory=lambda: ["ucm_captions"])
+    probe: list[str] = field(default_factory=lambda: ["whu_rs19"])   # linear probe, k-NN, few-shot
+    counting: list[str] = field(default_factory=lambda: ["ucm_captions"])
     templates: str = "rs"
     retrieval_split: str = "test"
-    counting_split: str = "all"
+    counting_split: str = "test"
     train_fraction: float = 0.6        # seeded split for sets without an official one
     split_seed: int = 0
     probe_Cs: list[float] = field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0])
@@ -446,6 +448,7 @@ class EvalConfig:
     max_images: int | None = None      # per dataset (smoke profile); None = all
     batch_size: int = 64
     num_workers: int = 0
+    skip_missing: bool = False         # a dataset absent from the data root: warn and skip, or fail
 
 
 def load_eval_config(profile: str = "cpu", **overrides) -> EvalConfig:
@@ -475,13 +478,18 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
                    write: bool = True, details: dict | None = None) -> pd.DataFrame:
     """Run evaluation tasks on one model; tidy rows (model, dataset, task, metric, value, seed).
 
-    ``tasks``: ``"task"`` (every dataset the config lists for it) or ``"task:dataset"``; tasks are
-    zero-shot, retrieval, linear-probe, knn, few-shot, counting. With ``dirs`` (a RunDirs) the
-    features are cached under ``dirs.run / "features"`` and rows are appended to
-    ``dirs.results``. Pass a dict as ``details`` to receive ``details["zero_shot"][dataset]``
-    (:class:`ZeroShotResult`, with the confusion matrix), ``details["few_shot"]`` (one row per
-    shots x draw) and ``details["cache_stats"]``.
+    ``tasks``: ``"task"`` (every dataset the config lists for it) or ``"task:dataset"`` (a
+    registry key or title, e.g. ``"zero-shot:whu_rs19"``, ``"retrieval:UCM"``); tasks are
+    zero-shot, retrieval, linear-probe, knn, few-shot, counting. Rows carry the dataset's title
+    as in the published tables. With ``dirs`` (a RunDirs) features are cached under
+    ``dirs.run / "features"`` and rows are appended to ``dirs.results``. Pass a dict as
+    ``details`` to receive ``details["zero_shot"][title]`` (:class:`ZeroShotResult`, with the
+    confusion matrix), ``details["few_shot"]`` (one row per shots x draw),
+    ``details["skipped"]`` (datasets absent, with ``config.skip_missing``) and
+    ``details["cache_stats"]``.
     """
+    import warnings
+
     from rsdix.paths import cache_dir
     from rsdix.results import Result, append_results
 
@@ -491,73 +499,93 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
     model_name = model_name or bundle.name
     profile = getattr(dirs, "profile", "")
     rows: list[Result] = []
-    zs_details, fs_details = {}, []
+    zs_details, fs_details, skipped = {}, [], []
     loaded: dict = {}
 
-    def add(dataset, task, metrics, n, split="test", note=""):
-        note = "; ".join(x for x in (DATASET_NOTES.get(dataset, ""), note) if x)
+    def add(info, task, metrics, n, split="test", note=""):
+        note = "; ".join(x for x in (DATASET_NOTES.get(info.name, ""), note) if x)
         for metric, value in metrics.items():
-            rows.append(Result(model_name, dataset, task, metric, float(value), seed=seed, split=split,
+            rows.append(Result(model_name, info.title, task, metric, float(value), seed=seed, split=split,
                                n=n, profile=profile, note=note))
+
+    def load(kind, name, split=None):
+        key = (kind, name, split)
+        if key not in loaded:
+            try:
+                loaded[key] = (load_classification(name, data_root, config.max_images, config.split_seed)
+                               if kind == "classification" else
+                               load_retrieval(name, data_root, split, config.max_images, config.split_seed))
+            except DataError as exc:
+                if not config.skip_missing or "not found" not in exc.problem:
+                    raise
+                warnings.warn(f"skipping {name}: {exc}")
+                skipped.append({"dataset": name, "reason": str(exc)})
+                loaded[key] = None
+        return loaded[key]
 
     kw = dict(batch_size=config.batch_size, num_workers=config.num_workers)
     for task, name in _parse_tasks(tasks, config):
-        if task in ("zero-shot", "linear-probe", "knn", "few-shot"):
-            key = ("cls", name)
-            if key not in loaded:
-                loaded[key] = load_classification(name, data_root, config.max_images, config.split_seed)
-            ds = loaded[key]
-            if task == "zero-shot":
-                res = zero_shot(bundle, ds, config.templates, cache=cache, dataset_name=name, **kw)
-                zs_details[name] = res
-                add(name, task, res.metrics, len(ds), split="all", note=f"templates={config.templates}")
+        kind = "captions" if task in ("retrieval", "counting") else "classification"
+        info = resolve_dataset(name, kind)
+        if kind == "classification":
+            ds = load(kind, info.name)
+            if ds is None:
                 continue
-            feats = encode_images(bundle, ds, cache, dataset_name=name, split="all", **kw)
+            if task == "zero-shot":
+                res = zero_shot(bundle, ds, config.templates, cache=cache, dataset_name=info.name, **kw)
+                zs_details[info.title] = res
+                add(info, task, res.metrics, len(ds), split="all", note=f"templates={config.templates}")
+                continue
+            feats = encode_images(bundle, ds, cache, dataset_name=info.name, split="all", **kw)
             labels = np.asarray(ds.labels)
             tr, te = train_test_split_indices(labels, config.train_fraction, config.split_seed)
-            split_note = f"seeded stratified split {config.train_fraction:g}/{1 - config.train_fraction:g} " \
-                         f"(split_seed={config.split_seed})"
+            split_note = (f"no official split: seeded stratified {config.train_fraction:g}/"
+                          f"{1 - config.train_fraction:g} split (split_seed={config.split_seed})")
             n_cls = len(ds.classes)
             if task == "linear-probe":
                 m = linear_probe(feats[tr], labels[tr], feats[te], labels[te], config.probe_Cs, seed=seed,
                                  n_classes=n_cls)
                 best_C = m.pop("C")
-                add(name, task, m, len(te), note=f"{split_note}; C={best_C:g} chosen on validation")
+                add(info, task, m, len(te), note=f"{split_note}; C={best_C:g} chosen on validation")
             elif task == "knn":
                 scores = knn_classify(feats[tr], labels[tr], feats[te], config.knn_k, config.knn_temperature,
                                       n_cls)
-                add(name, task, classification_metrics(scores, labels[te], n_cls), len(te),
+                add(info, task, classification_metrics(scores, labels[te], n_cls), len(te),
                     note=f"{split_note}; k={config.knn_k}, T={config.knn_temperature:g}")
             else:
-                max_shots = np.bincount(labels[tr]).min()
+                max_shots = int(np.bincount(labels[tr]).min())
                 shots = [k for k in config.few_shot_shots if k <= max_shots]
+                if len(shots) < len(config.few_shot_shots):
+                    warnings.warn(f"{info.title}: {max_shots} training images in the smallest class; "
+                                  f"few-shot runs only {shots}")
                 draws = few_shot(feats[tr], labels[tr], feats[te], labels[te], shots, config.few_shot_draws,
                                  seed=seed, C=config.few_shot_C, n_classes=n_cls)
-                draws.insert(0, "dataset", name)
+                draws.insert(0, "dataset", info.title)
                 fs_details.append(draws)
                 for k, group in draws.groupby("shots"):
-                    add(name, f"few-shot-{k}", {"top1": group["top1"].mean(), "top1_std": group["top1"].std(ddof=0),
+                    add(info, f"few-shot-{k}", {"top1": group["top1"].mean(),
+                                                "top1_std": group["top1"].std(ddof=0),
                                                 "balanced_acc": group["balanced_acc"].mean()}, len(te),
                         note=f"{split_note}; mean over {len(group)} draws, C={config.few_shot_C:g}")
-        elif task in ("retrieval", "counting"):
+        else:
             split = config.retrieval_split if task == "retrieval" else config.counting_split
-            key = ("cap", name, split)
-            if key not in loaded:
-                loaded[key] = load_retrieval(name, data_root, None if split == "all" else split,
-                                             config.max_images, config.split_seed)
-            ds = loaded[key]
+            ds = load(kind, info.name, None if split == "all" else split)
+            if ds is None:
+                continue
             if task == "retrieval":
-                add(name, task, retrieval(bundle, ds, cache, dataset_name=name, split=split, **kw), len(ds),
+                add(info, task, retrieval(bundle, ds, cache, dataset_name=info.name, split=split, **kw), len(ds),
                     split=split)
             else:
-                m = counting(bundle, ds, cache, dataset_name=name, split=split, **kw)
+                m = counting(bundle, ds, cache, dataset_name=info.name, split=split, **kw)
                 n = int(m.pop("n_captions"))
-                add(name, task, m, n, split=split, note="captions with one count 1..10, ten count variants each")
-    frame = pd.DataFrame([r.__dict__ for r in rows]).drop(columns=["extra"], errors="ignore")
+                add(info, task, m, n, split=split,
+                    note="captions holding one count 1..10, ranked against their ten count variants")
+    frame = pd.DataFrame([{k: v for k, v in r.__dict__.items() if k != "extra"} for r in rows])
     if dirs is not None and write and rows:
         append_results(rows, dirs.results)
     if details is not None:
         details["zero_shot"] = zs_details
         details["few_shot"] = pd.concat(fs_details, ignore_index=True) if fs_details else pd.DataFrame()
+        details["skipped"] = skipped
         details["cache_stats"] = cache.stats
     return frame

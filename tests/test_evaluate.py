@@ -187,8 +187,10 @@ def test_bad_templates_and_unknown_dataset():
         class_embeddings(_dict_bundle(), ["beach"], ["no placeholder"])
     with pytest.raises(ConfigError, match="unknown template set"):
         class_embeddings(_dict_bundle(), ["beach"], "nope")
-    with pytest.raises(DataError, match="unknown classification set"):
+    with pytest.raises(DataError, match="unknown classification dataset"):
         load_classification("NotASet")
+    with pytest.raises(DataError, match="unknown captions dataset"):
+        load_retrieval("whu_rs19")   # a classification set asked for as captions
 
 
 # --- retrieval on a caption file ------------------------------------------------------------
@@ -341,33 +343,47 @@ def test_evaluate_model_rows_and_cache(caption_file, class_folder, tmp_path, mon
     from rsdix.paths import RunDirs
 
     bundle = _dict_bundle()
-    monkeypatch.setitem(ev.CLASSIFICATION_SETS, "toy", ("folders", str(class_folder)))
-    monkeypatch.setitem(ev.RETRIEVAL_SETS, "toy", str(caption_file))
+    from rsdix.data.registry import REGISTRY, DatasetInfo
+
+    # two toy sets registered under the data root tmp_path
+    monkeypatch.setitem(REGISTRY, "toy_cls", DatasetInfo("toy_cls", "Toy", "classification", "folders",
+                                                         class_folder.name))
+    monkeypatch.setitem(REGISTRY, "toy_caps", DatasetInfo("toy_caps", "Toy", "captions", "karpathy",
+                                                          caption_file.parent.name, caption_file.name))
     dirs = RunDirs("smoke", run_dir=tmp_path / "run")
-    cfg = EvalConfig(zero_shot=["toy"], retrieval=["toy"], probe=["toy"], counting=["toy"],
-                     retrieval_split="train", few_shot_shots=[1], few_shot_draws=2, train_fraction=0.67)
+    cfg = EvalConfig(zero_shot=["toy_cls"], retrieval=["Toy"], probe=["toy_cls"], counting=["toy_caps"],
+                     retrieval_split="train", counting_split="all", few_shot_shots=[1], few_shot_draws=2, train_fraction=0.67)
     details = {}
     rows = evaluate_model(bundle, None, dirs=dirs, seed=3, model_name="toy_s3", config=cfg,
                           data_root=tmp_path, details=details)
     assert set(rows["task"]) == {"zero-shot", "retrieval", "linear-probe", "knn", "few-shot-1", "counting"}
-    assert (rows["seed"] == 3).all() and (rows["model"] == "toy_s3").all()
+    assert (rows["seed"] == 3).all() and (rows["model"] == "toy_s3").all() and (rows["dataset"] == "Toy").all()
     zs = rows[(rows.task == "zero-shot") & (rows.metric == "top1")]["value"].item()
     assert zs == pytest.approx(100 * 8 / 9)
     assert rows[(rows.task == "counting") & (rows.metric == "top1")]["n"].item() == 4
     stored = ev.pd.read_csv(dirs.results)
     assert len(stored) == len(rows)
     calls = bundle.model.image_calls
-    evaluate_model(bundle, ["zero-shot", "knn:toy"], dirs=dirs, seed=3, config=cfg, data_root=tmp_path,
+    evaluate_model(bundle, ["zero-shot", "knn:Toy"], dirs=dirs, seed=3, config=cfg, data_root=tmp_path,
                    details=details)
     assert bundle.model.image_calls == calls and details["cache_stats"].images_encoded == 0
     with pytest.raises(ConfigError, match="unknown evaluation task"):
         evaluate_model(bundle, ["segmentation"], config=cfg)
+    # a registered set absent from the data root: an error naming the folder, or skipped and listed
+    monkeypatch.setitem(REGISTRY, "gone", DatasetInfo("gone", "Gone", "classification", "folders", "gone"))
+    with pytest.raises(DataError, match="not found") as err:
+        evaluate_model(bundle, ["zero-shot:gone"], config=cfg, data_root=tmp_path, write=False)
+    assert str(tmp_path / "gone") in str(err.value)
+    cfg.skip_missing = True
+    with pytest.warns(UserWarning, match="skipping gone"):
+        out = evaluate_model(bundle, ["zero-shot:gone"], config=cfg, data_root=tmp_path, details=details)
+    assert out.empty and details["skipped"][0]["dataset"] == "gone"
 
 
 # --- real data (skipped when absent) --------------------------------------------------------
 
 def test_real_sets_load_with_official_split_and_names(ucm_root, whu_root, data_root):
-    ucm = load_retrieval("UCM", data_root, split="test")
+    ucm = load_retrieval("UCM", data_root, split="test")   # by title: the caption set
     assert len(ucm) == 210 and len(ucm.texts()) == 1050
     whu = load_classification("WHU-RS19", data_root, max_images=38, seed=0)
     assert len(whu) == 38 and np.bincount(whu.labels).tolist() == [2] * 19
@@ -377,7 +393,7 @@ def test_real_sets_load_with_official_split_and_names(ucm_root, whu_root, data_r
 
 
 def test_real_eurosat_ms_zero_shot_runs(eurosat_ms_root, data_root, tiny_bundle):
-    ds = load_classification("EuroSAT", data_root, max_images=20, seed=0)
+    ds = load_classification("eurosat_ms", data_root, max_images=20, seed=0)
     res = zero_shot(tiny_bundle, ds, templates="rsdix")
     assert res.confusion.sum() == len(ds) == 20
     assert 0 <= res.metrics["top1"] <= 100 and "top5" in res.metrics
