@@ -95,20 +95,22 @@ def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
     if no_caption.any():
         raise DataError("retrieval", f"{int(no_caption.sum())} image(s) have no caption, "
                                      f"first index {int(no_caption.nonzero()[0])}")
+    if device is None and torch.cuda.is_available():
+        device = "cuda"
     if device:
         img, txt, t2i = img.to(device), txt.to(device), t2i.to(device)
-    # score of each text against its own image (text->image has exactly one correct image)
+    # score of each text against its own image (text->image has exactly one correct image), and
+    # each image's best score over its own captions (image->text has several correct texts)
     own = (txt * img[t2i]).sum(dim=1)
+    best = torch.full((n_img,), -math.inf, device=img.device).scatter_reduce(0, t2i, own, reduce="amax")
     t2i_rank = torch.zeros(n_txt, dtype=torch.long, device=img.device)
     i2t_rank = torch.empty(n_img, dtype=torch.long, device=img.device)
     for start in range(0, n_img, chunk_size):
         stop = min(start + chunk_size, n_img)
         sims = img[start:stop] @ txt.T                                   # (c, n_txt)
-        positive = t2i[None, :] == torch.arange(start, stop, device=img.device)[:, None]
-        best = sims.masked_fill(~positive, -math.inf).max(dim=1).values
-        i2t_rank[start:stop] = (sims > best[:, None]).sum(dim=1)
+        i2t_rank[start:stop] = (sims > best[start:stop, None]).sum(dim=1)
         t2i_rank += (sims > own[None, :]).sum(dim=0)
-        del sims, positive
+        del sims
     out = {}
     for k in ks:
         out[f"i2t_R@{k}"] = 100.0 * float((i2t_rank < k).float().mean())
@@ -449,6 +451,10 @@ class EvalConfig:
     batch_size: int = 64
     num_workers: int = 0
     skip_missing: bool = False         # a dataset absent from the data root: warn and skip, or fail
+    # models evaluated besides notebook 03's checkpoints: "label=open_clip_name@pretrained_tag_or_path"
+    baselines: list[str] = field(default_factory=list)
+    # evaluated (as an untrained, chance-level reference) when no trained checkpoint exists yet
+    fallback_preset: str | None = None
 
 
 def load_eval_config(profile: str = "cpu", **overrides) -> EvalConfig:
@@ -589,3 +595,98 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
         details["skipped"] = skipped
         details["cache_stats"] = cache.stats
     return frame
+
+
+def prefetch_image_features(bundles: dict, tasks: Sequence[str] | None = None, config: EvalConfig | None = None,
+                            data_root: str | os.PathLike | None = None, cache: FeatureCache | None = None
+                            ) -> dict[str, int]:
+    """Encode every image set that :func:`evaluate_model` will need, for several models in one
+    pass per set (each image decoded once for all models sharing a transform), into ``cache``;
+    the following ``evaluate_model`` calls then only read the cache. Returns images per set."""
+    from rsdix.features import encode_images_many
+
+    config = config or EvalConfig()
+    cache = cache if cache is not None else FeatureCache()
+    seen, sizes = set(), {}
+    kw = dict(batch_size=config.batch_size, num_workers=config.num_workers)
+    for task, name in _parse_tasks(tasks, config):
+        kind = "captions" if task in ("retrieval", "counting") else "classification"
+        info = resolve_dataset(name, kind)
+        split = ("all" if kind == "classification" else
+                 config.retrieval_split if task == "retrieval" else config.counting_split)
+        if (info.name, split) in seen:
+            continue
+        seen.add((info.name, split))
+        try:
+            ds = (load_classification(info.name, data_root, config.max_images, config.split_seed)
+                  if kind == "classification" else
+                  load_retrieval(info.name, data_root, None if split == "all" else split, config.max_images,
+                                 config.split_seed))
+        except DataError as exc:
+            if config.skip_missing and "not found" in exc.problem:
+                continue          # evaluate_model reports it
+            raise
+        encode_images_many(bundles, ds, cache, dataset_name=info.name, split=split, **kw)
+        sizes[f"{info.title} ({split})"] = len(ds)
+    return sizes
+
+
+# ----------------------------------------------------------------------------------------------
+# models to evaluate, and our numbers beside the published ones
+# ----------------------------------------------------------------------------------------------
+
+
+def list_checkpoints(models_dir: str | os.PathLike) -> list[Path]:
+    """Model folders saved by :func:`rsdix.models.save_model` under ``models_dir`` (sorted)."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    return sorted(p for p in models_dir.iterdir() if (p / "open_clip_config.json").is_file())
+
+
+def parse_model_spec(spec: str) -> tuple[str, str, str | None]:
+    """``"label=name@pretrained"`` (``label=`` and ``@pretrained`` optional) ->
+    ``(label, name, pretrained)``; e.g. ``"RemoteCLIP=ViT-B-32@/ckpt/RemoteCLIP-ViT-B-32.pt"``."""
+    label, sep, rest = spec.partition("=")
+    if not sep:
+        label, rest = "", spec
+    name, _, pretrained = rest.partition("@")
+    if not name:
+        raise ConfigError(f"model spec {spec!r}: expected 'label=open_clip_name@pretrained'")
+    return label or (f"{name}-{pretrained}" if pretrained else name), name, pretrained or None
+
+
+def run_seed(run_name: str, default: int = 0) -> int:
+    """The seed in a run name such as ``rsdix_s1`` or ``infonce_frac0.1_s2``."""
+    import re
+
+    m = re.search(r"_s(\d+)$", run_name)
+    return int(m.group(1)) if m else default
+
+
+def compare_with_published(results: pd.DataFrame, reference: pd.DataFrame | None = None,
+                           metrics: Sequence[str] | None = None, mean_over_seeds: bool = True) -> pd.DataFrame:
+    """Our numbers (one column per model) beside every published number for the same
+    dataset/task/metric (one column per published model and backbone), one row per
+    dataset x task x metric. Rows without a published number keep empty published columns.
+    With ``mean_over_seeds``, run names ``method_s0``, ``method_s1`` become one column
+    ``method`` holding the mean over seeds."""
+    import re
+
+    from rsdix.results import reference_numbers, with_reference
+
+    ours = results if metrics is None else results[results["metric"].isin(list(metrics))]
+    if ours.empty:
+        raise DataError("results", "no rows to compare")
+    if mean_over_seeds:
+        ours = ours.assign(model=ours["model"].map(lambda m: re.sub(r"_s\d+$", "", str(m))))
+    key = ["dataset", "task", "metric"]
+    wide = ours.groupby(key + ["model"])["value"].mean().unstack("model")
+    ref = reference_numbers() if reference is None else reference
+    merged = with_reference(wide.reset_index()[key].drop_duplicates(), reference=ref)
+    merged = merged.dropna(subset=["published"])
+    if merged.empty:
+        return wide.reset_index()
+    merged["column"] = "published: " + merged["ref_model"] + " " + merged["ref_backbone"].astype(str)
+    published = merged.pivot_table(index=key, columns="column", values="published", aggfunc="first")
+    return wide.join(published, how="left").reset_index()

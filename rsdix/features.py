@@ -168,6 +168,51 @@ def encode_images(bundle, dataset, cache: FeatureCache | None = None, dataset_na
 
 
 @torch.no_grad()
+def encode_images_many(bundles: dict, dataset, cache: FeatureCache, dataset_name: str | None = None,
+                       split: str = "all", batch_size: int = 64, num_workers: int = 0,
+                       desc: str | None = None) -> dict[str, torch.Tensor]:
+    """:func:`encode_images` for several models at once: each image is decoded and transformed
+    once per distinct transform and fed to every model that uses it (image decoding dominates
+    on a CPU). ``bundles`` maps a label to a bundle; returns label -> features, all cached."""
+    name = dataset_name or str(getattr(dataset, "source", "dataset"))
+    if len(dataset) == 0:
+        raise DataError(name, "no images to encode")
+    if getattr(dataset, "transform", None) is not None:
+        raise DataError(name, "encode_images_many needs a dataset without its own transform")
+    filenames = dataset.filenames() if hasattr(dataset, "filenames") else [str(i) for i in range(len(dataset))]
+    out, todo = {}, {}
+    for label, bundle in bundles.items():
+        key = image_key(cache.fingerprint(bundle), name, split, filenames, bundle.preprocess_val)
+        hit = cache.get(key)
+        if hit is not None:
+            out[label] = hit
+        else:
+            todo.setdefault(_transform_id(bundle.preprocess_val), []).append((label, bundle, key))
+    for group in todo.values():
+        transform = group[0][1].preprocess_val
+        loader = torch.utils.data.DataLoader(_ImagesOnly(dataset, transform), batch_size=batch_size,
+                                             num_workers=num_workers, shuffle=False)
+        chunks: dict[str, list] = {label: [] for label, _, _ in group}
+        states = {label: bundle.model.training for label, bundle, _ in group}
+        for _, bundle, _ in group:
+            bundle.model.eval()
+        for images in progress(loader, desc=desc or f"encode {name}/{split} for {len(group)} model(s)",
+                               unit="batch"):
+            for label, bundle, _ in group:
+                feats = bundle.model.encode_image(images.to(_model_device(bundle.model)))
+                chunks[label].append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
+                cache.stats.images_encoded += len(images)
+        for label, bundle, key in group:
+            bundle.model.train(states[label])
+            features = torch.cat(chunks[label])
+            _check_finite(features, f"{name} ({label})")
+            cache.put(key, features, {"kind": "image", "dataset": name, "split": split, "n": len(features),
+                                      "model": bundle.name})
+            out[label] = features
+    return out
+
+
+@torch.no_grad()
 def encode_texts(bundle, texts: Sequence[str], cache: FeatureCache | None = None, batch_size: int = 256,
                  desc: str = "encode texts") -> torch.Tensor:
     """L2-normalised text features ``(len(texts), dim)``; cached by model and exact texts."""
