@@ -240,6 +240,13 @@ DATASET_NOTES = {
 }
 
 
+def _dataset_note(name: str, config) -> str:
+    parts = [DATASET_NOTES.get(name, "")]
+    if name in config.split_from:
+        parts.append(f"images of {config.split_from[name]} only")
+    return "; ".join(p for p in parts if p)
+
+
 def resolve_dataset(name: str, kind: str):
     """A registry entry (:mod:`rsdix.data.registry`) by key (``whu_rs19``) or by title
     (``WHU-RS19``, ``UCM``) of the given kind (``classification`` or ``captions``)."""
@@ -274,11 +281,13 @@ def _subsample(n_items: int, labels: Sequence[int] | None, max_items: int | None
 
 def load_classification(name: str, root: str | os.PathLike | None = None, max_images: int | None = None,
                         seed: int = 0, class_names: Sequence[str] | dict | None = None,
-                        path: str | os.PathLike | None = None) -> ClassificationDataset:
+                        path: str | os.PathLike | None = None, split_from: str | None = None
+                        ) -> ClassificationDataset:
     """A classification set of the dataset registry (key or title) or a folder/CSV at ``path``.
 
     ``class_names`` replaces the cleaned folder names: a list in class order (e.g. translated
     names) or a mapping ``folder -> name`` that must cover every class folder exactly.
+    ``split_from="ucm_captions:test"`` keeps only the images of that caption set's split.
     """
     from rsdix.paths import data_root
 
@@ -294,6 +303,13 @@ def load_classification(name: str, root: str | os.PathLike | None = None, max_im
         paths, labels, classes = read_label_csv(path, path.parent / "images")
     else:
         paths, labels, classes = scan_class_folders(path)
+    if split_from:   # "caption_set:split": keep the images of that split (no train images in a test)
+        cap_name, _, cap_split = split_from.partition(":")
+        wanted = {r.filename for r in load_retrieval(cap_name, root, cap_split or "test").records}
+        chosen = [i for i in range(len(paths)) if Path(paths[i]).name in wanted]
+        if not chosen:
+            raise DataError(path, f"no image of {split_from} is in this classification set")
+        paths, labels = [paths[i] for i in chosen], [labels[i] for i in chosen]
     keep = _subsample(len(paths), labels, max_images, seed)
     names = _resolve_class_names(class_names, classes, path)
     return ClassificationDataset([paths[i] for i in keep], [labels[i] for i in keep], classes,
@@ -450,6 +466,9 @@ class EvalConfig:
     max_images: int | None = None      # per dataset (smoke profile); None = all
     batch_size: int = 64
     num_workers: int = 0
+    # classification sets restricted to the images of a caption split (models trained on
+    # UCM-Captions train images must not be tested on them): dataset -> "caption_set:split"
+    split_from: dict[str, str] = field(default_factory=lambda: {"ucm_classification": "ucm_captions:test"})
     skip_missing: bool = False         # a dataset absent from the data root: warn and skip, or fail
     # models evaluated besides notebook 03's checkpoints: "label=open_clip_name@pretrained_tag_or_path"
     baselines: list[str] = field(default_factory=list)
@@ -509,7 +528,7 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
     loaded: dict = {}
 
     def add(info, task, metrics, n, split="test", note=""):
-        note = "; ".join(x for x in (DATASET_NOTES.get(info.name, ""), note) if x)
+        note = "; ".join(x for x in (_dataset_note(info.name, config), note) if x)
         for metric, value in metrics.items():
             rows.append(Result(model_name, info.title, task, metric, float(value), seed=seed, split=split,
                                n=n, profile=profile, note=note))
@@ -518,7 +537,8 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
         key = (kind, name, split)
         if key not in loaded:
             try:
-                loaded[key] = (load_classification(name, data_root, config.max_images, config.split_seed)
+                loaded[key] = (load_classification(name, data_root, config.max_images, config.split_seed,
+                                                   split_from=config.split_from.get(name))
                                if kind == "classification" else
                                load_retrieval(name, data_root, split, config.max_images, config.split_seed))
             except DataError as exc:
@@ -618,7 +638,8 @@ def prefetch_image_features(bundles: dict, tasks: Sequence[str] | None = None, c
             continue
         seen.add((info.name, split))
         try:
-            ds = (load_classification(info.name, data_root, config.max_images, config.split_seed)
+            ds = (load_classification(info.name, data_root, config.max_images, config.split_seed,
+                                      split_from=config.split_from.get(info.name))
                   if kind == "classification" else
                   load_retrieval(info.name, data_root, None if split == "all" else split, config.max_images,
                                  config.split_seed))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -391,6 +392,9 @@ def test_real_sets_load_with_official_split_and_names(ucm_root, whu_root, data_r
     assert "football field" in whu.class_names and "railway station" in whu.class_names
     ucm_cls = load_classification("UCM", data_root)
     assert len(ucm_cls) == 2100 and "dense residential" in ucm_cls.class_names
+    test_only = load_classification("UCM", data_root, split_from="ucm_captions:test")
+    assert len(test_only) == 210
+    assert {Path(f).name for f in test_only.filenames()} == set(ucm.filenames())
 
 
 def test_real_eurosat_ms_zero_shot_runs(eurosat_ms_root, data_root, tiny_bundle):
@@ -467,3 +471,22 @@ def test_prefetch_for_several_models_decodes_once(class_folder, tmp_path, monkey
     ds = load_classification("toy_cls", tmp_path)
     alone = encode_images(b, ds, FeatureCache(), dataset_name="toy_cls")
     assert torch.allclose(alone, encode_images(b, ds, cache, dataset_name="toy_cls"))
+
+
+def test_text_features_same_with_padding_trimmed():
+    """rsdix-small's MiniLM tower masks padding: encode_texts trims it and sorts by length, and
+    must give the features of a plain full-length encode, in the input order."""
+    from rsdix.features import _trimmable_pad_id
+    from rsdix.models import load_model
+
+    bundle = load_model("rsdix-small")
+    assert _trimmable_pad_id(bundle.model) == 0
+    texts = ["There are two airplanes in the airport near some buildings and a road .", "a beach",
+             "many green trees", "a river"] * 3
+    modes = [m.training for m in bundle.model.modules()]
+    fast = encode_texts(bundle, texts, batch_size=5)
+    assert [m.training for m in bundle.model.modules()] == modes   # every submodule's mode restored
+    bundle.model.eval()
+    with torch.no_grad():
+        plain = torch.nn.functional.normalize(bundle.model.encode_text(bundle.tokenizer(texts)), dim=-1)
+    assert torch.allclose(fast, plain, atol=1e-5)
