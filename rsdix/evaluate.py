@@ -142,6 +142,7 @@ def knn_classify(train_x: torch.Tensor, train_y: Sequence[int], test_x: torch.Te
 
 
 def fit_logistic(train_x, train_y, C: float, seed: int = 0, max_iter: int = 1000):
+    """Multinomial logistic regression (L-BFGS) on the L2-normalised features as they are."""
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
@@ -457,7 +458,7 @@ class EvalConfig:
     counting_split: str = "test"
     train_fraction: float = 0.6        # seeded split for sets without an official one
     split_seed: int = 0
-    probe_Cs: list[float] = field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0])
+    probe_Cs: list[float] = field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0])
     knn_k: int = 20
     knn_temperature: float = 0.07
     few_shot_shots: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
@@ -474,6 +475,13 @@ class EvalConfig:
     baselines: list[str] = field(default_factory=list)
     # evaluated (as an untrained, chance-level reference) when no trained checkpoint exists yet
     fallback_preset: str | None = None
+
+
+def _describe_templates(templates) -> str:
+    if isinstance(templates, str):
+        return templates
+    templates = list(templates)
+    return f"{len(templates)} given, e.g. {templates[0]!r}"
 
 
 def load_eval_config(profile: str = "cpu", **overrides) -> EvalConfig:
@@ -500,8 +508,15 @@ def _parse_tasks(tasks, config: EvalConfig) -> list[tuple[str, str]]:
 def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: int = 0,
                    model_name: str | None = None, config: EvalConfig | None = None,
                    data_root: str | os.PathLike | None = None, cache: FeatureCache | None = None,
-                   write: bool = True, details: dict | None = None) -> pd.DataFrame:
+                   write: bool = True, details: dict | None = None,
+                   templates: str | Sequence[str] | None = None, class_names: dict | None = None,
+                   languages: Sequence[str] | None = None) -> pd.DataFrame:
     """Run evaluation tasks on one model; tidy rows (model, dataset, task, metric, value, seed).
+
+    Multilingual evaluation goes through the same call: ``templates`` (a set name or a list of
+    templates in any language, default ``config.templates``), ``class_names`` (dataset key or
+    title -> class names in class order, or a folder -> name mapping) and ``languages``
+    (retrieval and counting keep only captions in these languages, from the ``lang`` field).
 
     ``tasks``: ``"task"`` (every dataset the config lists for it) or ``"task:dataset"`` (a
     registry key or title, e.g. ``"zero-shot:whu_rs19"``, ``"retrieval:UCM"``); tasks are
@@ -540,7 +555,8 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
                 loaded[key] = (load_classification(name, data_root, config.max_images, config.split_seed,
                                                    split_from=config.split_from.get(name))
                                if kind == "classification" else
-                               load_retrieval(name, data_root, split, config.max_images, config.split_seed))
+                               load_retrieval(name, data_root, split, config.max_images, config.split_seed,
+                                              languages=languages))
             except DataError as exc:
                 if not config.skip_missing or "not found" not in exc.problem:
                     raise
@@ -558,9 +574,13 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
             if ds is None:
                 continue
             if task == "zero-shot":
-                res = zero_shot(bundle, ds, config.templates, cache=cache, dataset_name=info.name, **kw)
+                names = (class_names or {}).get(info.name, (class_names or {}).get(info.title))
+                res = zero_shot(bundle, ds, templates or config.templates, class_names=names, cache=cache,
+                                dataset_name=info.name, **kw)
                 zs_details[info.title] = res
-                add(info, task, res.metrics, len(ds), split="all", note=f"templates={config.templates}")
+                add(info, task, res.metrics, len(ds), split="all",
+                    note=f"templates={_describe_templates(templates or config.templates)}"
+                         + ("; class names given" if names is not None else ""))
                 continue
             feats = encode_images(bundle, ds, cache, dataset_name=info.name, split="all", **kw)
             labels = np.asarray(ds.labels)
@@ -598,14 +618,16 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
             ds = load(kind, info.name, None if split == "all" else split)
             if ds is None:
                 continue
+            lang_note = f"captions in {list(languages)}" if languages else ""
             if task == "retrieval":
                 add(info, task, retrieval(bundle, ds, cache, dataset_name=info.name, split=split, **kw), len(ds),
-                    split=split)
+                    split=split, note=lang_note)
             else:
                 m = counting(bundle, ds, cache, dataset_name=info.name, split=split, **kw)
                 n = int(m.pop("n_captions"))
                 add(info, task, m, n, split=split,
-                    note="captions holding one count 1..10, ranked against their ten count variants")
+                    note="; ".join(x for x in ("captions holding one count 1..10, ranked against their ten "
+                                               "count variants", lang_note) if x))
     frame = pd.DataFrame([{k: v for k, v in r.__dict__.items() if k != "extra"} for r in rows])
     if dirs is not None and write and rows:
         append_results(rows, dirs.results)
@@ -648,7 +670,7 @@ def prefetch_image_features(bundles: dict, tasks: Sequence[str] | None = None, c
                 continue          # evaluate_model reports it
             raise
         encode_images_many(bundles, ds, cache, dataset_name=info.name, split=split, **kw)
-        sizes[f"{info.title} ({split})"] = len(ds)
+        sizes[f"{info.title} {kind}" + (f" {split}" if kind == "captions" else "")] = len(ds)
     return sizes
 
 

@@ -462,7 +462,7 @@ def test_prefetch_for_several_models_decodes_once(class_folder, tmp_path, monkey
     cfg = EvalConfig(zero_shot=["toy_cls"], probe=["toy_cls"])
     cache = FeatureCache(tmp_path / "f")
     sizes = prefetch_image_features({"a": a, "b": b}, ["zero-shot", "knn"], cfg, tmp_path, cache)
-    assert sizes == {"Toy (all)": 9} and len(loads) == 9          # 9 images decoded once for 2 models
+    assert sizes == {"Toy classification": 9} and len(loads) == 9          # 9 images decoded once for 2 models
     calls = (a.model.image_calls, b.model.image_calls)
     for bundle in (a, b):
         evaluate_model(bundle, ["zero-shot", "knn"], config=cfg, data_root=tmp_path, cache=cache)
@@ -490,3 +490,22 @@ def test_text_features_same_with_padding_trimmed():
     with torch.no_grad():
         plain = torch.nn.functional.normalize(bundle.model.encode_text(bundle.tokenizer(texts)), dim=-1)
     assert torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_evaluate_model_multilingual_hook(caption_file, class_folder, tmp_path, monkeypatch):
+    from rsdix.data.registry import REGISTRY, DatasetInfo
+
+    monkeypatch.setitem(REGISTRY, "toy_cls", DatasetInfo("toy_cls", "Toy", "classification", "folders",
+                                                         class_folder.name))
+    monkeypatch.setitem(REGISTRY, "toy_caps", DatasetInfo("toy_caps", "Toy", "captions", "karpathy",
+                                                          caption_file.parent.name, caption_file.name))
+    cfg = EvalConfig(retrieval_split="train")
+    bundle = _dict_bundle()
+    rows = evaluate_model(bundle, ["zero-shot:toy_cls", "retrieval:toy_caps"], config=cfg, data_root=tmp_path,
+                          templates=["una foto di {}."], languages=["fr"],
+                          class_names={"Toy": ["beach (spiaggia)", "forest (bosco)", "river (fiume)"]})
+    zs = rows[rows.task == "zero-shot"]
+    assert zs[zs.metric == "top1"]["value"].item() == pytest.approx(100 * 8 / 9)
+    assert "una foto di" in zs["note"].iloc[0] and "class names given" in zs["note"].iloc[0]
+    ret = rows[rows.task == "retrieval"]
+    assert "captions in ['fr']" in ret["note"].iloc[0] and ret["n"].iloc[0] == 3
