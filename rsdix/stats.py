@@ -63,8 +63,12 @@ COLOURS = ("white", "black", "red", "green", "blue", "yellow", "grey", "gray", "
 _COLOUR_HUES = tuple(c for c in COLOURS if c not in ("dark", "light", "gray"))
 NEGATABLE = ("is", "are", "was", "were")
 
-PRESERVING = ("synonym",)
+# synonym: RSDiX's paraphrase (30-50% of eligible words); synonym-1: exactly one word, the same edit
+# size as the meaning-changing edits, so n-gram overlap alone cannot tell them apart
+PRESERVING = ("synonym", "synonym-1")
 CHANGING = ("swap-class", "count", "colour", "negate", "unrelated")
+EDITS = ("swap-class", "count", "colour", "negate")  # minimal meaning-changing edits (not 'unrelated')
+ANY_EDIT = "any edit"
 PERTURBATIONS = ("identity",) + PRESERVING + CHANGING
 
 
@@ -231,15 +235,19 @@ class Perturber:
     def eligible(self, tokens: Sequence[str]) -> list[int]:
         return [i for i, w in enumerate(tokens) if self.synonyms(w)]
 
-    def synonym(self, text: str, rng: np.random.Generator) -> str | None:
-        """Replace a random 30-50% (``min_frac``..``max_frac``) of eligible words by a WordNet
-        synonym; class-name words, 'near', 'next' and function words never change."""
+    def synonym(self, text: str, rng: np.random.Generator, n_words: int | None = None) -> str | None:
+        """Replace a random 30-50% (``min_frac``..``max_frac``) of eligible words, or exactly
+        ``n_words``, by a WordNet synonym; class-name words, 'near', 'next' and function words never
+        change."""
         tokens = text.split()
         elig = self.eligible(tokens)
         if not elig:
             return None
-        frac = rng.uniform(self.min_frac, self.max_frac)
-        k = max(1, int(round(frac * len(elig))))
+        if n_words is not None:
+            k = min(n_words, len(elig))
+        else:
+            frac = rng.uniform(self.min_frac, self.max_frac)
+            k = max(1, int(round(frac * len(elig))))
         for i in sorted(rng.choice(elig, size=k, replace=False)):
             options = self.synonyms(tokens[i])
             tokens[i] = options[int(rng.integers(len(options)))]
@@ -325,7 +333,8 @@ class Perturber:
         return None
 
     def apply(self, kind: str, text: str, rng: np.random.Generator) -> str | None:
-        method = {"synonym": self.synonym, "swap-class": self.swap_class, "count": self.count,
+        method = {"synonym": self.synonym, "synonym-1": lambda t, r: self.synonym(t, r, n_words=1),
+                  "swap-class": self.swap_class, "count": self.count,
                   "colour": self.colour, "negate": self.negate}.get(kind)
         if method is None:
             raise ValueError(f"unknown perturbation {kind!r}")
@@ -467,22 +476,25 @@ def paired_metric_vs_reference(scored: pd.DataFrame, metrics: Sequence[str] = NG
 
 
 def paired_preserved_vs_changed(scored: pd.DataFrame, metrics: Sequence[str] = METRICS,
-                                preserved: str = "synonym", changed: Sequence[str] = CHANGING) -> pd.DataFrame:
+                                preserved: str | Sequence[str] = PRESERVING,
+                                changed: Sequence[str] = CHANGING) -> pd.DataFrame:
     """Within each metric (no cross-scale comparison): for the same original caption, is the
     meaning-preserving paraphrase scored above the meaning-changing edit? One-sided Wilcoxon
     signed-rank (greater), rank-biserial r in [-1, 1] (1: paraphrase always higher), corrected
-    across metrics x edits per dataset."""
+    across preserved kinds x edits x metrics per dataset."""
+    preserved = [preserved] if isinstance(preserved, str) else list(preserved)
     rows = []
     for dataset, group in scored.groupby("dataset", sort=False):
-        pres = group[group.perturbation == preserved].set_index("image")
-        for kind in changed:
-            chg = group[group.perturbation == kind].set_index("image")
-            both = pres.index.intersection(chg.index)
-            if len(both) < 5:
-                continue
-            for m in metrics:
-                res = wilcoxon_paired(pres.loc[both, m], chg.loc[both, m], alternative="greater")
-                rows.append({"dataset": dataset, "metric": m, "preserved": preserved, "changed": kind, **res})
+        for pkind in preserved:
+            pres = group[group.perturbation == pkind].set_index("image")
+            for kind in changed:
+                chg = group[group.perturbation == kind].set_index("image")
+                both = pres.index.intersection(chg.index)
+                if len(both) < 5:
+                    continue
+                for m in metrics:
+                    res = wilcoxon_paired(pres.loc[both, m], chg.loc[both, m], alternative="greater")
+                    rows.append({"dataset": dataset, "metric": m, "preserved": pkind, "changed": kind, **res})
     return _correct(pd.DataFrame(rows), ["dataset"])
 
 
@@ -509,23 +521,28 @@ def auc_ci(pos, neg, n_resamples: int = 1000, confidence: float = 0.95, seed: in
     return value, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def separation_auc(scored: pd.DataFrame, metrics: Sequence[str] = METRICS, preserved: str = "synonym",
-                   changed: Sequence[str] = CHANGING, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """AUC of each metric for telling the meaning-preserving paraphrase from each meaning-changing
-    edit (and from all edits pooled, ``changed='any'``), with bootstrap 95% CIs. 1 = always scores
-    the paraphrase higher, 0.5 = blind to meaning, < 0.5 = prefers the meaning-changing edit."""
+def separation_auc(scored: pd.DataFrame, metrics: Sequence[str] = METRICS,
+                   preserved: str | Sequence[str] = PRESERVING, changed: Sequence[str] = CHANGING,
+                   n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """AUC of each metric for telling a meaning-preserving paraphrase from each meaning-changing
+    edit, and from the minimal edits pooled (``changed == 'any edit'``: all but ``unrelated``), with
+    bootstrap 95% CIs. 1 = always scores the paraphrase higher, 0.5 = blind to meaning, < 0.5 =
+    prefers the meaning-changing edit."""
+    preserved = [preserved] if isinstance(preserved, str) else list(preserved)
+    pooled = [k for k in changed if k in EDITS]
     rows = []
     for dataset, group in scored.groupby("dataset", sort=False):
-        pos_frame = group[group.perturbation == preserved]
-        for kind in list(changed) + ["any"]:
-            neg_frame = group[group.perturbation.isin(changed if kind == "any" else [kind])]
-            if len(pos_frame) < 2 or len(neg_frame) < 2:
-                continue
-            for m in metrics:
-                value, lo, hi = auc_ci(pos_frame[m], neg_frame[m], n_resamples=n_resamples, seed=seed)
-                rows.append({"dataset": dataset, "metric": m, "preserved": preserved, "changed": kind,
-                             "auc": value, "ci_low": lo, "ci_high": hi, "n_preserved": len(pos_frame),
-                             "n_changed": len(neg_frame)})
+        for pkind in preserved:
+            pos_frame = group[group.perturbation == pkind]
+            for kind in list(changed) + ([ANY_EDIT] if pooled else []):
+                neg_frame = group[group.perturbation.isin(pooled if kind == ANY_EDIT else [kind])]
+                if len(pos_frame) < 2 or len(neg_frame) < 2:
+                    continue
+                for m in metrics:
+                    value, lo, hi = auc_ci(pos_frame[m], neg_frame[m], n_resamples=n_resamples, seed=seed)
+                    rows.append({"dataset": dataset, "metric": m, "preserved": pkind, "changed": kind,
+                                 "auc": value, "ci_low": lo, "ci_high": hi, "n_preserved": len(pos_frame),
+                                 "n_changed": len(neg_frame)})
     return pd.DataFrame(rows)
 
 
@@ -721,45 +738,65 @@ def fmt_ci(value, lo, hi, digits: int = 2) -> str:
     return f"{value:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def _names(frame: pd.DataFrame) -> str:
+    return ", ".join(dict.fromkeys(frame.metric)) or "none"
+
+
 def conclusions(ttest: pd.DataFrame, separation: pd.DataFrame, retention: pd.DataFrame,
                 discrimination: pd.DataFrame, alpha: float = 0.05) -> str:
     """A short written conclusion generated from the computed tables (no number typed by hand)."""
     lines = []
     sig = ttest[ttest.p_bh < alpha]
-    lines.append(f"RSDiX's test: in {len(sig)} of {len(ttest)} (dataset, metric) cases the n-gram metric's mean "
-                 f"on synonym paraphrases is significantly below S-BERT similarity's (one-sided t-test, "
-                 f"BH-corrected p < {alpha}); mean S-BERT similarity ranges "
-                 f"{ttest.sbert_mean.min():.3f}-{ttest.sbert_mean.max():.3f}, mean BLEU-4 "
-                 f"{ttest[ttest.metric == 'BLEU-4']['mean'].min():.3f}-{ttest[ttest.metric == 'BLEU-4']['mean'].max():.3f}.")
-    anyc = separation[separation.changed == "any"]
-    if not anyc.empty:
-        mean_auc = anyc.groupby("metric")["auc"].mean().sort_values(ascending=False)
-        best, worst = mean_auc.index[0], mean_auc.index[-1]
-        lines.append(f"Separation (paraphrase vs meaning-changing edits, AUC averaged over datasets): best "
-                     f"{best} {mean_auc.iloc[0]:.3f}, worst {worst} {mean_auc.iloc[-1]:.3f}; "
-                     f"S-BERT {mean_auc.get('SBERT-sim', np.nan):.3f}, BLEU-4 {mean_auc.get('BLEU-4', np.nan):.3f}.")
-        below = anyc[anyc.ci_high < 0.5]
-        if len(below):
-            lines.append(f"In {len(below)} of {len(anyc)} (dataset, metric) cases the whole 95% CI of the AUC lies "
-                         f"below 0.5: the metric scores small meaning-changing edits ABOVE the meaning-preserving "
-                         f"paraphrase ({', '.join(sorted(set(below.metric)))}).")
-        per_edit = separation[(separation.metric == "SBERT-sim") & (separation.changed != "any")]
-        if not per_edit.empty:
-            weakest = per_edit.groupby("changed")["auc"].mean().sort_values()
-            lines.append(f"S-BERT is weakest against '{weakest.index[0]}' edits (mean AUC {weakest.iloc[0]:.3f}) "
-                         f"and strongest against '{weakest.index[-1]}' ({weakest.iloc[-1]:.3f}).")
+    bleu4 = ttest[ttest.metric == "BLEU-4"]["mean"]
+    lines.append(f"RSDiX's test reproduced: in {len(sig)} of {len(ttest)} (dataset, metric) cases the metric's mean "
+                 f"on synonym paraphrases is significantly below S-BERT similarity's (one-sided t-test, BH-adjusted "
+                 f"p < {alpha}); mean S-BERT similarity {ttest.sbert_mean.min():.3f}-{ttest.sbert_mean.max():.3f}"
+                 + (f", mean BLEU-4 {bleu4.min():.3f}-{bleu4.max():.3f}" if len(bleu4) else "") + ".")
+    cider = ttest[ttest.metric == "CIDEr"]
+    if len(cider) and (cider.p > alpha).all():
+        lines.append(f"The same test calls CIDEr robust (mean {cider['mean'].min():.2f}-{cider['mean'].max():.2f} on its "
+                     "0-10 scale, never below S-BERT): a comparison of means across scales, not evidence.")
+    labels = {"synonym": "RSDiX paraphrase (30-50% of the eligible words)",
+              "synonym-1": "one-word synonym (the same edit size as the meaning-changing edits)"}
+    for pkind, label in labels.items():
+        sub = separation[(separation.preserved == pkind) & (separation.changed == ANY_EDIT)]
+        if sub.empty:
+            continue
+        mean_auc = sub.groupby("metric")["auc"].mean().sort_values(ascending=False)
+        ranking = ", ".join(f"{m} {v:.2f}" for m, v in mean_auc.items())
+        lines.append(f"Separation of the {label} from minimal meaning-changing edits, AUC averaged over datasets "
+                     f"(0.5 = blind to meaning): {ranking}.")
+        below, above = sub[sub.ci_high < 0.5], sub[sub.ci_low > 0.5]
+        lines.append(f"  95% CI above 0.5 in {len(above)} of {len(sub)} (dataset, metric) cases ({_names(above)}); "
+                     f"entirely below 0.5, i.e. the edit scored higher than the paraphrase, in {len(below)} "
+                     f"({_names(below)}).")
+    per_edit = separation[(separation.metric == REFERENCE_METRIC) & separation.changed.isin(EDITS)
+                          & (separation.preserved == "synonym-1")]
+    if not per_edit.empty:
+        weakest = per_edit.groupby("changed")["auc"].mean().sort_values()
+        lines.append(f"S-BERT (one-word synonym vs one-word edit) is weakest against '{weakest.index[0]}' edits "
+                     f"(mean AUC {weakest.iloc[0]:.2f}) and strongest against '{weakest.index[-1]}' "
+                     f"({weakest.iloc[-1]:.2f}).")
+    anyc = separation[(separation.changed == ANY_EDIT) & (separation.preserved == "synonym")]
+    if "METEOR" in set(anyc.metric):
+        meteor = anyc[anyc.metric == "METEOR"]["auc"].mean()
+        others = anyc[anyc.metric.isin(["BLEU-4", "ROUGE-L", "CIDEr"])]["auc"].mean()
+        if meteor > others:
+            lines.append(f"METEOR separates far better ({meteor:.2f}) than BLEU-4/ROUGE-L/CIDEr ({others:.2f}), but it "
+                         "matches WordNet synonyms itself, so WordNet paraphrases are invisible to it by construction: "
+                         "not evidence of robustness to rewording in general.")
     syn = retention[retention.perturbation == "synonym"]
     if not syn.empty:
-        r = syn.groupby("metric")["retention"].mean()
-        lines.append(f"Normalised retention under synonym paraphrase (1 = like the caption itself, 0 = like an "
-                     f"unrelated caption): S-BERT {r.get('SBERT-sim', np.nan):.2f}, BLEU-4 {r.get('BLEU-4', np.nan):.2f}, "
-                     f"METEOR {r.get('METEOR', np.nan):.2f}, CIDEr {r.get('CIDEr', np.nan):.2f}.")
+        r = syn.groupby("metric")["retention"].mean().sort_values(ascending=False)
+        lines.append("Retention under the RSDiX paraphrase (1 = scored like the caption itself, 0 = like an unrelated "
+                     "caption): " + ", ".join(f"{m} {v:.2f}" for m, v in r.items()) + ".")
     if not discrimination.empty:
         for mode, group in discrimination.groupby("distractors", sort=False):
             a = group.groupby("metric")["auc"].mean().sort_values(ascending=False)
-            lines.append(f"Discrimination ({mode} distractors): mean AUC of own-image references over others' is "
-                         f"highest for {a.index[0]} ({a.iloc[0]:.3f}) and lowest for {a.index[-1]} ({a.iloc[-1]:.3f}).")
-    return "\n".join(f"- {line}" for line in lines)
+            lines.append(f"Discrimination with {mode} distractors (own image's references vs others', mean AUC over "
+                         f"datasets): " + ", ".join(f"{m} {v:.2f}" for m, v in a.items())
+                         + f"; spread {a.iloc[0] - a.iloc[-1]:.2f}.")
+    return "\n".join(f"- {line}" if not line.startswith("  ") else f"  - {line.strip()}" for line in lines)
 
 
 def to_results(separation: pd.DataFrame, discrimination: pd.DataFrame, ttest: pd.DataFrame,
@@ -769,7 +806,7 @@ def to_results(separation: pd.DataFrame, discrimination: pd.DataFrame, ttest: pd
     rows = []
     for r in separation.itertuples():
         rows.append(Result(model=r.metric, dataset=DATASET_NAMES.get(r.dataset, r.dataset),
-                           task=f"metric-separation-{r.changed}", metric="AUC", value=r.auc, seed=seed, split="all",
+                           task=f"metric-separation-{r.preserved}-vs-{r.changed.replace(' ', '-')}", metric="AUC", value=r.auc, seed=seed, split="all",
                            n=int(r.n_preserved + r.n_changed), ci_low=r.ci_low, ci_high=r.ci_high, profile=profile,
                            note=f"{r.preserved} vs {r.changed}"))
     for r in discrimination.itertuples():

@@ -121,6 +121,15 @@ def test_synonym_replaces_30_to_50_percent_of_eligible_words_with_wordnet_synony
 
 
 @needs_wordnet
+def test_one_word_synonym_changes_exactly_one_word(wn_perturber):
+    text = "large buildings and green trees surround the bright playground"
+    for seed in range(10):
+        out = wn_perturber.apply("synonym-1", text, np.random.default_rng(seed))
+        if len(out.split()) == len(text.split()):
+            assert len(_diff(text, out)) == 1
+
+
+@needs_wordnet
 def test_synonym_is_deterministic_given_seed(wn_perturber):
     a = wn_perturber.synonym(SENTENCE, np.random.default_rng(7))
     b = wn_perturber.synonym(SENTENCE, np.random.default_rng(7))
@@ -182,14 +191,17 @@ def test_ttest_and_corrections_against_scipy():
 
 def test_separation_retention_and_paired_directions():
     scored = _toy_scored()
-    sep = st.separation_auc(scored, metrics=("A", "B"), changed=("swap-class", "unrelated"), n_resamples=200)
-    a = sep[(sep.metric == "A") & (sep.changed == "any")].iloc[0]
-    b = sep[(sep.metric == "B") & (sep.changed == "any")].iloc[0]
+    sep = st.separation_auc(scored, metrics=("A", "B"), preserved="synonym", changed=("swap-class", "unrelated"),
+                            n_resamples=200)
+    assert set(sep.changed) == {"swap-class", "unrelated", st.ANY_EDIT}
+    a = sep[(sep.metric == "A") & (sep.changed == st.ANY_EDIT)].iloc[0]
+    b = sep[(sep.metric == "B") & (sep.changed == st.ANY_EDIT)].iloc[0]
+    assert a.n_changed == 30  # 'any edit' pools the minimal edits, not the unrelated captions
     assert a.auc == 1.0 and b.auc < 0.01  # A ranks the paraphrase above the edits, B the reverse
     ret = st.normalised_retention(scored, metrics=("A",)).set_index("perturbation")["retention"]
     assert ret["identity"] == pytest.approx(1.0) and ret["unrelated"] == pytest.approx(0.0)
     assert 0.7 < ret["synonym"] < 0.8
-    paired = st.paired_preserved_vs_changed(scored, metrics=("A", "B"), changed=("swap-class",))
+    paired = st.paired_preserved_vs_changed(scored, metrics=("A", "B"), preserved="synonym", changed=("swap-class",))
     assert paired.set_index("metric").loc["A", "rank_biserial"] == 1.0
     assert paired.set_index("metric").loc["B", "p"] > 0.99
 
