@@ -529,9 +529,10 @@ def assign_splits(records: Sequence[CaptionRecord], groups: dict[str, str] | Non
     """Give every record a split so that all records of a group share it.
 
     ``groups`` maps filename -> group (scene, spatial block, location); default: the scene from
-    the file name (:func:`scene_of`). Groups are shuffled with ``seed`` and each goes to the split
-    furthest below its target share of images, so shares approach ``fractions`` as closely as
-    whole groups allow. Returns new records (the input is not modified).
+    the file name (:func:`scene_of`). Groups go, largest first (ties in an order shuffled with
+    ``seed``), to the split that brings the image counts closest (least squares) to
+    ``fractions``, so shares approach ``fractions`` as closely as whole groups allow. Returns new
+    records (the input is not modified).
     """
     if len(fractions) != len(names) or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
         raise ValueError(f"fractions must be {len(names)} non-negative numbers summing to 1, got {fractions}")
@@ -542,12 +543,17 @@ def assign_splits(records: Sequence[CaptionRecord], groups: dict[str, str] | Non
     sizes = Counter(group_of.values())
     order = sorted(sizes)
     random.Random(seed).shuffle(order)
+    order.sort(key=lambda g: -sizes[g])           # largest groups first; ties in seeded order
     total = sum(sizes.values())
+    target = {n: f * total for n, f in zip(names, fractions)}
     assigned = dict.fromkeys(names, 0)
     split_of = {}
+
+    def error(n, size):   # squared distance to the target counts after putting ``size`` into ``n``
+        return sum((assigned[m] + (size if m == n else 0) - target[m]) ** 2 for m in names)
+
     for g in order:
-        target = {n: f * total - assigned[n] for n, f in zip(names, fractions)}
-        best = max(names, key=lambda n: (target[n], -names.index(n)))
+        best = min(names, key=lambda n: (error(n, sizes[g]), names.index(n)))
         split_of[g] = best
         assigned[best] += sizes[g]
     return [CaptionRecord(r.filename, split_of[group_of[r.filename]], list(r.captions), list(r.langs),
@@ -598,19 +604,28 @@ COMPARISON_FILES = {
 def caption_corpora(data_root=None, names: Sequence[str] | None = None,
                     s2lcd_root: str | os.PathLike | None = None) -> dict[str, list[list[str]]]:
     """Captions per image of the comparison datasets found under the data root (and S2LCD's,
-    when its ``dataset_s2lcd.json`` is found); absent files are left out."""
+    when its ``dataset_s2lcd.json`` is found); absent files are left out. Empty captions (RSITMD
+    has some) are dropped with a warning that names the file and counts them."""
+    import warnings
+
     from rsdix.paths import data_root as resolve
 
     root = resolve(data_root)
-    corpora = {}
-    for name, rel in COMPARISON_FILES.items():
-        if names is not None and name not in names:
-            continue
-        if (root / rel).exists():
-            corpora[name] = [r.captions for r in read_karpathy(root / rel)]
+    files = {n: root / rel for n, rel in COMPARISON_FILES.items()}
     s2 = find_s2lcd(s2lcd_root or root / "s2lcd", required=False)
-    if s2 is not None and (names is None or "S2LCD" in names):
-        corpora["S2LCD"] = [r.captions for r in read_karpathy(s2)]
+    if s2 is not None:
+        files["S2LCD"] = s2
+    corpora = {}
+    for name, path in files.items():
+        if (names is not None and name not in names) or not path.exists():
+            continue
+        caps = [r.captions for r in read_karpathy(path, allow_empty=True)]
+        empty = sum(1 for c in caps for x in c if not x)
+        if empty:
+            gone = sum(1 for c in caps if not any(c))
+            warnings.warn(f"{path}: dropped {empty} empty caption(s) from the statistics "
+                          f"({gone} image(s) had no caption left and are left out)")
+        corpora[name] = [[x for x in c if x] for c in caps if any(c)]
     return corpora
 
 
