@@ -4,7 +4,9 @@ A *scene* here is one Sentinel-2 acquisition read from either
 
 * a folder with one GeoTIFF (or JP2) per band, named with the band somewhere in the file
   name (``B02.tif``, ``T32UPC_20220615T101559_B04_10m.jp2``, ``sentinel.dolomites.b4.tif``,
-  ``..._B8A.tif``; ``SCL`` for the Level-2A scene classification), or
+  ``..._B8A.tif``; ``SCL`` for the Level-2A scene classification), or a ``.SAFE`` product
+  folder (its ``GRANULE/<id>/IMG_DATA``; for L2A each band from the finest of ``R10m``,
+  ``R20m``, ``R60m`` that has it), or
 * one multi-band GeoTIFF (band names from its band descriptions, or ``band_order``, or the
   product order ``B01..B08, B8A, B09..B12`` for 13 (L1C) and 12 (L2A, no B10) bands).
 
@@ -85,6 +87,18 @@ def band_name(text: str) -> str | None:
     return f"B{int(raw[1:]):02d}"
 
 
+def band_dirs(folder: Path) -> list[Path]:
+    """Folders holding a scene's band files: the folder itself, or for a ``.SAFE`` product its
+    ``GRANULE/<id>/IMG_DATA`` (L1C) or ``IMG_DATA/R10m, R20m, R60m`` (L2A, finest first)."""
+    granules = sorted(folder.glob("GRANULE/*/IMG_DATA"))
+    if len(granules) > 1:
+        raise DataError(folder, f"{len(granules)} granules in this product; pass one GRANULE/<id>/IMG_DATA folder")
+    if granules:
+        folder = granules[0]
+    subs = [folder / r for r in ("R10m", "R20m", "R60m") if (folder / r).is_dir()]
+    return subs or [folder]
+
+
 def find_band_files(folder: str | os.PathLike, bands: Sequence[str] | None = None) -> dict[str, Path]:
     """Map band name -> file for a folder with one raster per band.
 
@@ -95,15 +109,19 @@ def find_band_files(folder: str | os.PathLike, bands: Sequence[str] | None = Non
     if not folder.is_dir():
         raise DataError(folder, "band folder not found")
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in _RASTER_EXTS or path.name.startswith("."):
-            continue
-        name = band_name(path.name)
-        if name is None:
-            continue
-        if name in found:
-            raise DataError(folder, f"two files for band {name}: {found[name].name} and {path.name}")
-        found[name] = path
+    for sub in band_dirs(folder):
+        here: dict[str, Path] = {}
+        for path in sorted(sub.iterdir()):
+            if path.suffix.lower() not in _RASTER_EXTS or path.name.startswith("."):
+                continue
+            name = band_name(path.name)
+            if name is None:
+                continue
+            if name in here:
+                raise DataError(sub, f"two files for band {name}: {here[name].name} and {path.name}")
+            here[name] = path
+        for name, path in here.items():
+            found.setdefault(name, path)   # SAFE L2A: the finest resolution folder first
     if bands is not None:
         missing = [b for b in bands if b not in found]
         if missing:

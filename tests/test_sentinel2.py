@@ -184,3 +184,27 @@ def test_real_l2a_with_scl(data_root):
     assert scene.scl is not None and scene.scl.shape == scene.shape
     # SCL is at 200 m, bands at 100 m: nearest neighbour keeps class codes
     assert set(np.unique(scene.scl)) <= set(range(12))
+
+
+def test_safe_l2a_layout(tmp_path):
+    """A .SAFE L2A product: bands from the finest R10m/R20m/R60m folder, offset from its MTD."""
+    safe = tmp_path / "S2B_MSIL2A_20220701T101559_N0400_R065_T32TPS_20220701T130159.SAFE"
+    img = safe / "GRANULE" / "L2A_T32TPS_A000001_20220701T101559" / "IMG_DATA"
+    for res, bands in (("R10m", ("B02", "B03", "B04", "TCI")), ("R20m", ("B02", "B05", "SCL")), ("R60m", ("B01", "B02"))):
+        (img / res).mkdir(parents=True)
+        px = 8 * 10 // int(res[1:3])
+        for b in bands:
+            value = {"R10m": 1100, "R20m": 1200, "R60m": 1300}[res]
+            arr = np.full((px, px), 4 if b == "SCL" else value, np.uint8 if b == "SCL" else np.uint16)
+            write_band(img / res / f"T32TPS_20220701T101559_{b}_{res[1:]}.jp2.tif", arr, res=float(res[1:3]))
+    (safe / "MTD_MSIL2A.xml").write_text(
+        "<n1:Level-2A_User_Product xmlns:n1='x'><BOA_QUANTIFICATION_VALUE>10000</BOA_QUANTIFICATION_VALUE>"
+        "<BOA_ADD_OFFSET band_id='1'>-1000</BOA_ADD_OFFSET><PROCESSING_BASELINE>04.00</PROCESSING_BASELINE>"
+        "<PROCESSING_LEVEL>Level-2A</PROCESSING_LEVEL></n1:Level-2A_User_Product>")
+    files = find_band_files(safe, ("B01", "B02", "B05"))
+    assert files["B02"].parent.name == "R10m" and files["B05"].parent.name == "R20m" and files["B01"].parent.name == "R60m"
+    scene = read_scene(safe, bands=("B02", "B05"))
+    assert scene.shape == (8, 8) and scene.scl is not None
+    assert scene.name.startswith("S2B_MSIL2A_20220701T101559_N0400")
+    np.testing.assert_allclose(scene.band("B02"), 0.01)                       # (1100 - 1000) / 10000
+    np.testing.assert_allclose(scene.band("B05"), 0.02)
