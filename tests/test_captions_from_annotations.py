@@ -243,6 +243,8 @@ def test_mask_to_boxes_components_and_min_area():
     assert Box("car", 2, 12, 7, 15) in four and Box("car", 7, 15, 8, 16) in four
     assert Box("building", 28, 0, 30, 2) in four
     assert mask_to_boxes(toy_mask(), {1: "building", 2: None}, min_area=10) == boxes[:2]  # class skipped
+    touching = np.array([[1, 1, 2, 2]] * 4)  # two indices with one name are one object
+    assert mask_to_boxes(touching, {1: "cloud", 2: "cloud"}, min_area=1) == [Box("cloud", 0, 0, 4, 4)]
     with pytest.raises(DataError, match=r"tile_7\.png.*unknown class index \[2\]"):
         mask_to_boxes(toy_mask(), {1: "building"}, where="tile_7.png")
 
