@@ -126,9 +126,12 @@ def write_table(frame: pd.DataFrame, name: str, out_dir: str | os.PathLike,
 
 
 def summarise(results: pd.DataFrame, by=("model", "dataset", "task", "metric")) -> pd.DataFrame:
-    """Mean, std and count over seeds, with a normal-approximation 95% CI."""
+    """Mean, std and count over seeds, with a Student-t 95% CI of the mean (NaN for one seed)."""
+    from scipy import stats
+
     grouped = results.groupby(list(by))["value"]
     out = grouped.agg(["mean", "std", "count"]).reset_index()
-    half = 1.96 * out["std"].fillna(0.0) / out["count"].clip(lower=1) ** 0.5
+    tcrit = stats.t.ppf(0.975, (out["count"] - 1).clip(lower=1))
+    half = tcrit * out["std"] / out["count"].clip(lower=1) ** 0.5
     out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
     return out
