@@ -120,8 +120,14 @@ def write_table(frame: pd.DataFrame, name: str, out_dir: str | os.PathLike,
     csv_path, md_path = out_dir / f"{name}.csv", out_dir / f"{name}.md"
     with atomic_path(csv_path) as tmp:
         frame.to_csv(tmp, index=False)
+    shown = frame.copy()
+    for col in shown.columns:   # integer counts stored as floats (NaN elsewhere) print as integers
+        values = shown[col]
+        if values.dtype.kind == "f" and values.notna().any() and (values.dropna() % 1 == 0).all() \
+                and values.abs().max() < 1e12:
+            shown[col] = values.astype("Int64")
     with atomic_path(md_path) as tmp:
-        tmp.write_text(frame.to_markdown(index=False, floatfmt=floatfmt) + "\n")
+        tmp.write_text(shown.to_markdown(index=False, floatfmt=floatfmt) + "\n")
     return csv_path, md_path
 
 
