@@ -20,7 +20,9 @@ from scratch, with a word-level (or BPE) tokenizer trained on the training capti
 The image encoder is frozen by default; then image embeddings are computed once and cached
 (:func:`image_embeddings`), and training only runs the mapper and decoder. With
 ``freeze_encoder=False`` the CLIP vision tower is part of :class:`ClipCap` (``encoder``) and
-is trained with its own learning rate (see :mod:`rsdix.caption_train`).
+is trained with its own learning rate. Training is :func:`rsdix.train.fit` (the loop every rsdix
+model shares: checkpoints, exact resume, NaN guard, progress bar) with :class:`CaptionObjective`;
+:func:`train_captioner` wires it up, :func:`caption_images` decodes a test split.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rsdix.errors import ConfigError, DataError, OfflineError
+from rsdix.train import LoopConfig
 
 GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "distilgpt2")
 MAPPERS = ("mlp", "transformer")
@@ -444,50 +447,67 @@ def image_embeddings(bundle, records, image_dir: str | os.PathLike, batch_size: 
 
 
 # ----------------------------------------------------------------------------------------------
-# caption-token datasets
+# training data
 # ----------------------------------------------------------------------------------------------
-class CaptionTokens(torch.utils.data.Dataset):
-    """Training pairs (image index, caption tokens) over every caption of every record.
+class CaptionTrainSet(torch.utils.data.Dataset):
+    """Training items ``(image, caption tokens)`` for :func:`rsdix.train.fit`.
 
-    ``sources`` is an image source per record: a row of a precomputed embedding tensor
-    (frozen encoder) or a transform of the image file (trained encoder); see :func:`collate`.
+    ``image`` is the record's index (frozen encoder: a row of the cached embeddings, looked up
+    by :class:`CaptionCollate`) or, with ``load_image(index) -> tensor``, the transformed image
+    (trained encoder). ``all_captions=True``: one item per (image, caption) pair; ``False``: one
+    item per image with one of its captions drawn at random (seeded per sample by ``fit``).
+    Every caption is tokenized up front, so an empty one fails here, naming its file and image.
     """
 
-    def __init__(self, records, tokenizer, max_tokens: int = 40, source: str = "captions"):
+    def __init__(self, records, tokenizer, max_tokens: int = 40, source: str = "captions",
+                 load_image: Callable | None = None, all_captions: bool = True):
+        import random
+
+        self._random = random
         self.records = list(records)
-        self.pairs, captions, where = [], [], []
+        self.load_image, self.all_captions = load_image, all_captions
+        captions, where, self.owner = [], [], []
         for i, rec in enumerate(self.records):
+            if not rec.captions:
+                raise DataError(f"{source} ({rec.filename})", "image has no captions")
             for j, caption in enumerate(rec.captions):
-                self.pairs.append(i)
                 captions.append(caption)
                 where.append(f"{source} ({rec.filename}) sentences[{j}]")
-        self.tokens = tokenize_captions(captions, tokenizer, max_tokens, where)
-        self.pad_id = tokenizer.pad_token_id
+                self.owner.append(i)
+        tokens = tokenize_captions(captions, tokenizer, max_tokens, where)
+        self.tokens: list[list[list[int]]] = [[] for _ in self.records]
+        for i, t in zip(self.owner, tokens):
+            self.tokens[i].append(t)
+        self.pairs = [(i, j) for i, toks in enumerate(self.tokens) for j in range(len(toks))]
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.pairs) if self.all_captions else len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[int, list[int]]:
-        return self.pairs[index], self.tokens[index]
-
-
-class EmbeddingCollate:
-    """Batches of ``(image indices, input_ids, attention_mask)`` -> model inputs.
-
-    ``embeds`` given: the image indices select rows of the cached embeddings. Otherwise
-    ``image_loader(index) -> tensor`` loads and transforms images (trained encoder)."""
-
-    def __init__(self, pad_id: int, embeds: torch.Tensor | None = None, image_loader: Callable | None = None):
-        self.pad_id, self.embeds, self.image_loader = pad_id, embeds, image_loader
-
-    def __call__(self, batch):
-        index = torch.tensor([b[0] for b in batch], dtype=torch.long)
-        ids, mask = pad_tokens([b[1] for b in batch], self.pad_id)
-        out = {"input_ids": ids, "attention_mask": mask}
-        if self.embeds is not None:
-            out["embeds"] = self.embeds[index]
+    def __getitem__(self, index: int):
+        if self.all_captions:
+            i, j = self.pairs[index]
         else:
-            out["images"] = torch.stack([self.image_loader(int(i)) for i in index])
+            i = index
+            j = self._random.randrange(len(self.tokens[i]))
+        image = self.load_image(i) if self.load_image is not None else i
+        return image, self.tokens[i][j]
+
+
+class CaptionCollate:
+    """``[(image or index, tokens)]`` -> ``{"embeds" | "images", "input_ids", "attention_mask"}``."""
+
+    def __init__(self, pad_id: int, embeds: torch.Tensor | None = None):
+        self.pad_id, self.embeds = pad_id, embeds
+
+    def __call__(self, items):
+        ids, mask = pad_tokens([it[1] for it in items], self.pad_id)
+        out = {"input_ids": ids, "attention_mask": mask}
+        if torch.is_tensor(items[0][0]):
+            out["images"] = torch.stack([it[0] for it in items])
+        else:
+            if self.embeds is None:
+                raise ConfigError("CaptionCollate needs the cached embeddings for index items")
+            out["embeds"] = self.embeds[torch.tensor([it[0] for it in items], dtype=torch.long)]
         return out
 
 
@@ -543,3 +563,189 @@ def load_captioner(path: str | os.PathLike, device: str = "cpu") -> ClipCap:
                                  f"unexpected {unexpected[:3]}")
     captioner.decoder.tie_weights()
     return captioner.to(device).eval()
+
+
+# ----------------------------------------------------------------------------------------------
+# training (the generic loop of rsdix.train with a caption objective)
+# ----------------------------------------------------------------------------------------------
+def _loop_config() -> LoopConfig:
+    return LoopConfig(lr=2e-3, warmup_steps=50, weight_decay=0.01, log_every=20, ckpt_every=0)
+
+
+@dataclass
+class DecodeConfig:
+    method: str = "beam"            # greedy | beam | nucleus
+    beam_size: int = 5
+    top_p: float = 0.9
+    temperature: float = 1.0
+    max_len: int = 30
+    batch_size: int = 64
+
+
+@dataclass
+class CaptionTrainConfig:
+    """How a captioner is trained; ``loop`` is :class:`rsdix.train.LoopConfig` (its ``steps``
+    is set from ``epochs`` when ``epochs > 0``)."""
+    model: CaptionerConfig = field(default_factory=CaptionerConfig)
+    loop: LoopConfig = field(default_factory=_loop_config)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    epochs: float = 10.0            # passes over the training items; 0: use loop.steps
+    freeze_encoder: bool = True     # True: cached embeddings, only mapper + decoder train
+    encoder_lr_mult: float = 0.1    # trained encoder: its lr = loop.lr * encoder_lr_mult
+    augment: str = "none"           # trained encoder: rs | openclip | none (rsdix.data.transforms)
+    all_captions: bool = True       # every (image, caption) pair per epoch, else one random caption per image
+    embed_batch_size: int = 64
+
+
+class CaptionObjective(nn.Module):
+    """Cross-entropy on caption tokens (see :func:`caption_loss`), for :func:`rsdix.train.fit`."""
+    needs_teacher = False
+
+    def forward(self, batch, student, teacher=None):
+        out = student(embeds=batch.get("embeds"), images=batch.get("images"), input_ids=batch["input_ids"],
+                      attention_mask=batch["attention_mask"])
+        return {"loss": out.loss}
+
+
+@dataclass
+class TrainedCaptioner:
+    captioner: ClipCap
+    bundle: object                  # the encoder's ModelBundle (its vision tower trained when unfrozen)
+    history: list
+    seconds: float
+    run_dir: Path
+    embed_seconds: float = 0.0
+
+
+def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionTrainConfig,
+                    run_dir: str | os.PathLike, resume: bool = True, cache: str | os.PathLike | None = None,
+                    seed: int = 0, source: str = "captions", device: str | None = None,
+                    callbacks: Sequence[Callable] = ()) -> TrainedCaptioner:
+    """Train a CLIPCap captioner on ``records`` (train split) with the encoder of ``bundle``.
+
+    Writes ``run_dir/checkpoint.pt`` + ``train_log.csv`` (the generic loop), ``run_dir/tokenizer``
+    (fixed at the first run, reused on resume) and, at the end, ``run_dir/captioner`` (and
+    ``run_dir/encoder`` when the encoder was trained). ``resume=True`` continues an interrupted
+    run; a finished run is loaded back without training.
+    """
+    import dataclasses
+    import math
+    import time
+
+    from rsdix.train import fit
+    from rsdix.utils import seed_everything
+
+    run_dir = Path(run_dir)
+    records = list(records)
+    if not records:
+        raise DataError(source, "no training images")
+    for rec in records:  # before anything is trained on them
+        for j, caption in enumerate(rec.captions):
+            if caption is None or not str(caption).strip():
+                raise DataError(f"{source} ({rec.filename}) sentences[{j}]", "empty caption in the training data")
+    seed_everything(seed)
+    tok_dir = run_dir / "tokenizer"
+    if resume and tok_dir.exists():
+        tokenizer = load_tokenizer(str(tok_dir))
+    else:
+        tokenizer = load_tokenizer(cfg.model.tokenizer, [c for r in records for c in r.captions],
+                                   cfg.model.tokenizer_vocab)
+        tokenizer.save_pretrained(str(tok_dir))
+    encoder = None if cfg.freeze_encoder else bundle.model.visual
+    captioner = build_captioner(cfg.model, bundle.embed_dim, tokenizer=tokenizer, encoder=encoder)
+
+    t0 = time.perf_counter()
+    embeds, load = None, None
+    if cfg.freeze_encoder:
+        embeds = image_embeddings(bundle, records, image_dir, cfg.embed_batch_size, cache=cache,
+                                  desc="train image embeddings")
+        check_embed_dim(captioner, embeds.shape[1], f"encoder {bundle.name!r}")
+    else:
+        from rsdix.data.captions import CaptionDataset
+        from rsdix.data.transforms import bundle_train_transform
+
+        images = CaptionDataset(records, image_dir, transform=bundle_train_transform(bundle, cfg.augment),
+                                mode="eval", source=source)
+        load = images.__getitem__
+    embed_seconds = time.perf_counter() - t0
+
+    dataset = CaptionTrainSet(records, tokenizer, cfg.model.max_caption_tokens, source, load, cfg.all_captions)
+    loop = cfg.loop
+    if cfg.epochs > 0:
+        loop = dataclasses.replace(loop, steps=max(1, math.ceil(cfg.epochs * len(dataset) / loop.batch_size)))
+    if not cfg.freeze_encoder:
+        loop = dataclasses.replace(loop, lr_mult={"encoder.": cfg.encoder_lr_mult, **loop.lr_mult})
+    loop = dataclasses.replace(loop, seed=seed)
+    if device == "cpu":
+        loop = dataclasses.replace(loop, cpu=True)
+    result = fit(captioner, CaptionObjective(), dataset, loop, collate_fn=CaptionCollate(tokenizer.pad_token_id, embeds),
+                 run_dir=run_dir, resume=resume, desc=f"captioner {run_dir.name}", callbacks=callbacks,
+                 config_snapshot={"caption": asdict(cfg), "encoder": bundle.name, "seed": seed})
+    captioner = result.model.cpu().eval()
+    save_captioner(captioner, run_dir / "captioner", extra={"encoder": str(bundle.pretrained or bundle.name),
+                                                            "frozen_encoder": cfg.freeze_encoder, "seed": seed})
+    if not cfg.freeze_encoder:
+        from rsdix.models import save_model
+
+        save_model(bundle, run_dir / "encoder", extra={"trained_with": "captioning"})
+    return TrainedCaptioner(captioner, bundle, result.history, result.seconds, run_dir, embed_seconds)
+
+
+def caption_images(trained: TrainedCaptioner, records, image_dir: str | os.PathLike, decode: DecodeConfig,
+                   cache: str | os.PathLike | None = None, seed: int = 0) -> list[str]:
+    """Generated captions for ``records`` (embeddings from the captioner's encoder, cached)."""
+    embeds = image_embeddings(trained.bundle, records, image_dir, decode.batch_size, cache=cache,
+                              desc="test image embeddings")
+    return generate_captions(trained.captioner, embeds, decode.method, decode.beam_size, decode.top_p,
+                             decode.temperature, decode.max_len, decode.batch_size, seed)
+
+
+# ----------------------------------------------------------------------------------------------
+# the notebook's experiment (one YAML per profile: rsdix/configs/captioning/<profile>.yaml)
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class CaptioningExperiment:
+    """Which captioners notebook 04 trains and on what.
+
+    ``encoders``: notebook-03 run names (folders under ``RunDirs(profile).models``) whose encoder
+    is used frozen; ``unfrozen``: those also trained end to end; ``fallback_encoder``: a preset used
+    (frozen and, when ``unfrozen`` is not empty, unfrozen) when none of the named runs exists.
+    """
+    datasets: list = field(default_factory=lambda: ["ucm_captions"])   # rsdix.data.registry names
+    train_split: str = "train"
+    test_split: str = "test"
+    limit_train: int = 0            # >0: first N training images (smoke profile)
+    limit_test: int = 0
+    encoders: list = field(default_factory=lambda: ["infonce_s0", "rsdix_s0"])
+    unfrozen: list = field(default_factory=lambda: ["rsdix_s0"])
+    fallback_encoder: str = "rsdix-small"
+    fallback_pretrained: str | None = None
+    metrics: list = field(default_factory=lambda: ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L",
+                                                   "CIDEr", "SPICE", "SBERT-sim"])
+    train: CaptionTrainConfig = field(default_factory=CaptionTrainConfig)
+    unfrozen_train: dict = field(default_factory=lambda: {"freeze_encoder": False, "all_captions": False})
+
+    def train_config(self, frozen: bool = True) -> CaptionTrainConfig:
+        """The training config of a frozen-encoder run, or with ``unfrozen_train`` applied."""
+        from rsdix.config import _deep_update, from_dict
+
+        base = asdict(self.train)
+        if not frozen:
+            base = _deep_update(base, {"freeze_encoder": False, **self.unfrozen_train})
+        return from_dict(CaptionTrainConfig, base, "captioning experiment")
+
+
+def load_experiment(profile: str, **overrides) -> CaptioningExperiment:
+    from rsdix.config import CONFIG_DIR, load_config
+
+    return load_config(CaptioningExperiment, CONFIG_DIR / "captioning" / f"{profile}.yaml", **overrides)
+
+
+def encoder_runs(models_dir: str | os.PathLike, names: Sequence[str]) -> dict[str, Path]:
+    """The named notebook-03 model folders that exist (open_clip local-dir folders)."""
+    found = {}
+    for name in names:
+        path = Path(models_dir) / name
+        if (path / "open_clip_config.json").exists():
+            found[name] = path
+    return found
