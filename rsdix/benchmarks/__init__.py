@@ -1,0 +1,1 @@
+"""Benchmarks: each module has ``run(quick: bool) -> list[dict]``."""
