@@ -299,3 +299,17 @@ def test_study_configs_load():
         cfg = st.load_study_config(profile)
         assert cfg.min_frac == 0.3 and cfg.max_frac == 0.5
     assert st.load_study_config("smoke").n_images < st.load_study_config("cpu").n_images
+
+
+def test_results_rows_are_headline_only():
+    scored = _toy_scored()
+    sep = st.separation_auc(scored, metrics=("A",), preserved="synonym", changed=("swap-class", "unrelated"),
+                            n_resamples=50)
+    disc = pd.DataFrame([{"dataset": "toy", "distractors": "random", "metric": "A", "n_queries": 10, "k": 4,
+                          "auc": 0.9, "auc_low": 0.8, "auc_high": 1.0, "accuracy": 0.7, "acc_low": 0.5,
+                          "acc_high": 0.9}])
+    rows = st.to_results(sep, disc, seed=0, profile="smoke")
+    assert [(r.task, r.value) for r in rows] == [
+        ("metric-separation-synonym", sep[sep.changed == st.ANY_EDIT].auc.iloc[0]),
+        ("metric-discrimination-random", 0.9)]
+    assert all(r.ci_low <= r.value <= r.ci_high for r in rows)
