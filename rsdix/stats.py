@@ -905,7 +905,7 @@ def plot_correlation(corr: pd.DataFrame, dataset: str = "all", path=None):
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     sns.heatmap(mat, annot=True, fmt=".2f", cmap="vlag", vmin=-1, vmax=1, square=True, ax=ax,
                 cbar_kws={"label": "Spearman rho"})
-    ax.set_title(f"Spearman correlation between metrics ({dataset}, n={int(sub.n.iloc[0])} pairs)")
+    ax.set_title(f"Spearman correlation between metrics\n({dataset}, {int(sub.n.iloc[0])} caption pairs)")
     ax.set_xlabel("")
     ax.set_ylabel("")
     fig.tight_layout()
