@@ -84,8 +84,9 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
             stamps_path.write_text(json.dumps(stamps, indent=1))
             rows.append({"notebook": nb.name, "status": "failed", "seconds": elapsed})
             _print_times(rows, time.time() - total_start)
-            raise SystemExit(f"[reproduce] FAILED: {nb.name}, cell {exc.exec_count} "
-                             f"({exc.ename}: {str(exc.evalue)[:500]}); executed copy with outputs: {target}")
+            cell_no, first_line = _failing_cell(nb, target, exc.exec_count)
+            raise SystemExit(f"[reproduce] FAILED: {nb.name}, cell {cell_no} (`{first_line}`) "
+                             f"raised {exc.ename}: {str(exc.evalue)[:500]}; executed copy with outputs: {target}")
         elapsed = time.time() - start
         stamps[nb.name] = stamp
         stamps_path.write_text(json.dumps(stamps, indent=1))
@@ -100,6 +101,22 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
     summary = write_results_summary(dirs, times)
     print(f"[reproduce] summary: {summary}")
     return times
+
+
+def _failing_cell(source_nb: Path, executed_nb: Path, exec_count) -> tuple[int | str, str]:
+    """The failing cell's 1-based position in the source notebook and its first line."""
+    try:
+        executed = json.loads(executed_nb.read_text())
+        failing = next(c for c in executed["cells"]
+                       if c["cell_type"] == "code" and c.get("execution_count") == exec_count)
+        text = "".join(failing["source"])
+        source_cells = json.loads(source_nb.read_text())["cells"]
+        for i, cell in enumerate(source_cells, start=1):
+            if "".join(cell.get("source", "")) == text:
+                return i, text.strip().splitlines()[0][:80] if text.strip() else ""
+    except (OSError, ValueError, StopIteration, KeyError):
+        pass
+    return f"#{exec_count} (execution count)", ""
 
 
 def _print_times(rows, total):
