@@ -97,7 +97,7 @@ def _coerce(hint, value, where):
             return int(value)
         except ValueError as exc:
             raise ConfigError(f"{where}: expected an integer, got {value!r}") from exc
-    if origin in (tuple,) and isinstance(value, list):
+    if (hint is tuple or origin is tuple) and isinstance(value, list):
         return tuple(value)
     return value
 

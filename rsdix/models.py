@@ -145,9 +145,10 @@ def load_model(name: str, pretrained: str | None = None, device: str | torch.dev
             model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
                 name, pretrained=pretrained, device=device, precision=precision, cache_dir=cache_dir,
                 weights_only=True, **kwargs)
-    except RuntimeError as exc:
+    except (RuntimeError, AssertionError) as exc:  # open_clip asserts on resized position embeddings
         msg = str(exc)
-        if "size mismatch" in msg or "Missing key" in msg or "Unexpected key" in msg:
+        if isinstance(exc, AssertionError) or "size mismatch" in msg or "Missing key" in msg \
+                or "Unexpected key" in msg:
             first = msg.split("\n\t")[1] if "\n\t" in msg else msg[:300]
             raise DataError(pretrained, f"checkpoint does not match architecture {name!r}: {first}") from exc
         if name.startswith("hf-hub:") or "download" in msg.lower() or "HF Hub" in msg:

@@ -120,15 +120,24 @@ def write_table(frame: pd.DataFrame, name: str, out_dir: str | os.PathLike,
     csv_path, md_path = out_dir / f"{name}.csv", out_dir / f"{name}.md"
     with atomic_path(csv_path) as tmp:
         frame.to_csv(tmp, index=False)
+    shown = frame.copy()
+    for col in shown.columns:   # integer counts stored as floats (NaN elsewhere) print as integers
+        values = shown[col]
+        if values.dtype.kind == "f" and values.notna().any() and (values.dropna() % 1 == 0).all() \
+                and values.abs().max() < 1e12:
+            shown[col] = values.astype("Int64")
     with atomic_path(md_path) as tmp:
-        tmp.write_text(frame.to_markdown(index=False, floatfmt=floatfmt) + "\n")
+        tmp.write_text(shown.to_markdown(index=False, floatfmt=floatfmt) + "\n")
     return csv_path, md_path
 
 
 def summarise(results: pd.DataFrame, by=("model", "dataset", "task", "metric")) -> pd.DataFrame:
-    """Mean, std and count over seeds, with a normal-approximation 95% CI."""
+    """Mean, std and count over seeds, with a Student-t 95% CI of the mean (NaN for one seed)."""
+    from scipy import stats
+
     grouped = results.groupby(list(by))["value"]
     out = grouped.agg(["mean", "std", "count"]).reset_index()
-    half = 1.96 * out["std"].fillna(0.0) / out["count"].clip(lower=1) ** 0.5
+    tcrit = stats.t.ppf(0.975, (out["count"] - 1).clip(lower=1))
+    half = tcrit * out["std"] / out["count"].clip(lower=1) ** 0.5
     out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
     return out

@@ -1,0 +1,58 @@
+# rsdix: the commands a user types. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+# torch for this CPU machine (pip takes these from the local wheel cache); on a GPU box
+# set TORCH_SPEC to the build that matches your CUDA, e.g. TORCH_SPEC="torch torchvision"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PROFILE ?= cpu
+DATA_ROOT ?= $(if $(RSDIX_DATA_ROOT),$(RSDIX_DATA_ROOT),$(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data))
+export RSDIX_DATA_ROOT := $(DATA_ROOT)
+export HF_HUB_DISABLE_TELEMETRY := 1
+PYTEST_ARGS ?=
+
+.PHONY: help setup test reproduce smoke lab bench clean wordnet
+
+help:
+	@echo "make setup       virtual environment ($(VENV)) with torch and every dependency, rsdix editable, WordNet"
+	@echo "make test        the test suite (real-data tests use DATA_ROOT=$(DATA_ROOT))"
+	@echo "make reproduce   run notebooks 01-06 through papermill (PROFILE=cpu|paper|smoke)"
+	@echo "make smoke       make reproduce PROFILE=smoke (minutes; what CI runs)"
+	@echo "make lab         JupyterLab on notebooks/"
+	@echo "make bench       speed benchmarks, written to figures/bench.{csv,md}"
+
+setup: $(VENV)/.rsdix-installed wordnet
+
+$(VENV)/.rsdix-installed: pyproject.toml .ci/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -c .ci/constraints.txt -e ".[offline,notebooks,dev]"
+	touch $@
+
+wordnet: $(VENV)/.rsdix-installed
+	@if [ ! -f /usr/share/wordnet/data.noun ] && [ ! -f /usr/share/wordnet/dict/data.noun ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q wordnet-base wordnet-sense-index >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q wordnet-base wordnet-sense-index >/dev/null)); \
+	  else echo "WordNet missing: run 'sudo apt-get install wordnet-base wordnet-sense-index' (needed by notebook 06)"; fi; \
+	fi
+	-$(PY) -m rsdix.wordnet install
+
+test: $(VENV)/.rsdix-installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+reproduce: $(VENV)/.rsdix-installed
+	$(PY) -m rsdix.reproduce --profile $(PROFILE) --data-root "$(DATA_ROOT)"
+
+smoke:
+	$(MAKE) reproduce PROFILE=smoke
+
+lab: $(VENV)/.rsdix-installed
+	$(PY) -m jupyter lab notebooks/
+
+bench: $(VENV)/.rsdix-installed
+	$(PY) -m rsdix.benchmarks --out figures/bench
+
+clean:
+	rm -rf runs/smoke .pytest_cache

@@ -1,0 +1,84 @@
+"""What is under the data root: counts, splits, caption statistics, class balance
+(the tables of notebook 01)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from rsdix.data.captions import read_karpathy
+from rsdix.data.check import check_dataset
+from rsdix.data.registry import CAPTIONS_ONLY, REGISTRY, available, get_info
+from rsdix.paths import data_root as resolve_root
+from rsdix.textstats import stats_table
+
+
+def overview_table(root=None, verify_images: bool = True) -> pd.DataFrame:
+    """One row per registered dataset present under the data root, checked against the registry."""
+    rows = []
+    for name in available(root):
+        info = REGISTRY[name]
+        report = check_dataset(name, root, verify_images=verify_images)
+        facts = report.facts
+        rows.append({"dataset": info.title, "registry_name": name, "kind": info.kind,
+                     "images": facts.get("images"), "expected_images": info.images,
+                     "captions": facts.get("captions"), "classes": facts.get("classes"),
+                     "splits": ", ".join(f"{k} {v}" for k, v in sorted(facts.get("splits", {}).items())),
+                     "problems": len(report.errors), "status": "OK" if report.ok else "ERRORS"})
+    return pd.DataFrame(rows)
+
+
+EMPTY_DROPPED: dict[str, int] = {}
+
+
+def caption_corpora(root=None, split: str | None = None) -> dict[str, list[list[str]]]:
+    """Captions per image of every caption corpus present (full datasets or caption-only copies).
+
+    Empty captions (RSITMD has some) are dropped for statistics, and counted in
+    ``EMPTY_DROPPED[title]`` and in a warning: never silently.
+    """
+    import warnings
+
+    base = resolve_root(root)
+    corpora = {}
+    for name, rel in CAPTIONS_ONLY.items():
+        info = get_info(name)
+        full = base / info.path / (info.annotation or "")
+        path = full if full.exists() else base / rel
+        if path.exists():
+            records = read_karpathy(path, allow_empty=True)
+            kept = [[c for c in r.captions if c.strip()] for r in records if split is None or r.split == split]
+            dropped = sum(len(r.captions) for r in records if split is None or r.split == split) - \
+                sum(len(c) for c in kept)
+            EMPTY_DROPPED[info.title] = dropped
+            if dropped:
+                warnings.warn(f"{path}: {dropped} empty caption(s) dropped for statistics")
+            corpora[info.title] = kept
+    return corpora
+
+
+def caption_statistics(root=None) -> pd.DataFrame:
+    table = stats_table(caption_corpora(root))
+    table["empty_captions_dropped"] = table["dataset"].map(EMPTY_DROPPED).fillna(0).astype(int)
+    return table
+
+
+def class_balance(root=None) -> pd.DataFrame:
+    """Images per class of every classification set present."""
+    from rsdix.data.registry import load_dataset
+
+    rows = []
+    for name in available(root):
+        info = REGISTRY[name]
+        if info.kind != "classification":
+            continue
+        ds = load_dataset(name, root)
+        counts = pd.Series(ds.labels).value_counts().sort_index()
+        for label, n in counts.items():
+            rows.append({"dataset": f"{info.title} ({name})", "class": ds.classes[label],
+                         "class_name": ds.class_names[label], "images": int(n)})
+    return pd.DataFrame(rows)
+
+
+def split_of(path: Path) -> str:  # pragma: no cover - tiny helper for notebooks
+    return path.parent.name

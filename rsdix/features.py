@@ -1,0 +1,203 @@
+"""Frozen image and text features, encoded once and cached.
+
+    cache = FeatureCache(dirs.run / "features")
+    img = encode_images(bundle, dataset, cache, dataset_name="WHU-RS19", split="all")
+    txt = encode_texts(bundle, ["a photo of a beach"], cache)
+
+Features are L2-normalised float32 tensors. The cache key is
+``(model fingerprint, dataset name, split, file list, transform)`` for images and
+``(model fingerprint, texts)`` for texts, so every image is encoded once per model across all
+tasks of a run (and across runs: entries live on disk). ``cache.stats`` counts hits, misses
+and the number of images/texts actually pushed through the model.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from rsdix.errors import DataError
+from rsdix.utils import progress, stable_hash, torch_save_atomic
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    images_encoded: int = 0
+    texts_encoded: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+@dataclass
+class FeatureCache:
+    """Feature tensors keyed by a hash, in memory and (when ``folder`` is set) on disk."""
+    folder: str | os.PathLike | None = None
+    stats: CacheStats = field(default_factory=CacheStats)
+
+    def __post_init__(self):
+        self._memory: dict[str, torch.Tensor] = {}
+        self._fingerprints: dict[int, tuple[int, str]] = {}
+        if self.folder is not None:
+            self.folder = Path(self.folder)
+            self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path | None:
+        return None if self.folder is None else Path(self.folder) / f"{key}.pt"
+
+    def get(self, key: str) -> torch.Tensor | None:
+        if key in self._memory:
+            self.stats.hits += 1
+            return self._memory[key]
+        path = self._path(key)
+        if path is not None and path.exists():
+            try:
+                entry = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # noqa: BLE001 - a torn or foreign file: re-encode, say so
+                raise DataError(path, f"unreadable feature-cache entry ({exc.__class__.__name__}); "
+                                      f"delete it to re-encode") from exc
+            self._memory[key] = entry["features"]
+            self.stats.hits += 1
+            return entry["features"]
+        self.stats.misses += 1
+        return None
+
+    def put(self, key: str, features: torch.Tensor, meta: dict | None = None) -> None:
+        self._memory[key] = features
+        path = self._path(key)
+        if path is not None:
+            torch_save_atomic({"features": features, "meta": meta or {}}, path)
+
+    def fingerprint(self, bundle) -> str:
+        """The bundle's weight checksum, computed once per model object and parameter version."""
+        model = bundle.model
+        version = sum(p._version for p in model.parameters())
+        cached = self._fingerprints.get(id(model))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        fp = bundle.fingerprint()
+        self._fingerprints[id(model)] = (version, fp)
+        return fp
+
+
+def _transform_id(transform) -> str:
+    return " ".join(repr(transform).split())
+
+
+def image_key(fingerprint: str, dataset_name: str, split: str, filenames: Sequence[str], transform) -> str:
+    return "img-" + stable_hash({"model": fingerprint, "dataset": dataset_name, "split": split,
+                                 "files": stable_hash(list(map(str, filenames)), n=20),
+                                 "transform": _transform_id(transform)}, n=20)
+
+
+def text_key(fingerprint: str, texts: Sequence[str]) -> str:
+    return "txt-" + stable_hash({"model": fingerprint, "texts": stable_hash(list(texts), n=20)}, n=20)
+
+
+class _ImagesOnly(torch.utils.data.Dataset):
+    """Wrap a dataset with ``load(i)`` (classification or caption) to yield transformed images."""
+
+    def __init__(self, dataset, transform: Callable):
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        item = self.dataset.load(index) if hasattr(self.dataset, "load") else self.dataset[index]
+        if isinstance(item, tuple):
+            item = item[0]
+        return self.transform(item) if self.transform is not None else item
+
+
+def _model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # pragma: no cover
+        return torch.device("cpu")
+
+
+@torch.no_grad()
+def encode_images(bundle, dataset, cache: FeatureCache | None = None, dataset_name: str | None = None,
+                  split: str = "all", batch_size: int = 64, num_workers: int = 0,
+                  transform: Callable | None = None, desc: str | None = None) -> torch.Tensor:
+    """L2-normalised image features ``(len(dataset), dim)`` of ``bundle`` for ``dataset``.
+
+    ``dataset`` needs ``load(i)`` returning a PIL image (both rsdix dataset classes have it,
+    with their own transform unset) and ``filenames()``; ``transform`` defaults to the bundle's
+    ``preprocess_val``.
+    """
+    cache = cache if cache is not None else FeatureCache()
+    own = getattr(dataset, "transform", None)
+    if own is not None:  # the dataset already transforms its images: use (and key on) that
+        transform, apply = own, None
+    else:
+        transform = apply = transform or bundle.preprocess_val
+    if len(dataset) == 0:
+        raise DataError(dataset_name or getattr(dataset, "source", "dataset"), "no images to encode")
+    name = dataset_name or str(getattr(dataset, "source", "dataset"))
+    filenames = dataset.filenames() if hasattr(dataset, "filenames") else [str(i) for i in range(len(dataset))]
+    key = image_key(cache.fingerprint(bundle), name, split, filenames, transform)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    model = bundle.model
+    was_training = model.training
+    model.eval()
+    device = _model_device(model)
+    loader = torch.utils.data.DataLoader(_ImagesOnly(dataset, apply), batch_size=batch_size,
+                                         num_workers=num_workers, shuffle=False)
+    chunks = []
+    for images in progress(loader, desc=desc or f"encode {name}/{split}", unit="batch"):
+        feats = model.encode_image(images.to(device))
+        chunks.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
+        cache.stats.images_encoded += len(images)
+    model.train(was_training)
+    features = torch.cat(chunks)
+    _check_finite(features, name)
+    cache.put(key, features, {"kind": "image", "dataset": name, "split": split, "n": len(features),
+                              "model": bundle.name})
+    return features
+
+
+@torch.no_grad()
+def encode_texts(bundle, texts: Sequence[str], cache: FeatureCache | None = None, batch_size: int = 256,
+                 desc: str = "encode texts") -> torch.Tensor:
+    """L2-normalised text features ``(len(texts), dim)``; cached by model and exact texts."""
+    texts = list(texts)
+    if not texts:
+        raise DataError("texts", "no texts to encode")
+    cache = cache if cache is not None else FeatureCache()
+    key = text_key(cache.fingerprint(bundle), texts)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    model = bundle.model
+    was_training = model.training
+    model.eval()
+    device = _model_device(model)
+    chunks = []
+    starts = range(0, len(texts), batch_size)
+    for start in progress(starts, desc=desc, unit="batch", disable=len(starts) < 4):
+        tokens = bundle.tokenizer(texts[start:start + batch_size]).to(device)
+        feats = model.encode_text(tokens)
+        chunks.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
+        cache.stats.texts_encoded += len(tokens)
+    model.train(was_training)
+    features = torch.cat(chunks)
+    _check_finite(features, "texts")
+    cache.put(key, features, {"kind": "text", "n": len(features), "model": bundle.name})
+    return features
+
+
+def _check_finite(features: torch.Tensor, where: str) -> None:
+    if not torch.isfinite(features).all():
+        bad = int((~torch.isfinite(features)).any(dim=1).sum())
+        raise DataError(where, f"{bad} feature vector(s) are NaN/inf: the model produced non-finite outputs")

@@ -1,0 +1,144 @@
+"""Run the numbered notebooks through papermill: ``python -m rsdix.reproduce --profile cpu``.
+
+* notebooks ``notebooks/NN_*.ipynb`` run in order with parameters ``profile``, ``data_root``,
+  ``seed``, ``out_dir``; executed copies (with outputs) go to ``runs/<profile>/notebooks/``;
+* a notebook that fails stops the run with its name and the failing cell; the executed copies
+  of the notebooks that finished (and the failing one, up to its failing cell) are kept;
+* a notebook whose inputs did not change since its last successful run (its own source, the
+  rsdix package and configs, its parameters, and every earlier notebook) is skipped, unless
+  ``--force``; expensive steps inside notebooks (checkpoints, feature caches) skip on their own;
+* at the end: the elapsed time per notebook, and ``RESULTS.md`` (the run's headline numbers
+  beside the published ones, with the environment) in the profile's figures folder.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from rsdix.paths import RunDirs, repo_root
+
+
+def notebooks(folder: Path | None = None) -> list[Path]:
+    folder = folder or repo_root() / "notebooks"
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _package_hash() -> str:
+    h = hashlib.sha1()
+    pkg = Path(__file__).resolve().parent
+    for path in sorted(list(pkg.rglob("*.py")) + list(pkg.rglob("*.yaml"))):
+        if "__pycache__" in path.parts:
+            continue
+        h.update(str(path.relative_to(pkg)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _stamp(nb: Path, params: dict, upstream: str) -> str:
+    h = hashlib.sha1()
+    nb_json = json.loads(nb.read_text())
+    for cell in nb_json.get("cells", []):       # source only: outputs and metadata do not count
+        h.update("".join(cell.get("source", "")).encode())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    h.update(_package_hash().encode())
+    h.update(upstream.encode())
+    return h.hexdigest()
+
+
+def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force: bool = False,
+        only: list[str] | None = None, out_dir: str | None = None, kernel: str | None = None) -> pd.DataFrame:
+    import papermill as pm
+
+    dirs = RunDirs(profile, out_dir)
+    executed_dir = dirs.run / "notebooks"
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    stamps_path = dirs.run / "reproduce_stamps.json"
+    stamps = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
+    params = {"profile": profile, "data_root": str(data_root) if data_root else None, "seed": seed,
+              "out_dir": str(out_dir) if out_dir else None}
+    rows, upstream, total_start = [], "", time.time()
+    for nb in notebooks():
+        if only and not any(nb.name.startswith(o) for o in only):
+            continue
+        stamp = _stamp(nb, params, upstream)
+        upstream = stamp
+        target = executed_dir / nb.name
+        if not force and stamps.get(nb.name) == stamp and target.exists():
+            print(f"[reproduce] {nb.name}: up to date, skipped", flush=True)
+            rows.append({"notebook": nb.name, "status": "skipped", "seconds": 0.0})
+            continue
+        print(f"[reproduce] {nb.name}: running (profile={profile})", flush=True)
+        start = time.time()
+        try:
+            pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent),
+                                kernel_name=kernel, progress_bar=False, log_output=False)
+        except pm.PapermillExecutionError as exc:
+            elapsed = time.time() - start
+            stamps.pop(nb.name, None)
+            stamps_path.write_text(json.dumps(stamps, indent=1))
+            rows.append({"notebook": nb.name, "status": "failed", "seconds": elapsed})
+            _print_times(rows, time.time() - total_start)
+            cell_no, first_line = _failing_cell(nb, target, exc.exec_count)
+            raise SystemExit(f"[reproduce] FAILED: {nb.name}, cell {cell_no} (`{first_line}`) "
+                             f"raised {exc.ename}: {str(exc.evalue)[:500]}; executed copy with outputs: {target}")
+        elapsed = time.time() - start
+        stamps[nb.name] = stamp
+        stamps_path.write_text(json.dumps(stamps, indent=1))
+        rows.append({"notebook": nb.name, "status": "ran", "seconds": elapsed})
+        print(f"[reproduce] {nb.name}: done in {elapsed:.0f}s", flush=True)
+    times = pd.DataFrame(rows)
+    total = time.time() - total_start
+    _print_times(rows, total)
+    times.to_csv(dirs.run / "reproduce_times.csv", index=False)
+    from rsdix.report import write_results_summary
+
+    summary = write_results_summary(dirs, times)
+    print(f"[reproduce] summary: {summary}")
+    return times
+
+
+def _failing_cell(source_nb: Path, executed_nb: Path, exec_count) -> tuple[int | str, str]:
+    """The failing cell's 1-based position in the source notebook and its first line."""
+    try:
+        executed = json.loads(executed_nb.read_text())
+        failing = next(c for c in executed["cells"]
+                       if c["cell_type"] == "code" and c.get("execution_count") == exec_count)
+        text = "".join(failing["source"])
+        source_cells = json.loads(source_nb.read_text())["cells"]
+        for i, cell in enumerate(source_cells, start=1):
+            if "".join(cell.get("source", "")) == text:
+                return i, text.strip().splitlines()[0][:80] if text.strip() else ""
+    except (OSError, ValueError, StopIteration, KeyError):
+        pass
+    return f"#{exec_count} (execution count)", ""
+
+
+def _print_times(rows, total):
+    print("\n[reproduce] elapsed per notebook:")
+    for row in rows:
+        print(f"  {row['notebook']:38s} {row['status']:8s} {row['seconds']:8.1f} s")
+    print(f"  {'total':38s} {'':8s} {total:8.1f} s ({total / 60:.1f} min)", flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true", help="rerun notebooks even when up to date")
+    parser.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 01 03")
+    parser.add_argument("--out-dir", default=None, help="tables and figures folder (default figures/<profile>)")
+    parser.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebooks' own)")
+    args = parser.parse_args(argv)
+    run(args.profile, args.data_root, args.seed, args.force, args.only, args.out_dir, args.kernel)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Configs, results tables, paths, atomic writes."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pytest
+
+from rsdix.config import load_config, save_config
+from rsdix.errors import ConfigError, DataError
+from rsdix.results import Result, append_results, read_results, summarise, with_reference, write_table
+
+
+@dataclass
+class Opt:
+    lr: float = 1e-3
+    betas: tuple = (0.9, 0.99)
+
+
+@dataclass
+class Cfg:
+    name: str = "x"
+    steps: int = 10
+    opt: Opt = field(default_factory=Opt)
+
+
+def test_config_yaml_base_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base\nsteps: 5\nopt:\n  lr: 1e-4\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nsteps: 7\n")
+    cfg = load_config(Cfg, tmp_path / "child.yaml", name="over")
+    assert cfg == Cfg(name="over", steps=7, opt=Opt(lr=1e-4))
+    assert isinstance(cfg.opt.lr, float)           # "1e-4" from YAML is a float, not a string
+    save_config(cfg, tmp_path / "saved.yaml")
+    assert load_config(Cfg, tmp_path / "saved.yaml") == cfg
+
+
+def test_config_unknown_key_names_file(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("stpes: 3\n")
+    with pytest.raises(ConfigError, match=r"typo\.yaml.*unknown key.*stpes"):
+        load_config(Cfg, path)
+    path.write_text("opt: {lr: fast}\n")
+    with pytest.raises(ConfigError, match=r"opt\.lr.*expected a number"):
+        load_config(Cfg, path)
+
+
+def test_results_append_replace_and_reference(tmp_path):
+    path = tmp_path / "results.csv"
+    rows = [Result("m", "WHU-RS19", "zero-shot", "top1", 50.0, seed=0),
+            Result("m", "WHU-RS19", "zero-shot", "top1", 52.0, seed=1)]
+    append_results(rows, path)
+    append_results([Result("m", "WHU-RS19", "zero-shot", "top1", 55.0, seed=1)], path)
+    table = read_results(path)
+    assert sorted(table["value"]) == [50.0, 55.0]          # seed 1 replaced, not duplicated
+    joined = with_reference(table, ref_model="RSDiX-CLIP", ref_backbone="ViT-B/32")
+    assert set(joined["published"]) == {98.4}
+    summary = summarise(table)
+    assert summary.loc[0, "mean"] == 52.5 and summary.loc[0, "count"] == 2
+    assert summary.loc[0, "ci_low"] < 52.5 < summary.loc[0, "ci_high"]
+    csv_path, md_path = write_table(table, "t", tmp_path)
+    assert pd.read_csv(csv_path).shape == table.shape and md_path.read_text().startswith("|")
+
+
+def test_results_refuse_nan(tmp_path):
+    with pytest.raises(DataError, match="NaN"):
+        append_results([Result("m", "d", "t", "x", math.nan)], tmp_path / "r.csv")
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_atomic_write_keeps_old_file_on_crash(tmp_path):
+    from rsdix.utils import atomic_path
+
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]

@@ -1,0 +1,79 @@
+"""Model factory: presets, save/load round trip, clear errors for offline tags and wrong checkpoints."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rsdix.errors import DataError, OfflineError
+from rsdix.models import load_model, model_fingerprint, save_model
+
+
+def test_tiny_preset_encodes(tiny_bundle):
+    model = tiny_bundle.model.eval()
+    with torch.no_grad():
+        img = model.encode_image(torch.randn(2, 3, 32, 32))
+        txt = model.encode_text(tiny_bundle.tokenizer(["a river", "dense residential area"]))
+    assert img.shape == txt.shape == (2, tiny_bundle.embed_dim)
+    assert tiny_bundle.image_size == 32
+
+
+def test_save_load_roundtrip_is_open_clip_loadable(tiny_bundle, tmp_path):
+    import open_clip
+
+    folder = save_model(tiny_bundle, tmp_path / "m", extra={"method": "test"})
+    again = load_model(str(folder))
+    assert model_fingerprint(again.model) == model_fingerprint(tiny_bundle.model)
+    # plain open_clip users load it back too
+    model, _, _ = open_clip.create_model_and_transforms("local-dir:" + str(folder))
+    assert model_fingerprint(model) == model_fingerprint(tiny_bundle.model)
+
+
+def test_plain_state_dict_checkpoint(tiny_bundle, tmp_path):
+    path = tmp_path / "plain.pt"
+    torch.save(tiny_bundle.model.state_dict(), path)
+    again = load_model("rsdix-tiny", pretrained=str(path))
+    assert model_fingerprint(again.model) == model_fingerprint(tiny_bundle.model)
+
+
+def test_wrong_architecture_checkpoint_is_clear(tmp_path):
+    small = load_model("rsdix-small")
+    path = tmp_path / "small.pt"
+    torch.save(small.model.state_dict(), path)
+    with pytest.raises(DataError, match=r"small\.pt.*does not match architecture 'rsdix-tiny'"):
+        load_model("rsdix-tiny", pretrained=str(path))
+
+
+def test_missing_checkpoint_and_unknown_model(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.pt.*not found"):
+        load_model("rsdix-tiny", pretrained=str(tmp_path / "nope.pt"))
+    with pytest.raises(DataError, match="unknown model name"):
+        load_model("ViT-Z-99")
+
+
+def test_offline_tag_fails_in_one_line(monkeypatch):
+    import rsdix.models as models
+
+    monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: False)
+    with pytest.raises(OfflineError) as err:
+        load_model("RN50", pretrained="openai")
+    msg = str(err.value)
+    assert "\n" not in msg and "RN50" in msg and "pretrained=/path/to/checkpoint.pt" in msg
+
+
+def test_small_preset_uses_pretrained_minilm():
+    """The MiniLM text tower is the real pretrained model: related captions are closer."""
+    from sentence_transformers import SentenceTransformer
+
+    from rsdix.models import minilm_path
+
+    st = SentenceTransformer(str(minilm_path()), device="cpu")
+    emb = st.encode(["many buildings in a dense residential area", "a dense residential area with houses",
+                     "a sandy beach by the sea"], convert_to_tensor=True, normalize_embeddings=True)
+    assert (emb[0] @ emb[1]) > (emb[0] @ emb[2]) + 0.2
+    bundle = load_model("rsdix-small")
+    names = [n for n, _ in bundle.model.text.transformer.named_parameters()]
+    st_names = [n for n, _ in st[0].auto_model.named_parameters()]
+    assert names[:5] == st_names[:5]
+    a = dict(bundle.model.text.transformer.named_parameters())["embeddings.word_embeddings.weight"]
+    b = dict(st[0].auto_model.named_parameters())["embeddings.word_embeddings.weight"]
+    assert torch.equal(a, b)
