@@ -1,0 +1,351 @@
+"""RSDiX-CLIP training: the CLIP objectives and the config/data glue around :func:`rsdix.train.fit`.
+
+Methods (``ClipLossConfig.method``):
+
+* ``infonce``       - CLIP's symmetric InfoNCE (the baseline).
+* ``rsdix``         - RSDiX-CLIP / OTTER: ``alpha * InfoNCE + (1 - alpha) * KL(P || softmax(tau L))``
+  with OT soft targets ``P`` from an EMA teacher (image-image, text-text and cross-modal
+  similarities, log-domain Sinkhorn).
+* ``rsdix-sbert``   - the same, with the text-text similarities taken from a frozen
+  Sentence-BERT model (all-MiniLM-L6-v2), used directly (no projection).
+* ``siglip``        - SigLIP's sigmoid loss (learnable temperature and bias).
+* ``rsdix-siglip``  - SigLIP + distillation with OT probabilities as soft binary targets.
+
+Under DDP the loss uses the global batch: student features are gathered with their gradient
+(:mod:`rsdix.distributed`), teacher features and OT targets without.
+
+    cfg = load_clip_config("cpu", method="rsdix")          # rsdix/configs/train/cpu.yaml
+    result = train_clip(cfg, run_dir=dirs.run / "rsdix_s0")
+    save_model(result.bundle, dirs.models / "rsdix_s0")
+
+Command line (``accelerate launch`` for several GPUs)::
+
+    accelerate launch -m rsdix.train --config rsdix/configs/train/paper.yaml --run-dir runs/rsdix
+    python -m rsdix.train --config cpu --resume loss.method=infonce loop.steps=200
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from rsdix import losses
+from rsdix.config import CONFIG_DIR, load_config, to_dict
+from rsdix.distributed import gather_nograd, gather_with_grad
+from rsdix.errors import ConfigError
+from rsdix.train import FitResult, LoopConfig, fit
+
+METHODS = ("infonce", "rsdix", "rsdix-sbert", "siglip", "rsdix-siglip")
+
+
+@dataclass
+class ClipLossConfig:
+    method: str = "rsdix"
+    alpha: float = 0.5                  # weight of the hard (contrastive) loss
+    sinkhorn_eps: float = 0.1           # entropic regularisation (OTTER used 0.15)
+    sinkhorn_iters: int = 5
+    remove_diag: bool = False
+    ii_coeff: float = 1.0
+    tt_coeff: float = 1.0
+    distill_log_scale: float = 3.9      # init of log tau (tau = exp, clamped)
+    distill_scale_min: float = 1.0
+    distill_scale_max: float = 100.0
+    siglip_log_scale: float = 2.302585  # log 10
+    siglip_bias: float = -10.0
+    max_logit_scale: float = 100.0      # CLIP's logit scale is clamped to this
+
+
+@dataclass
+class ClipDataConfig:
+    datasets: list = field(default_factory=lambda: ["ucm_captions"])  # registry names or caption files
+    split: str = "train"
+    fraction: float = 1.0               # share of the training images used (data-efficiency study)
+    augment: str = "rs"                 # rs | openclip | none
+    crop_scale: tuple = (0.5, 1.0)
+    cache_images: bool = False          # keep decoded images (resized to ~1.15x model size) in memory
+    data_root: str | None = None
+
+
+@dataclass
+class ClipTrainConfig:
+    model: str = "rsdix-small"
+    pretrained: str | None = None
+    lock_text: bool = False             # freeze the text trunk (projection trains), cache its output
+    loss: ClipLossConfig = field(default_factory=ClipLossConfig)
+    data: ClipDataConfig = field(default_factory=ClipDataConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+
+def load_clip_config(source: str | os.PathLike | dict = "cpu", **overrides) -> ClipTrainConfig:
+    """Load a training config: a profile name (``smoke``/``cpu``/``paper``), a YAML path or a dict.
+
+    ``overrides`` use nested dicts or ``section__key`` names: ``method="infonce"`` is a shortcut
+    for ``loss={"method": "infonce"}``; ``steps=100`` for ``loop={"steps": 100}``.
+    """
+    if isinstance(source, str) and source in ("smoke", "cpu", "paper"):
+        source = CONFIG_DIR / "train" / f"{source}.yaml"
+    nested: dict = {}
+    sections = {"loss": ClipLossConfig, "data": ClipDataConfig, "loop": LoopConfig}
+    for key, value in overrides.items():
+        if "__" in key:
+            sec, sub = key.split("__", 1)
+            nested.setdefault(sec, {})[sub] = value
+            continue
+        owner = next((s for s, cls in sections.items() if key in cls.__dataclass_fields__), None)
+        if key in ClipTrainConfig.__dataclass_fields__ or owner is None:
+            nested[key] = value
+        else:
+            nested.setdefault(owner, {})[key] = value
+    cfg = load_config(ClipTrainConfig, source, **nested)
+    if cfg.loss.method not in METHODS:
+        raise ConfigError(f"loss.method {cfg.loss.method!r} unknown; use one of {METHODS}")
+    return cfg
+
+
+# ---------------------------------------------------------------- objective
+
+class SBertSimilarity:
+    """Cosine similarities between captions from a frozen sentence-transformers model.
+
+    Embeddings are cached per caption. Not an ``nn.Module`` attribute of the objective on
+    purpose: it is never trained, checkpointed or synchronised.
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+        from sentence_transformers import SentenceTransformer
+
+        from rsdix.models import minilm_path
+
+        self.model = SentenceTransformer(str(model_path or minilm_path()), device=str(device))
+        self.model.eval().requires_grad_(False)
+        self.cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def embed(self, captions: Sequence[str], device) -> torch.Tensor:
+        missing = sorted({c for c in captions if c not in self.cache})
+        if missing:
+            emb = self.model.encode(missing, convert_to_tensor=True, normalize_embeddings=True,
+                                    batch_size=128, show_progress_bar=False).float().cpu()
+            self.cache.update(zip(missing, emb))
+        return torch.stack([self.cache[c] for c in captions]).to(device)
+
+
+class ClipObjective(nn.Module):
+    """The five CLIP objectives above; ``forward(batch, student, teacher)`` -> dict of losses.
+
+    ``batch``: ``{"image": (B,3,H,W), "text": (B,L) token ids, "caption": [str]*B}``.
+    Owns the distillation temperature and SigLIP's temperature/bias (trainable, no decay).
+    """
+
+    def __init__(self, cfg: ClipLossConfig, sbert: SBertSimilarity | None = None):
+        super().__init__()
+        if cfg.method not in METHODS:
+            raise ConfigError(f"unknown method {cfg.method!r}; use one of {METHODS}")
+        self.cfg = cfg
+        self.distill = cfg.method.startswith("rsdix")
+        self.sigmoid = cfg.method.endswith("siglip")
+        self.needs_teacher = self.distill
+        if self.distill and not self.sigmoid:
+            self.distill_scale = losses.LearnableScale(cfg.distill_log_scale, cfg.distill_scale_min,
+                                                       cfg.distill_scale_max)
+        if self.sigmoid:
+            self.siglip_scale = losses.LearnableScale(cfg.siglip_log_scale, None, cfg.max_logit_scale)
+            self.siglip_bias = nn.Parameter(torch.tensor(float(cfg.siglip_bias)))
+        if cfg.method == "rsdix-sbert" and sbert is None:
+            sbert = SBertSimilarity()
+        object.__setattr__(self, "sbert", sbert)
+
+    def forward(self, batch: dict, student: nn.Module, teacher: nn.Module | None = None) -> dict:
+        cfg = self.cfg
+        img = student.encode_image(batch["image"], normalize=True).float()
+        txt = student.encode_text(batch["text"], normalize=True).float()
+        img, txt = gather_with_grad(img), gather_with_grad(txt)
+        out = {}
+        if self.sigmoid:
+            scale, bias = self.siglip_scale(), self.siglip_bias
+            hard = losses.siglip_loss(img, txt, scale, bias)
+            out["siglip_scale"], out["siglip_bias"] = scale.detach(), bias.detach()
+        else:
+            scale = student.logit_scale.exp().clamp(max=cfg.max_logit_scale)
+            hard = losses.infonce(img, txt, scale)
+            out["logit_scale"] = scale.detach()
+        out["hard"] = hard
+        if not self.distill:
+            out["loss"] = hard
+            return out
+        if teacher is None:
+            raise ValueError(f"method {cfg.method!r} needs a teacher (fit() makes an EMA teacher)")
+        with torch.no_grad():
+            t_img = gather_nograd(teacher.encode_image(batch["image"], normalize=True).float())
+            t_txt = gather_nograd(teacher.encode_text(batch["text"], normalize=True).float())
+            s_tt = None
+            if self.sbert is not None:
+                e = gather_nograd(self.sbert.embed(batch["caption"], img.device))
+                s_tt = e @ e.t()
+            log_p_img, log_p_txt = losses.ot_targets(
+                t_img, t_txt, s_tt, eps=cfg.sinkhorn_eps, iters=cfg.sinkhorn_iters,
+                remove_diag=cfg.remove_diag, ii_coeff=cfg.ii_coeff, tt_coeff=cfg.tt_coeff)
+        sims = img @ txt.t()
+        if self.sigmoid:
+            distill = losses.siglip_distill(scale * sims + bias, log_p_img.exp(), log_p_txt.exp())
+        else:
+            tau = self.distill_scale()
+            distill = losses.distill_kl(tau * sims, log_p_img, log_p_txt)
+            out["distill_tau"] = tau.detach()
+        out["distill"] = distill
+        out["loss"] = cfg.alpha * hard + (1 - cfg.alpha) * distill
+        return out
+
+
+# ---------------------------------------------------------------- data
+
+class _Concat(torch.utils.data.ConcatDataset):
+    def set_epoch(self, epoch: int) -> None:
+        for d in self.datasets:
+            d.set_epoch(epoch)
+
+
+class _CachedImages:
+    """Wraps ``CaptionDataset.load`` to decode each image once (resized to ``size``)."""
+
+    def __init__(self, dataset, size: int):
+        self.dataset, self.size, self.cache = dataset, size, {}
+        transform, dataset.transform = dataset.transform, None
+        self.transform = transform
+        self._orig_load = dataset.load
+        dataset.load = self.load
+
+    def load(self, index: int):
+        img = self.cache.get(index)
+        if img is None:
+            img = self._orig_load(index)  # transform is None: a PIL image
+            img.thumbnail((self.size, self.size))
+            self.cache[index] = img
+        return self.transform(img) if self.transform is not None else img
+
+
+def subset_records(records: list, fraction: float, seed: int) -> list:
+    """A seeded random ``fraction`` of the records (at least one), in their original order."""
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"data.fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return list(records)
+    k = max(1, round(fraction * len(records)))
+    keep = sorted(random.Random(f"subset-{seed}").sample(range(len(records)), k))
+    return [records[i] for i in keep]
+
+
+def build_train_dataset(cfg: ClipTrainConfig, bundle, seed: int | None = None):
+    """The training image-caption dataset: one random caption per image, RS augmentation."""
+    from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions, select_split
+    from rsdix.data.registry import caption_file
+    from rsdix.data.transforms import bundle_train_transform
+
+    seed = cfg.loop.seed if seed is None else seed
+    kwargs = {"scale": tuple(cfg.data.crop_scale)} if cfg.data.augment == "rs" else {}
+    transform = bundle_train_transform(bundle, cfg.data.augment, **kwargs)
+    parts = []
+    for name in cfg.data.datasets:
+        path = Path(name) if str(name).endswith((".json", ".csv", ".tsv")) else caption_file(name, cfg.data.data_root)
+        if not path.is_absolute() and not path.exists() and cfg.data.data_root:
+            path = Path(cfg.data.data_root) / path
+        records = select_split(read_captions(path), cfg.data.split, path)
+        records = subset_records(records, cfg.data.fraction, seed)
+        ds = CaptionDataset(records, find_image_dir(path), transform=transform, mode="train", seed=seed,
+                            source=path)
+        if cfg.data.cache_images:
+            _CachedImages(ds, int(round(bundle.image_size * 1.15)))
+        parts.append(ds)
+    return parts[0] if len(parts) == 1 else _Concat(parts)
+
+
+class ClipCollate:
+    """``[(image, caption)] -> {"image", "text" (token ids), "caption"}``; picklable for workers."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, items):
+        images, captions = zip(*items)
+        return {"image": torch.stack(images), "text": self.tokenizer(list(captions)), "caption": list(captions)}
+
+
+# ---------------------------------------------------------------- entry points
+
+@dataclass
+class ClipTrainResult(FitResult):
+    bundle: object = None
+    config: ClipTrainConfig | None = None
+
+
+def build_model(cfg: ClipTrainConfig, seed: int | None = None):
+    from rsdix.models import load_model, lock_text_trunk
+    from rsdix.utils import seed_everything
+
+    seed_everything(cfg.loop.seed if seed is None else seed)  # same seed -> same initial weights
+    bundle = load_model(cfg.model, pretrained=cfg.pretrained)
+    if cfg.lock_text:
+        lock_text_trunk(bundle.model, cache=True)
+    return bundle
+
+
+def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, resume: bool | str = False,
+               callbacks=(), bundle=None, dataset=None, desc: str | None = None) -> ClipTrainResult:
+    """Build model, data and objective from ``cfg`` and run :func:`rsdix.train.fit`."""
+    bundle = bundle or build_model(cfg)
+    dataset = dataset if dataset is not None else build_train_dataset(cfg, bundle)
+    objective = ClipObjective(cfg.loss)
+    res = fit(bundle.model, objective, dataset, cfg.loop, collate_fn=ClipCollate(bundle.tokenizer),
+              run_dir=run_dir, resume=resume, callbacks=callbacks, desc=desc or cfg.loss.method,
+              config_snapshot=to_dict(cfg))
+    bundle.model = res.model
+    return ClipTrainResult(**res.__dict__, bundle=bundle, config=cfg)
+
+
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m rsdix.train",
+                                     description="Train a CLIP model (InfoNCE / RSDiX / S-BERT / SigLIP)")
+    parser.add_argument("--config", default="cpu", help="smoke | cpu | paper | path/to/config.yaml")
+    parser.add_argument("--run-dir", default=None, help="checkpoints + train_log.csv (default runs/train/<method>)")
+    parser.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoint.pt")
+    parser.add_argument("--save-model", default=None, help="also save the trained model (open_clip folder)")
+    parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. loss.method=infonce loop.steps=100")
+    args = parser.parse_args(argv)
+    overrides: dict = {}
+    for item in args.overrides:
+        if "=" not in item:
+            raise SystemExit(f"override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        overrides[key.replace(".", "__")] = _parse_value(value)
+    cfg = load_clip_config(args.config, **overrides)
+    from rsdix.paths import runs_dir
+
+    run_dir = Path(args.run_dir) if args.run_dir else runs_dir() / "train" / cfg.loss.method
+    result = train_clip(cfg, run_dir=run_dir, resume=args.resume)
+    if args.save_model:
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:
+            from rsdix.models import save_model
+
+            save_model(result.bundle, args.save_model, extra={"method": cfg.loss.method, "steps": result.step})
+    last = result.history[-1] if result.history else {}
+    print(f"done: {result.step} steps in {result.seconds:.0f}s, final loss {last.get('loss', math.nan):.4f}; "
+          f"checkpoint {run_dir / 'checkpoint.pt'}")
+
+
+if __name__ == "__main__":
+    main()
