@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -117,6 +118,11 @@ class MultilingualCaptionDataset(CaptionDataset):
     def __init__(self, records, image_dir, transform=None, languages: Sequence[str] | None = None, **kwargs):
         super().__init__(records, image_dir, transform=transform, mode="train", languages=languages, **kwargs)
         self.languages = list(languages) if languages is not None else languages_of(self.records)
+        coverage = language_coverage(self.records)
+        thin = {l: coverage.get(l, 0) for l in self.languages if coverage.get(l, 0) < len(self.records)}
+        if thin:
+            warnings.warn(f"{self.source}: some languages lack captions for some of the {len(self.records)} images "
+                          f"(images with captions: {thin}); those images fall back to another language")
 
     def captions_by_language(self, index: int) -> dict[str, str]:
         rec = self.records[index]

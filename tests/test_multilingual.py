@@ -102,7 +102,8 @@ def test_language_filter_and_fallback(parallel_dir):
     root, files = parallel_dir
     records = read_parallel({"en": files["en"], "pt": files["pt"]})
     records[1] = CaptionRecord(records[1].filename, "test", PARALLEL["en"][1], ["en"])  # no Portuguese here
-    ds = MultilingualCaptionDataset(records, root / "images", transform=to_tensor)
+    with pytest.warns(UserWarning, match=r"images with captions: \{'pt': 2\}"):
+        ds = MultilingualCaptionDataset(records, root / "images", transform=to_tensor)
     collate = LanguageCollate(fake_tokenizer, ["pt"], seed=0)
     batch = collate([ds[0], ds[1]])
     assert batch["lang"] == ["pt", "en"] and collate.fallbacks == 1
