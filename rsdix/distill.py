@@ -289,6 +289,68 @@ class ClipCollate:
         return {"image": torch.stack(images), "text": self.tokenizer(list(captions)), "caption": list(captions)}
 
 
+# ---------------------------------------------------------------- a quick check after training
+
+QUICK_TEMPLATES = ("a satellite photo of {}.", "an aerial view of {}.", "{} from above",
+                   "a centered satellite photo of {}.", "Aerial photograph of {}")
+
+
+@torch.no_grad()
+def _encode_images(model, dataset, batch_size=64, desc="images"):
+    from rsdix.utils import progress
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
+    feats = [model.encode_image(b[0] if isinstance(b, (list, tuple)) else b, normalize=True).float()
+             for b in progress(loader, desc=desc, leave=False)]
+    return torch.cat(feats)
+
+
+@torch.no_grad()
+def _encode_texts(model, tokenizer, texts, batch_size=256):
+    return torch.cat([model.encode_text(tokenizer(list(texts[i:i + batch_size])), normalize=True).float()
+                      for i in range(0, len(texts), batch_size)])
+
+
+@torch.no_grad()
+def quick_check(bundle, data_root=None, retrieval: str = "ucm_captions", zero_shot: str | None = "whu_rs19",
+                max_zero_shot: int | None = None) -> dict:
+    """UCM test retrieval mean recall and WHU-RS19 zero-shot top-1 (%), for training curves.
+
+    A small check for this notebook; the full evaluation suite (all datasets, metrics,
+    templates, tidy tables) is :mod:`rsdix.evaluate`.
+    """
+    from rsdix.data.captions import CaptionDataset
+    from rsdix.data.classification import ClassificationDataset
+    from rsdix.data.registry import caption_file, dataset_path
+
+    model = bundle.model.eval()
+    ds = CaptionDataset.from_file(caption_file(retrieval, data_root), split="test", mode="eval",
+                                  transform=bundle.preprocess_val)
+    img = _encode_images(model, ds, desc="retrieval images")
+    txt = _encode_texts(model, bundle.tokenizer, ds.texts())
+    owner = torch.tensor(ds.text_to_image())
+    sims = img @ txt.t()
+    out = {}
+    for k in (1, 5, 10):
+        top_t = sims.topk(k, dim=1).indices                      # image -> text
+        out[f"i2t_R@{k}"] = 100 * (owner[top_t] == torch.arange(len(img))[:, None]).any(1).float().mean().item()
+        top_i = sims.t().topk(k, dim=1).indices                  # text -> image
+        out[f"t2i_R@{k}"] = 100 * (top_i == owner[:, None]).any(1).float().mean().item()
+    out["mR"] = sum(out.values()) / 6
+    if zero_shot:
+        cls = ClassificationDataset.from_folders(dataset_path(zero_shot, data_root), transform=bundle.preprocess_val)
+        if max_zero_shot and len(cls) > max_zero_shot:
+            keep = torch.randperm(len(cls), generator=torch.Generator().manual_seed(0))[:max_zero_shot]
+            cls.samples = [cls.samples[i] for i in sorted(keep.tolist())]
+        feats = _encode_images(model, cls, desc="zero-shot images")
+        weights = torch.stack([torch.nn.functional.normalize(
+            _encode_texts(model, bundle.tokenizer, [t.format(c) for t in QUICK_TEMPLATES]).mean(0), dim=0)
+            for c in cls.class_names])
+        pred = (feats @ weights.t()).argmax(1)
+        out["zs_top1"] = 100 * (pred == torch.tensor(cls.labels)).float().mean().item()
+    return out
+
+
 # ---------------------------------------------------------------- entry points
 
 @dataclass

@@ -60,11 +60,11 @@ def _preset_configs() -> dict[str, dict]:
                          "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 64},
         },
         # CPU profile: a ResNet-18 image tower from scratch (timm, random init), which learns far
-        # faster than a ViT on ~2k images, at 96 px; the pretrained MiniLM text tower.
+        # faster than a ViT on ~2k images, at 64 px (CPU budget); the pretrained MiniLM text tower.
         "rsdix-cnn": {
             "embed_dim": 256,
             "vision_cfg": {"timm_model_name": "resnet18", "timm_model_pretrained": False, "timm_pool": "avg",
-                           "timm_proj": "linear", "image_size": 96},
+                           "timm_proj": "linear", "image_size": 64},
             "text_cfg": {"hf_model_name": "@minilm", "hf_tokenizer_name": "@minilm",
                          "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 64},
         },

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import random
 import re
@@ -187,7 +186,7 @@ def tile_scene(scene: Scene, size: int = 224, stride: int | None = None, edge: s
         valid = scene.valid[r:r + ph, c:c + pw]
         n_valid = int(valid.sum())
         nodata = 1.0 - n_valid / valid.size
-        cloud = float(clouds[r:r + ph, c:c + pw].sum() / n_valid) if n_valid else 1.0
+        cloud = float(clouds[r:r + ph, c:c + pw].sum() / n_valid) if n_valid else float("nan")
         left, bottom, right, top = window_bounds(Window(c, r, pw, ph), scene.transform)
         status = "nodata" if nodata > max_nodata else "cloud" if cloud > max_cloud else "kept"
         rows.append(dict(patch_id=f"{scene.name}_r{r:05d}_c{c:05d}", scene=scene.name, row_off=r, col_off=c,

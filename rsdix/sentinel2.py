@@ -34,10 +34,8 @@ pixel is valid (``Scene.valid``) when every loaded band has data there.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -428,8 +426,6 @@ def read_scene(source: str | os.PathLike, bands: Sequence[str] | None = DEFAULT_
     elif scl is not True:
         scl_path = Path(scl)
     # reference grid: the finest band (first of those in the requested order)
-    import rasterio
-
     srcs = {}
     try:
         for _, path, _ in layers:

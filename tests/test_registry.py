@@ -89,3 +89,22 @@ def test_rs_train_transform_shapes_and_rot90():
     seen = {np.asarray(RandomRot90()(img)).tobytes() for _ in range(60)}
     assert len(seen) == 4                                      # the four lossless rotations
     assert all(sorted(np.frombuffer(s, np.uint8)) == sorted(arr.ravel()) for s in seen)
+
+
+def test_download_caption_dataset_layout(tmp_path, monkeypatch):
+    import json
+
+    src = tmp_path / "src" / "S2LCD"
+    (src / "images").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(src / "images" / "a.tif")
+    (src / "dataset_s2lcd.json").write_text(json.dumps({"images": [
+        {"filename": "a.tif", "split": "test", "sentences": [{"raw": "green fields"}]}]}))
+    archive = tmp_path / "S2LCD.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in src.rglob("*"):
+            zf.write(f, f.relative_to(tmp_path / "src"))
+    info = dataclasses.replace(registry.REGISTRY["s2lcd"], download_urls=(archive.as_uri(),))
+    monkeypatch.setitem(registry.REGISTRY, "s2lcd", info)
+    registry.download("s2lcd", tmp_path / "root")
+    ds = registry.load_dataset("s2lcd", tmp_path / "root", split="test", mode="eval")
+    assert ds.texts() == ["green fields"]
