@@ -35,7 +35,7 @@ from torch import nn
 
 __all__ = ["MultiCropConfig", "DINOConfig", "MultiCropTransform", "DINOHead", "DINOLoss", "DINOObjective",
            "cosine_schedule", "teacher_temperature", "ema_momentum", "ema_update", "encode_crops",
-           "interpolate_pos_embed", "DinoViews", "dino_views", "DinoTerm", "ViewsCollate"]
+           "interpolate_pos_embed", "DinoViews", "dino_views", "DinoTerm", "ClipWithDino", "ViewsCollate"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,17 +424,63 @@ class DinoTerm(nn.Module):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         object.__setattr__(self, "_student", model)  # not a submodule: the loop owns the student
 
-    def forward(self, batch: dict, student: nn.Module, teacher=None) -> dict:
-        crops = batch["crops"]
+    def from_features(self, feats: Sequence[torch.Tensor], crops: Sequence[torch.Tensor]) -> dict:
         step = int(self.step)
-        feats = self.dino.student_features(student.visual, crops)
         loss = self.dino(feats, crops, step)
         return {"loss": loss, "teacher_temp": teacher_temperature(step, self.dino.total_steps, self.dino.cfg),
                 "momentum": ema_momentum(step, self.dino.total_steps, self.dino.cfg)}
 
+    def forward(self, batch: dict, student: nn.Module, teacher=None) -> dict:
+        crops = batch["crops"]
+        return self.from_features(self.dino.student_features(student.visual, crops), crops)
+
     def after_step(self, step: int, logs: dict | None = None) -> None:
         self.dino.update_teacher(self._student.visual, step - 1)
         self.step.fill_(step)
+
+
+class _SharedImageStudent:
+    """The student, except that ``encode_image`` of one given tensor returns features already
+    computed (so the CLIP term reuses the DINO student's pass on the first global crop)."""
+
+    def __init__(self, student: nn.Module, image: torch.Tensor, features: torch.Tensor):
+        self._student, self._image, self._features = student, image, features
+
+    def encode_image(self, image, normalize: bool = False):
+        if image is self._image:
+            return F.normalize(self._features, dim=-1) if normalize else self._features
+        return self._student.encode_image(image, normalize=normalize)
+
+    def __getattr__(self, name):
+        return getattr(self._student, name)
+
+
+class ClipWithDino(nn.Module):
+    """``clip + weight * dino`` as one objective of :func:`rsdix.train.fit` (RS-M-CLIP).
+
+    ``clip`` is any CLIP objective (InfoNCE, RSDiX's OT distillation, SigLIP ...). With
+    ``clip_view="global"`` the CLIP image is the first global crop and the student's image
+    tower runs once on it for both terms. Logged terms are prefixed ``clip/`` and ``dino/``.
+    """
+
+    def __init__(self, clip: nn.Module, dino: DinoTerm, weight: float = 1.0):
+        super().__init__()
+        self.clip, self.dino, self.weight = clip, dino, float(weight)
+        self.needs_teacher = bool(getattr(clip, "needs_teacher", False))
+
+    def forward(self, batch: dict, student: nn.Module, teacher=None) -> dict:
+        crops = batch["crops"]
+        feats = self.dino.dino.student_features(student.visual, crops)
+        if self.dino.dino.cfg.clip_view == "global":
+            batch = dict(batch, image=crops[0])
+            clip_out = self.clip(batch, _SharedImageStudent(student, crops[0], feats[0]), teacher)
+        else:
+            clip_out = self.clip(batch, student, teacher)
+        dino_out = self.dino.from_features(feats, crops)
+        out = {f"clip/{k}": v for k, v in clip_out.items()}
+        out.update({f"dino/{k}": v for k, v in dino_out.items()})
+        out["loss"] = clip_out["loss"] + self.weight * dino_out["loss"]
+        return out
 
 
 class ViewsCollate:

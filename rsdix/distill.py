@@ -41,7 +41,7 @@ from rsdix.config import CONFIG_DIR, load_config, to_dict
 from rsdix.dino import DINOConfig
 from rsdix.distributed import gather_nograd, gather_with_grad
 from rsdix.errors import ConfigError
-from rsdix.train import FitResult, LoopConfig, SumObjective, fit
+from rsdix.train import FitResult, LoopConfig, fit
 
 METHODS = ("infonce", "rsdix", "rsdix-sbert", "siglip", "rsdix-siglip")
 
@@ -382,10 +382,10 @@ def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, r
 
         collate = LanguageCollate(bundle.tokenizer, cfg.data.languages, seed=cfg.loop.seed, per=cfg.data.language_per)
     if cfg.dino.enabled:  # CLIP (+ RSDiX distillation, if the method has it) + lambda * DINO, one loop
-        from rsdix.dino import DinoTerm, ViewsCollate
+        from rsdix.dino import ClipWithDino, DinoTerm, ViewsCollate
 
         dino = DinoTerm(bundle.model, bundle.embed_dim, cfg.dino, cfg.loop.steps)
-        objective = SumObjective({"clip": (1.0, objective), "dino": (cfg.dino.weight, dino)})
+        objective = ClipWithDino(objective, dino, cfg.dino.weight)
         collate = collate if cfg.data.languages else ViewsCollate(bundle.tokenizer)
         callbacks = [dino.after_step, *callbacks]
     res = fit(bundle.model, objective, dataset, cfg.loop, collate_fn=collate,

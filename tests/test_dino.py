@@ -241,7 +241,7 @@ def test_train_clip_with_dino_resumes_exactly(toy_captions, tmp_path):
     ref = train_clip(dino_cfg(toy_captions), run_dir=tmp_path / "ref")
     assert {"clip/hard", "dino/loss", "dino/teacher_temp", "dino/momentum"} <= set(ref.history[0])
     assert all(np.isfinite(r["dino/loss"]) for r in ref.history)
-    term = ref.objective.terms["dino"]
+    term = ref.objective.dino
     assert int(term.step) == 4 and term.dino.loss_fn.center.abs().sum() > 0
     # the teacher moved towards the student but is not the student
     s = dict(ref.model.visual.named_parameters())
@@ -280,3 +280,28 @@ def test_train_clip_dino_with_rsdix_and_languages(toy_captions, tmp_path):
     assert len(set(batch["lang"])) == 1 and len(batch["crops"]) == 4
     res = train_clip(cfg, bundle=bundle)
     assert {"clip/distill", "clip/hard", "dino/loss"} <= set(res.history[-1])
+
+
+def test_clip_term_reuses_the_global_crop_pass(tiny_bundle):
+    """With clip_view=global the CLIP loss equals the plain CLIP objective on the first global
+    crop, though the image tower ran once for both terms."""
+    from rsdix.dino import ClipWithDino, DinoTerm
+    from rsdix.distill import ClipLossConfig, ClipObjective
+
+    torch.manual_seed(0)
+    model = tiny_bundle.model.eval()
+    clip = ClipObjective(ClipLossConfig(method="infonce"))
+    cfg = DINOConfig(enabled=True, out_dim=32, hidden_dim=16, bottleneck_dim=8,
+                     crops=MultiCropConfig(n_global=2, n_local=1))
+    both = ClipWithDino(clip, DinoTerm(model, tiny_bundle.embed_dim, cfg, 10), weight=0.5)
+    crops = [torch.randn(3, 3, 32, 32), torch.randn(3, 3, 32, 32), torch.randn(3, 3, 16, 16)]
+    batch = {"image": crops[0].clone(), "crops": crops, "text": tiny_bundle.tokenizer(["a", "b", "c"]),
+             "caption": ["a", "b", "c"]}
+    calls = []
+    hook = model.visual.register_forward_hook(lambda *a: calls.append(1))
+    out = both(batch, model)
+    hook.remove()
+    assert len(calls) == 2  # one pass per crop size (globals together, the local), none extra for CLIP
+    plain = clip(dict(batch, image=crops[0]), model)
+    assert torch.allclose(out["clip/loss"], plain["loss"], atol=1e-6)
+    assert torch.allclose(out["loss"], out["clip/loss"] + 0.5 * out["dino/loss"])
