@@ -36,7 +36,8 @@ from rsdix.errors import DataError, OfflineError
 
 __all__ = ["RSMCLIP_LANGUAGES", "MARIAN_MODELS", "NLLB_CODES", "languages_of", "language_coverage",
            "merge_parallel", "read_parallel", "MultilingualCaptionDataset", "LanguageCollate",
-           "batch_language", "Translator", "translate_records", "language_subsets", "evaluate_per_language"]
+           "batch_language", "Translator", "translate_records", "language_subsets", "evaluate_per_language",
+           "retrieval_per_language", "stack_views"]
 
 RSMCLIP_LANGUAGES = ("en", "pt", "es", "fr", "de", "nl", "it", "zh", "ko", "ru")
 # English -> X MarianMT checkpoints on the Hugging Face hub (Helsinki-NLP); "tc-big" where no base model exists
@@ -353,3 +354,24 @@ def evaluate_per_language(evaluate: Callable[[CaptionDataset], Mapping[str, floa
                                value=float(value), seed=seed, split=split, n=len(ds), profile=profile,
                                extra={"lang": lang}))
     return rows
+
+
+def retrieval_per_language(bundle, caption_file: str | os.PathLike, languages: Sequence[str] | None = None,
+                           split: str = "test", image_dir: str | os.PathLike | None = None, model: str = "",
+                           dataset: str | None = None, seed: int | None = None, profile: str = "", cache=None):
+    """Image-text retrieval (:func:`rsdix.evaluate.retrieval`) on each language of a multilingual
+    caption file: the same images, queries in every language. Returns :class:`Result` rows with
+    ``dataset="<name>/<lang>"``; image features are computed once and shared by all languages."""
+    from rsdix.data.captions import find_image_dir, select_split
+    from rsdix.evaluate import retrieval
+    from rsdix.features import FeatureCache
+
+    caption_file = Path(caption_file)
+    records = select_split(read_captions(caption_file), split, caption_file)
+    name = dataset or caption_file.stem.replace("dataset_", "")
+    cache = cache if cache is not None else FeatureCache()
+    return evaluate_per_language(
+        lambda ds: retrieval(bundle, ds, cache=cache, dataset_name=name, split=split), records,
+        image_dir or find_image_dir(caption_file), transform=bundle.preprocess_val, languages=languages,
+        model=model or bundle.name, dataset=name, task="retrieval", seed=seed, profile=profile, split=split,
+        source=caption_file)

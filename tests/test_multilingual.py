@@ -180,3 +180,19 @@ def test_evaluate_per_language(parallel_dir):
     partial = records[:1] + [CaptionRecord(NAMES[1], "test", PARALLEL["en"][1])] + records[2:]
     with pytest.raises(DataError, match=r"toy_test\.json.*1 image\(s\) have no 'pt' caption"):
         language_subsets(partial, ["pt"], source="toy_test.json")
+
+
+def test_retrieval_per_language_through_the_evaluation_suite(parallel_dir, tiny_bundle, tmp_path):
+    from rsdix.features import FeatureCache
+    from rsdix.multilingual import retrieval_per_language
+
+    root, files = parallel_dir
+    merged = write_karpathy(read_parallel(files), root / "dataset_toy.json")
+    cache = FeatureCache()
+    rows = retrieval_per_language(tiny_bundle, merged, languages=["en", "pt"], model="tiny", seed=0, cache=cache)
+    by = {(r.dataset, r.metric): r.value for r in rows}
+    assert {d for d, _ in by} == {"toy/en", "toy/pt"}
+    for lang in ("en", "pt"):
+        assert 0 <= by[(f"toy/{lang}", "i2t_R@1")] <= 100
+        assert by[(f"toy/{lang}", "i2t_R@10")] == 100.0  # 3 images: every caption is within the top 10
+    assert cache.stats.images_encoded == 3  # the images were encoded once for both languages
