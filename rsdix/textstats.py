@@ -65,3 +65,38 @@ def caption_stats(captions_per_image: Sequence[Sequence[str]], name: str = "") -
 def stats_table(corpora: dict[str, Sequence[Sequence[str]]]) -> pd.DataFrame:
     """One row per corpus (name -> captions per image)."""
     return pd.DataFrame([caption_stats(caps, name) for name, caps in corpora.items()])
+
+
+def self_overlap(captions_per_image: Sequence[Sequence[str]]) -> float:
+    """Mean word-set Jaccard similarity between two captions of the same image, over all pairs
+    and images (1: the captions of an image use the same words; low: they describe it in
+    different words). Images with one caption are skipped."""
+    values = []
+    for caps in captions_per_image:
+        sets = [set(tokenize(c)) for c in caps]
+        for i in range(len(sets)):
+            for j in range(i + 1, len(sets)):
+                union = sets[i] | sets[j]
+                values.append(len(sets[i] & sets[j]) / len(union) if union else 1.0)
+    return float(np.mean(values)) if values else float("nan")
+
+
+def matched_stats(captions_per_image: Sequence[Sequence[str]], n_images: int, repeats: int = 5,
+                  seed: int = 0) -> dict:
+    """Size-matched diversity: vocabulary and distinct-1..4 of ``n_images`` images drawn at
+    random (without replacement), averaged over ``repeats`` draws. Keys end in ``@<n_images>``.
+
+    Vocabulary and distinct-n depend on corpus size, so datasets of different sizes are only
+    comparable at a matched size.
+    """
+    if n_images <= 0 or n_images > len(captions_per_image):
+        raise ValueError(f"n_images must be in 1..{len(captions_per_image)}, got {n_images}")
+    rng = np.random.default_rng(seed)
+    keys = ("vocabulary", "distinct_1", "distinct_2", "distinct_3", "distinct_4")
+    draws = {k: [] for k in keys}
+    for _ in range(repeats):
+        idx = rng.choice(len(captions_per_image), size=n_images, replace=False)
+        stats = caption_stats([captions_per_image[i] for i in idx])
+        for k in keys:
+            draws[k].append(stats[k])
+    return {f"{k}@{n_images}": float(np.mean(v)) for k, v in draws.items()}

@@ -63,3 +63,20 @@ def test_committed_notebooks_are_clean():
             if cell["cell_type"] == "code":
                 assert not cell.get("outputs") and cell.get("execution_count") is None, \
                     f"{path.name}: committed with outputs"
+
+
+def test_results_summary_puts_published_numbers_beside_ours(tmp_path, monkeypatch):
+    from rsdix.paths import RunDirs
+    from rsdix.report import headline_table, write_results_summary
+    from rsdix.results import Result, append_results
+
+    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
+    dirs = RunDirs("smoke", out_dir=tmp_path / "fig")
+    append_results([Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 31.0, seed=0),
+                    Result("rsdix_s1", "WHU-RS19", "zero-shot", "top1", 33.0, seed=1),
+                    Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 10.0, seed=0, split="val")], dirs.results)
+    text = open(write_results_summary(dirs)).read()
+    assert "RSDiX-CLIP ViT-B/32: 98.4" in text and "## Environment" in text
+    table = headline_table(dirs)
+    row = table[(table["model"] == "rsdix") & (table["split"] == "test")].iloc[0]
+    assert row["ours"].startswith("32 [") and row["seeds"] == 2     # seeds pooled, splits kept apart

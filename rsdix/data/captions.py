@@ -40,8 +40,12 @@ class CaptionRecord:
             self.langs = ["en"] * len(self.captions)
 
 
-def read_karpathy(path: str | os.PathLike, allow_empty: bool = False) -> list[CaptionRecord]:
-    """Read a Karpathy-format JSON file. Empty captions and missing fields are errors."""
+def read_karpathy(path: str | os.PathLike, allow_empty: bool = False,
+                  missing_split: str | None = None) -> list[CaptionRecord]:
+    """Read a Karpathy-format JSON file. Empty captions and missing fields are errors.
+
+    ``missing_split``: the split given to entries without one (None: a missing split is an error).
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(path, "caption file not found")
@@ -60,7 +64,7 @@ def read_karpathy(path: str | os.PathLike, allow_empty: bool = False) -> list[Ca
         filename = entry.get("filename")
         if not filename:
             raise DataError(where, "missing 'filename'")
-        split = entry.get("split")
+        split = entry.get("split", missing_split)
         if split is None:
             raise DataError(f"{where} ({filename})", "missing 'split'")
         split = "val" if split == "restval" else split

@@ -16,7 +16,8 @@ def load_image(path: str | os.PathLike, multispectral_bands=None, **render_kwarg
     """Open ``path`` as an RGB PIL image.
 
     A GeoTIFF with more than 3 bands or a non-8-bit type is rendered to true colour
-    (``multispectral_bands`` names its bands; EuroSAT order by default).
+    (``multispectral_bands`` names its bands; EuroSAT order by default; a 3-band 16-bit or
+    float TIFF is taken as R, G, B and stretched band by band from its 2nd to 98th percentile).
     Raises :class:`DataError` naming the file if it is missing or unreadable.
     """
     path = Path(path)
@@ -48,6 +49,11 @@ def _load_tiff(path: Path, bands, render_kwargs):
         return None
     from rsdix.raster import EUROSAT_BANDS, render_multispectral
 
+    if bands is None and count == 3:
+        # a 16-bit or float true-colour TIFF (bands in R, G, B order, as photometric RGB):
+        # its scale (DN or reflectance) is unknown, so stretch each band's 2-98 percentiles
+        kwargs = {"method": "percentile", "quantification": 1.0} | dict(render_kwargs)
+        return render_multispectral(path, band_names=("B04", "B03", "B02"), **kwargs)
     return render_multispectral(path, band_names=bands or EUROSAT_BANDS, **render_kwargs)
 
 

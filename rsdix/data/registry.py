@@ -85,11 +85,13 @@ REGISTRY: dict[str, DatasetInfo] = {d.name: d for d in [
                 url="https://github.com/HaiyanHuang98/NWPU-Captions",
                 notes="published as an Excel/JSON file; convert to Karpathy JSON with rsdix.data.captions"),
     DatasetInfo("s2lcd", "S2LCD", "captions", "karpathy", "s2lcd", "dataset_s2lcd.json",
-                images=1533, captions_per_image=5, image_size="Sentinel-2 L1C patches (TIFF)",
+                images=1533, captions_per_image=5, image_size="224x224 Sentinel-2 patches (TIFF)",
                 citation="Terlizzi, Bardozzo, Tagliaferri: RSDiX: Lightweight and data-efficient VLMs for remote "
-                         "sensing through self-distillation (2025)",
+                         "sensing through self-distillation (IJCNN 2025)",
                 url="https://github.com/NeuRoNeLab/RSDiX-CLIP",
-                notes="annotated in CVAT, converted to Karpathy JSON; rsdix.s2lcd builds datasets like it"),
+                download_urls=("https://github.com/NeuRoNeLab/RSDiX-CLIP/raw/main/S2LCD.zip",),
+                notes="CC BY-NC-SA 4.0; no published splits (RSDiX used a random 80/10/10): "
+                      "rsdix.s2lcd.load_s2lcd assigns 80/10/10 by scene; rsdix.s2lcd builds datasets like it"),
     DatasetInfo("eurosat_rgb", "EuroSAT", "classification", "folders", "eurosat_rgb", images=27000, classes=10,
                 image_size="64x64, 10 m",
                 citation="Helber, Bischke, Dengel, Borth: EuroSAT: a novel dataset and deep learning benchmark "
@@ -252,6 +254,9 @@ def download(name: str, root=None, timeout: float = 30.0) -> Path:
                            f"Download it on another machine from {info.url} and place it at {target}")
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(archive_dir / info.name)
+    if info.kind == "captions" and info.name != "ucm_captions":
+        _layout_captions(info, archive_dir / info.name, target)
+        return target
     if info.name == "ucm_captions":
         _layout_ucm_numbered(archive_dir / info.name, target / "images")
         if not (target / info.annotation).exists():
@@ -260,6 +265,15 @@ def download(name: str, root=None, timeout: float = 30.0) -> Path:
         return target
     _layout(info, archive_dir / info.name, target)
     return target
+
+
+def _layout_captions(info: DatasetInfo, extracted: Path, target: Path) -> None:
+    """Move the folder holding the caption file (and its images) to ``target``."""
+    found = sorted(extracted.rglob(info.annotation))
+    if not found:
+        raise DataError(extracted, f"archive has no {info.annotation}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(found[0].parent), str(target))
 
 
 def _layout_ucm_numbered(extracted: Path, images: Path) -> None:

@@ -1,0 +1,498 @@
+"""RS-M-CLIP's local/global self-distillation on the image tower (DINO, Caron et al. 2021).
+
+Each training image gives ``n_global`` large crops and ``n_local`` small crops
+(:class:`MultiCropTransform`). A student (the CLIP image tower being trained, plus a
+:class:`DINOHead`) sees every crop; an EMA teacher (a frozen copy of tower and head, updated
+with a cosine momentum schedule 0.996 -> 1) sees only the global crops. The student's
+distribution on each crop is pulled towards the teacher's on every *other* global crop
+(:class:`DINOLoss`: cross-entropy, teacher outputs centred by a running mean and sharpened by
+a low temperature that warms up from 0.04 to 0.07).
+
+:class:`DINOObjective` bundles head, teacher and loss into one module that a training loop adds
+to its CLIP objective: ``loss = clip_loss(global views) + lambda * dino_loss``::
+
+    dino = DINOObjective(model.visual, embed_dim, cfg, total_steps)
+    crops = batch["crops"]                            # list of [B, 3, h, w] tensors, globals first
+    feats = dino.student_features(model.visual, crops)    # image-tower outputs per crop
+    loss = clip_loss(feats[0], text) + cfg.weight * dino(feats, crops, step)
+    loss.backward(); opt.step(); dino.update_teacher(model.visual, step)
+
+Local crops are smaller than the tower's input: for open_clip ViTs the positional embedding is
+interpolated on the fly (a differentiable function of the trained one), other towers get the
+crop resized to their input size.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import weakref
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["MultiCropConfig", "DINOConfig", "MultiCropTransform", "DINOHead", "DINOLoss", "DINOObjective",
+           "cosine_schedule", "teacher_temperature", "ema_momentum", "ema_update", "encode_crops",
+           "interpolate_pos_embed", "DinoViews", "dino_views", "DinoTerm", "ClipWithDino", "ViewsCollate"]
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+@dataclass
+class MultiCropConfig:
+    """Multi-crop augmentation (DINO defaults; sizes in pixels, scales as area fractions).
+
+    ``global_size`` 0 means the model's input size; ``local_size`` 0 means
+    ``round(96 / 224 * global_size)`` rounded to the patch size by the caller (DINO's ratio).
+    """
+    n_global: int = 2
+    n_local: int = 6
+    global_scale: tuple[float, float] = (0.4, 1.0)
+    local_scale: tuple[float, float] = (0.05, 0.4)
+    global_size: int = 0
+    local_size: int = 0
+    flip: bool = True              # horizontal and vertical flips (overhead imagery has no "up")
+    colour_jitter: float = 0.8     # probability of colour jitter (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1)
+    grayscale: float = 0.2
+    blur: tuple[float, float, float] = (1.0, 0.1, 0.5)   # blur probability: global 1, global 2, locals
+    solarize: float = 0.2          # on the second global crop
+
+
+@dataclass
+class DINOConfig:
+    """The DINO term of the training objective (``enabled`` switches it on; ``weight`` = lambda)."""
+    enabled: bool = False
+    weight: float = 1.0
+    out_dim: int = 65536            # K; 4096 or less is plenty for small data
+    hidden_dim: int = 2048
+    bottleneck_dim: int = 256
+    n_layers: int = 3
+    norm_last_layer: bool = True
+    student_temp: float = 0.1
+    teacher_temp: float = 0.07
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_frac: float = 0.3   # fraction of training to warm the teacher temperature up
+    center_momentum: float = 0.9
+    momentum_teacher: float = 0.996
+    momentum_final: float = 1.0
+    clip_view: str = "global"       # CLIP loss on: global (the first global crop) | base (the usual augmentation)
+    crops: MultiCropConfig = field(default_factory=MultiCropConfig)
+
+    def __post_init__(self):
+        from rsdix.errors import ConfigError
+
+        if self.clip_view not in ("global", "base"):
+            raise ConfigError(f"dino.clip_view must be 'global' or 'base', got {self.clip_view!r}")
+        if self.crops.n_global < 1 or self.crops.n_global + self.crops.n_local < 2:
+            raise ConfigError("DINO needs at least one global crop and two crops in all")
+
+
+# --------------------------------------------------------------------------------------------
+# Multi-crop augmentation
+# --------------------------------------------------------------------------------------------
+def default_local_size(global_size: int, patch_size: int = 1) -> int:
+    """DINO's local/global ratio 96/224, rounded to a multiple of the patch size (at least one patch)."""
+    size = round(global_size * 96 / 224 / patch_size) * patch_size
+    return max(patch_size, int(size))
+
+
+class MultiCropTransform:
+    """PIL image -> list of tensors: ``n_global`` crops of ``global_size`` then ``n_local`` of ``local_size``."""
+
+    def __init__(self, cfg: MultiCropConfig, size: int, mean: Sequence[float], std: Sequence[float],
+                 patch_size: int = 1):
+        from torchvision import transforms as T
+
+        self.cfg = cfg
+        self.global_size = cfg.global_size or size
+        self.local_size = cfg.local_size or default_local_size(self.global_size, patch_size)
+        flips = [T.RandomHorizontalFlip(), T.RandomVerticalFlip()] if cfg.flip else []
+        colour = [T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=cfg.colour_jitter),
+                  T.RandomGrayscale(p=cfg.grayscale)]
+        normalise = [T.ToTensor(), T.Normalize(mean, std)]
+        bicubic = T.InterpolationMode.BICUBIC
+
+        def blur(p, size):
+            kernel = max(3, (size // 10) | 1)  # odd kernel, about a tenth of the crop
+            return T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=p)
+
+        def crop(size, scale):
+            return [T.RandomResizedCrop(size, scale=tuple(scale), interpolation=bicubic)] + flips + colour
+
+        g, l_ = self.global_size, self.local_size
+        self.globals = []
+        for i in range(cfg.n_global):
+            extra = [blur(cfg.blur[min(i, 1)], g)]
+            if i == 1 and cfg.solarize > 0:
+                extra.append(T.RandomSolarize(128, p=cfg.solarize))
+            self.globals.append(T.Compose(crop(g, cfg.global_scale) + extra + normalise))
+        self.local = T.Compose(crop(l_, cfg.local_scale) + [blur(cfg.blur[2], l_)] + normalise)
+
+    @property
+    def n_crops(self) -> int:
+        return self.cfg.n_global + self.cfg.n_local
+
+    def __call__(self, image) -> list[torch.Tensor]:
+        crops = [t(image) for t in self.globals]
+        crops += [self.local(image) for _ in range(self.cfg.n_local)]
+        return crops
+
+
+# --------------------------------------------------------------------------------------------
+# Head and loss
+# --------------------------------------------------------------------------------------------
+class DINOHead(nn.Module):
+    """MLP (``n_layers``, GELU) -> bottleneck -> L2 normalisation -> weight-normalised linear to K.
+
+    With ``norm_last_layer`` the weight-norm magnitude is fixed to 1 (DINO's default, it
+    stabilises training): the last layer computes cosine similarities to K prototypes.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 2048, bottleneck_dim: int = 256,
+                 n_layers: int = 3, norm_last_layer: bool = True):
+        super().__init__()
+        n_layers = max(n_layers, 1)
+        if n_layers == 1:
+            self.mlp = nn.Linear(in_dim, bottleneck_dim)
+        else:
+            layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim), nn.GELU()]
+            for _ in range(n_layers - 2):
+                layers += [nn.Linear(hidden_dim, hidden_dim), nn.GELU()]
+            layers.append(nn.Linear(hidden_dim, bottleneck_dim))
+            self.mlp = nn.Sequential(*layers)
+        self.mlp.apply(self._init)
+        last = nn.Linear(bottleneck_dim, out_dim, bias=False)
+        self.last_layer = nn.utils.parametrizations.weight_norm(last)
+        magnitude = self.last_layer.parametrizations.weight.original0
+        with torch.no_grad():
+            magnitude.fill_(1.0)
+        magnitude.requires_grad = not norm_last_layer
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(self.mlp(x), dim=-1)
+        return self.last_layer(x)
+
+
+def cosine_schedule(start: float, end: float, step: int, total: int) -> float:
+    """Cosine from ``start`` (step 0) to ``end`` (step ``total``), constant afterwards."""
+    if total <= 0:
+        return end
+    t = min(max(step, 0), total) / total
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def teacher_temperature(step: int, total: int, cfg: DINOConfig) -> float:
+    """Linear warm-up from ``warmup_teacher_temp`` to ``teacher_temp`` over the first
+    ``warmup_teacher_temp_frac`` of training, then constant."""
+    warm = int(round(cfg.warmup_teacher_temp_frac * total))
+    if warm <= 0 or step >= warm:
+        return cfg.teacher_temp
+    return cfg.warmup_teacher_temp + (cfg.teacher_temp - cfg.warmup_teacher_temp) * step / warm
+
+
+def ema_momentum(step: int, total: int, cfg: DINOConfig) -> float:
+    """DINO's teacher momentum: cosine from ``momentum_teacher`` to ``momentum_final``."""
+    return cosine_schedule(cfg.momentum_teacher, cfg.momentum_final, step, total)
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
+    """``t <- m t + (1 - m) s`` for every parameter (buffers copied)."""
+    t_params = dict(teacher.named_parameters())
+    for name, s in student.named_parameters():
+        t = t_params[name]
+        t.mul_(momentum).add_(s.detach().to(t.dtype), alpha=1.0 - momentum)
+    t_bufs = dict(teacher.named_buffers())
+    for name, b in student.named_buffers():
+        t_bufs[name].copy_(b)
+
+
+class DINOLoss(nn.Module):
+    """Cross-entropy between the teacher's centred, sharpened distribution on each global crop
+    and the student's on every other crop; the centre is a running mean of teacher outputs.
+
+    ``student_out``: ``[n_crops * B, K]`` (crop-major: all images of crop 0, then crop 1, ...);
+    ``teacher_out``: ``[n_global * B, K]``. The centre is updated (no gradient) after the loss
+    is computed, from this batch's teacher outputs (averaged over processes when distributed).
+    """
+
+    def __init__(self, out_dim: int, n_global: int = 2, student_temp: float = 0.1,
+                 center_momentum: float = 0.9):
+        super().__init__()
+        self.n_global = n_global
+        self.student_temp = student_temp
+        self.center_momentum = center_momentum
+        self.register_buffer("center", torch.zeros(1, out_dim))
+
+    def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor, teacher_temp: float,
+                update_center: bool = True) -> torch.Tensor:
+        n_crops = student_out.shape[0] // (teacher_out.shape[0] // self.n_global)
+        student = (student_out.float() / self.student_temp).chunk(n_crops)
+        teacher_probs = F.softmax((teacher_out.float() - self.center) / teacher_temp, dim=-1).detach()
+        teacher = teacher_probs.chunk(self.n_global)
+        total, terms = student_out.new_zeros((), dtype=torch.float32), 0
+        for iq, q in enumerate(teacher):
+            for v, s in enumerate(student):
+                if v == iq:
+                    continue  # the student never matches the teacher on the same view
+                total = total + torch.sum(-q * F.log_softmax(s, dim=-1), dim=-1).mean()
+                terms += 1
+        if update_center:
+            self.update_center(teacher_out)
+        return total / terms
+
+    @torch.no_grad()
+    def update_center(self, teacher_out: torch.Tensor) -> None:
+        batch_center = teacher_out.float().sum(dim=0, keepdim=True)
+        count = torch.tensor(float(teacher_out.shape[0]), device=teacher_out.device)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(batch_center)
+            torch.distributed.all_reduce(count)
+        batch_center = batch_center / count
+        self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
+
+
+# --------------------------------------------------------------------------------------------
+# Image tower on crops of any size
+# --------------------------------------------------------------------------------------------
+def interpolate_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """open_clip ViT positional embedding ``[1 + g*g, D]`` resized (bicubic) to a new patch grid."""
+    cls_pos, patch_pos = pos_embed[:1], pos_embed[1:]
+    old = int(math.isqrt(patch_pos.shape[0]))
+    if (old, old) == tuple(grid):
+        return pos_embed
+    patch_pos = patch_pos.reshape(1, old, old, -1).permute(0, 3, 1, 2)
+    patch_pos = F.interpolate(patch_pos.float(), size=grid, mode="bicubic", align_corners=False)
+    patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(pos_embed.dtype)
+    return torch.cat([cls_pos, patch_pos], dim=0)
+
+
+def _input_size(visual: nn.Module) -> tuple[int, int] | None:
+    size = getattr(visual, "image_size", None)
+    if size is None:
+        return None
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+_FIXED_SIZE: "weakref.WeakKeyDictionary[nn.Module, bool]" = weakref.WeakKeyDictionary()
+
+
+def encode_crops(visual: nn.Module, crops: torch.Tensor) -> torch.Tensor:
+    """Image-tower output for a batch of crops of one size, which may differ from its input size.
+
+    ViTs get an interpolated positional embedding; a CNN with global pooling takes the crop as
+    it is; a tower that fails on another size (attention pooling) gets the crop resized.
+    """
+    size = _input_size(visual)
+    if size is None or tuple(crops.shape[-2:]) == size:
+        return visual(crops)
+    pos = getattr(visual, "positional_embedding", None)
+    patch = getattr(visual, "patch_size", None)
+    if isinstance(pos, torch.Tensor) and pos.dim() == 2 and patch is not None:
+        ph, pw = (patch, patch) if isinstance(patch, int) else patch
+        grid = (crops.shape[-2] // ph, crops.shape[-1] // pw)
+        new_pos = interpolate_pos_embed(pos, grid)
+        return torch.func.functional_call(visual, {"positional_embedding": new_pos}, (crops,), strict=False)
+    if not _FIXED_SIZE.get(visual, False):
+        try:
+            return visual(crops)
+        except RuntimeError:
+            _FIXED_SIZE[visual] = True
+    resized = F.interpolate(crops, size=size, mode="bicubic", align_corners=False)
+    return visual(resized)
+
+
+# --------------------------------------------------------------------------------------------
+# The objective term
+# --------------------------------------------------------------------------------------------
+class DINOObjective(nn.Module):
+    """Student head + EMA teacher (image tower and head) + loss, for a CLIP model's image tower.
+
+    Its trainable parameters (the student head) must go to the optimiser with the model's;
+    the teacher's parameters have ``requires_grad=False`` and are not trained by backprop.
+    """
+
+    def __init__(self, visual: nn.Module, embed_dim: int, cfg: DINOConfig, total_steps: int):
+        super().__init__()
+        self.cfg = cfg
+        self.total_steps = int(total_steps)
+        self.student_head = DINOHead(embed_dim, cfg.out_dim, cfg.hidden_dim, cfg.bottleneck_dim,
+                                     cfg.n_layers, cfg.norm_last_layer)
+        self.teacher_visual = copy.deepcopy(visual)
+        self.teacher_head = copy.deepcopy(self.student_head)
+        for p in list(self.teacher_visual.parameters()) + list(self.teacher_head.parameters()):
+            p.requires_grad_(False)
+        self.teacher_visual.eval()
+        self.loss_fn = DINOLoss(cfg.out_dim, cfg.crops.n_global, cfg.student_temp, cfg.center_momentum)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher_visual.eval()  # no dropout / drop-path in the teacher
+        return self
+
+    def trainable_parameters(self):
+        return [p for p in self.student_head.parameters() if p.requires_grad]
+
+    @staticmethod
+    def student_features(visual: nn.Module, crops: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Image-tower outputs for each crop batch (same-size crops are encoded together)."""
+        out: list[torch.Tensor | None] = [None] * len(crops)
+        by_size: dict[tuple, list[int]] = {}
+        for i, c in enumerate(crops):
+            by_size.setdefault(tuple(c.shape[-2:]), []).append(i)
+        for idx in by_size.values():
+            feats = encode_crops(visual, torch.cat([crops[i] for i in idx])).chunk(len(idx))
+            for i, f in zip(idx, feats):
+                out[i] = f
+        return out  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def teacher_output(self, global_crops: Sequence[torch.Tensor]) -> torch.Tensor:
+        feats = encode_crops(self.teacher_visual, torch.cat(list(global_crops)))
+        return self.teacher_head(feats)
+
+    def forward(self, student_feats: Sequence[torch.Tensor], crops: Sequence[torch.Tensor],
+                step: int) -> torch.Tensor:
+        """DINO loss from the student's tower outputs on every crop and the raw global crops."""
+        n_global = self.cfg.crops.n_global
+        student_out = self.student_head(torch.cat(list(student_feats)))
+        teacher_out = self.teacher_output(crops[:n_global])
+        temp = teacher_temperature(step, self.total_steps, self.cfg)
+        return self.loss_fn(student_out, teacher_out, temp, update_center=self.training)
+
+    @torch.no_grad()
+    def update_teacher(self, visual: nn.Module, step: int) -> float:
+        """EMA step of teacher tower and head towards the student (call after ``optimizer.step``)."""
+        m = ema_momentum(step, self.total_steps, self.cfg)
+        ema_update(self.teacher_visual, visual, m)
+        ema_update(self.teacher_head, self.student_head, m)
+        return m
+
+
+# --------------------------------------------------------------------------------------------
+# Glue for rsdix.train.fit (objective term, views transform, collate)
+# --------------------------------------------------------------------------------------------
+class DinoViews:
+    """PIL image -> ``{"image": CLIP view, "crops": [global..., local...]}``.
+
+    The CLIP view is the first global crop (RS-M-CLIP: the CLIP loss on a global view) or,
+    with ``base``, that transform's output (the same CLIP input as runs without DINO).
+    """
+
+    def __init__(self, multicrop: MultiCropTransform, base=None):
+        self.multicrop, self.base = multicrop, base
+
+    def __call__(self, image) -> dict:
+        crops = self.multicrop(image)
+        return {"image": crops[0] if self.base is None else self.base(image), "crops": crops}
+
+
+def dino_views(cfg: DINOConfig, bundle, base=None) -> DinoViews:
+    """The multi-crop views transform for a model bundle (its input size, patch size and normalisation)."""
+    from rsdix.data.transforms import _find_normalize
+
+    pre = bundle.preprocess_config or {}
+    norm = None if pre.get("mean") else _find_normalize(bundle.preprocess_val)
+    mean = pre.get("mean") or norm.mean
+    std = pre.get("std") or norm.std
+    patch = getattr(bundle.model.visual, "patch_size", None)
+    patch = (patch if isinstance(patch, int) else patch[0]) if patch is not None else 1
+    return DinoViews(MultiCropTransform(cfg.crops, bundle.image_size, mean, std, patch), base)
+
+
+class DinoTerm(nn.Module):
+    """The DINO term as an objective of :func:`rsdix.train.fit`: reads ``batch["crops"]``,
+    returns ``{"loss", "teacher_temp", "momentum"}``. Pass :meth:`after_step` as the first
+    ``fit`` callback: it moves the EMA teacher after every optimizer step. The step count is a
+    buffer, so a resumed run continues the schedules where they were."""
+
+    needs_teacher = False
+
+    def __init__(self, model: nn.Module, embed_dim: int, cfg: DINOConfig, total_steps: int):
+        super().__init__()
+        self.dino = DINOObjective(model.visual, embed_dim, cfg, total_steps)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        object.__setattr__(self, "_student", model)  # not a submodule: the loop owns the student
+
+    def from_features(self, feats: Sequence[torch.Tensor], crops: Sequence[torch.Tensor]) -> dict:
+        step = int(self.step)
+        loss = self.dino(feats, crops, step)
+        return {"loss": loss, "teacher_temp": teacher_temperature(step, self.dino.total_steps, self.dino.cfg),
+                "momentum": ema_momentum(step, self.dino.total_steps, self.dino.cfg)}
+
+    def forward(self, batch: dict, student: nn.Module, teacher=None) -> dict:
+        crops = batch["crops"]
+        return self.from_features(self.dino.student_features(student.visual, crops), crops)
+
+    def after_step(self, step: int, logs: dict | None = None) -> None:
+        self.dino.update_teacher(self._student.visual, step - 1)
+        self.step.fill_(step)
+
+
+class _SharedImageStudent:
+    """The student, except that ``encode_image`` of one given tensor returns features already
+    computed (so the CLIP term reuses the DINO student's pass on the first global crop)."""
+
+    def __init__(self, student: nn.Module, image: torch.Tensor, features: torch.Tensor):
+        self._student, self._image, self._features = student, image, features
+
+    def encode_image(self, image, normalize: bool = False):
+        if image is self._image:
+            return F.normalize(self._features, dim=-1) if normalize else self._features
+        return self._student.encode_image(image, normalize=normalize)
+
+    def __getattr__(self, name):
+        return getattr(self._student, name)
+
+
+class ClipWithDino(nn.Module):
+    """``clip + weight * dino`` as one objective of :func:`rsdix.train.fit` (RS-M-CLIP).
+
+    ``clip`` is any CLIP objective (InfoNCE, RSDiX's OT distillation, SigLIP ...). With
+    ``clip_view="global"`` the CLIP image is the first global crop and the student's image
+    tower runs once on it for both terms. Logged terms are prefixed ``clip/`` and ``dino/``.
+    """
+
+    def __init__(self, clip: nn.Module, dino: DinoTerm, weight: float = 1.0):
+        super().__init__()
+        self.clip, self.dino, self.weight = clip, dino, float(weight)
+        self.needs_teacher = bool(getattr(clip, "needs_teacher", False))
+
+    def forward(self, batch: dict, student: nn.Module, teacher=None) -> dict:
+        crops = batch["crops"]
+        feats = self.dino.dino.student_features(student.visual, crops)
+        if self.dino.dino.cfg.clip_view == "global":
+            batch = dict(batch, image=crops[0])
+            clip_out = self.clip(batch, _SharedImageStudent(student, crops[0], feats[0]), teacher)
+        else:
+            clip_out = self.clip(batch, student, teacher)
+        dino_out = self.dino.from_features(feats, crops)
+        out = {f"clip/{k}": v for k, v in clip_out.items()}
+        out.update({f"dino/{k}": v for k, v in dino_out.items()})
+        out["loss"] = clip_out["loss"] + self.weight * dino_out["loss"]
+        return out
+
+
+class ViewsCollate:
+    """``[(views dict or tensor, caption)] -> {"image", "crops"?, "text", "caption"}``; picklable."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, items):
+        from rsdix.multilingual import stack_views
+
+        images, captions = zip(*items)
+        batch = stack_views(images)
+        batch.update(text=self.tokenizer(list(captions)), caption=list(captions))
+        return batch
