@@ -8,7 +8,8 @@ Features are L2-normalised float32 tensors. The cache key is
 ``(model fingerprint, dataset name, split, file list, transform)`` for images and
 ``(model fingerprint, texts)`` for texts, so every image is encoded once per model across all
 tasks of a run (and across runs: entries live on disk). ``cache.stats`` counts hits, misses
-and the number of images/texts actually pushed through the model.
+and the number of images/texts actually pushed through the model. The key holds file *names*,
+not contents: after replacing images under the same names, delete the cache folder.
 """
 from __future__ import annotations
 
@@ -154,11 +155,13 @@ def encode_images(bundle, dataset, cache: FeatureCache | None = None, dataset_na
     loader = torch.utils.data.DataLoader(_ImagesOnly(dataset, apply), batch_size=batch_size,
                                          num_workers=num_workers, shuffle=False)
     chunks = []
-    for images in progress(loader, desc=desc or f"encode {name}/{split}", unit="batch"):
-        feats = model.encode_image(images.to(device))
-        chunks.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
-        cache.stats.images_encoded += len(images)
-    _restore_mode(modes)
+    try:
+        for images in progress(loader, desc=desc or f"encode {name}/{split}", unit="batch"):
+            feats = model.encode_image(images.to(device))
+            chunks.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
+            cache.stats.images_encoded += len(images)
+    finally:
+        _restore_mode(modes)
     features = torch.cat(chunks)
     _check_finite(features, name)
     cache.put(key, features, {"kind": "image", "dataset": name, "split": split, "n": len(features),
@@ -171,8 +174,9 @@ def encode_images_many(bundles: dict, dataset, cache: FeatureCache, dataset_name
                        split: str = "all", batch_size: int = 64, num_workers: int = 0,
                        desc: str | None = None) -> dict[str, torch.Tensor]:
     """:func:`encode_images` for several models at once: each image is decoded and transformed
-    once per distinct transform and fed to every model that uses it (image decoding dominates
-    on a CPU). ``bundles`` maps a label to a bundle; returns label -> features, all cached."""
+    once per distinct transform and fed to every model that uses it (decoding and resizing large
+    images are paid once). ``bundles`` maps a label to a bundle; returns label -> features, all
+    cached."""
     name = dataset_name or str(getattr(dataset, "source", "dataset"))
     if len(dataset) == 0:
         raise DataError(name, "no images to encode")
@@ -193,14 +197,17 @@ def encode_images_many(bundles: dict, dataset, cache: FeatureCache, dataset_name
                                              num_workers=num_workers, shuffle=False)
         chunks: dict[str, list] = {label: [] for label, _, _ in group}
         states = {label: _eval_mode(bundle.model) for label, bundle, _ in group}
-        for images in progress(loader, desc=desc or f"encode {name}/{split} for {len(group)} model(s)",
-                               unit="batch"):
-            for label, bundle, _ in group:
-                feats = bundle.model.encode_image(images.to(_model_device(bundle.model)))
-                chunks[label].append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
-                cache.stats.images_encoded += len(images)
+        try:
+            for images in progress(loader, desc=desc or f"encode {name}/{split} for {len(group)} model(s)",
+                                   unit="batch"):
+                for label, bundle, _ in group:
+                    feats = bundle.model.encode_image(images.to(_model_device(bundle.model)))
+                    chunks[label].append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
+                    cache.stats.images_encoded += len(images)
+        finally:
+            for label, _, _ in group:
+                _restore_mode(states[label])
         for label, bundle, key in group:
-            _restore_mode(states[label])
             features = torch.cat(chunks[label])
             _check_finite(features, f"{name} ({label})")
             cache.put(key, features, {"kind": "image", "dataset": name, "split": split, "n": len(features),
@@ -231,18 +238,20 @@ def encode_texts(bundle, texts: Sequence[str], cache: FeatureCache | None = None
         order = torch.argsort((tokens_all != pad_id).sum(dim=1), stable=True)
     features = torch.empty(0)
     starts = range(0, len(texts), batch_size)
-    for start in progress(starts, desc=desc, unit="batch", disable=len(starts) < 4):
-        idx = order[start:start + batch_size]
-        tokens = tokens_all[idx]
-        if pad_id is not None:
-            used = (tokens != pad_id).any(dim=0).nonzero()
-            tokens = tokens[:, :int(used.max()) + 1] if len(used) else tokens
-        feats = torch.nn.functional.normalize(model.encode_text(tokens.to(device)).float(), dim=-1).cpu()
-        if features.numel() == 0:
-            features = torch.empty(len(texts), feats.shape[1])
-        features[idx] = feats
-        cache.stats.texts_encoded += len(tokens)
-    _restore_mode(modes)
+    try:
+        for start in progress(starts, desc=desc, unit="batch", disable=len(starts) < 4):
+            idx = order[start:start + batch_size]
+            tokens = tokens_all[idx]
+            if pad_id is not None:
+                used = (tokens != pad_id).any(dim=0).nonzero()
+                tokens = tokens[:, :int(used.max()) + 1] if len(used) else tokens
+            feats = torch.nn.functional.normalize(model.encode_text(tokens.to(device)).float(), dim=-1).cpu()
+            if features.numel() == 0:
+                features = torch.empty(len(texts), feats.shape[1])
+            features[idx] = feats
+            cache.stats.texts_encoded += len(tokens)
+    finally:
+        _restore_mode(modes)
     _check_finite(features, "texts")
     cache.put(key, features, {"kind": "text", "n": len(features), "model": bundle.name})
     return features
