@@ -378,7 +378,8 @@ def evaluate_captions(candidates: Mapping[Hashable, str | Sequence[str]],
                 from pycocoevalcap.spice.spice import Spice
 
                 score, scores = Spice().compute_score(gts, res)
-                add("SPICE", score, np.asarray([s["All"]["f"] for s in scores], dtype=float),
+                by_id = dict(zip(sorted(gts), scores))   # pycocoevalcap's Spice scores images in sorted id order
+                add("SPICE", score, np.asarray([by_id[k]["All"]["f"] for k in ids], dtype=float),
                     "mean over images (coco definition)")
             else:
                 reason = ("disabled" if spice is False else

@@ -138,3 +138,22 @@ def test_bad_input_names_source_and_image(cands, refs, match):
 def test_pairwise_length_mismatch_is_an_error():
     with pytest.raises(DataError, match="2 candidates but 1 references"):
         pairwise_scores(["a b", "c d"], ["a b"], tokenizer="simple", metrics=("BLEU-1",))
+
+
+def test_spice_per_image_scores_follow_image_ids_not_sorted_order(monkeypatch):
+    """pycocoevalcap's Spice returns per-image scores in sorted(image id) order."""
+    import pycocoevalcap.spice.spice as spice_mod
+
+    class FakeSpice:
+        def compute_score(self, gts, res):
+            ids = sorted(gts)
+            scores = [{"All": {"f": float(len(res[i][0].split()))}} for i in ids]
+            return float(np.mean([s["All"]["f"] for s in scores])), scores
+
+    monkeypatch.setattr(metrics, "spice_available", lambda: True)
+    monkeypatch.setattr(spice_mod, "Spice", FakeSpice)
+    cands = {"zeta": "one two three", "alpha": "one"}   # insertion order is not sorted order
+    refs = {"zeta": ["one two three"], "alpha": ["one"]}
+    ev = evaluate_captions(cands, refs, metrics=("SPICE",), tokenizer="simple")
+    assert ev.per_image.loc["zeta", "SPICE"] == 3.0
+    assert ev.per_image.loc["alpha", "SPICE"] == 1.0
