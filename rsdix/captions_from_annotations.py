@@ -36,11 +36,9 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import warnings
-import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +49,7 @@ import numpy as np
 from rsdix.data.captions import CaptionRecord, write_karpathy
 from rsdix.data.classification import clean_class_name
 from rsdix.data.images import IMAGE_EXTS
+from rsdix.data.files import read_json, read_xml
 from rsdix.errors import DataError
 
 __all__ = [
@@ -122,12 +121,7 @@ def read_coco(path: str | os.PathLike, class_names: Mapping[str, str] | None = N
     """Read a COCO detection JSON (``images``, ``annotations`` with ``bbox`` = [x, y, w, h],
     ``categories``). Images without annotations are kept (with no boxes)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, "annotation file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"malformed COCO JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    data = read_json(path, "annotation file", kind="COCO JSON")
     if not isinstance(data, dict):
         raise DataError(path, "malformed COCO JSON: expected an object with 'images', 'annotations', 'categories'")
     missing = [k for k in ("images", "annotations", "categories") if not isinstance(data.get(k), list)]
@@ -242,12 +236,7 @@ def read_voc_xml(path: str | os.PathLike, class_names: Mapping[str, str] | None 
                  tolerance: float = 1.0) -> ImageAnnotation:
     """Read one Pascal-VOC / DIOR style XML (``<size>``, ``<object><name><bndbox>``)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, "annotation file not found")
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise DataError(path, f"malformed XML: {exc}") from exc
+    root = read_xml(path, "annotation file")
     try:
         width = int(float(root.findtext("size/width")))
         height = int(float(root.findtext("size/height")))

@@ -33,7 +33,6 @@ pipeline that makes such a dataset from raw Sentinel-2 products, and loads the p
 from __future__ import annotations
 
 import csv
-import json
 import os
 import random
 import re
@@ -47,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from rsdix.data.captions import CaptionRecord, read_karpathy, write_karpathy
+from rsdix.data.files import read_xml
 from rsdix.errors import DataError
 from rsdix.raster import TRUE_COLOUR, stretch_to_uint8
 from rsdix.sentinel2 import SCL_CLOUD, Scene
@@ -296,12 +296,7 @@ def read_cvat_xml(path: str | os.PathLike, label: str = "caption", split: str = 
     all, is an error naming the file.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, "CVAT annotation file not found")
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise DataError(path, f"malformed XML: {exc}") from exc
+    root = read_xml(path, "CVAT annotation file")
     if root.tag != "annotations":
         raise DataError(path, f"not a CVAT annotation file: root element <{root.tag}>, expected <annotations>")
     images = root.findall("image")
@@ -682,15 +677,10 @@ def read_s2lcd(root: str | os.PathLike | None = None, fractions: Sequence[float]
                seed: int = 0) -> list[CaptionRecord]:
     """S2LCD's records; when the file has no splits, they are assigned by scene (``seed``)."""
     path = find_s2lcd(root)
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8")).get("images", [])
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise DataError(path, f"not a Karpathy caption file: {exc}") from exc
-    has_split = bool(entries) and all(isinstance(e, dict) and e.get("split") for e in entries)
-    records = read_karpathy(path) if has_split else read_karpathy(path, missing_split="")
-    if not has_split:
-        records = assign_splits(records, fractions=fractions, seed=seed)
-    return records
+    records = read_karpathy(path, missing_split="")
+    if records and all(r.split for r in records):
+        return records
+    return assign_splits(records, fractions=fractions, seed=seed)
 
 
 def load_s2lcd(root: str | os.PathLike | None = None, split: str | Sequence[str] | None = "test",

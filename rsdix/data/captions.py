@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from rsdix.data.images import load_image, verify_image
+from rsdix.data.files import read_json
 from rsdix.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -47,12 +48,7 @@ def read_karpathy(path: str | os.PathLike, allow_empty: bool = False,
     ``missing_split``: the split given to entries without one (None: a missing split is an error).
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, "caption file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    data = read_json(path, "caption file")
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list):
         raise DataError(path, "not a Karpathy caption file: expected a top-level 'images' list")
