@@ -821,6 +821,16 @@ def conclusions(ttest: pd.DataFrame, separation: pd.DataFrame, retention: pd.Dat
     return "\n".join(f"- {line}" if not line.startswith("  ") else f"  - {line.strip()}" for line in lines)
 
 
+def separation_task(preserved: str) -> str:
+    """The results-table task of separation AUC for a paraphrase kind (vs the pooled minimal edits)."""
+    return f"metric-separation-{preserved}"
+
+
+def discrimination_task(distractors: str) -> str:
+    """The results-table task of discrimination AUC with ``random`` or ``same-class`` distractors."""
+    return f"metric-discrimination-{distractors}"
+
+
 def to_results(separation: pd.DataFrame, discrimination: pd.DataFrame, seed: int, profile: str) -> list:
     """Headline rows for the tidy results table: separation AUC against the pooled minimal edits
     (per paraphrase kind) and discrimination AUC, each with its bootstrap CI; ``model`` is the
@@ -830,12 +840,12 @@ def to_results(separation: pd.DataFrame, discrimination: pd.DataFrame, seed: int
     rows = []
     for r in separation[separation.changed == ANY_EDIT].itertuples():
         rows.append(Result(model=r.metric, dataset=DATASET_NAMES.get(r.dataset, r.dataset),
-                           task=f"metric-separation-{r.preserved}", metric="AUC", value=r.auc, seed=seed,
+                           task=separation_task(r.preserved), metric="AUC", value=r.auc, seed=seed,
                            split="all", n=int(r.n_preserved + r.n_changed), ci_low=r.ci_low, ci_high=r.ci_high,
                            profile=profile, note=f"{r.preserved} paraphrase vs one-word meaning-changing edits"))
     for r in discrimination.itertuples():
         rows.append(Result(model=r.metric, dataset=DATASET_NAMES.get(r.dataset, r.dataset),
-                           task=f"metric-discrimination-{r.distractors}", metric="AUC", value=r.auc, seed=seed,
+                           task=discrimination_task(r.distractors), metric="AUC", value=r.auc, seed=seed,
                            split="all", n=int(r.n_queries), ci_low=r.auc_low, ci_high=r.auc_high, profile=profile,
                            note=f"own-image reference vs {r.k} {r.distractors} distractors"))
     return rows

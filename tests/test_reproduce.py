@@ -80,3 +80,28 @@ def test_results_summary_puts_published_numbers_beside_ours(tmp_path, monkeypatc
     table = headline_table(dirs)
     row = table[(table["model"] == "rsdix") & (table["split"] == "test")].iloc[0]
     assert row["ours"].startswith("32 [") and row["seeds"] == 2     # seeds pooled, splits kept apart
+
+
+def test_results_summary_shows_the_metric_study_rows_notebook_06_writes(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from rsdix.paths import RunDirs
+    from rsdix.report import headline_table, write_results_summary
+    from rsdix.results import append_results
+    from rsdix.stats import ANY_EDIT, to_results
+
+    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
+    dirs = RunDirs("smoke", out_dir=tmp_path / "fig")
+    separation = pd.DataFrame([{"dataset": "ucm", "metric": "BLEU-4", "preserved": p, "changed": ANY_EDIT,
+                                "auc": 0.61, "ci_low": 0.5, "ci_high": 0.7, "n_preserved": 10, "n_changed": 40}
+                               for p in ("synonym", "synonym-1")])
+    discrimination = pd.DataFrame([{"dataset": "ucm", "metric": "BLEU-4", "distractors": "same-class", "k": 4,
+                                    "auc": 0.55, "auc_low": 0.5, "auc_high": 0.6, "n_queries": 10}])
+    rows = to_results(separation, discrimination, seed=0, profile="smoke")
+    append_results(rows, dirs.results)
+    text = open(write_results_summary(dirs)).read()
+    section = text.split("## Caption-metric study", 1)
+    assert len(section) == 2, "metric-study section missing from RESULTS.md"
+    for r in rows:
+        assert r.task in section[1]
+    assert set(headline_table(dirs)["task"]) == {r.task for r in rows}
