@@ -105,3 +105,26 @@ def test_results_summary_shows_the_metric_study_rows_notebook_06_writes(tmp_path
     for r in rows:
         assert r.task in section[1]
     assert set(headline_table(dirs)["task"]) == {r.task for r in rows}
+
+
+def test_only_keeps_the_upstream_stamps_of_notebooks_it_does_not_run(tmp_path, monkeypatch):
+    """``--only 02`` after a full run must find 02 up to date (and leave it so for the next full run)."""
+    import papermill
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nbs = [_notebook(folder / "01_a.ipynb", "x = 1"), _notebook(folder / "02_b.ipynb", "y = 2")]
+    ran = []
+
+    def fake_execute(src, target, **kwargs):
+        ran.append(Path(src).name)
+        Path(target).write_text(Path(src).read_text())
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    monkeypatch.setattr(reproduce, "notebooks", lambda: nbs)
+    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
+    out = str(tmp_path / "fig")
+    assert list(reproduce.run("smoke", out_dir=out)["status"]) == ["ran", "ran"]
+    assert list(reproduce.run("smoke", out_dir=out, only=["02"])["status"]) == ["skipped"]
+    assert list(reproduce.run("smoke", out_dir=out)["status"]) == ["skipped", "skipped"]
+    assert ran == ["01_a.ipynb", "02_b.ipynb"]
