@@ -530,7 +530,7 @@ def assign_splits(records: Sequence[CaptionRecord], groups: dict[str, str] | Non
     """
     if len(fractions) != len(names) or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
         raise ValueError(f"fractions must be {len(names)} non-negative numbers summing to 1, got {fractions}")
-    group_of = {r.filename: (groups[r.filename] if groups is not None else scene_of(r.filename)) for r in records}
+    group_of = {r.filename: (groups.get(r.filename) if groups is not None else scene_of(r.filename)) for r in records}
     missing = [r.filename for r in records if group_of[r.filename] is None]
     if missing:
         raise DataError(missing[0], "no group for this image")

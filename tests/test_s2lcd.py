@@ -305,3 +305,10 @@ def test_load_s2lcd_16bit_tiffs_and_no_splits(tmp_path):
 def test_load_s2lcd_missing_says_where_to_get_it(tmp_path):
     with pytest.raises(DataError, match=r"nowhere: S2LCD not found.*S2LCD\.zip"):
         load_s2lcd(tmp_path / "nowhere")
+
+
+def test_assign_splits_image_without_a_group_is_a_clear_error():
+    recs = [CaptionRecord(f"scene{i}_r00000_c00000.png", "", ["a field"], ["en"]) for i in range(3)]
+    groups = {recs[0].filename: "g0", recs[1].filename: "g1"}        # recs[2] has no group
+    with pytest.raises(DataError, match="scene2_r00000_c00000.png.*no group"):
+        assign_splits(recs, groups=groups)
