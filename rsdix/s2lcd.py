@@ -234,6 +234,8 @@ def write_patches(tiling: Tiling, out_dir: str | os.PathLike, fmt: str = "png", 
     """
     from PIL import Image
 
+    from rsdix.utils import progress
+
     fmt = fmt.lower().lstrip(".")
     if fmt not in ("png", "jpg", "jpeg", "tif"):
         raise ValueError(f"unknown patch format {fmt!r}: use png, jpg or tif")
@@ -241,7 +243,8 @@ def write_patches(tiling: Tiling, out_dir: str | os.PathLike, fmt: str = "png", 
     out_dir.mkdir(parents=True, exist_ok=True)
     table = tiling.table.copy()
     names = []
-    for _, row in table.iterrows():
+    for _, row in progress(table.iterrows(), total=len(table), desc=f"write {tiling.counts.get('scene', '')} patches",
+                           unit="patch", leave=False):
         if row["status"] not in include:
             names.append("")
             continue
