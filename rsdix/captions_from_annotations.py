@@ -151,9 +151,12 @@ def read_coco(path: str | os.PathLike, class_names: Mapping[str, str] | None = N
         if ann.get("iscrowd") and not include_crowd:
             continue
         bbox = ann["bbox"]
-        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-            raise DataError(where, f"bbox must be [x, y, width, height], got {bbox!r}")
-        x, y, w, h = (float(v) for v in bbox)
+        try:
+            if not isinstance(bbox, (list, tuple)):
+                raise TypeError(type(bbox).__name__)
+            x, y, w, h = (float(v) for v in bbox)
+        except (TypeError, ValueError) as exc:
+            raise DataError(where, f"bbox must be [x, y, width, height] (4 numbers), got {bbox!r}") from exc
         box = Box(cats[ann["category_id"]], x, y, x + w, y + h)
         image.boxes.append(_check_box(box, image.width, image.height, f"{where} ({image.filename})", tolerance))
     return list(images.values())

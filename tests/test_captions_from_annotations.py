@@ -161,6 +161,8 @@ def test_read_coco(tmp_path):
     (lambda d: d["annotations"][0].update(image_id=5), "unknown image id 5"),
     (lambda d: d["annotations"][0].update(bbox=[10, 10, 0, 5]), "zero or negative"),
     (lambda d: d.pop("categories"), "missing or non-list key(s) ['categories']"),
+    (lambda d: d["annotations"][0].update(bbox=[10, "ten", 5, 5]), "bbox must be [x, y, width, height]"),
+    (lambda d: d["annotations"][0].update(bbox=[10, None, 5, 5]), "bbox must be [x, y, width, height]"),
 ])
 def test_coco_bad_input_names_file(tmp_path, mutate, message):
     data = coco_dict()
