@@ -208,7 +208,12 @@ def _offline_unless_reachable(needs_hub: bool):
 def _load_local_dir(path: Path, device, precision) -> ModelBundle:
     import open_clip
 
-    meta = json.loads((path / "open_clip_config.json").read_text())
+    from rsdix.data.files import read_json
+
+    config_file = path / "open_clip_config.json"
+    meta = read_json(config_file, "model config")
+    if not isinstance(meta, dict) or not isinstance(meta.get("model_cfg"), dict):
+        raise DataError(config_file, "no 'model_cfg' object: not a model folder written by save_model/open_clip")
     model_config = meta["model_cfg"]
     # a MiniLM text tower saved on another machine: point it at this machine's copy
     text = model_config.get("text_cfg", {})
