@@ -590,40 +590,22 @@ def export_karpathy(records: Sequence[CaptionRecord], path: str | os.PathLike, d
 
 # --------------------------------------------------------------------------------------
 # statistics
-COMPARISON_FILES = {
-    "UCM": "ucm_captions/dataset_ucm.json",
-    "Sydney": "captions_only/dataset_sydney.json",
-    "RSICD": "captions_only/dataset_rsicd.json",
-    "RSITMD": "captions_only/dataset_rsitmd.json",
-}
+COMPARISON = ("UCM", "Sydney", "RSICD", "RSITMD")   # dataset titles, in table order
 
 
 def caption_corpora(data_root=None, names: Sequence[str] | None = None,
                     s2lcd_root: str | os.PathLike | None = None) -> dict[str, list[list[str]]]:
     """Captions per image of the comparison datasets found under the data root (and S2LCD's,
-    when its ``dataset_s2lcd.json`` is found); absent files are left out. Empty captions (RSITMD
-    has some) are dropped with a warning that names the file and counts them."""
-    import warnings
-
+    when its ``dataset_s2lcd.json`` is found), read by :func:`rsdix.data.overview.caption_corpora`
+    (the same reader and empty-caption policy as notebook 01); absent files are left out."""
+    from rsdix.data.overview import caption_corpora as corpora_under_root
     from rsdix.paths import data_root as resolve
 
     root = resolve(data_root)
-    files = {n: root / rel for n, rel in COMPARISON_FILES.items()}
     s2 = find_s2lcd(s2lcd_root or root / "s2lcd", required=False)
-    if s2 is not None:
-        files["S2LCD"] = s2
-    corpora = {}
-    for name, path in files.items():
-        if (names is not None and name not in names) or not path.exists():
-            continue
-        caps = [r.captions for r in read_karpathy(path, allow_empty=True)]
-        empty = sum(1 for c in caps for x in c if not x)
-        if empty:
-            gone = sum(1 for c in caps if not any(c))
-            warnings.warn(f"{path}: dropped {empty} empty caption(s) from the statistics "
-                          f"({gone} image(s) had no caption left and are left out)")
-        corpora[name] = [[x for x in c if x] for c in caps if any(c)]
-    return corpora
+    wanted = [n for n in COMPARISON + ("S2LCD",) if names is None or n in names]
+    found = corpora_under_root(root, names=wanted, extra={"S2LCD": s2} if s2 is not None else None)
+    return {n: found[n] for n in wanted if n in found}
 
 
 def compare_caption_datasets(corpora: dict[str, Sequence[Sequence[str]]], sample_images: int | None = None,
