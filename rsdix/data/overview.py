@@ -89,7 +89,3 @@ def class_balance(root=None) -> pd.DataFrame:
             rows.append({"dataset": f"{info.title} ({name})", "class": ds.classes[label],
                          "class_name": ds.class_names[label], "images": int(n)})
     return pd.DataFrame(rows)
-
-
-def split_of(path: Path) -> str:  # pragma: no cover - tiny helper for notebooks
-    return path.parent.name
