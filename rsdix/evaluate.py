@@ -251,16 +251,12 @@ def _dataset_note(name: str, config) -> str:
 def resolve_dataset(name: str, kind: str):
     """A registry entry (:mod:`rsdix.data.registry`) by key (``whu_rs19``) or by title
     (``WHU-RS19``, ``UCM``) of the given kind (``classification`` or ``captions``)."""
-    from rsdix.data.registry import REGISTRY
+    from rsdix.data.registry import get_info
 
-    key = name.lower().replace("-", "_")
-    if key in REGISTRY and REGISTRY[key].kind == kind:
-        return REGISTRY[key]
-    for info in REGISTRY.values():
-        if info.kind == kind and info.title.lower() == name.lower():
-            return info
-    known = sorted(k for k, i in REGISTRY.items() if i.kind == kind)
-    raise DataError(name, f"unknown {kind} dataset; known: {known} (or pass path=)")
+    try:
+        return get_info(name, kind)
+    except DataError as exc:
+        raise DataError(name, f"{exc.problem} (or pass path=)") from None
 
 
 def _subsample(n_items: int, labels: Sequence[int] | None, max_items: int | None, seed: int) -> list[int]:
