@@ -29,15 +29,10 @@ def _timed(fn, n: int) -> float:
 def _dino_steps(quick: bool) -> list[dict]:
     from rsdix.dino import ClipWithDino, DINOConfig, DinoTerm, MultiCropConfig, default_local_size
     from rsdix.distill import ClipLossConfig, ClipObjective
-    from rsdix.models import load_model, lock_text_trunk
+    from rsdix.benchmarks import bench_model
     from rsdix.train import SumObjective
 
-    torch.manual_seed(0)
-    if quick:
-        bundle, batch_size = load_model("rsdix-tiny"), 16
-    else:
-        bundle, batch_size = load_model("rsdix-cnn"), 64
-        lock_text_trunk(bundle.model)
+    bundle, batch_size = bench_model(quick, quick_batch=16)
     model = bundle.model.train()
     size = bundle.image_size
     patch = getattr(model.visual, "patch_size", None)

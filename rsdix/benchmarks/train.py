@@ -20,14 +20,9 @@ CAPTIONS = ["many buildings and green trees are around a playground", "a plane i
 
 
 def _setup(quick: bool):
-    from rsdix.models import load_model, lock_text_trunk
+    from rsdix.benchmarks import bench_model
 
-    torch.manual_seed(0)
-    if quick:
-        bundle, batch_size = load_model("rsdix-tiny"), 32
-    else:
-        bundle, batch_size = load_model("rsdix-cnn"), 64
-        lock_text_trunk(bundle.model)
+    bundle, batch_size = bench_model(quick, quick_batch=32)
     size = bundle.image_size
     g = torch.Generator().manual_seed(0)
     captions = [CAPTIONS[i % len(CAPTIONS)] + f" {i}" for i in range(batch_size)]
