@@ -180,6 +180,20 @@ def _find_image(stem: str, image_dir: Path) -> Path | None:
     return None
 
 
+def _annotation_files(folder: str | os.PathLike, pattern: str, what: str) -> list[Path]:
+    """The sorted files of ``folder`` matching ``pattern``, with a progress bar to iterate them;
+    a missing folder or one without such files is a DataError."""
+    from rsdix.utils import progress
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, f"{what} folder not found")
+    files = sorted(folder.glob(pattern))
+    if not files:
+        raise DataError(folder, f"no {what} files matching {pattern!r} in this folder")
+    return progress(files, desc=f"read {folder.name}", unit="file", disable=len(files) < 100)
+
+
 def read_dota_txt(path: str | os.PathLike, width: int, height: int, filename: str | None = None,
                   class_names: Mapping[str, str] | None = None, clean_names: bool = True,
                   include_difficult: bool = True, tolerance: float = 1.0) -> ImageAnnotation:
@@ -213,12 +227,7 @@ def read_dota(label_dir: str | os.PathLike, image_dir: str | os.PathLike | None 
               sizes: Mapping[str, tuple[int, int]] | None = None, **kwargs) -> list[ImageAnnotation]:
     """Read a folder of DOTA-style ``.txt`` label files. Image sizes come from ``sizes``
     (stem -> (width, height)) or from the image of the same stem in ``image_dir``."""
-    label_dir = Path(label_dir)
-    if not label_dir.is_dir():
-        raise DataError(label_dir, "label folder not found")
-    files = sorted(label_dir.glob("*.txt"))
-    if not files:
-        raise DataError(label_dir, "no .txt label files in this folder")
+    files = _annotation_files(label_dir, "*.txt", "label")
     out = []
     for txt in files:
         if sizes and txt.stem in sizes:
@@ -270,13 +279,7 @@ def read_voc_xml(path: str | os.PathLike, class_names: Mapping[str, str] | None 
 
 def read_voc(xml_dir: str | os.PathLike, **kwargs) -> list[ImageAnnotation]:
     """Read a folder of VOC/DIOR XML files."""
-    xml_dir = Path(xml_dir)
-    if not xml_dir.is_dir():
-        raise DataError(xml_dir, "annotation folder not found")
-    files = sorted(xml_dir.glob("*.xml"))
-    if not files:
-        raise DataError(xml_dir, "no .xml annotation files in this folder")
-    return [read_voc_xml(f, **kwargs) for f in files]
+    return [read_voc_xml(f, **kwargs) for f in _annotation_files(xml_dir, "*.xml", "annotation")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -362,14 +365,8 @@ def read_masks(mask_dir: str | os.PathLike, classes: Mapping[int, str | None], m
 
     ``image_ext`` names the image file extension for the caption file (default: the mask's).
     """
-    mask_dir = Path(mask_dir)
-    if not mask_dir.is_dir():
-        raise DataError(mask_dir, "mask folder not found")
-    files = sorted(mask_dir.glob(pattern))
-    if not files:
-        raise DataError(mask_dir, f"no masks matching {pattern!r} in this folder")
     out = []
-    for path in files:
+    for path in _annotation_files(mask_dir, pattern, "mask"):
         mask = read_mask(path)
         boxes = mask_to_boxes(mask, classes, min_area, connectivity, ignore, where=str(path))
         name = path.stem + (image_ext if image_ext else path.suffix)
