@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Sequence
 from rsdix.data.images import load_image, verify_image
 from rsdix.data.files import read_json
 from rsdix.errors import DataError
+from rsdix.utils import progress
 
 SPLITS = ("train", "val", "test")
 
@@ -198,7 +199,9 @@ class CaptionDataset:
             raise DataError(source, "no images in this selection (empty split or language filter)")
         if check_files or skip_bad:
             kept = []
-            for rec in records:
+            todo = (progress(records, desc=f"verify images of {Path(str(source)).name}", unit="image")
+                    if skip_bad else records)   # skip_bad decodes every image: long on a large set
+            for rec in todo:
                 path = self.image_dir / rec.filename
                 problem = (verify_image(path) if skip_bad else
                            (None if path.exists() else "image file not found"))

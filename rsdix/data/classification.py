@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 from rsdix.data.images import IMAGE_EXTS, load_image, verify_image
 from rsdix.data.files import read_json, read_yaml
 from rsdix.errors import DataError
+from rsdix.utils import progress
 
 # Words seen in RS class names; used to split run-together lower-case names.
 RS_WORDS = """
@@ -152,7 +153,11 @@ class ClassificationDataset:
             self.class_names = [clean_class_name(c, overrides) for c in self.classes]
         self.skipped: list[tuple[str, str]] = []
         samples = []
-        for path, label in zip(paths, labels):
+        paths, labels = list(paths), list(labels)
+        pairs = zip(paths, labels)
+        if skip_bad:   # decodes every image: long on a large set
+            pairs = progress(pairs, total=len(paths), desc=f"verify images of {Path(str(source)).name}", unit="image")
+        for path, label in pairs:
             problem = None
             if skip_bad:
                 problem = verify_image(path)
