@@ -14,6 +14,7 @@ not contents: after replacing images under the same names, delete the cache fold
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -45,7 +46,9 @@ class FeatureCache:
 
     def __post_init__(self):
         self._memory: dict[str, torch.Tensor] = {}
-        self._fingerprints: dict[int, tuple[int, str]] = {}
+        # model object -> (parameter version, fingerprint); weak keys, so a freed model's entry
+        # goes with it and a new model that reuses its memory address starts afresh
+        self._fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         if self.folder is not None:
             self.folder = Path(self.folder)
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -80,11 +83,11 @@ class FeatureCache:
         """The bundle's weight checksum, computed once per model object and parameter version."""
         model = bundle.model
         version = sum(p._version for p in model.parameters())
-        cached = self._fingerprints.get(id(model))
+        cached = self._fingerprints.get(model)
         if cached is not None and cached[0] == version:
             return cached[1]
         fp = bundle.fingerprint()
-        self._fingerprints[id(model)] = (version, fp)
+        self._fingerprints[model] = (version, fp)
         return fp
 
 

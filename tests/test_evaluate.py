@@ -509,3 +509,20 @@ def test_evaluate_model_multilingual_hook(caption_file, class_folder, tmp_path, 
     assert "una foto di" in zs["note"].iloc[0] and "class names given" in zs["note"].iloc[0]
     ret = rows[rows.task == "retrieval"]
     assert "captions in ['fr']" in ret["note"].iloc[0] and ret["n"].iloc[0] == 3
+
+
+def test_cache_fingerprint_survives_a_reused_object_id(monkeypatch):
+    """CPython reuses the id of a freed model for the next one (notebooks load checkpoints in a
+    loop): a same-architecture model must never inherit the previous model's fingerprint."""
+    from rsdix import features
+    from rsdix.models import load_model
+
+    monkeypatch.setattr(features, "id", lambda obj: 1234, raising=False)   # every object: the same id
+    cache = FeatureCache()
+    torch.manual_seed(0)
+    first = load_model("rsdix-tiny")
+    torch.manual_seed(1)
+    second = load_model("rsdix-tiny")
+    assert first.fingerprint() != second.fingerprint()
+    assert cache.fingerprint(first) == first.fingerprint()
+    assert cache.fingerprint(second) == second.fingerprint()
