@@ -260,7 +260,9 @@ def resolve_dataset(name: str, kind: str):
 
 
 def _subsample(n_items: int, labels: Sequence[int] | None, max_items: int | None, seed: int) -> list[int]:
-    """Seeded subset indices (per class, proportionally when labels are given), sorted."""
+    """Seeded subset indices, sorted. With labels: ``max_items // n_classes`` (at least one) per
+    class, all of a smaller class, so the subset can be smaller, or (more classes than
+    ``max_items``) larger, than ``max_items``."""
     if max_items is None or n_items <= max_items:
         return list(range(n_items))
     rng = np.random.default_rng(seed)
