@@ -712,15 +712,13 @@ def compare_with_published(results: pd.DataFrame, reference: pd.DataFrame | None
     dataset x task x metric. Rows without a published number keep empty published columns.
     With ``mean_over_seeds``, run names ``method_s0``, ``method_s1`` become one column
     ``method`` holding the mean over seeds."""
-    import re
-
-    from rsdix.results import reference_numbers, with_reference
+    from rsdix.results import method_name, reference_numbers, with_reference
 
     ours = results if metrics is None else results[results["metric"].isin(list(metrics))]
     if ours.empty:
         raise DataError("results", "no rows to compare")
-    if mean_over_seeds:
-        ours = ours.assign(model=ours["model"].map(lambda m: re.sub(r"_s\d+$", "", str(m))))
+    if mean_over_seeds:   # the same pooling as rsdix.results.summarise (RESULTS.md)
+        ours = ours.assign(model=ours["model"].map(method_name))
     key = ["dataset", "task", "metric"]
     wide = ours.groupby(key + ["model"])["value"].mean().unstack("model")
     ref = reference_numbers() if reference is None else reference

@@ -526,3 +526,17 @@ def test_cache_fingerprint_survives_a_reused_object_id(monkeypatch):
     assert first.fingerprint() != second.fingerprint()
     assert cache.fingerprint(first) == first.fingerprint()
     assert cache.fingerprint(second) == second.fingerprint()
+
+
+def test_compare_with_published_pools_seeds_as_results_summary_does():
+    import pandas as pd
+
+    from rsdix.evaluate import compare_with_published
+    from rsdix.results import summarise
+
+    rows = pd.DataFrame([dict(model=f"rsdix_s{s}-locked", dataset="UCM", task="retrieval", metric="mR",
+                              value=10.0 + 4 * s, seed=s, split="test") for s in (0, 1)])
+    table = compare_with_published(rows).set_index(["dataset", "task", "metric"])
+    pooled = summarise(rows)
+    assert list(pooled["model"]) == ["rsdix-locked"]
+    assert table.loc[("UCM", "retrieval", "mR"), "rsdix-locked"] == pooled["mean"].iloc[0] == 12.0
