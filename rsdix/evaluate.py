@@ -185,8 +185,9 @@ def _full_scores(clf, x, n_classes: int) -> np.ndarray:
     return scores
 
 
-def sample_shots(labels: Sequence[int], shots: int, seed: int) -> np.ndarray:
-    """Indices of ``shots`` examples per class (seeded); an error if a class has fewer."""
+def sample_shots(labels: Sequence[int], shots: int, seed: int | Sequence[int]) -> np.ndarray:
+    """Indices of ``shots`` examples per class, seeded (``seed`` may be a sequence of ints, which
+    numpy mixes into one independent stream); an error if a class has fewer."""
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     picked = []
@@ -207,7 +208,7 @@ def few_shot(train_x, train_y, test_x, test_y, shots: Sequence[int] = (1, 2, 4, 
     rows = []
     for k in shots:
         for draw in range(draws):
-            idx = sample_shots(train_y, k, seed=seed * 1000 + draw * 100 + k)
+            idx = sample_shots(train_y, k, seed=[seed, draw, k])  # independent streams, no collisions
             clf = fit_logistic(train_x[idx], train_y[idx], C, seed)
             m = classification_metrics(_full_scores(clf, np.asarray(test_x), n_classes), test_y, n_classes)
             rows.append({"shots": k, "draw": draw, **m})

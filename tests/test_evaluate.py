@@ -540,3 +540,14 @@ def test_compare_with_published_pools_seeds_as_results_summary_does():
     pooled = summarise(rows)
     assert list(pooled["model"]) == ["rsdix-locked"]
     assert table.loc[("UCM", "retrieval", "mR"), "rsdix-locked"] == pooled["mean"].iloc[0] == 12.0
+
+
+def test_few_shot_draws_do_not_collide_across_seeds():
+    """seed 0 draw 10 and seed 1 draw 0 once shared a stream (seed*1000 + draw*100 + k)."""
+    from rsdix.evaluate import sample_shots
+
+    labels = np.repeat(np.arange(3), 50)
+    a = sample_shots(labels, 4, seed=[0, 10, 4])
+    b = sample_shots(labels, 4, seed=[1, 0, 4])
+    assert not np.array_equal(a, b)
+    assert np.array_equal(a, sample_shots(labels, 4, seed=[0, 10, 4]))
