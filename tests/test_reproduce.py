@@ -54,8 +54,9 @@ def test_committed_notebooks_are_clean():
     assert notebooks, "no notebooks found"
     for path in notebooks:
         nb = json.loads(path.read_text())
-        first = nb["cells"][0] if nb["cells"][0]["cell_type"] == "code" else nb["cells"][1]
-        assert "parameters" in first["metadata"].get("tags", []), f"{path.name}: no parameters cell first"
+        first = nb["cells"][0]
+        assert first["cell_type"] == "code" and "parameters" in first["metadata"].get("tags", []), \
+            f"{path.name}: the first cell must be the papermill parameters cell"
         src = "".join(first["source"])
         for name in ("profile", "data_root", "seed", "out_dir"):
             assert f"{name} =" in src, f"{path.name}: parameter {name} missing"
