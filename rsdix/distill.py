@@ -295,60 +295,82 @@ QUICK_TEMPLATES = ("a satellite photo of {}.", "an aerial view of {}.", "{} from
                    "a centered satellite photo of {}.", "Aerial photograph of {}")
 
 
-@torch.no_grad()
-def _encode_images(model, dataset, batch_size=64, desc="images"):
-    from rsdix.utils import progress
+class QuickCheck:
+    """UCM test retrieval (R@1/5/10 both ways, mean recall mR) and WHU-RS19 zero-shot top-1 (%).
 
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=0)
-    feats = [model.encode_image(b[0] if isinstance(b, (list, tuple)) else b, normalize=True).float()
-             for b in progress(loader, desc=desc, leave=False)]
-    return torch.cat(feats)
-
-
-@torch.no_grad()
-def _encode_texts(model, tokenizer, texts, batch_size=256):
-    return torch.cat([model.encode_text(tokenizer(list(texts[i:i + batch_size])), normalize=True).float()
-                      for i in range(0, len(texts), batch_size)])
-
-
-@torch.no_grad()
-def quick_check(bundle, data_root=None, retrieval: str = "ucm_captions", zero_shot: str | None = "whu_rs19",
-                max_zero_shot: int | None = None) -> dict:
-    """UCM test retrieval mean recall and WHU-RS19 zero-shot top-1 (%), for training curves.
-
-    A small check for this notebook; the full evaluation suite (all datasets, metrics,
-    templates, tidy tables) is :mod:`rsdix.evaluate`.
+    Images are decoded and preprocessed once (``bundle.preprocess_val`` of the first model),
+    so checking many small models trained with the same preprocessing is cheap. A small check
+    for training studies; the full evaluation suite is :mod:`rsdix.evaluate`.
     """
-    from rsdix.data.captions import CaptionDataset
-    from rsdix.data.classification import ClassificationDataset
-    from rsdix.data.registry import caption_file, dataset_path
 
-    model = bundle.model.eval()
-    ds = CaptionDataset.from_file(caption_file(retrieval, data_root), split="test", mode="eval",
-                                  transform=bundle.preprocess_val)
-    img = _encode_images(model, ds, desc="retrieval images")
-    txt = _encode_texts(model, bundle.tokenizer, ds.texts())
-    owner = torch.tensor(ds.text_to_image())
-    sims = img @ txt.t()
-    out = {}
-    for k in (1, 5, 10):
-        top_t = sims.topk(k, dim=1).indices                      # image -> text
-        out[f"i2t_R@{k}"] = 100 * (owner[top_t] == torch.arange(len(img))[:, None]).any(1).float().mean().item()
-        top_i = sims.t().topk(k, dim=1).indices                  # text -> image
-        out[f"t2i_R@{k}"] = 100 * (top_i == owner[:, None]).any(1).float().mean().item()
-    out["mR"] = sum(out.values()) / 6
-    if zero_shot:
-        cls = ClassificationDataset.from_folders(dataset_path(zero_shot, data_root), transform=bundle.preprocess_val)
-        if max_zero_shot and len(cls) > max_zero_shot:
-            keep = torch.randperm(len(cls), generator=torch.Generator().manual_seed(0))[:max_zero_shot]
-            cls.samples = [cls.samples[i] for i in sorted(keep.tolist())]
-        feats = _encode_images(model, cls, desc="zero-shot images")
-        weights = torch.stack([torch.nn.functional.normalize(
-            _encode_texts(model, bundle.tokenizer, [t.format(c) for t in QUICK_TEMPLATES]).mean(0), dim=0)
-            for c in cls.class_names])
-        pred = (feats @ weights.t()).argmax(1)
-        out["zs_top1"] = 100 * (pred == torch.tensor(cls.labels)).float().mean().item()
-    return out
+    def __init__(self, bundle, data_root=None, retrieval: str = "ucm_captions",
+                 zero_shot: str | None = "whu_rs19", max_zero_shot: int | None = None):
+        from rsdix.data.captions import CaptionDataset
+        from rsdix.data.classification import ClassificationDataset
+        from rsdix.data.registry import caption_file, dataset_path
+
+        ds = CaptionDataset.from_file(caption_file(retrieval, data_root), split="test", mode="eval",
+                                      transform=bundle.preprocess_val)
+        self.texts, self.owner = ds.texts(), torch.tensor(ds.text_to_image())
+        self.images = self._load(ds, "retrieval images")
+        self.image_size = bundle.image_size
+        self.zs = None
+        if zero_shot:
+            cls = ClassificationDataset.from_folders(dataset_path(zero_shot, data_root),
+                                                     transform=bundle.preprocess_val)
+            if max_zero_shot and len(cls) > max_zero_shot:
+                keep = torch.randperm(len(cls), generator=torch.Generator().manual_seed(0))[:max_zero_shot]
+                cls.samples = [cls.samples[i] for i in sorted(keep.tolist())]
+            self.zs = (self._load(cls, "zero-shot images"), torch.tensor(cls.labels), cls.class_names)
+
+    @staticmethod
+    def _load(dataset, desc):
+        from rsdix.utils import progress
+
+        items = [dataset[i] for i in progress(range(len(dataset)), desc=desc, leave=False)]
+        return torch.stack([x[0] if isinstance(x, tuple) else x for x in items])
+
+    @staticmethod
+    @torch.no_grad()
+    def _images(model, x, batch_size=128):
+        return torch.cat([model.encode_image(x[i:i + batch_size], normalize=True).float()
+                          for i in range(0, len(x), batch_size)])
+
+    @staticmethod
+    @torch.no_grad()
+    def _texts(model, tokenizer, texts, batch_size=256):
+        return torch.cat([model.encode_text(tokenizer(list(texts[i:i + batch_size])), normalize=True).float()
+                          for i in range(0, len(texts), batch_size)])
+
+    @torch.no_grad()
+    def __call__(self, bundle) -> dict:
+        if bundle.image_size != self.image_size:
+            raise ValueError(f"QuickCheck prepared {self.image_size}px images; model takes {bundle.image_size}px")
+        model = bundle.model
+        was_training = model.training
+        model.eval()
+        sims = self._images(model, self.images) @ self._texts(model, bundle.tokenizer, self.texts).t()
+        out = {}
+        for k in (1, 5, 10):
+            top_t = sims.topk(k, dim=1).indices                      # image -> text
+            out[f"i2t_R@{k}"] = 100 * (self.owner[top_t] == torch.arange(len(sims))[:, None]).any(1).float().mean().item()
+            top_i = sims.t().topk(k, dim=1).indices                  # text -> image
+            out[f"t2i_R@{k}"] = 100 * (top_i == self.owner[:, None]).any(1).float().mean().item()
+        out["mR"] = sum(out.values()) / 6
+        if self.zs is not None:
+            images, labels, names = self.zs
+            weights = torch.stack([torch.nn.functional.normalize(
+                self._texts(model, bundle.tokenizer, [t.format(c) for t in QUICK_TEMPLATES]).mean(0), dim=0)
+                for c in names])
+            pred = (self._images(model, images) @ weights.t()).argmax(1)
+            out["zs_top1"] = 100 * (pred == labels).float().mean().item()
+        model.train(was_training)
+        return out
+
+
+def quick_check(bundle, data_root=None, **kwargs) -> dict:
+    """One-off :class:`QuickCheck` (UCM test mR, WHU-RS19 zero-shot top-1)."""
+    return QuickCheck(bundle, data_root, **kwargs)(bundle)
 
 
 # ---------------------------------------------------------------- entry points
@@ -393,6 +415,68 @@ def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, r
               config_snapshot=to_dict(cfg))
     bundle.model = res.model
     return ClipTrainResult(**res.__dict__, bundle=bundle, config=cfg)
+
+
+@dataclass
+class StudyConfig:
+    """What notebook 03 trains in a profile (``rsdix/configs/train/study_<profile>.yaml``)."""
+    methods: list = field(default_factory=lambda: ["infonce", "rsdix", "rsdix-sbert", "rsdix-siglip"])
+    steps: int | None = None                  # main runs; None: the profile's loop.steps
+    fractions: list = field(default_factory=lambda: [0.1, 0.3, 1.0])
+    fraction_methods: list = field(default_factory=lambda: ["infonce", "rsdix"])
+    fraction_seeds: list = field(default_factory=lambda: [0, 1, 2])
+    fraction_steps: int = 100
+    save_fraction_models: bool = False        # the data-efficiency models are many; keep results only
+    zero_shot_max: int | None = None          # subsample WHU-RS19 for the quick check (None: all)
+
+
+def load_study_config(profile: str = "cpu", **overrides) -> StudyConfig:
+    return load_config(StudyConfig, CONFIG_DIR / "train" / f"study_{profile}.yaml", **overrides)
+
+
+def run_name(method: str, seed: int, fraction: float = 1.0) -> str:
+    """``rsdix_s0``, ``infonce_frac0.1_s1`` (the convention later notebooks read)."""
+    return f"{method}_s{seed}" if fraction == 1.0 else f"{method}_frac{fraction:g}_s{seed}"
+
+
+def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "QuickCheck | None" = None, save: bool = True,
+              resume: bool = True) -> dict:
+    """Train one run into ``dirs.run/train/<name>`` (resuming a finished or interrupted run), save
+    the model to ``dirs.models/<name>`` with its ``train_log.csv``, and quick-check it."""
+    import shutil
+
+    from rsdix.models import save_model
+
+    run_dir = Path(dirs.run) / "train" / name
+    res = train_clip(cfg, run_dir=run_dir, resume=resume, desc=name)
+    if save:
+        folder = save_model(res.bundle, Path(dirs.models) / name,
+                            extra={"method": cfg.loss.method, "seed": cfg.loop.seed, "steps": res.step,
+                                   "fraction": cfg.data.fraction, "datasets": list(cfg.data.datasets)})
+        shutil.copyfile(run_dir / "train_log.csv", folder / "train_log.csv")
+    out = {"run": name, "method": cfg.loss.method, "seed": cfg.loop.seed, "fraction": cfg.data.fraction,
+           "steps": res.step, "train_s": res.seconds, "history": res.history}
+    if check is not None:
+        out.update(check(res.bundle))
+    return out
+
+
+def result_rows(runs: Sequence[dict], profile: str, retrieval_title: str = "UCM",
+                zero_shot_title: str = "WHU-RS19") -> list:
+    """Tidy :class:`rsdix.results.Result` rows from :func:`train_run` outputs."""
+    from rsdix.results import Result
+
+    rows = []
+    for r in runs:
+        extra = {"method": r["method"], "fraction": r["fraction"], "steps": r["steps"]}
+        for key, value in r.items():
+            if key.startswith(("i2t_", "t2i_")) or key == "mR":
+                rows.append(Result(model=r["run"], dataset=retrieval_title, task="retrieval", metric=key,
+                                   value=value, seed=r["seed"], profile=profile, extra=extra))
+            elif key == "zs_top1":
+                rows.append(Result(model=r["run"], dataset=zero_shot_title, task="zero-shot", metric="top1",
+                                   value=value, seed=r["seed"], profile=profile, extra=extra))
+    return rows
 
 
 def _parse_value(text: str):
