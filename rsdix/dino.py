@@ -460,7 +460,8 @@ class ClipWithDino(nn.Module):
 
     ``clip`` is any CLIP objective (InfoNCE, RSDiX's OT distillation, SigLIP ...). With
     ``clip_view="global"`` the CLIP image is the first global crop and the student's image
-    tower runs once on it for both terms. Logged terms are prefixed ``clip/`` and ``dino/``.
+    tower runs once on it for both terms. The CLIP term's entries keep their names (``hard``,
+    ``distill``, ...; its total is ``clip_loss``); the DINO term's are prefixed ``dino/``.
     """
 
     def __init__(self, clip: nn.Module, dino: DinoTerm, weight: float = 1.0):
@@ -477,7 +478,8 @@ class ClipWithDino(nn.Module):
         else:
             clip_out = self.clip(batch, student, teacher)
         dino_out = self.dino.from_features(feats, crops)
-        out = {f"clip/{k}": v for k, v in clip_out.items()}
+        out = dict(clip_out)  # hard, distill, ... as in runs without DINO (same log columns)
+        out["clip_loss"] = clip_out["loss"]
         out.update({f"dino/{k}": v for k, v in dino_out.items()})
         out["loss"] = clip_out["loss"] + self.weight * dino_out["loss"]
         return out
