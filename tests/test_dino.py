@@ -308,3 +308,29 @@ def test_clip_term_reuses_the_global_crop_pass(tiny_bundle):
     plain = clip(dict(batch, image=crops[0]), model)
     assert torch.allclose(out["clip_loss"], plain["loss"], atol=1e-6)
     assert torch.allclose(out["loss"], out["clip_loss"] + 0.5 * out["dino/loss"])
+
+
+def test_encode_crops_cnn_native_and_fixed_size_fallback():
+    class AnySize(torch.nn.Module):  # a CNN with global pooling (rsdix-cnn's ResNet)
+        image_size = (32, 32)
+
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def forward(self, x):
+            self.seen.append(tuple(x.shape[-2:]))
+            return x.mean(dim=(2, 3))
+
+    class FixedSize(AnySize):  # attention pooling with a fixed grid: fails on other sizes
+        def forward(self, x):
+            if tuple(x.shape[-2:]) != self.image_size:
+                raise RuntimeError("size mismatch")
+            return super().forward(x)
+
+    cnn, fixed = AnySize(), FixedSize()
+    assert encode_crops(cnn, torch.ones(2, 3, 16, 16)).shape == (2, 3) and cnn.seen == [(16, 16)]
+    out = encode_crops(fixed, torch.ones(2, 3, 16, 16))
+    assert torch.allclose(out, torch.ones(2, 3)) and fixed.seen == [(32, 32)]
+    encode_crops(fixed, torch.ones(2, 3, 16, 16))  # remembered: no second failing attempt
+    assert fixed.seen == [(32, 32), (32, 32)]
