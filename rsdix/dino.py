@@ -332,13 +332,10 @@ class DINOObjective(nn.Module):
         self.teacher_head = copy.deepcopy(self.student_head)
         for p in list(self.teacher_visual.parameters()) + list(self.teacher_head.parameters()):
             p.requires_grad_(False)
-        self.teacher_visual.eval()
         self.loss_fn = DINOLoss(cfg.out_dim, cfg.crops.n_global, cfg.student_temp, cfg.center_momentum)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher_visual.eval()  # no dropout / drop-path in the teacher
-        return self
+        # The teacher follows the module's mode, as in DINO: in training, batch-norm layers of a
+        # CNN tower normalise with the batch statistics (running statistics, copied from the
+        # student, do not fit the lagging teacher weights). open_clip ViTs have no dropout.
 
     def trainable_parameters(self):
         return [p for p in self.student_head.parameters() if p.requires_grad]
