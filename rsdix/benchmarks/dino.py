@@ -6,8 +6,9 @@ Ratios within one run (the machine is noisy):
   (goal <= 3.0: the student sees 2 globals + 4 small locals, the teacher 2 globals).
 * Shared global-crop pass (:class:`rsdix.dino.ClipWithDino`) / separate terms
   (:class:`rsdix.train.SumObjective`) (goal < 1: one image-tower pass saved per step).
-* Box-to-Caption images/s and Mask-to-Box masks/s (goal: >= 500 images/s and >= 10 masks/s
-  of 512 x 512 with ~400 objects each, so a 30k-patch iSAID-sized set converts in under an hour).
+* Box-to-Caption images/s (goal >= 500: a DOTA-sized set captions in seconds) and Mask-to-Box
+  time / the time of its scipy calls alone (label, find_objects, bincount per class; goal <= 1.5:
+  the Python around them costs little).
 """
 from __future__ import annotations
 
@@ -103,14 +104,28 @@ def _captions(quick: bool) -> list[dict]:
         masks.append(np.kron(cells, np.ones((16, 16), dtype=np.int64)))
     names = {i: f"class {i}" for i in range(1, 6)}
     mask_to_boxes(masks[0], names)  # warm-up (imports scipy.ndimage)
-    start = time.perf_counter()
-    n_boxes = sum(len(mask_to_boxes(m, names, min_area=16)) for m in masks)
-    m2b = n_masks / (time.perf_counter() - start)
+    from scipy import ndimage
+
+    structure = ndimage.generate_binary_structure(2, 2)
+    m2b_s, floor_s, n_boxes = [], [], 0
+    for m in masks:  # interleaved: Mask-to-Box vs its floor, one labelling pass per class
+        start = time.perf_counter()
+        n_boxes += len(mask_to_boxes(m, names, min_area=16))
+        m2b_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for c in names:  # the scipy work itself: label, bounding slices, component areas
+            lab, n = ndimage.label(m == c, structure=structure, output=np.int32)
+            ndimage.find_objects(lab)
+            np.bincount(lab.ravel(), minlength=n + 1)
+        floor_s.append(time.perf_counter() - start)
+    m2b = 1.0 / statistics.median(m2b_s)
+    m2b_ratio = statistics.median(m2b_s) / statistics.median(floor_s)
     return [
         {"benchmark": f"Box-to-Caption ({n_images} images, 1-40 boxes each)", "metric": "images_per_s",
          "value": b2c, "unit": "img/s", "goal": ">= 500", "ok": b2c >= 500, "captions": n_caps},
-        {"benchmark": f"Mask-to-Box ({n_masks} masks of 512 x 512, 5 classes)", "metric": "masks_per_s",
-         "value": m2b, "unit": "mask/s", "goal": ">= 10", "ok": m2b >= 10, "boxes": n_boxes},
+        {"benchmark": f"Mask-to-Box / its scipy calls alone ({n_masks} masks of 512 x 512, "
+                      f"5 classes, ~400 objects each)", "metric": "time_ratio", "value": m2b_ratio, "unit": "x",
+         "goal": "<= 1.5", "ok": m2b_ratio <= 1.5, "masks_per_s": m2b, "boxes": n_boxes},
     ]
 
 
