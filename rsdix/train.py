@@ -294,16 +294,17 @@ class SeededView(torch.utils.data.Dataset):
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
         s = _item_seed(self.seed, epoch, index)
-        py, npy = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(s)
-            random.seed(s)
-            np.random.seed(s)
-            try:
-                return self.dataset[index]
-            finally:
-                random.setstate(py)
-                np.random.set_state(npy)
+        # torch and python RNG states are restored afterwards (model-side randomness such as
+        # dropout keeps its own stream); numpy's is only re-seeded (nothing in the model uses it)
+        torch_state, py_state = torch.default_generator.get_state(), random.getstate()
+        torch.default_generator.manual_seed(s)
+        random.seed(s)
+        np.random.seed(s)
+        try:
+            return self.dataset[index]
+        finally:
+            torch.default_generator.set_state(torch_state)
+            random.setstate(py_state)
 
 
 class BatchPlan(torch.utils.data.Sampler):
