@@ -355,9 +355,11 @@ def generate_tokens(captioner: ClipCap, embeds: torch.Tensor, method: str = "bea
 
     ``method``: ``greedy``; ``beam`` (``beam_size`` beams, scores length-normalised: sum of
     log-probabilities / length); ``nucleus`` (top-p sampling at ``temperature``, seeded).
-    Generation stops at the end token or after ``max_len`` tokens.
+    Generation stops at the end token or after ``max_len`` tokens; the end token is not allowed
+    first (a caption has at least one token).
     """
     from transformers import GenerationConfig
+    from transformers.utils import logging as hf_logging
 
     if method not in ("greedy", "beam", "nucleus"):
         raise ConfigError(f"decoding method must be 'greedy', 'beam' or 'nucleus', got {method!r}")
@@ -366,7 +368,7 @@ def generate_tokens(captioner: ClipCap, embeds: torch.Tensor, method: str = "bea
     captioner.eval()
     device = next(captioner.parameters()).device
     prefix = captioner.prefix(embeds.to(device))
-    gen = dict(max_new_tokens=max_len, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    gen = dict(max_new_tokens=max_len, min_new_tokens=1, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                bos_token_id=tok.bos_token_id)
     if method == "greedy":
         gen.update(do_sample=False, num_beams=1)
@@ -378,8 +380,13 @@ def generate_tokens(captioner: ClipCap, embeds: torch.Tensor, method: str = "bea
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         if seed is not None:
             torch.manual_seed(seed)
-        out = captioner.decoder.generate(inputs_embeds=prefix, attention_mask=mask,
-                                         generation_config=GenerationConfig(**gen))
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # a padding advice that does not apply to a prefix of embeddings
+        try:
+            out = captioner.decoder.generate(inputs_embeds=prefix, attention_mask=mask,
+                                             generation_config=GenerationConfig(**gen))
+        finally:
+            hf_logging.set_verbosity(verbosity)
     captioner.train(was_training)
     result = []
     for row in out.tolist():
@@ -594,6 +601,7 @@ class CaptionTrainConfig:
     encoder_lr_mult: float = 0.1    # trained encoder: its lr = loop.lr * encoder_lr_mult
     augment: str = "none"           # trained encoder: rs | openclip | none (rsdix.data.transforms)
     all_captions: bool = True       # every (image, caption) pair per epoch, else one random caption per image
+    warm_start: bool = False        # trained encoder: start mapper + decoder from the frozen run's captioner
     embed_batch_size: int = 64
 
 
@@ -620,13 +628,15 @@ class TrainedCaptioner:
 def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionTrainConfig,
                     run_dir: str | os.PathLike, resume: bool = True, cache: str | os.PathLike | None = None,
                     seed: int = 0, source: str = "captions", device: str | None = None,
-                    callbacks: Sequence[Callable] = ()) -> TrainedCaptioner:
+                    callbacks: Sequence[Callable] = (), init: ClipCap | None = None) -> TrainedCaptioner:
     """Train a CLIPCap captioner on ``records`` (train split) with the encoder of ``bundle``.
 
     Writes ``run_dir/checkpoint.pt`` + ``train_log.csv`` (the generic loop), ``run_dir/tokenizer``
     (fixed at the first run, reused on resume) and, at the end, ``run_dir/captioner`` (and
     ``run_dir/encoder`` when the encoder was trained). ``resume=True`` continues an interrupted
-    run; a finished run is loaded back without training.
+    run; a finished run is loaded back without training. ``init``: a trained captioner whose
+    tokenizer, mapper and decoder weights this run starts from (e.g. the frozen-encoder run, before
+    the encoder is unfrozen).
     """
     import dataclasses
     import math
@@ -647,12 +657,21 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
     tok_dir = run_dir / "tokenizer"
     if resume and tok_dir.exists():
         tokenizer = load_tokenizer(str(tok_dir))
+    elif init is not None:
+        tokenizer = init.tokenizer
+        tokenizer.save_pretrained(str(tok_dir))
     else:
         tokenizer = load_tokenizer(cfg.model.tokenizer, [c for r in records for c in r.captions],
                                    cfg.model.tokenizer_vocab)
         tokenizer.save_pretrained(str(tok_dir))
     encoder = None if cfg.freeze_encoder else bundle.model.visual
     captioner = build_captioner(cfg.model, bundle.embed_dim, tokenizer=tokenizer, encoder=encoder)
+    if init is not None:
+        check_embed_dim(init, bundle.embed_dim, f"encoder {bundle.name!r}")
+        missing, unexpected = captioner.load_state_dict(init.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("encoder.") for k in missing):
+            raise ConfigError(f"init captioner does not match the configured architecture: missing "
+                              f"{[k for k in missing if not k.startswith('encoder.')][:3]}, unexpected {unexpected[:3]}")
 
     t0 = time.perf_counter()
     embeds, load = None, None
@@ -682,13 +701,18 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
                  run_dir=run_dir, resume=resume, desc=f"captioner {run_dir.name}", callbacks=callbacks,
                  config_snapshot={"caption": asdict(cfg), "encoder": bundle.name, "seed": seed})
     captioner = result.model.cpu().eval()
+    seconds = result.seconds
+    previous = run_dir / "captioner" / "captioner.json"
+    if resume and previous.exists():  # a finished run reloaded: report the time it took to train
+        seconds += float(json.loads(previous.read_text()).get("extra", {}).get("train_seconds", 0.0))
     save_captioner(captioner, run_dir / "captioner", extra={"encoder": str(bundle.pretrained or bundle.name),
-                                                            "frozen_encoder": cfg.freeze_encoder, "seed": seed})
+                                                            "frozen_encoder": cfg.freeze_encoder, "seed": seed,
+                                                            "train_seconds": seconds, "steps": result.step})
     if not cfg.freeze_encoder:
         from rsdix.models import save_model
 
         save_model(bundle, run_dir / "encoder", extra={"trained_with": "captioning"})
-    return TrainedCaptioner(captioner, bundle, result.history, result.seconds, run_dir, embed_seconds)
+    return TrainedCaptioner(captioner, bundle, result.history, seconds, run_dir, embed_seconds)
 
 
 def caption_images(trained: TrainedCaptioner, records, image_dir: str | os.PathLike, decode: DecodeConfig,
@@ -749,3 +773,128 @@ def encoder_runs(models_dir: str | os.PathLike, names: Sequence[str]) -> dict[st
         if (path / "open_clip_config.json").exists():
             found[name] = path
     return found
+
+
+@dataclass
+class CaptionRun:
+    """One captioner of the experiment: which encoder, frozen or trained."""
+    encoder_run: str                # notebook-03 run name, or the preset's name
+    encoder: str                    # model folder or preset name (for rsdix.models.load_model)
+    pretrained: str | None = None
+    frozen: bool = True
+    fallback: bool = False          # a preset used because no notebook-03 model exists
+
+    @property
+    def name(self) -> str:
+        return f"clipcap-{self.encoder_run}-{'frozen' if self.frozen else 'unfrozen'}"
+
+
+def plan_runs(exp: CaptioningExperiment, models_dir: str | os.PathLike) -> tuple[list[CaptionRun], str]:
+    """The captioners to train: notebook-03 encoders when they exist, else the fallback preset.
+
+    Returns the runs and a one-line message saying which encoders were found or missing."""
+    found = encoder_runs(models_dir, list(dict.fromkeys(list(exp.encoders) + list(exp.unfrozen))))
+    runs = [CaptionRun(n, str(found[n])) for n in exp.encoders if n in found]
+    runs += [CaptionRun(n, str(found[n]), frozen=False) for n in exp.unfrozen if n in found]
+    missing = [n for n in dict.fromkeys(list(exp.encoders) + list(exp.unfrozen)) if n not in found]
+    if runs:
+        msg = f"notebook-03 encoders found in {models_dir}: {sorted(found)}"
+        if missing:
+            msg += f"; missing (skipped): {missing}"
+        return runs, msg
+    name = exp.fallback_encoder
+    runs = [CaptionRun(name, name, exp.fallback_pretrained, True, True)]
+    if exp.unfrozen:
+        runs.append(CaptionRun(name, name, exp.fallback_pretrained, False, True))
+    msg = (f"no notebook-03 encoder in {models_dir} (looked for {missing}): run notebook 03 first for the "
+           f"real comparison; using the preset encoder {name!r} (pretrained={exp.fallback_pretrained}) instead")
+    return runs, msg
+
+
+NO_WORDS = "nowords"
+
+
+def for_scoring(captions: Sequence[str]) -> tuple[list[str], int]:
+    """Generated captions ready for :func:`rsdix.metrics.evaluate_captions`, which refuses a
+    candidate without words: a degenerate output (only punctuation, e.g. ". .") becomes the
+    placeholder ``nowords``, which matches no reference word (so it scores as an empty caption
+    would), and is counted. Returns ``(captions, number replaced)``."""
+    import re
+
+    out = [c if re.search(r"[^\W_]", c) else NO_WORDS for c in captions]
+    return out, sum(o is NO_WORDS for o in out)
+
+
+def _limit(records: list, n: int) -> list:
+    """``n`` records evenly spread over the list (datasets are often sorted by class)."""
+    if not n or n <= 0 or n >= len(records):
+        return records
+    return [records[(i * len(records)) // n] for i in range(n)]
+
+
+def run_captioning(run: CaptionRun, exp: CaptioningExperiment, dataset: str, root=None, run_root=None,
+                   seed: int = 0, profile: str = "", device: str | None = None) -> dict:
+    """Train (or resume / reload) one captioner on ``dataset``'s train split, caption the test split,
+    score it with :func:`rsdix.metrics.evaluate_captions`.
+
+    Returns ``{"run", "captions" (DataFrame: filename, generated, references), "evaluation",
+    "results" (tidy rows), "times" (seconds: embed, train, decode, score)}``; the captions are
+    also written to ``<run_root>/<dataset>/<run name>/test_captions.csv``.
+    """
+    import dataclasses
+    import time
+
+    import pandas as pd
+
+    from rsdix.data.captions import find_image_dir, read_captions, select_split
+    from rsdix.data.registry import caption_file, get_info
+    from rsdix.metrics import evaluate_captions
+    from rsdix.models import load_model
+    from rsdix.paths import cache_dir
+    from rsdix.utils import atomic_path, pick_device
+
+    info = get_info(dataset)
+    path = caption_file(dataset, root)
+    records = read_captions(path)
+    train = _limit(select_split(records, exp.train_split, path), exp.limit_train)
+    test = _limit(select_split(records, exp.test_split, path), exp.limit_test)
+    image_dir = find_image_dir(path)
+    device = pick_device(device)
+    bundle = load_model(run.encoder, pretrained=run.pretrained, device=device)
+    out_dir = Path(run_root) / info.name / run.name
+    cache = cache_dir() / "caption_embeddings"
+    cfg = exp.train_config(run.frozen)
+    init = None
+    if not run.frozen and cfg.warm_start:
+        frozen_dir = Path(run_root) / info.name / dataclasses.replace(run, frozen=True).name / "captioner"
+        if not (frozen_dir / "captioner.json").exists():
+            raise ConfigError(f"warm_start needs the frozen-encoder run of {run.encoder_run!r} first ({frozen_dir})")
+        init = load_captioner(frozen_dir)
+    trained = train_captioner(bundle, train, image_dir, cfg, out_dir, resume=True, cache=cache, seed=seed,
+                              source=str(path), device=device, init=init)
+    t0 = time.perf_counter()
+    generated = caption_images(trained, test, image_dir, cfg.decode, cache=cache, seed=seed)
+    t_decode = time.perf_counter() - t0
+    ids = [r.filename for r in test]
+    t0 = time.perf_counter()
+    scored, n_degenerate = for_scoring(generated)
+    if n_degenerate:
+        warnings.warn(f"{run.name}: {n_degenerate} of {len(generated)} generated captions have no words; "
+                      f"scored as {NO_WORDS!r} (matches nothing)")
+    evaluation = evaluate_captions(dict(zip(ids, scored)), {r.filename: r.captions for r in test},
+                                   metrics=exp.metrics, source=str(path))
+    t_score = time.perf_counter() - t0
+    captions = pd.DataFrame({"filename": ids, "generated": generated,
+                             "references": [" | ".join(r.captions) for r in test]})
+    with atomic_path(out_dir / "test_captions.csv") as tmp:
+        captions.to_csv(tmp, index=False)
+    note = f"{'frozen' if run.frozen else 'trained'} encoder {run.encoder_run}" + \
+           (", started from the frozen run" if init is not None else "") + f"; decoder {cfg.model.decoder}; " \
+           f"{cfg.decode.method} decoding" + ("; fallback preset encoder" if run.fallback else "") + \
+           (f"; {n_degenerate} word-less captions scored as {NO_WORDS!r}" if n_degenerate else "")
+    results = evaluation.to_results(model=run.name, dataset=info.title, seed=seed, profile=profile, note=note)
+    times = {"model": run.name, "dataset": info.title, "embed_s": trained.embed_seconds,
+             "train_s": trained.seconds, "decode_s": t_decode, "score_s": t_score,
+             "train_images": len(train), "test_images": len(test), "wordless_captions": n_degenerate}
+    return {"run": run, "trained": trained, "captions": captions, "evaluation": evaluation, "results": results,
+            "times": times, "records": test, "image_dir": image_dir}

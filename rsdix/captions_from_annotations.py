@@ -351,7 +351,8 @@ def mask_to_boxes(mask: np.ndarray, classes: Mapping[int, str | None], min_area:
             by_name.setdefault(str(classes[value]), []).append(value)
     boxes = []
     for name, indices in by_name.items():
-        labels, n = ndimage.label(np.isin(mask, indices), structure=structure)
+        binary = (mask == indices[0]) if len(indices) == 1 else np.isin(mask, indices)
+        labels, n = ndimage.label(binary, structure=structure)
         if n == 0:
             continue
         areas = np.bincount(labels.ravel(), minlength=n + 1)

@@ -38,6 +38,7 @@ from torch import nn
 
 from rsdix import losses
 from rsdix.config import CONFIG_DIR, load_config, to_dict
+from rsdix.dino import DINOConfig
 from rsdix.distributed import gather_nograd, gather_with_grad
 from rsdix.errors import ConfigError
 from rsdix.train import FitResult, LoopConfig, fit
@@ -71,6 +72,8 @@ class ClipDataConfig:
     crop_scale: tuple = (0.5, 1.0)
     cache_images: bool = False          # keep decoded images (resized to ~1.15x model size) in memory
     data_root: str | None = None
+    languages: list | None = None       # multilingual: sample one of these languages per step (None: any caption)
+    language_per: str = "batch"         # batch (one language per step) | item
 
 
 @dataclass
@@ -81,6 +84,7 @@ class ClipTrainConfig:
     loss: ClipLossConfig = field(default_factory=ClipLossConfig)
     data: ClipDataConfig = field(default_factory=ClipDataConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+    dino: DINOConfig = field(default_factory=DINOConfig)   # RS-M-CLIP: + weight * DINO (enabled: true)
 
 
 def load_clip_config(source: str | os.PathLike | dict = "cpu", **overrides) -> ClipTrainConfig:
@@ -251,6 +255,14 @@ def build_train_dataset(cfg: ClipTrainConfig, bundle, seed: int | None = None):
     seed = cfg.loop.seed if seed is None else seed
     kwargs = {"scale": tuple(cfg.data.crop_scale)} if cfg.data.augment == "rs" else {}
     transform = bundle_train_transform(bundle, cfg.data.augment, **kwargs)
+    if cfg.dino.enabled:  # multi-crop views; the CLIP image is a global crop or this transform's output
+        from rsdix.dino import dino_views
+
+        transform = dino_views(cfg.dino, bundle, transform if cfg.dino.clip_view == "base" else None)
+    dataset_cls = CaptionDataset
+    if cfg.data.languages:
+        from rsdix.multilingual import MultilingualCaptionDataset as dataset_cls
+    lang_kwargs = {"languages": list(cfg.data.languages)} if cfg.data.languages else {}
     parts = []
     for name in cfg.data.datasets:
         path = Path(name) if str(name).endswith((".json", ".csv", ".tsv")) else caption_file(name, cfg.data.data_root)
@@ -258,8 +270,8 @@ def build_train_dataset(cfg: ClipTrainConfig, bundle, seed: int | None = None):
             path = Path(cfg.data.data_root) / path
         records = select_split(read_captions(path), cfg.data.split, path)
         records = subset_records(records, cfg.data.fraction, seed)
-        ds = CaptionDataset(records, find_image_dir(path), transform=transform, mode="train", seed=seed,
-                            source=path)
+        ds = dataset_cls(records, find_image_dir(path), transform=transform, seed=seed, source=path,
+                         **lang_kwargs)
         if cfg.data.cache_images:
             _CachedImages(ds, int(round(bundle.image_size * 1.15)))
         parts.append(ds)
@@ -386,8 +398,20 @@ def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, r
     bundle = bundle or build_model(cfg)
     dataset = dataset if dataset is not None else build_train_dataset(cfg, bundle)
     objective = ClipObjective(cfg.loss)
-    res = fit(bundle.model, objective, dataset, cfg.loop, collate_fn=ClipCollate(bundle.tokenizer),
-              run_dir=run_dir, resume=resume, callbacks=callbacks, desc=desc or cfg.loss.method,
+    collate = ClipCollate(bundle.tokenizer)
+    if cfg.data.languages:
+        from rsdix.multilingual import LanguageCollate
+
+        collate = LanguageCollate(bundle.tokenizer, cfg.data.languages, seed=cfg.loop.seed, per=cfg.data.language_per)
+    if cfg.dino.enabled:  # CLIP (+ RSDiX distillation, if the method has it) + lambda * DINO, one loop
+        from rsdix.dino import ClipWithDino, DinoTerm, ViewsCollate
+
+        dino = DinoTerm(bundle.model, bundle.embed_dim, cfg.dino, cfg.loop.steps)
+        objective = ClipWithDino(objective, dino, cfg.dino.weight)
+        collate = collate if cfg.data.languages else ViewsCollate(bundle.tokenizer)
+        callbacks = [dino.after_step, *callbacks]
+    res = fit(bundle.model, objective, dataset, cfg.loop, collate_fn=collate,
+              run_dir=run_dir, resume=resume, callbacks=callbacks, desc=desc or cfg.loss.method + ("+dino" if cfg.dino.enabled else ""),
               config_snapshot=to_dict(cfg))
     bundle.model = res.model
     return ClipTrainResult(**res.__dict__, bundle=bundle, config=cfg)

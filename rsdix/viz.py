@@ -52,3 +52,23 @@ def class_samples(dataset, n: int = 8, seed: int = 0):
         by_class.setdefault(label, []).append(i)
     labels = rng.sample(sorted(by_class), min(n, len(by_class)))
     return [(dataset.load(rng.choice(by_class[l])), dataset.class_names[l]) for l in labels]
+
+
+def captioned_images(items, ncols: int = 4, size: float = 3.2, wrap: int = 46, title: str | None = None):
+    """Grid of ``(PIL image, [(label, text), ...])``: each image with several labelled captions
+    (e.g. each model's generated caption and a reference) written under it, one line each."""
+    items = list(items)
+    nrows = max(1, (len(items) + ncols - 1) // ncols)
+    n_lines = max((sum(len(textwrap.wrap(f"{k}: {t}", wrap)) for k, t in lines) for _, lines in items), default=1)
+    text_h = 0.16 * n_lines + 0.2
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + text_h)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (image, lines) in zip(axes.flat, items):
+        ax.imshow(image)
+        text = "\n".join(w for k, t in lines for w in textwrap.wrap(f"{k}: {t}", wrap))
+        ax.text(0.0, -0.03, text, transform=ax.transAxes, fontsize=7.5, va="top", ha="left", family="sans-serif")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

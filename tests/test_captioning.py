@@ -229,3 +229,10 @@ def test_ucm_training_captions_tokenize_with_words_tokenizer(ucm_root):
     assert all(unk not in t for toks in ds.tokens for t in toks)  # every training word is in the vocabulary
     batch = CaptionCollate(tok.pad_token_id, torch.zeros(len(records), 4))([ds[0], ds[1]])
     assert batch["embeds"].shape == (2, 4) and batch["input_ids"].shape[0] == 2
+
+
+def test_wordless_generated_captions_are_counted_and_scored_as_nothing():
+    from rsdix.captioning import NO_WORDS, for_scoring
+
+    out, n = for_scoring(["a road .", ". .", "", "many trees"])
+    assert out == ["a road .", NO_WORDS, NO_WORDS, "many trees"] and n == 2

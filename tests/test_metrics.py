@@ -11,8 +11,12 @@ from rsdix.errors import DataError
 from rsdix.metrics import (JavaMissingError, MetricSkipped, evaluate_captions, java_available,
                            pairwise_scores, ptb_tokenize)
 
-needs_java = pytest.mark.skipif(not java_available(), reason="no Java runtime: pycocoevalcap's PTB tokenizer "
-                                                             "and METEOR need one (apt-get install default-jre-headless)")
+_no_java = pytest.mark.skipif(not java_available(), reason="no Java runtime: pycocoevalcap's PTB tokenizer "
+                                                           "and METEOR need one (apt-get install default-jre-headless)")
+
+
+def needs_java(func):
+    return pytest.mark.java(_no_java(func))
 BETA2 = 1.2 ** 2
 
 CANDS = {"img1": "The plane is white.", "img2": "many trees"}
@@ -29,7 +33,7 @@ def test_ptb_tokenizer_one_call_lowercases_and_strips_punctuation():
     assert out == ["a plane parked near the runway", "two planes", ""]
 
 
-@pytest.mark.parametrize("tokenizer", [pytest.param("ptb", marks=needs_java), "simple"])
+@pytest.mark.parametrize("tokenizer", [pytest.param("ptb", marks=[pytest.mark.java, _no_java]), "simple"])
 def test_bleu1_hand_computed_corpus_and_per_image(tokenizer):
     ev = _coco(CANDS, REFS, tokenizer)
     # img1: 3 of 4 unigrams match (the, plane, is), c=4, r=6 -> BP = exp(1 - 6/4)
@@ -60,7 +64,7 @@ def test_identical_caption_gives_bleu_one_and_meteor_near_one():
     assert ev.value("METEOR", "captioning") > 0.95
 
 
-@pytest.mark.parametrize("tokenizer", [pytest.param("ptb", marks=needs_java), "simple"])
+@pytest.mark.parametrize("tokenizer", [pytest.param("ptb", marks=[pytest.mark.java, _no_java]), "simple"])
 def test_rouge_l_hand_computed_lcs(tokenizer):
     # candidate (7 tokens) / reference (5 tokens): LCS = "plane is near trees" = 4
     ev = _coco({"x": "a plane is near the green trees", "y": "a road"},

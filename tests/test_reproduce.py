@@ -74,10 +74,9 @@ def test_results_summary_puts_published_numbers_beside_ours(tmp_path, monkeypatc
     dirs = RunDirs("smoke", out_dir=tmp_path / "fig")
     append_results([Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 31.0, seed=0),
                     Result("rsdix_s1", "WHU-RS19", "zero-shot", "top1", 33.0, seed=1),
-                    Result("rsdix", "WHU-RS19", "zero-shot", "top1", 30.0, seed=0),
-                    Result("rsdix", "WHU-RS19", "zero-shot", "top1", 34.0, seed=1)], dirs.results)
+                    Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 10.0, seed=0, split="val")], dirs.results)
     text = open(write_results_summary(dirs)).read()
     assert "RSDiX-CLIP ViT-B/32: 98.4" in text and "## Environment" in text
     table = headline_table(dirs)
-    row = table[table["model"] == "rsdix"].iloc[0]
-    assert row["ours"].startswith("32 [") and row["seeds"] == 2     # mean of 30 and 34, with a CI
+    row = table[(table["model"] == "rsdix") & (table["split"] == "test")].iloc[0]
+    assert row["ours"].startswith("32 [") and row["seeds"] == 2     # seeds pooled, splits kept apart
