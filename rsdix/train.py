@@ -294,16 +294,17 @@ class SeededView(torch.utils.data.Dataset):
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
         s = _item_seed(self.seed, epoch, index)
-        py, npy = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(s)
-            random.seed(s)
-            np.random.seed(s)
-            try:
-                return self.dataset[index]
-            finally:
-                random.setstate(py)
-                np.random.set_state(npy)
+        # torch and python RNG states are restored afterwards (model-side randomness such as
+        # dropout keeps its own stream); numpy's is only re-seeded (nothing in the model uses it)
+        torch_state, py_state = torch.default_generator.get_state(), random.getstate()
+        torch.default_generator.manual_seed(s)
+        random.seed(s)
+        np.random.seed(s)
+        try:
+            return self.dataset[index]
+        finally:
+            torch.default_generator.set_state(torch_state)
+            random.setstate(py_state)
 
 
 class BatchPlan(torch.utils.data.Sampler):
@@ -484,6 +485,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
                    else (ckpt.latest if (resume and ckpt is not None) else None))
     if resume_path is not None and resume_path.exists():
         state = load_checkpoint(resume_path, map_location=acc.device)
+        _check_same_run(state.get("config") or {}, config_snapshot or {}, resume_path)
         core.load_state_dict(state["trainee"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -583,6 +585,20 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     save(final)
     return FitResult(model=core.model, objective=core.objective, teacher=teacher, history=history,
                      step=final, seconds=time.perf_counter() - t0, run_dir=run_dir)
+
+
+RESUME_MAY_CHANGE = ("steps", "ckpt_every", "log_every", "num_workers", "data_root")
+
+
+def _check_same_run(saved: dict, current: dict, path) -> None:
+    """Resuming under a different configuration would silently mix two runs: refuse."""
+    def strip(d):
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items() if k not in RESUME_MAY_CHANGE}
+
+    if saved and current and stable_hash(strip(saved)) != stable_hash(strip(current)):
+        diff = sorted(k for k in set(saved) | set(current) if stable_hash(strip(saved).get(k)) != stable_hash(strip(current).get(k)))
+        raise ConfigError(f"{path}: checkpoint was written by a different configuration (differs in {diff}); "
+                          f"use another run directory or delete it to start over")
 
 
 def _to_device(batch, device):

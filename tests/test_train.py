@@ -188,3 +188,17 @@ def test_corrupt_checkpoint_names_file(tmp_path):
         load_checkpoint(bad)
     with pytest.raises(DataError, match="missing.pt: checkpoint not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resume_under_a_different_config_is_refused(tmp_path):
+    from rsdix.errors import ConfigError
+
+    fit(Net(), Mse(), NoisyData(), _cfg(steps=2, ckpt_every=0), run_dir=tmp_path,
+        config_snapshot={"loop": {"lr": 0.05, "steps": 2}})
+    with pytest.raises(ConfigError, match=r"checkpoint.pt: checkpoint was written by a different configuration \(differs in \['loop'\]\)"):
+        fit(Net(), Mse(), NoisyData(), _cfg(steps=4), run_dir=tmp_path, resume=True,
+            config_snapshot={"loop": {"lr": 0.1, "steps": 4}})
+    # more steps only: allowed (continue a finished run for longer)
+    res = fit(Net(), Mse(), NoisyData(), _cfg(steps=4, ckpt_every=0), run_dir=tmp_path, resume=True,
+              config_snapshot={"loop": {"lr": 0.05, "steps": 4}})
+    assert res.step == 4
