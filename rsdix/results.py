@@ -139,7 +139,8 @@ def method_name(model: str) -> str:
 
 
 def summarise(results: pd.DataFrame, by=("model", "dataset", "task", "metric", "split")) -> pd.DataFrame:
-    """Mean, std and count over seeds, with a Student-t 95% CI of the mean (NaN for one seed).
+    """Mean, std and count over seeds, with a Student-t 95% CI of the mean; for a single seed,
+    the row's own CI (``ci_low``/``ci_high``, e.g. a bootstrap interval) when it has one.
 
     Run names that differ only in their seed suffix (``_s0``, ``_s1``) are pooled.
     """
@@ -148,9 +149,15 @@ def summarise(results: pd.DataFrame, by=("model", "dataset", "task", "metric", "
     results = results.assign(model=results["model"].map(method_name))
     if "split" in by:
         results = results.assign(split=results["split"].fillna(""))
-    grouped = results.groupby(list(by))["value"]
-    out = grouped.agg(["mean", "std", "count"]).reset_index()
+    grouped = results.groupby(list(by), dropna=False)
+    out = grouped["value"].agg(["mean", "std", "count"]).reset_index()
     tcrit = stats.t.ppf(0.975, (out["count"] - 1).clip(lower=1))
     half = tcrit * out["std"] / out["count"].clip(lower=1) ** 0.5
     out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
+    # one seed: keep the interval the notebook computed for that row (e.g. a bootstrap CI), if any
+    if {"ci_low", "ci_high"} <= set(results.columns):
+        own = grouped[["ci_low", "ci_high"]].first().reset_index(drop=True)
+        single = out["count"] == 1
+        out.loc[single, "ci_low"] = own.loc[single, "ci_low"].astype(float)
+        out.loc[single, "ci_high"] = own.loc[single, "ci_high"].astype(float)
     return out

@@ -78,3 +78,12 @@ def test_atomic_write_keeps_old_file_on_crash(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("crash")
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_summarise_keeps_a_single_rows_own_ci(tmp_path):
+    rows = [Result("BLEU-4", "UCM", "metric-separation-synonym", "AUC", 0.45, seed=0, ci_low=0.40, ci_high=0.50),
+            Result("m", "UCM", "zero-shot", "top1", 10.0, seed=0), Result("m", "UCM", "zero-shot", "top1", 14.0, seed=1)]
+    table = append_results(rows, tmp_path / "r.csv")
+    out = summarise(table).set_index("model")
+    assert (out.loc["BLEU-4", "ci_low"], out.loc["BLEU-4", "ci_high"]) == (0.40, 0.50)
+    assert out.loc["m", "ci_low"] < 12.0 < out.loc["m", "ci_high"] and out.loc["m", "count"] == 2
