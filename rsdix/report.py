@@ -107,17 +107,27 @@ def write_results_summary(dirs: RunDirs, times: pd.DataFrame | None = None) -> s
 README_START, README_END = "<!-- results:cpu:start -->", "<!-- results:cpu:end -->"
 
 
+# the README's compact table: (task, metrics) pairs
+README_ROWS = [("zero-shot", ["top1"]), ("retrieval", ["mR"]), ("linear-probe", ["top1"]), ("knn", ["top1"]),
+               ("captioning", ["BLEU-4", "CIDEr"]), ("captioning-per-image", ["BLEU-4", "METEOR", "SBERT-sim"]),
+               ("metric-separation-synonym", ["AUC"])]
+
+
 def headline_table(dirs: RunDirs) -> pd.DataFrame:
-    """The README's compact table: headline metrics of the run, mean (CI) over seeds, published beside."""
+    """The README's compact table: headline metrics of the run, mean [CI] over seeds, published beside."""
     results = pd.read_csv(dirs.results)
     summary = published_beside(summarise(results))
-    keep = summary["metric"].isin(["top1", "mR", "CIDEr", "BLEU-4", "METEOR", "SBERT-sim", "AUC"])
+    keep = pd.Series(False, index=summary.index)
+    for task, metrics in README_ROWS:
+        keep |= (summary["task"] == task) & summary["metric"].isin(metrics)
     summary = summary[keep] if keep.any() else summary
-    fmt = summary.apply(lambda r: f"{r['mean']:.4g}" + (f" [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
-                                                         if r["count"] > 1 else ""), axis=1)
-    out = summary[["model", "dataset", "task", "split", "metric"]].assign(ours=fmt, seeds=summary["count"],
-                                                                 published=summary["published"].fillna(""))
-    return out
+
+    def fmt(r):
+        ci = f" [{r['ci_low']:.3g}, {r['ci_high']:.3g}]" if pd.notna(r["ci_low"]) else ""
+        return f"{r['mean']:.4g}{ci}"
+
+    return summary[["model", "dataset", "task", "split", "metric"]].assign(
+        ours=summary.apply(fmt, axis=1), seeds=summary["count"], published=summary["published"].fillna(""))
 
 
 def update_readme(dirs: RunDirs) -> bool:
