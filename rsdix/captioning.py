@@ -895,6 +895,8 @@ def run_captioning(run: CaptionRun, exp: CaptioningExperiment, dataset: str, roo
     results = evaluation.to_results(model=run.name, dataset=info.title, seed=seed, profile=profile, note=note)
     times = {"model": run.name, "dataset": info.title, "embed_s": trained.embed_seconds,
              "train_s": trained.seconds, "decode_s": t_decode, "score_s": t_score,
-             "train_images": len(train), "test_images": len(test), "wordless_captions": n_degenerate}
+             "train_images": len(train), "test_images": len(test), "wordless_captions": n_degenerate,
+             "steps": int(json.loads((out_dir / "captioner" / "captioner.json").read_text())["extra"]["steps"]),
+             "warm_started": init is not None}
     return {"run": run, "trained": trained, "captions": captions, "evaluation": evaluation, "results": results,
             "times": times, "records": test, "image_dir": image_dir}

@@ -236,3 +236,18 @@ def test_wordless_generated_captions_are_counted_and_scored_as_nothing():
 
     out, n = for_scoring(["a road .", ". .", "", "many trees"])
     assert out == ["a road .", NO_WORDS, NO_WORDS, "many trees"] and n == 2
+
+
+def test_plan_runs_prefers_notebook03_models_and_says_when_it_falls_back(tmp_path, tiny_bundle):
+    from rsdix.captioning import CaptioningExperiment, plan_runs
+    from rsdix.models import save_model
+
+    exp = CaptioningExperiment(encoders=["infonce_s0", "rsdix_s0"], unfrozen=["rsdix_s0"], fallback_encoder="rsdix-tiny")
+    runs, msg = plan_runs(exp, tmp_path)
+    assert [r.name for r in runs] == ["clipcap-rsdix-tiny-frozen", "clipcap-rsdix-tiny-unfrozen"]
+    assert all(r.fallback for r in runs) and "no notebook-03 encoder" in msg and "rsdix-tiny" in msg
+    save_model(tiny_bundle, tmp_path / "rsdix_s0")
+    runs, msg = plan_runs(exp, tmp_path)
+    assert [(r.name, r.frozen, r.fallback) for r in runs] == [("clipcap-rsdix_s0-frozen", True, False),
+                                                               ("clipcap-rsdix_s0-unfrozen", False, False)]
+    assert "missing (skipped): ['infonce_s0']" in msg
