@@ -40,9 +40,7 @@ import torch.nn.functional as F
 from rsdix.errors import ConfigError, DataError, OfflineError
 from rsdix.train import LoopConfig
 
-GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "distilgpt2")
 MAPPERS = ("mlp", "transformer")
-TOKENIZERS = ("words", "bpe", "minilm")  # offline choices; "gpt2"/a HF name/a folder otherwise
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 
 

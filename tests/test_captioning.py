@@ -251,3 +251,15 @@ def test_plan_runs_prefers_notebook03_models_and_says_when_it_falls_back(tmp_pat
     assert [(r.name, r.frozen, r.fallback) for r in runs] == [("clipcap-rsdix_s0-frozen", True, False),
                                                                ("clipcap-rsdix_s0-unfrozen", False, False)]
     assert "missing (skipped): ['infonce_s0']" in msg
+
+
+@pytest.mark.parametrize("kind", ["words", "bpe"])
+def test_trained_tokenizers_round_trip_captions(kind):
+    from rsdix.captioning import load_tokenizer
+
+    tok = load_tokenizer(kind, CAPTIONS * 3, vocab_size=60)
+    ids = tokenize_captions(CAPTIONS, tok)
+    assert all(row[-1] == tok.eos_token_id for row in ids)
+    assert [tok.decode(row[:-1], skip_special_tokens=True) for row in ids] == CAPTIONS
+    with pytest.raises(ConfigError, match="train_captions"):
+        load_tokenizer(kind)
