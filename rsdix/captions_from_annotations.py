@@ -36,11 +36,9 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import warnings
-import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +49,7 @@ import numpy as np
 from rsdix.data.captions import CaptionRecord, write_karpathy
 from rsdix.data.classification import clean_class_name
 from rsdix.data.images import IMAGE_EXTS
+from rsdix.data.files import read_json, read_xml
 from rsdix.errors import DataError
 
 __all__ = [
@@ -122,12 +121,7 @@ def read_coco(path: str | os.PathLike, class_names: Mapping[str, str] | None = N
     """Read a COCO detection JSON (``images``, ``annotations`` with ``bbox`` = [x, y, w, h],
     ``categories``). Images without annotations are kept (with no boxes)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, "annotation file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"malformed COCO JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    data = read_json(path, "annotation file", kind="COCO JSON")
     if not isinstance(data, dict):
         raise DataError(path, "malformed COCO JSON: expected an object with 'images', 'annotations', 'categories'")
     missing = [k for k in ("images", "annotations", "categories") if not isinstance(data.get(k), list)]
@@ -157,9 +151,12 @@ def read_coco(path: str | os.PathLike, class_names: Mapping[str, str] | None = N
         if ann.get("iscrowd") and not include_crowd:
             continue
         bbox = ann["bbox"]
-        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-            raise DataError(where, f"bbox must be [x, y, width, height], got {bbox!r}")
-        x, y, w, h = (float(v) for v in bbox)
+        try:
+            if not isinstance(bbox, (list, tuple)):
+                raise TypeError(type(bbox).__name__)
+            x, y, w, h = (float(v) for v in bbox)
+        except (TypeError, ValueError) as exc:
+            raise DataError(where, f"bbox must be [x, y, width, height] (4 numbers), got {bbox!r}") from exc
         box = Box(cats[ann["category_id"]], x, y, x + w, y + h)
         image.boxes.append(_check_box(box, image.width, image.height, f"{where} ({image.filename})", tolerance))
     return list(images.values())
@@ -181,6 +178,20 @@ def _find_image(stem: str, image_dir: Path) -> Path | None:
         if candidate.exists():
             return candidate
     return None
+
+
+def _annotation_files(folder: str | os.PathLike, pattern: str, what: str) -> list[Path]:
+    """The sorted files of ``folder`` matching ``pattern``, with a progress bar to iterate them;
+    a missing folder or one without such files is a DataError."""
+    from rsdix.utils import progress
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, f"{what} folder not found")
+    files = sorted(folder.glob(pattern))
+    if not files:
+        raise DataError(folder, f"no {what} files matching {pattern!r} in this folder")
+    return progress(files, desc=f"read {folder.name}", unit="file", disable=len(files) < 100)
 
 
 def read_dota_txt(path: str | os.PathLike, width: int, height: int, filename: str | None = None,
@@ -216,12 +227,7 @@ def read_dota(label_dir: str | os.PathLike, image_dir: str | os.PathLike | None 
               sizes: Mapping[str, tuple[int, int]] | None = None, **kwargs) -> list[ImageAnnotation]:
     """Read a folder of DOTA-style ``.txt`` label files. Image sizes come from ``sizes``
     (stem -> (width, height)) or from the image of the same stem in ``image_dir``."""
-    label_dir = Path(label_dir)
-    if not label_dir.is_dir():
-        raise DataError(label_dir, "label folder not found")
-    files = sorted(label_dir.glob("*.txt"))
-    if not files:
-        raise DataError(label_dir, "no .txt label files in this folder")
+    files = _annotation_files(label_dir, "*.txt", "label")
     out = []
     for txt in files:
         if sizes and txt.stem in sizes:
@@ -242,12 +248,7 @@ def read_voc_xml(path: str | os.PathLike, class_names: Mapping[str, str] | None 
                  tolerance: float = 1.0) -> ImageAnnotation:
     """Read one Pascal-VOC / DIOR style XML (``<size>``, ``<object><name><bndbox>``)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, "annotation file not found")
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise DataError(path, f"malformed XML: {exc}") from exc
+    root = read_xml(path, "annotation file")
     try:
         width = int(float(root.findtext("size/width")))
         height = int(float(root.findtext("size/height")))
@@ -278,13 +279,7 @@ def read_voc_xml(path: str | os.PathLike, class_names: Mapping[str, str] | None 
 
 def read_voc(xml_dir: str | os.PathLike, **kwargs) -> list[ImageAnnotation]:
     """Read a folder of VOC/DIOR XML files."""
-    xml_dir = Path(xml_dir)
-    if not xml_dir.is_dir():
-        raise DataError(xml_dir, "annotation folder not found")
-    files = sorted(xml_dir.glob("*.xml"))
-    if not files:
-        raise DataError(xml_dir, "no .xml annotation files in this folder")
-    return [read_voc_xml(f, **kwargs) for f in files]
+    return [read_voc_xml(f, **kwargs) for f in _annotation_files(xml_dir, "*.xml", "annotation")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,7 +346,8 @@ def mask_to_boxes(mask: np.ndarray, classes: Mapping[int, str | None], min_area:
             by_name.setdefault(str(classes[value]), []).append(value)
     boxes = []
     for name, indices in by_name.items():
-        labels, n = ndimage.label(np.isin(mask, indices), structure=structure)
+        binary = (mask == indices[0]) if len(indices) == 1 else np.isin(mask, indices)
+        labels, n = ndimage.label(binary, structure=structure)
         if n == 0:
             continue
         areas = np.bincount(labels.ravel(), minlength=n + 1)
@@ -369,14 +365,8 @@ def read_masks(mask_dir: str | os.PathLike, classes: Mapping[int, str | None], m
 
     ``image_ext`` names the image file extension for the caption file (default: the mask's).
     """
-    mask_dir = Path(mask_dir)
-    if not mask_dir.is_dir():
-        raise DataError(mask_dir, "mask folder not found")
-    files = sorted(mask_dir.glob(pattern))
-    if not files:
-        raise DataError(mask_dir, f"no masks matching {pattern!r} in this folder")
     out = []
-    for path in files:
+    for path in _annotation_files(mask_dir, pattern, "mask"):
         mask = read_mask(path)
         boxes = mask_to_boxes(mask, classes, min_area, connectivity, ignore, where=str(path))
         name = path.stem + (image_ext if image_ext else path.suffix)

@@ -71,3 +71,12 @@ def count_variants(caption: str) -> tuple[int, list[str]] | None:
     token = m.group(0)
     variants = [caption[:m.start()] + _render(v, token) + caption[m.end():] for v in range(1, 11)]
     return value, variants
+
+
+def count_distribution(captions) -> dict[int, int]:
+    """How often each true count 1..10 occurs among the qualifying captions (for the chance and
+    majority-count baselines of counting accuracy)."""
+    from collections import Counter
+
+    found = (count_variants(c) for c in captions)
+    return dict(sorted(Counter(f[0] for f in found if f is not None).items()))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -34,7 +35,7 @@ from torch import nn
 
 __all__ = ["MultiCropConfig", "DINOConfig", "MultiCropTransform", "DINOHead", "DINOLoss", "DINOObjective",
            "cosine_schedule", "teacher_temperature", "ema_momentum", "ema_update", "encode_crops",
-           "interpolate_pos_embed"]
+           "interpolate_pos_embed", "DinoViews", "dino_views", "DinoTerm", "ClipWithDino", "ViewsCollate"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -77,7 +78,16 @@ class DINOConfig:
     center_momentum: float = 0.9
     momentum_teacher: float = 0.996
     momentum_final: float = 1.0
+    clip_view: str = "global"       # CLIP loss on: global (the first global crop) | base (the usual augmentation)
     crops: MultiCropConfig = field(default_factory=MultiCropConfig)
+
+    def __post_init__(self):
+        from rsdix.errors import ConfigError
+
+        if self.clip_view not in ("global", "base"):
+            raise ConfigError(f"dino.clip_view must be 'global' or 'base', got {self.clip_view!r}")
+        if self.crops.n_global < 1 or self.crops.n_global + self.crops.n_local < 2:
+            raise ConfigError("DINO needs at least one global crop and two crops in all")
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,8 +284,15 @@ def _input_size(visual: nn.Module) -> tuple[int, int] | None:
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
+_FIXED_SIZE: "weakref.WeakKeyDictionary[nn.Module, bool]" = weakref.WeakKeyDictionary()
+
+
 def encode_crops(visual: nn.Module, crops: torch.Tensor) -> torch.Tensor:
-    """Image-tower output for a batch of crops of one size, which may differ from its input size."""
+    """Image-tower output for a batch of crops of one size, which may differ from its input size.
+
+    ViTs get an interpolated positional embedding; a CNN with global pooling takes the crop as
+    it is; a tower that fails on another size (attention pooling) gets the crop resized.
+    """
     size = _input_size(visual)
     if size is None or tuple(crops.shape[-2:]) == size:
         return visual(crops)
@@ -286,6 +303,11 @@ def encode_crops(visual: nn.Module, crops: torch.Tensor) -> torch.Tensor:
         grid = (crops.shape[-2] // ph, crops.shape[-1] // pw)
         new_pos = interpolate_pos_embed(pos, grid)
         return torch.func.functional_call(visual, {"positional_embedding": new_pos}, (crops,), strict=False)
+    if not _FIXED_SIZE.get(visual, False):
+        try:
+            return visual(crops)
+        except RuntimeError:
+            _FIXED_SIZE[visual] = True
     resized = F.interpolate(crops, size=size, mode="bicubic", align_corners=False)
     return visual(resized)
 
@@ -355,3 +377,122 @@ class DINOObjective(nn.Module):
         ema_update(self.teacher_visual, visual, m)
         ema_update(self.teacher_head, self.student_head, m)
         return m
+
+
+# --------------------------------------------------------------------------------------------
+# Glue for rsdix.train.fit (objective term, views transform, collate)
+# --------------------------------------------------------------------------------------------
+class DinoViews:
+    """PIL image -> ``{"image": CLIP view, "crops": [global..., local...]}``.
+
+    The CLIP view is the first global crop (RS-M-CLIP: the CLIP loss on a global view) or,
+    with ``base``, that transform's output (the same CLIP input as runs without DINO).
+    """
+
+    def __init__(self, multicrop: MultiCropTransform, base=None):
+        self.multicrop, self.base = multicrop, base
+
+    def __call__(self, image) -> dict:
+        crops = self.multicrop(image)
+        return {"image": crops[0] if self.base is None else self.base(image), "crops": crops}
+
+
+def dino_views(cfg: DINOConfig, bundle, base=None) -> DinoViews:
+    """The multi-crop views transform for a model bundle (its input size, patch size and normalisation)."""
+    from rsdix.data.transforms import _find_normalize
+
+    pre = bundle.preprocess_config or {}
+    norm = None if pre.get("mean") else _find_normalize(bundle.preprocess_val)
+    mean = pre.get("mean") or norm.mean
+    std = pre.get("std") or norm.std
+    patch = getattr(bundle.model.visual, "patch_size", None)
+    patch = (patch if isinstance(patch, int) else patch[0]) if patch is not None else 1
+    return DinoViews(MultiCropTransform(cfg.crops, bundle.image_size, mean, std, patch), base)
+
+
+class DinoTerm(nn.Module):
+    """The DINO term as an objective of :func:`rsdix.train.fit`: reads ``batch["crops"]``,
+    returns ``{"loss", "teacher_temp", "momentum"}``. Pass :meth:`after_step` as the first
+    ``fit`` callback: it moves the EMA teacher after every optimizer step. The step count is a
+    buffer, so a resumed run continues the schedules where they were."""
+
+    needs_teacher = False
+
+    def __init__(self, model: nn.Module, embed_dim: int, cfg: DINOConfig, total_steps: int):
+        super().__init__()
+        self.dino = DINOObjective(model.visual, embed_dim, cfg, total_steps)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        object.__setattr__(self, "_student", model)  # not a submodule: the loop owns the student
+
+    def from_features(self, feats: Sequence[torch.Tensor], crops: Sequence[torch.Tensor]) -> dict:
+        step = int(self.step)
+        loss = self.dino(feats, crops, step)
+        return {"loss": loss, "teacher_temp": teacher_temperature(step, self.dino.total_steps, self.dino.cfg),
+                "momentum": ema_momentum(step, self.dino.total_steps, self.dino.cfg)}
+
+    def forward(self, batch: dict, student: nn.Module, teacher=None) -> dict:
+        crops = batch["crops"]
+        return self.from_features(self.dino.student_features(student.visual, crops), crops)
+
+    def after_step(self, step: int, logs: dict | None = None) -> None:
+        self.dino.update_teacher(self._student.visual, step - 1)
+        self.step.fill_(step)
+
+
+class _SharedImageStudent:
+    """The student, except that ``encode_image`` of one given tensor returns features already
+    computed (so the CLIP term reuses the DINO student's pass on the first global crop)."""
+
+    def __init__(self, student: nn.Module, image: torch.Tensor, features: torch.Tensor):
+        self._student, self._image, self._features = student, image, features
+
+    def encode_image(self, image, normalize: bool = False):
+        if image is self._image:
+            return F.normalize(self._features, dim=-1) if normalize else self._features
+        return self._student.encode_image(image, normalize=normalize)
+
+    def __getattr__(self, name):
+        return getattr(self._student, name)
+
+
+class ClipWithDino(nn.Module):
+    """``clip + weight * dino`` as one objective of :func:`rsdix.train.fit` (RS-M-CLIP).
+
+    ``clip`` is any CLIP objective (InfoNCE, RSDiX's OT distillation, SigLIP ...). With
+    ``clip_view="global"`` the CLIP image is the first global crop and the student's image
+    tower runs once on it for both terms. Logged terms are prefixed ``clip/`` and ``dino/``.
+    """
+
+    def __init__(self, clip: nn.Module, dino: DinoTerm, weight: float = 1.0):
+        super().__init__()
+        self.clip, self.dino, self.weight = clip, dino, float(weight)
+        self.needs_teacher = bool(getattr(clip, "needs_teacher", False))
+
+    def forward(self, batch: dict, student: nn.Module, teacher=None) -> dict:
+        crops = batch["crops"]
+        feats = self.dino.dino.student_features(student.visual, crops)
+        if self.dino.dino.cfg.clip_view == "global":
+            batch = dict(batch, image=crops[0])
+            clip_out = self.clip(batch, _SharedImageStudent(student, crops[0], feats[0]), teacher)
+        else:
+            clip_out = self.clip(batch, student, teacher)
+        dino_out = self.dino.from_features(feats, crops)
+        out = {f"clip/{k}": v for k, v in clip_out.items()}
+        out.update({f"dino/{k}": v for k, v in dino_out.items()})
+        out["loss"] = clip_out["loss"] + self.weight * dino_out["loss"]
+        return out
+
+
+class ViewsCollate:
+    """``[(views dict or tensor, caption)] -> {"image", "crops"?, "text", "caption"}``; picklable."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, items):
+        from rsdix.multilingual import stack_views
+
+        images, captions = zip(*items)
+        batch = stack_views(images)
+        batch.update(text=self.tokenizer(list(captions)), caption=list(captions))
+        return batch

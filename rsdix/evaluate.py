@@ -95,20 +95,22 @@ def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
     if no_caption.any():
         raise DataError("retrieval", f"{int(no_caption.sum())} image(s) have no caption, "
                                      f"first index {int(no_caption.nonzero()[0])}")
+    if device is None and torch.cuda.is_available():
+        device = "cuda"
     if device:
         img, txt, t2i = img.to(device), txt.to(device), t2i.to(device)
-    # score of each text against its own image (text->image has exactly one correct image)
+    # score of each text against its own image (text->image has exactly one correct image), and
+    # each image's best score over its own captions (image->text has several correct texts)
     own = (txt * img[t2i]).sum(dim=1)
+    best = torch.full((n_img,), -math.inf, device=img.device).scatter_reduce(0, t2i, own, reduce="amax")
     t2i_rank = torch.zeros(n_txt, dtype=torch.long, device=img.device)
     i2t_rank = torch.empty(n_img, dtype=torch.long, device=img.device)
     for start in range(0, n_img, chunk_size):
         stop = min(start + chunk_size, n_img)
         sims = img[start:stop] @ txt.T                                   # (c, n_txt)
-        positive = t2i[None, :] == torch.arange(start, stop, device=img.device)[:, None]
-        best = sims.masked_fill(~positive, -math.inf).max(dim=1).values
-        i2t_rank[start:stop] = (sims > best[:, None]).sum(dim=1)
+        i2t_rank[start:stop] = (sims > best[start:stop, None]).sum(dim=1)
         t2i_rank += (sims > own[None, :]).sum(dim=0)
-        del sims, positive
+        del sims
     out = {}
     for k in ks:
         out[f"i2t_R@{k}"] = 100.0 * float((i2t_rank < k).float().mean())
@@ -140,6 +142,7 @@ def knn_classify(train_x: torch.Tensor, train_y: Sequence[int], test_x: torch.Te
 
 
 def fit_logistic(train_x, train_y, C: float, seed: int = 0, max_iter: int = 1000):
+    """Multinomial logistic regression (L-BFGS) on the L2-normalised features as they are."""
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
@@ -182,8 +185,9 @@ def _full_scores(clf, x, n_classes: int) -> np.ndarray:
     return scores
 
 
-def sample_shots(labels: Sequence[int], shots: int, seed: int) -> np.ndarray:
-    """Indices of ``shots`` examples per class (seeded); an error if a class has fewer."""
+def sample_shots(labels: Sequence[int], shots: int, seed: int | Sequence[int]) -> np.ndarray:
+    """Indices of ``shots`` examples per class, seeded (``seed`` may be a sequence of ints, which
+    numpy mixes into one independent stream); an error if a class has fewer."""
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     picked = []
@@ -204,7 +208,7 @@ def few_shot(train_x, train_y, test_x, test_y, shots: Sequence[int] = (1, 2, 4, 
     rows = []
     for k in shots:
         for draw in range(draws):
-            idx = sample_shots(train_y, k, seed=seed * 1000 + draw * 100 + k)
+            idx = sample_shots(train_y, k, seed=[seed, draw, k])  # independent streams, no collisions
             clf = fit_logistic(train_x[idx], train_y[idx], C, seed)
             m = classification_metrics(_full_scores(clf, np.asarray(test_x), n_classes), test_y, n_classes)
             rows.append({"shots": k, "draw": draw, **m})
@@ -238,23 +242,28 @@ DATASET_NOTES = {
 }
 
 
+def _dataset_note(name: str, config) -> str:
+    parts = [DATASET_NOTES.get(name, "")]
+    if name in config.split_from:
+        parts.append(f"images of {config.split_from[name]} only")
+    return "; ".join(p for p in parts if p)
+
+
 def resolve_dataset(name: str, kind: str):
     """A registry entry (:mod:`rsdix.data.registry`) by key (``whu_rs19``) or by title
     (``WHU-RS19``, ``UCM``) of the given kind (``classification`` or ``captions``)."""
-    from rsdix.data.registry import REGISTRY
+    from rsdix.data.registry import get_info
 
-    key = name.lower().replace("-", "_")
-    if key in REGISTRY and REGISTRY[key].kind == kind:
-        return REGISTRY[key]
-    for info in REGISTRY.values():
-        if info.kind == kind and info.title.lower() == name.lower():
-            return info
-    known = sorted(k for k, i in REGISTRY.items() if i.kind == kind)
-    raise DataError(name, f"unknown {kind} dataset; known: {known} (or pass path=)")
+    try:
+        return get_info(name, kind)
+    except DataError as exc:
+        raise DataError(name, f"{exc.problem} (or pass path=)") from None
 
 
 def _subsample(n_items: int, labels: Sequence[int] | None, max_items: int | None, seed: int) -> list[int]:
-    """Seeded subset indices (per class, proportionally when labels are given), sorted."""
+    """Seeded subset indices, sorted. With labels: ``max_items // n_classes`` (at least one) per
+    class, all of a smaller class, so the subset can be smaller, or (more classes than
+    ``max_items``) larger, than ``max_items``."""
     if max_items is None or n_items <= max_items:
         return list(range(n_items))
     rng = np.random.default_rng(seed)
@@ -272,11 +281,13 @@ def _subsample(n_items: int, labels: Sequence[int] | None, max_items: int | None
 
 def load_classification(name: str, root: str | os.PathLike | None = None, max_images: int | None = None,
                         seed: int = 0, class_names: Sequence[str] | dict | None = None,
-                        path: str | os.PathLike | None = None) -> ClassificationDataset:
+                        path: str | os.PathLike | None = None, split_from: str | None = None
+                        ) -> ClassificationDataset:
     """A classification set of the dataset registry (key or title) or a folder/CSV at ``path``.
 
     ``class_names`` replaces the cleaned folder names: a list in class order (e.g. translated
     names) or a mapping ``folder -> name`` that must cover every class folder exactly.
+    ``split_from="ucm_captions:test"`` keeps only the images of that caption set's split.
     """
     from rsdix.paths import data_root
 
@@ -292,6 +303,13 @@ def load_classification(name: str, root: str | os.PathLike | None = None, max_im
         paths, labels, classes = read_label_csv(path, path.parent / "images")
     else:
         paths, labels, classes = scan_class_folders(path)
+    if split_from:   # "caption_set:split": keep the images of that split (no train images in a test)
+        cap_name, _, cap_split = split_from.partition(":")
+        wanted = {r.filename for r in load_retrieval(cap_name, root, cap_split or "test").records}
+        chosen = [i for i in range(len(paths)) if Path(paths[i]).name in wanted]
+        if not chosen:
+            raise DataError(path, f"no image of {split_from} is in this classification set")
+        paths, labels = [paths[i] for i in chosen], [labels[i] for i in chosen]
     keep = _subsample(len(paths), labels, max_images, seed)
     names = _resolve_class_names(class_names, classes, path)
     return ClassificationDataset([paths[i] for i in keep], [labels[i] for i in keep], classes,
@@ -439,7 +457,7 @@ class EvalConfig:
     counting_split: str = "test"
     train_fraction: float = 0.6        # seeded split for sets without an official one
     split_seed: int = 0
-    probe_Cs: list[float] = field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0])
+    probe_Cs: list[float] = field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0])
     knn_k: int = 20
     knn_temperature: float = 0.07
     few_shot_shots: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
@@ -448,7 +466,21 @@ class EvalConfig:
     max_images: int | None = None      # per dataset (smoke profile); None = all
     batch_size: int = 64
     num_workers: int = 0
+    # classification sets restricted to the images of a caption split (models trained on
+    # UCM-Captions train images must not be tested on them): dataset -> "caption_set:split"
+    split_from: dict[str, str] = field(default_factory=lambda: {"ucm_classification": "ucm_captions:test"})
     skip_missing: bool = False         # a dataset absent from the data root: warn and skip, or fail
+    # models evaluated besides notebook 03's checkpoints: "label=open_clip_name@pretrained_tag_or_path"
+    baselines: list[str] = field(default_factory=list)
+    # evaluated (as an untrained, chance-level reference) when no trained checkpoint exists yet
+    fallback_preset: str | None = None
+
+
+def _describe_templates(templates) -> str:
+    if isinstance(templates, str):
+        return templates
+    templates = list(templates)
+    return f"{len(templates)} given, e.g. {templates[0]!r}"
 
 
 def load_eval_config(profile: str = "cpu", **overrides) -> EvalConfig:
@@ -475,8 +507,15 @@ def _parse_tasks(tasks, config: EvalConfig) -> list[tuple[str, str]]:
 def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: int = 0,
                    model_name: str | None = None, config: EvalConfig | None = None,
                    data_root: str | os.PathLike | None = None, cache: FeatureCache | None = None,
-                   write: bool = True, details: dict | None = None) -> pd.DataFrame:
+                   write: bool = True, details: dict | None = None,
+                   templates: str | Sequence[str] | None = None, class_names: dict | None = None,
+                   languages: Sequence[str] | None = None) -> pd.DataFrame:
     """Run evaluation tasks on one model; tidy rows (model, dataset, task, metric, value, seed).
+
+    Multilingual evaluation goes through the same call: ``templates`` (a set name or a list of
+    templates in any language, default ``config.templates``), ``class_names`` (dataset key or
+    title -> class names in class order, or a folder -> name mapping) and ``languages``
+    (retrieval and counting keep only captions in these languages, from the ``lang`` field).
 
     ``tasks``: ``"task"`` (every dataset the config lists for it) or ``"task:dataset"`` (a
     registry key or title, e.g. ``"zero-shot:whu_rs19"``, ``"retrieval:UCM"``); tasks are
@@ -503,7 +542,7 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
     loaded: dict = {}
 
     def add(info, task, metrics, n, split="test", note=""):
-        note = "; ".join(x for x in (DATASET_NOTES.get(info.name, ""), note) if x)
+        note = "; ".join(x for x in (_dataset_note(info.name, config), note) if x)
         for metric, value in metrics.items():
             rows.append(Result(model_name, info.title, task, metric, float(value), seed=seed, split=split,
                                n=n, profile=profile, note=note))
@@ -512,9 +551,11 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
         key = (kind, name, split)
         if key not in loaded:
             try:
-                loaded[key] = (load_classification(name, data_root, config.max_images, config.split_seed)
+                loaded[key] = (load_classification(name, data_root, config.max_images, config.split_seed,
+                                                   split_from=config.split_from.get(name))
                                if kind == "classification" else
-                               load_retrieval(name, data_root, split, config.max_images, config.split_seed))
+                               load_retrieval(name, data_root, split, config.max_images, config.split_seed,
+                                              languages=languages))
             except DataError as exc:
                 if not config.skip_missing or "not found" not in exc.problem:
                     raise
@@ -532,9 +573,13 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
             if ds is None:
                 continue
             if task == "zero-shot":
-                res = zero_shot(bundle, ds, config.templates, cache=cache, dataset_name=info.name, **kw)
+                names = (class_names or {}).get(info.name, (class_names or {}).get(info.title))
+                res = zero_shot(bundle, ds, templates or config.templates, class_names=names, cache=cache,
+                                dataset_name=info.name, **kw)
                 zs_details[info.title] = res
-                add(info, task, res.metrics, len(ds), split="all", note=f"templates={config.templates}")
+                add(info, task, res.metrics, len(ds), split="all",
+                    note=f"templates={_describe_templates(templates or config.templates)}"
+                         + ("; class names given" if names is not None else ""))
                 continue
             feats = encode_images(bundle, ds, cache, dataset_name=info.name, split="all", **kw)
             labels = np.asarray(ds.labels)
@@ -572,14 +617,16 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
             ds = load(kind, info.name, None if split == "all" else split)
             if ds is None:
                 continue
+            lang_note = f"captions in {list(languages)}" if languages else ""
             if task == "retrieval":
                 add(info, task, retrieval(bundle, ds, cache, dataset_name=info.name, split=split, **kw), len(ds),
-                    split=split)
+                    split=split, note=lang_note)
             else:
                 m = counting(bundle, ds, cache, dataset_name=info.name, split=split, **kw)
                 n = int(m.pop("n_captions"))
                 add(info, task, m, n, split=split,
-                    note="captions holding one count 1..10, ranked against their ten count variants")
+                    note="; ".join(x for x in ("captions holding one count 1..10, ranked against their ten "
+                                               "count variants", lang_note) if x))
     frame = pd.DataFrame([{k: v for k, v in r.__dict__.items() if k != "extra"} for r in rows])
     if dirs is not None and write and rows:
         append_results(rows, dirs.results)
@@ -589,3 +636,97 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
         details["skipped"] = skipped
         details["cache_stats"] = cache.stats
     return frame
+
+
+def prefetch_image_features(bundles: dict, tasks: Sequence[str] | None = None, config: EvalConfig | None = None,
+                            data_root: str | os.PathLike | None = None, cache: FeatureCache | None = None
+                            ) -> dict[str, int]:
+    """Encode every image set that :func:`evaluate_model` will need, for several models in one
+    pass per set (each image decoded once for all models sharing a transform), into ``cache``;
+    the following ``evaluate_model`` calls then only read the cache. Returns images per set."""
+    from rsdix.features import encode_images_many
+
+    config = config or EvalConfig()
+    cache = cache if cache is not None else FeatureCache()
+    seen, sizes = set(), {}
+    kw = dict(batch_size=config.batch_size, num_workers=config.num_workers)
+    for task, name in _parse_tasks(tasks, config):
+        kind = "captions" if task in ("retrieval", "counting") else "classification"
+        info = resolve_dataset(name, kind)
+        split = ("all" if kind == "classification" else
+                 config.retrieval_split if task == "retrieval" else config.counting_split)
+        if (info.name, split) in seen:
+            continue
+        seen.add((info.name, split))
+        try:
+            ds = (load_classification(info.name, data_root, config.max_images, config.split_seed,
+                                      split_from=config.split_from.get(info.name))
+                  if kind == "classification" else
+                  load_retrieval(info.name, data_root, None if split == "all" else split, config.max_images,
+                                 config.split_seed))
+        except DataError as exc:
+            if config.skip_missing and "not found" in exc.problem:
+                continue          # evaluate_model reports it
+            raise
+        encode_images_many(bundles, ds, cache, dataset_name=info.name, split=split, **kw)
+        sizes[f"{info.title} {kind}" + (f" {split}" if kind == "captions" else "")] = len(ds)
+    return sizes
+
+
+# ----------------------------------------------------------------------------------------------
+# models to evaluate, and our numbers beside the published ones
+# ----------------------------------------------------------------------------------------------
+
+
+def list_checkpoints(models_dir: str | os.PathLike) -> list[Path]:
+    """Model folders saved by :func:`rsdix.models.save_model` under ``models_dir`` (sorted)."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    return sorted(p for p in models_dir.iterdir() if (p / "open_clip_config.json").is_file())
+
+
+def parse_model_spec(spec: str) -> tuple[str, str, str | None]:
+    """``"label=name@pretrained"`` (``label=`` and ``@pretrained`` optional) ->
+    ``(label, name, pretrained)``; e.g. ``"RemoteCLIP=ViT-B-32@/ckpt/RemoteCLIP-ViT-B-32.pt"``."""
+    label, sep, rest = spec.partition("=")
+    if not sep:
+        label, rest = "", spec
+    name, _, pretrained = rest.partition("@")
+    if not name:
+        raise ConfigError(f"model spec {spec!r}: expected 'label=open_clip_name@pretrained'")
+    return label or (f"{name}-{pretrained}" if pretrained else name), name, pretrained or None
+
+
+def run_seed(run_name: str, default: int = 0) -> int:
+    """The seed in a run name such as ``rsdix_s1`` or ``infonce_frac0.1_s2``."""
+    import re
+
+    m = re.search(r"_s(\d+)$", run_name)
+    return int(m.group(1)) if m else default
+
+
+def compare_with_published(results: pd.DataFrame, reference: pd.DataFrame | None = None,
+                           metrics: Sequence[str] | None = None, mean_over_seeds: bool = True) -> pd.DataFrame:
+    """Our numbers (one column per model) beside every published number for the same
+    dataset/task/metric (one column per published model and backbone), one row per
+    dataset x task x metric. Rows without a published number keep empty published columns.
+    With ``mean_over_seeds``, run names ``method_s0``, ``method_s1`` become one column
+    ``method`` holding the mean over seeds."""
+    from rsdix.results import method_name, reference_numbers, with_reference
+
+    ours = results if metrics is None else results[results["metric"].isin(list(metrics))]
+    if ours.empty:
+        raise DataError("results", "no rows to compare")
+    if mean_over_seeds:   # the same pooling as rsdix.results.summarise (RESULTS.md)
+        ours = ours.assign(model=ours["model"].map(method_name))
+    key = ["dataset", "task", "metric"]
+    wide = ours.groupby(key + ["model"])["value"].mean().unstack("model")
+    ref = reference_numbers() if reference is None else reference
+    merged = with_reference(wide.reset_index()[key].drop_duplicates(), reference=ref)
+    merged = merged.dropna(subset=["published"])
+    if merged.empty:
+        return wide.reset_index()
+    merged["column"] = "published: " + merged["ref_model"] + " " + merged["ref_backbone"].astype(str)
+    published = merged.pivot_table(index=key, columns="column", values="published", aggfunc="first")
+    return wide.join(published, how="left").reset_index()

@@ -8,11 +8,13 @@ Features are L2-normalised float32 tensors. The cache key is
 ``(model fingerprint, dataset name, split, file list, transform)`` for images and
 ``(model fingerprint, texts)`` for texts, so every image is encoded once per model across all
 tasks of a run (and across runs: entries live on disk). ``cache.stats`` counts hits, misses
-and the number of images/texts actually pushed through the model.
+and the number of images/texts actually pushed through the model. The key holds file *names*,
+not contents: after replacing images under the same names, delete the cache folder.
 """
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -44,7 +46,9 @@ class FeatureCache:
 
     def __post_init__(self):
         self._memory: dict[str, torch.Tensor] = {}
-        self._fingerprints: dict[int, tuple[int, str]] = {}
+        # model object -> (parameter version, fingerprint); weak keys, so a freed model's entry
+        # goes with it and a new model that reuses its memory address starts afresh
+        self._fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         if self.folder is not None:
             self.folder = Path(self.folder)
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -79,11 +83,11 @@ class FeatureCache:
         """The bundle's weight checksum, computed once per model object and parameter version."""
         model = bundle.model
         version = sum(p._version for p in model.parameters())
-        cached = self._fingerprints.get(id(model))
+        cached = self._fingerprints.get(model)
         if cached is not None and cached[0] == version:
             return cached[1]
         fp = bundle.fingerprint()
-        self._fingerprints[id(model)] = (version, fp)
+        self._fingerprints[model] = (version, fp)
         return fp
 
 
@@ -149,22 +153,70 @@ def encode_images(bundle, dataset, cache: FeatureCache | None = None, dataset_na
     if hit is not None:
         return hit
     model = bundle.model
-    was_training = model.training
-    model.eval()
+    modes = _eval_mode(model)
     device = _model_device(model)
     loader = torch.utils.data.DataLoader(_ImagesOnly(dataset, apply), batch_size=batch_size,
                                          num_workers=num_workers, shuffle=False)
     chunks = []
-    for images in progress(loader, desc=desc or f"encode {name}/{split}", unit="batch"):
-        feats = model.encode_image(images.to(device))
-        chunks.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
-        cache.stats.images_encoded += len(images)
-    model.train(was_training)
+    try:
+        for images in progress(loader, desc=desc or f"encode {name}/{split}", unit="batch"):
+            feats = model.encode_image(images.to(device))
+            chunks.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
+            cache.stats.images_encoded += len(images)
+    finally:
+        _restore_mode(modes)
     features = torch.cat(chunks)
     _check_finite(features, name)
     cache.put(key, features, {"kind": "image", "dataset": name, "split": split, "n": len(features),
                               "model": bundle.name})
     return features
+
+
+@torch.no_grad()
+def encode_images_many(bundles: dict, dataset, cache: FeatureCache, dataset_name: str | None = None,
+                       split: str = "all", batch_size: int = 64, num_workers: int = 0,
+                       desc: str | None = None) -> dict[str, torch.Tensor]:
+    """:func:`encode_images` for several models at once: each image is decoded and transformed
+    once per distinct transform and fed to every model that uses it (decoding and resizing large
+    images are paid once). ``bundles`` maps a label to a bundle; returns label -> features, all
+    cached."""
+    name = dataset_name or str(getattr(dataset, "source", "dataset"))
+    if len(dataset) == 0:
+        raise DataError(name, "no images to encode")
+    if getattr(dataset, "transform", None) is not None:
+        raise DataError(name, "encode_images_many needs a dataset without its own transform")
+    filenames = dataset.filenames() if hasattr(dataset, "filenames") else [str(i) for i in range(len(dataset))]
+    out, todo = {}, {}
+    for label, bundle in bundles.items():
+        key = image_key(cache.fingerprint(bundle), name, split, filenames, bundle.preprocess_val)
+        hit = cache.get(key)
+        if hit is not None:
+            out[label] = hit
+        else:
+            todo.setdefault(_transform_id(bundle.preprocess_val), []).append((label, bundle, key))
+    for group in todo.values():
+        transform = group[0][1].preprocess_val
+        loader = torch.utils.data.DataLoader(_ImagesOnly(dataset, transform), batch_size=batch_size,
+                                             num_workers=num_workers, shuffle=False)
+        chunks: dict[str, list] = {label: [] for label, _, _ in group}
+        states = {label: _eval_mode(bundle.model) for label, bundle, _ in group}
+        try:
+            for images in progress(loader, desc=desc or f"encode {name}/{split} for {len(group)} model(s)",
+                                   unit="batch"):
+                for label, bundle, _ in group:
+                    feats = bundle.model.encode_image(images.to(_model_device(bundle.model)))
+                    chunks[label].append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
+                    cache.stats.images_encoded += len(images)
+        finally:
+            for label, _, _ in group:
+                _restore_mode(states[label])
+        for label, bundle, key in group:
+            features = torch.cat(chunks[label])
+            _check_finite(features, f"{name} ({label})")
+            cache.put(key, features, {"kind": "image", "dataset": name, "split": split, "n": len(features),
+                                      "model": bundle.name})
+            out[label] = features
+    return out
 
 
 @torch.no_grad()
@@ -180,21 +232,56 @@ def encode_texts(bundle, texts: Sequence[str], cache: FeatureCache | None = None
     if hit is not None:
         return hit
     model = bundle.model
-    was_training = model.training
-    model.eval()
+    modes = _eval_mode(model)
     device = _model_device(model)
-    chunks = []
+    pad_id = _trimmable_pad_id(model)
+    tokens_all = bundle.tokenizer(texts)
+    order = torch.arange(len(texts))
+    if pad_id is not None:   # batch texts of similar length, drop all-padding columns: same outputs, faster
+        order = torch.argsort((tokens_all != pad_id).sum(dim=1), stable=True)
+    features = torch.empty(0)
     starts = range(0, len(texts), batch_size)
-    for start in progress(starts, desc=desc, unit="batch", disable=len(starts) < 4):
-        tokens = bundle.tokenizer(texts[start:start + batch_size]).to(device)
-        feats = model.encode_text(tokens)
-        chunks.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
-        cache.stats.texts_encoded += len(tokens)
-    model.train(was_training)
-    features = torch.cat(chunks)
+    try:
+        for start in progress(starts, desc=desc, unit="batch", disable=len(starts) < 4):
+            idx = order[start:start + batch_size]
+            tokens = tokens_all[idx]
+            if pad_id is not None:
+                used = (tokens != pad_id).any(dim=0).nonzero()
+                tokens = tokens[:, :int(used.max()) + 1] if len(used) else tokens
+            feats = torch.nn.functional.normalize(model.encode_text(tokens.to(device)).float(), dim=-1).cpu()
+            if features.numel() == 0:
+                features = torch.empty(len(texts), feats.shape[1])
+            features[idx] = feats
+            cache.stats.texts_encoded += len(tokens)
+    finally:
+        _restore_mode(modes)
     _check_finite(features, "texts")
     cache.put(key, features, {"kind": "text", "n": len(features), "model": bundle.name})
     return features
+
+
+def _eval_mode(model) -> dict:
+    """Put every submodule in eval mode; return their previous modes for :func:`_restore_mode`
+    (``model.train(flag)`` would not restore a mix, e.g. a Hugging Face tower kept in eval)."""
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    return modes
+
+
+def _restore_mode(modes: dict) -> None:
+    for module, training in modes.items():
+        module.training = training
+
+
+def _trimmable_pad_id(model) -> int | None:
+    """The padding id when the text tower masks padding (Hugging Face towers: trailing padding can
+    be cut without changing outputs); None for CLIP's own text transformer, whose positional
+    embedding and causal mask need the full context length."""
+    text = getattr(model, "text", None)
+    config = getattr(text, "config", None)
+    if text is not None and type(text).__name__ == "HFTextEncoder" and getattr(config, "pad_token_id", None) is not None:
+        return int(config.pad_token_id)
+    return None
 
 
 def _check_finite(features: torch.Tensor, where: str) -> None:

@@ -175,6 +175,17 @@ def _meteor(gts: dict, res: dict) -> tuple[float, list[float]]:
     return float(score), [float(s) for s in scores]
 
 
+def _bleu(ids, gts: dict, res: dict) -> tuple[list[float], list[np.ndarray]]:
+    """Corpus BLEU-1..4 (pooled n-gram counts) and sentence BLEU-1..4 per id, in ``ids`` order."""
+    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+    scorer = BleuScorer(n=4)
+    for key in ids:
+        scorer += (res[key][0], gts[key])
+    corpus, sent = scorer.compute_score(option="closest", verbose=0)
+    return list(corpus), [np.asarray(s, dtype=float) for s in sent]
+
+
 # --------------------------------------------------------------------------------------------
 # Input checks
 # --------------------------------------------------------------------------------------------
@@ -327,7 +338,6 @@ def evaluate_captions(candidates: Mapping[Hashable, str | Sequence[str]],
     otherwise logs one line and skips it; ``spice=False`` skips it; ``spice=True`` requires it.
     ``sbert``: a SentenceTransformer (default all-MiniLM-L6-v2 from the local package).
     """
-    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
@@ -349,14 +359,10 @@ def evaluate_captions(candidates: Mapping[Hashable, str | Sequence[str]],
     if coco:
         gts, res = _tokenized_dicts(ids, cands, refs, tokenizer, source)
         if any(m in BLEU for m in coco):
-            scorer = BleuScorer(n=4)
-            for key in ids:
-                scorer += (res[key][0], gts[key])
-            corpus, sent = scorer.compute_score(option="closest", verbose=0)
+            corpus, sent = _bleu(ids, gts, res)
             for k, m in enumerate(BLEU):
                 if m in coco:
-                    add(m, corpus[k], np.asarray(sent[k], dtype=float), "corpus BLEU (pooled n-gram counts)",
-                        "mean of sentence BLEU")
+                    add(m, corpus[k], sent[k], "corpus BLEU (pooled n-gram counts)", "mean of sentence BLEU")
         if "METEOR" in coco:
             score, scores = _meteor(gts, res)
             add("METEOR", score, np.asarray(scores), "corpus METEOR (pooled statistics)",
@@ -378,7 +384,8 @@ def evaluate_captions(candidates: Mapping[Hashable, str | Sequence[str]],
                 from pycocoevalcap.spice.spice import Spice
 
                 score, scores = Spice().compute_score(gts, res)
-                add("SPICE", score, np.asarray([s["All"]["f"] for s in scores], dtype=float),
+                by_id = dict(zip(sorted(gts), scores))   # pycocoevalcap's Spice scores images in sorted id order
+                add("SPICE", score, np.asarray([by_id[k]["All"]["f"] for k in ids], dtype=float),
                     "mean over images (coco definition)")
             else:
                 reason = ("disabled" if spice is False else
@@ -418,7 +425,6 @@ def pairwise_scores(candidates: Sequence[str], references: Sequence[str | Sequen
     smoothing constants, segment METEOR, ROUGE-L, CIDEr-D whose IDF comes from the reference sets
     of all pairs given, S-BERT cosine = max over references; ``SBERT-sim-meanref`` the mean).
     """
-    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
     from pycocoevalcap.cider.cider_scorer import CiderScorer
     from pycocoevalcap.rouge.rouge import Rouge
 
@@ -435,13 +441,10 @@ def pairwise_scores(candidates: Sequence[str], references: Sequence[str | Sequen
     if coco:
         gts, res = _tokenized_dicts(ids, cands, refs, tokenizer, source)
         if any(m in BLEU for m in coco):
-            scorer = BleuScorer(n=4)
-            for i in ids:
-                scorer += (res[i][0], gts[i])
-            _, sent = scorer.compute_score(option="closest", verbose=0)
+            sent = _bleu(ids, gts, res)[1]
             for k, m in enumerate(BLEU):
                 if m in coco:
-                    out[m] = np.asarray(sent[k], dtype=float)
+                    out[m] = sent[k]
         if "METEOR" in coco:
             out["METEOR"] = _meteor(gts, res)[1]
         if "ROUGE-L" in coco:

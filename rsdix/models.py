@@ -3,7 +3,8 @@
     bundle = load_model("ViT-B-32", pretrained="openai")          # paper profile (downloads)
     bundle = load_model("ViT-B-32", pretrained="RemoteCLIP-ViT-B-32.pt")  # a local checkpoint
     bundle = load_model("rsdix-tiny")                               # tests: random init, seconds
-    bundle = load_model("rsdix-small")                              # CPU profile: small ViT + MiniLM
+    bundle = load_model("rsdix-small")                              # small ViT + MiniLM
+    bundle = load_model("rsdix-cnn")                                # CPU profile: ResNet-18 + MiniLM
     bundle.model.encode_image(x); bundle.tokenizer(["a caption"]); bundle.preprocess_val(img)
 
 Presets made here (no download): ``rsdix-tiny`` (tiny ViT + tiny text transformer, random
@@ -55,6 +56,15 @@ def _preset_configs() -> dict[str, dict]:
             "embed_dim": 256,
             "vision_cfg": {"image_size": 128, "layers": 6, "width": 256, "head_width": 64, "patch_size": 16,
                            "mlp_ratio": 4.0},
+            "text_cfg": {"hf_model_name": "@minilm", "hf_tokenizer_name": "@minilm",
+                         "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 64},
+        },
+        # CPU profile: a ResNet-18 image tower from scratch (timm, random init), which learns far
+        # faster than a ViT on ~2k images, at 64 px (CPU budget); the pretrained MiniLM text tower.
+        "rsdix-cnn": {
+            "embed_dim": 256,
+            "vision_cfg": {"timm_model_name": "resnet18", "timm_model_pretrained": False, "timm_pool": "avg",
+                           "timm_proj": "linear", "image_size": 64},
             "text_cfg": {"hf_model_name": "@minilm", "hf_tokenizer_name": "@minilm",
                          "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 64},
         },
@@ -198,7 +208,12 @@ def _offline_unless_reachable(needs_hub: bool):
 def _load_local_dir(path: Path, device, precision) -> ModelBundle:
     import open_clip
 
-    meta = json.loads((path / "open_clip_config.json").read_text())
+    from rsdix.data.files import read_json
+
+    config_file = path / "open_clip_config.json"
+    meta = read_json(config_file, "model config")
+    if not isinstance(meta, dict) or not isinstance(meta.get("model_cfg"), dict):
+        raise DataError(config_file, "no 'model_cfg' object: not a model folder written by save_model/open_clip")
     model_config = meta["model_cfg"]
     # a MiniLM text tower saved on another machine: point it at this machine's copy
     text = model_config.get("text_cfg", {})
@@ -256,3 +271,48 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def lock_text_trunk(model: torch.nn.Module, cache: bool = True) -> int:
+    """Freeze the pretrained trunk of an HF text tower (``model.text.transformer``), keeping the
+    projection trainable (locked-text tuning). With ``cache=True`` the pooled trunk output of each
+    distinct token sequence is computed once and reused (the trunk is frozen, so it never
+    changes): on a CPU this removes the text transformer from every training step.
+
+    State-dict keys are unchanged, so saved models load as plain open_clip models.
+    Returns the number of frozen parameters.
+    """
+    import types
+
+    text = getattr(model, "text", None)
+    if text is None or not hasattr(text, "transformer") or not hasattr(text, "pooler"):
+        raise ValueError("lock_text_trunk needs an open_clip model with an HF text tower (model.text)")
+    n = 0
+    for p in text.transformer.parameters():
+        p.requires_grad_(False)
+        n += p.numel()
+    text.transformer.eval()
+    if cache:
+        text._pooled_cache = {}
+        text.forward = types.MethodType(_cached_text_forward, text)
+    return n
+
+
+def _cached_text_forward(self, x: torch.Tensor) -> torch.Tensor:
+    pad = self.config.pad_token_id
+    rows = x.tolist()
+    keys = [tuple(t for t in r if t != pad) for r in rows]
+    missing = sorted({k for k in keys if k not in self._pooled_cache})
+    if missing:
+        width = max(len(k) for k in missing)
+        ids = torch.full((len(missing), width), pad, dtype=x.dtype, device=x.device)
+        for i, k in enumerate(missing):
+            ids[i, :len(k)] = torch.tensor(k, dtype=x.dtype)
+        mask = (ids != pad).long()
+        with torch.no_grad():
+            self.transformer.eval()
+            pooled = self.pooler(self.transformer(input_ids=ids, attention_mask=mask), mask).float()
+        for k, v in zip(missing, pooled):
+            self._pooled_cache[k] = v
+    pooled = torch.stack([self._pooled_cache[k] for k in keys]).to(x.device)
+    return self.proj(pooled.to(self.proj.weight.dtype if hasattr(self.proj, "weight") else pooled.dtype))

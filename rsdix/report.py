@@ -12,11 +12,33 @@ import pandas as pd
 
 from rsdix.paths import RunDirs, repo_root
 from rsdix.results import reference_numbers, summarise
+from rsdix.stats import PRESERVING, discrimination_task, separation_task
 from rsdix.utils import atomic_write_text
 
 # published rows to put beside ours: (dataset, task, metric) -> filter on the reference table
 HEADLINE_TASKS = ("zero-shot", "retrieval", "captioning", "captioning-per-image", "linear-probe", "knn",
                   "few-shot", "counting", "data-efficiency")
+
+
+def _task_in(*tasks, metrics=None):
+    def select(frame):
+        mask = frame["task"].isin(tasks) | frame["task"].str.startswith(tuple(t + "-" for t in tasks if t.endswith("shot")))
+        if metrics is not None:
+            mask &= frame["metric"].isin(metrics)
+        return mask
+    return select
+
+
+# headline sections of RESULTS.md: (title, row selector over the summary table)
+SECTIONS = [
+    ("Zero-shot classification (notebook 05)", _task_in("zero-shot", metrics=["top1", "balanced_acc"])),
+    ("Image-text retrieval (notebook 05)", _task_in("retrieval", metrics=["mR", "i2t_R@1", "t2i_R@1"])),
+    ("Linear probe, k-NN, few-shot, counting (notebook 05)",
+     _task_in("linear-probe", "knn", "few-shot", "counting", metrics=["top1"])),
+    ("Captioning, corpus-level and per-image (notebook 04)", _task_in("captioning", "captioning-per-image")),
+    ("Caption-metric study: paraphrase vs meaning-changing edits, discrimination (notebook 06)",
+     _task_in(*(separation_task(p) for p in PRESERVING), discrimination_task("same-class"))),
+]
 
 
 def environment() -> dict:
@@ -60,11 +82,15 @@ def write_results_summary(dirs: RunDirs, times: pd.DataFrame | None = None) -> s
              "(different models and budgets: the paper profile is the comparable one).", ""]
     if dirs.results.exists():
         results = pd.read_csv(dirs.results)
-        summary = summarise(results)
-        summary = published_beside(summary)
+        summary = published_beside(summarise(results))
         summary["seeds"] = summary["count"]
-        cols = ["model", "dataset", "task", "metric", "mean", "ci_low", "ci_high", "seeds", "published"]
-        lines += [summary[cols].to_markdown(index=False, floatfmt=".4g"), ""]
+        cols = ["model", "dataset", "task", "split", "metric", "mean", "ci_low", "ci_high", "seeds", "published"]
+        for title, select in SECTIONS:
+            part = summary[select(summary)]
+            if len(part):
+                lines += [f"## {title}", "", part[cols].to_markdown(index=False, floatfmt=".4g"), ""]
+        lines += [f"All {len(results)} rows (every metric, seed and dataset): `{dirs.results.name}` in the run "
+                  "folder; each notebook's own tables are in this folder as CSV + markdown.", ""]
     else:
         lines += ["No results table was written by this run.", ""]
     if times is not None and len(times):
@@ -84,12 +110,11 @@ def headline_table(dirs: RunDirs) -> pd.DataFrame:
     """The README's compact table: headline metrics of the run, mean (CI) over seeds, published beside."""
     results = pd.read_csv(dirs.results)
     summary = published_beside(summarise(results))
-    keep = summary["metric"].isin(["top1", "mR", "CIDEr", "BLEU-4", "METEOR", "SBERT-sim", "accuracy", "auc",
-                                   "balanced_accuracy"])
+    keep = summary["metric"].isin(["top1", "mR", "CIDEr", "BLEU-4", "METEOR", "SBERT-sim", "AUC"])
     summary = summary[keep] if keep.any() else summary
     fmt = summary.apply(lambda r: f"{r['mean']:.4g}" + (f" [{r['ci_low']:.3g}, {r['ci_high']:.3g}]"
                                                          if r["count"] > 1 else ""), axis=1)
-    out = summary[["model", "dataset", "task", "metric"]].assign(ours=fmt, seeds=summary["count"],
+    out = summary[["model", "dataset", "task", "split", "metric"]].assign(ours=fmt, seeds=summary["count"],
                                                                  published=summary["published"].fillna(""))
     return out
 

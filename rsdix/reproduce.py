@@ -64,10 +64,10 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
               "out_dir": str(out_dir) if out_dir else None}
     rows, upstream, total_start = [], "", time.time()
     for nb in notebooks():
+        stamp = _stamp(nb, params, upstream)   # every notebook's, so --only runs see the same upstream
+        upstream = stamp
         if only and not any(nb.name.startswith(o) for o in only):
             continue
-        stamp = _stamp(nb, params, upstream)
-        upstream = stamp
         target = executed_dir / nb.name
         if not force and stamps.get(nb.name) == stamp and target.exists():
             print(f"[reproduce] {nb.name}: up to date, skipped", flush=True)

@@ -131,10 +131,23 @@ def write_table(frame: pd.DataFrame, name: str, out_dir: str | os.PathLike,
     return csv_path, md_path
 
 
-def summarise(results: pd.DataFrame, by=("model", "dataset", "task", "metric")) -> pd.DataFrame:
-    """Mean, std and count over seeds, with a Student-t 95% CI of the mean (NaN for one seed)."""
+def method_name(model: str) -> str:
+    """A run name without its seed (``rsdix_frac0.1_s2`` -> ``rsdix_frac0.1``)."""
+    import re
+
+    return re.sub(r"_s\d+(?=$|[-_])", "", str(model))
+
+
+def summarise(results: pd.DataFrame, by=("model", "dataset", "task", "metric", "split")) -> pd.DataFrame:
+    """Mean, std and count over seeds, with a Student-t 95% CI of the mean (NaN for one seed).
+
+    Run names that differ only in their seed suffix (``_s0``, ``_s1``) are pooled.
+    """
     from scipy import stats
 
+    results = results.assign(model=results["model"].map(method_name))
+    if "split" in by:
+        results = results.assign(split=results["split"].fillna(""))
     grouped = results.groupby(list(by))["value"]
     out = grouped.agg(["mean", "std", "count"]).reset_index()
     tcrit = stats.t.ppf(0.975, (out["count"] - 1).clip(lower=1))

@@ -33,7 +33,6 @@ pipeline that makes such a dataset from raw Sentinel-2 products, and loads the p
 from __future__ import annotations
 
 import csv
-import json
 import os
 import random
 import re
@@ -47,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from rsdix.data.captions import CaptionRecord, read_karpathy, write_karpathy
+from rsdix.data.files import read_xml
 from rsdix.errors import DataError
 from rsdix.raster import TRUE_COLOUR, stretch_to_uint8
 from rsdix.sentinel2 import SCL_CLOUD, Scene
@@ -234,6 +234,8 @@ def write_patches(tiling: Tiling, out_dir: str | os.PathLike, fmt: str = "png", 
     """
     from PIL import Image
 
+    from rsdix.utils import progress
+
     fmt = fmt.lower().lstrip(".")
     if fmt not in ("png", "jpg", "jpeg", "tif"):
         raise ValueError(f"unknown patch format {fmt!r}: use png, jpg or tif")
@@ -241,7 +243,8 @@ def write_patches(tiling: Tiling, out_dir: str | os.PathLike, fmt: str = "png", 
     out_dir.mkdir(parents=True, exist_ok=True)
     table = tiling.table.copy()
     names = []
-    for _, row in table.iterrows():
+    for _, row in progress(table.iterrows(), total=len(table), desc=f"write {tiling.counts.get('scene', '')} patches",
+                           unit="patch", leave=False):
         if row["status"] not in include:
             names.append("")
             continue
@@ -296,12 +299,7 @@ def read_cvat_xml(path: str | os.PathLike, label: str = "caption", split: str = 
     all, is an error naming the file.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, "CVAT annotation file not found")
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise DataError(path, f"malformed XML: {exc}") from exc
+    root = read_xml(path, "CVAT annotation file")
     if root.tag != "annotations":
         raise DataError(path, f"not a CVAT annotation file: root element <{root.tag}>, expected <annotations>")
     images = root.findall("image")
@@ -535,7 +533,7 @@ def assign_splits(records: Sequence[CaptionRecord], groups: dict[str, str] | Non
     """
     if len(fractions) != len(names) or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
         raise ValueError(f"fractions must be {len(names)} non-negative numbers summing to 1, got {fractions}")
-    group_of = {r.filename: (groups[r.filename] if groups is not None else scene_of(r.filename)) for r in records}
+    group_of = {r.filename: (groups.get(r.filename) if groups is not None else scene_of(r.filename)) for r in records}
     missing = [r.filename for r in records if group_of[r.filename] is None]
     if missing:
         raise DataError(missing[0], "no group for this image")
@@ -592,40 +590,22 @@ def export_karpathy(records: Sequence[CaptionRecord], path: str | os.PathLike, d
 
 # --------------------------------------------------------------------------------------
 # statistics
-COMPARISON_FILES = {
-    "UCM": "ucm_captions/dataset_ucm.json",
-    "Sydney": "captions_only/dataset_sydney.json",
-    "RSICD": "captions_only/dataset_rsicd.json",
-    "RSITMD": "captions_only/dataset_rsitmd.json",
-}
+COMPARISON = ("UCM", "Sydney", "RSICD", "RSITMD")   # dataset titles, in table order
 
 
 def caption_corpora(data_root=None, names: Sequence[str] | None = None,
                     s2lcd_root: str | os.PathLike | None = None) -> dict[str, list[list[str]]]:
     """Captions per image of the comparison datasets found under the data root (and S2LCD's,
-    when its ``dataset_s2lcd.json`` is found); absent files are left out. Empty captions (RSITMD
-    has some) are dropped with a warning that names the file and counts them."""
-    import warnings
-
+    when its ``dataset_s2lcd.json`` is found), read by :func:`rsdix.data.overview.caption_corpora`
+    (the same reader and empty-caption policy as notebook 01); absent files are left out."""
+    from rsdix.data.overview import caption_corpora as corpora_under_root
     from rsdix.paths import data_root as resolve
 
     root = resolve(data_root)
-    files = {n: root / rel for n, rel in COMPARISON_FILES.items()}
     s2 = find_s2lcd(s2lcd_root or root / "s2lcd", required=False)
-    if s2 is not None:
-        files["S2LCD"] = s2
-    corpora = {}
-    for name, path in files.items():
-        if (names is not None and name not in names) or not path.exists():
-            continue
-        caps = [r.captions for r in read_karpathy(path, allow_empty=True)]
-        empty = sum(1 for c in caps for x in c if not x)
-        if empty:
-            gone = sum(1 for c in caps if not any(c))
-            warnings.warn(f"{path}: dropped {empty} empty caption(s) from the statistics "
-                          f"({gone} image(s) had no caption left and are left out)")
-        corpora[name] = [[x for x in c if x] for c in caps if any(c)]
-    return corpora
+    wanted = [n for n in COMPARISON + ("S2LCD",) if names is None or n in names]
+    found = corpora_under_root(root, names=wanted, extra={"S2LCD": s2} if s2 is not None else None)
+    return {n: found[n] for n in wanted if n in found}
 
 
 def compare_caption_datasets(corpora: dict[str, Sequence[Sequence[str]]], sample_images: int | None = None,
@@ -682,15 +662,10 @@ def read_s2lcd(root: str | os.PathLike | None = None, fractions: Sequence[float]
                seed: int = 0) -> list[CaptionRecord]:
     """S2LCD's records; when the file has no splits, they are assigned by scene (``seed``)."""
     path = find_s2lcd(root)
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8")).get("images", [])
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise DataError(path, f"not a Karpathy caption file: {exc}") from exc
-    has_split = bool(entries) and all(isinstance(e, dict) and e.get("split") for e in entries)
-    records = read_karpathy(path) if has_split else read_karpathy(path, missing_split="")
-    if not has_split:
-        records = assign_splits(records, fractions=fractions, seed=seed)
-    return records
+    records = read_karpathy(path, missing_split="")
+    if records and all(r.split for r in records):
+        return records
+    return assign_splits(records, fractions=fractions, seed=seed)
 
 
 def load_s2lcd(root: str | os.PathLike | None = None, split: str | Sequence[str] | None = "test",

@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import os
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from rsdix.data.files import read_xml
 from rsdix.errors import DataError
 
 # native resolution (m) of every band
@@ -163,12 +163,7 @@ def _local(tag: str) -> str:
 def read_mtd(path: str | os.PathLike) -> Radiometry:
     """Radiometric constants from a product's ``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml``."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, "product metadata (MTD XML) not found")
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise DataError(path, f"malformed XML: {exc}") from exc
+    root = read_xml(path, "product metadata (MTD XML)")
     quant, offsets, baseline, level, bands = None, {}, None, None, {}
     special = {}
     for el in root.iter():

@@ -11,11 +11,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# letters and digits of any script (not just a-z: translated captions keep their words), an
+# optional 's-style suffix of letters; punctuation and underscores split words
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W\d_]+)?")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case word tokens, punctuation dropped (the Karpathy ``tokens`` convention)."""
+    """Lower-case word tokens, punctuation dropped (the Karpathy ``tokens`` convention);
+    letters outside a-z are kept (``café``, ``дорога``)."""
     return _TOKEN.findall(text.lower())
 
 

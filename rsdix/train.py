@@ -432,6 +432,8 @@ def _read_log(path: Path, upto: int) -> list[dict]:
     with path.open(newline="") as fh:
         rows = [{k: (float(v) if v not in ("", None) else math.nan) for k, v in r.items()}
                 for r in csv.DictReader(fh)]
+    for r in rows:
+        r["step"], r["epoch"] = int(r["step"]), int(r["epoch"])
     return [r for r in rows if r["step"] <= upto]
 
 
@@ -501,7 +503,10 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     loader = torch.utils.data.DataLoader(SeededView(dataset, cfg.seed), batch_sampler=plan,
                                          collate_fn=collate_fn or _default_collate,
                                          num_workers=cfg.num_workers,
-                                         persistent_workers=False)
+                                         persistent_workers=False,
+                                         # its own generator: making the iterator must not draw from
+                                         # the global RNG (that would shift dropout after a resume)
+                                         generator=torch.Generator().manual_seed(cfg.seed))
     batches = iter(loader)
     params = [p for p in trainee.parameters() if p.requires_grad]
 

@@ -62,6 +62,8 @@ def default_dest() -> Path:
 
 def _source_dir(source: str | os.PathLike | None) -> Path:
     path = Path(source or os.environ.get("WNSEARCHDIR") or DEBIAN_SOURCE)
+    if not source and not (path / "data.noun").is_file() and (path / "dict" / "data.noun").is_file():
+        path = path / "dict"  # the layout of WordNet's own tarball / some distributions
     missing = [name for name in REQUIRED if not (path / name).is_file()]
     if missing:
         raise WordNetMissingError(f"WordNet database not found in {path} (missing {', '.join(missing[:4])}"

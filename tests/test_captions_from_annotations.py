@@ -161,6 +161,8 @@ def test_read_coco(tmp_path):
     (lambda d: d["annotations"][0].update(image_id=5), "unknown image id 5"),
     (lambda d: d["annotations"][0].update(bbox=[10, 10, 0, 5]), "zero or negative"),
     (lambda d: d.pop("categories"), "missing or non-list key(s) ['categories']"),
+    (lambda d: d["annotations"][0].update(bbox=[10, "ten", 5, 5]), "bbox must be [x, y, width, height]"),
+    (lambda d: d["annotations"][0].update(bbox=[10, None, 5, 5]), "bbox must be [x, y, width, height]"),
 ])
 def test_coco_bad_input_names_file(tmp_path, mutate, message):
     data = coco_dict()
@@ -282,3 +284,23 @@ def test_mask_to_box_on_real_scene_classification(data_root):
     assert len(boxes) <= cloud.sum() // 20
     caps = box_to_captions(ImageAnnotation("scl.png", mask.shape[1], mask.shape[0], boxes))
     assert f"{len(boxes)} clouds" in caps[0] or f"{number_word(len(boxes))} clouds" in caps[0]
+
+
+def test_counting_set_feeds_the_counting_evaluation(tmp_path, tiny_bundle):
+    """B2C counting records -> Karpathy JSON -> rsdix.evaluate.counting (RemoteCount style)."""
+    from rsdix.counting import count_variants
+    from rsdix.data.captions import CaptionDataset, write_karpathy
+    from rsdix.evaluate import counting
+
+    anns = [airport(), ImageAnnotation("cars.png", 90, 90, [Box("car", 10 * i, 0, 10 * i + 5, 5) for i in range(7)])]
+    recs = counting_records(anns)
+    for r in recs:
+        count, variants = count_variants(r.captions[0])
+        assert count == r.meta["count"] and len(variants) == 10
+    (tmp_path / "images").mkdir()
+    for name in ("airport.png", "cars.png"):
+        Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(tmp_path / "images" / name)
+    path = write_karpathy(recs, tmp_path / "counting.json", dataset="toy-count")
+    ds = CaptionDataset.from_file(path, split="test", mode="eval", transform=tiny_bundle.preprocess_val)
+    out = counting(tiny_bundle, ds)
+    assert out["n_captions"] == len(recs) == 4 and 0 <= out["top1"] <= 100

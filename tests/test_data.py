@@ -231,3 +231,11 @@ def test_data_check_reports_problems(tmp_path, monkeypatch):
     assert "unknown split 'weird'" in text and "1.jpg caption 0 is empty" in text
     assert "2.jpg: corrupt" in text and "3.jpg: image file not found" in text
     assert any("images: found 3, registry expects 2100" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize("name,text", [("names.json", '{"aGrass": "grass",'), ("names.yaml", "a: [b\n")])
+def test_malformed_class_name_override_names_the_file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataError, match=name):
+        read_overrides(path)

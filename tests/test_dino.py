@@ -194,3 +194,114 @@ def test_dino_loss_falls_on_toy_problem():
     with torch.no_grad():
         out = dino.teacher_head(dino.teacher_visual(protos)) - dino.loss_fn.center
     assert len(set(out.argmax(-1).tolist())) >= 3
+
+
+# ---------------------------------------------------------------- in the training loop
+@pytest.fixture
+def toy_captions(tmp_path):
+    """12 images, captions in English and Portuguese, as one Karpathy file with lang fields."""
+    from rsdix.data.captions import CaptionRecord, write_karpathy
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "images").mkdir()
+    records = []
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.png")
+        records.append(CaptionRecord(f"{i}.png", "train", [f"image number {i}", f"imagem numero {i}"], ["en", "pt"]))
+    return write_karpathy(records, tmp_path / "toy.json")
+
+
+def dino_cfg(path, **kw):
+    from rsdix.distill import load_clip_config
+
+    settings = dict(data__datasets=[str(path)], data__fraction=1.0, data__cache_images=False, loop__batch_size=4,
+                    loop__steps=4, loop__ckpt_every=2)
+    return load_clip_config("rsdix/configs/train/smoke_dino.yaml", **{**settings, **kw})
+
+
+def test_smoke_dino_config_loads():
+    from rsdix.config import load_config
+    from rsdix.distill import load_clip_config
+
+    for profile in ("smoke", "cpu", "paper"):
+        cfg = load_clip_config(f"rsdix/configs/train/{profile}_dino.yaml")
+        assert cfg.dino.enabled and cfg.dino.crops.n_global == 2
+    assert load_clip_config("rsdix/configs/train/paper_dino.yaml").data.languages[1] == "pt"
+    from rsdix.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="clip_view"):
+        load_config(DINOConfig, {"clip_view": "local"})
+
+
+def test_train_clip_with_dino_resumes_exactly(toy_captions, tmp_path):
+    """CLIP + DINO in rsdix.train.fit: the DINO teacher, centre and step count are checkpointed,
+    so a run killed after step 3 and resumed equals an uninterrupted one."""
+    from rsdix.distill import train_clip
+
+    ref = train_clip(dino_cfg(toy_captions), run_dir=tmp_path / "ref")
+    assert {"clip/hard", "dino/loss", "dino/teacher_temp", "dino/momentum"} <= set(ref.history[0])
+    assert all(np.isfinite(r["dino/loss"]) for r in ref.history)
+    term = ref.objective.dino
+    assert int(term.step) == 4 and term.dino.loss_fn.center.abs().sum() > 0
+    # the teacher moved towards the student but is not the student
+    s = dict(ref.model.visual.named_parameters())
+    assert any(not torch.equal(p, s[n]) for n, p in term.dino.teacher_visual.named_parameters())
+
+    class Killed(Exception):
+        pass
+
+    def kill(step, logs):
+        if step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_clip(dino_cfg(toy_captions), run_dir=tmp_path / "run", callbacks=[kill])
+    resumed = train_clip(dino_cfg(toy_captions), run_dir=tmp_path / "run", resume=True)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in ref.history]
+    for a, b in zip(ref.objective.state_dict().values(), resumed.objective.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(ref.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_train_clip_dino_with_rsdix_and_languages(toy_captions, tmp_path):
+    """DINO combines with RSDiX's OT distillation and with one language per step."""
+    from rsdix.distill import build_model, build_train_dataset, train_clip
+    from rsdix.multilingual import LanguageCollate
+
+    cfg = dino_cfg(toy_captions, loss__method="rsdix", data__languages=["en", "pt"], loop__steps=2,
+                   loop__ckpt_every=0)
+    bundle = build_model(cfg)
+    ds = build_train_dataset(cfg, bundle)
+    views, caps, index = ds[0]
+    assert len(views["crops"]) == 4 and set(caps) == {"en", "pt"}
+    assert torch.equal(views["image"], views["crops"][0])  # CLIP on the first global view
+    batch = LanguageCollate(bundle.tokenizer, ["en", "pt"], seed=0)([ds[i] for i in range(4)])
+    assert len(set(batch["lang"])) == 1 and len(batch["crops"]) == 4
+    res = train_clip(cfg, bundle=bundle)
+    assert {"clip/distill", "clip/hard", "dino/loss"} <= set(res.history[-1])
+
+
+def test_clip_term_reuses_the_global_crop_pass(tiny_bundle):
+    """With clip_view=global the CLIP loss equals the plain CLIP objective on the first global
+    crop, though the image tower ran once for both terms."""
+    from rsdix.dino import ClipWithDino, DinoTerm
+    from rsdix.distill import ClipLossConfig, ClipObjective
+
+    torch.manual_seed(0)
+    model = tiny_bundle.model.eval()
+    clip = ClipObjective(ClipLossConfig(method="infonce"))
+    cfg = DINOConfig(enabled=True, out_dim=32, hidden_dim=16, bottleneck_dim=8,
+                     crops=MultiCropConfig(n_global=2, n_local=1))
+    both = ClipWithDino(clip, DinoTerm(model, tiny_bundle.embed_dim, cfg, 10), weight=0.5)
+    crops = [torch.randn(3, 3, 32, 32), torch.randn(3, 3, 32, 32), torch.randn(3, 3, 16, 16)]
+    batch = {"image": crops[0].clone(), "crops": crops, "text": tiny_bundle.tokenizer(["a", "b", "c"]),
+             "caption": ["a", "b", "c"]}
+    calls = []
+    hook = model.visual.register_forward_hook(lambda *a: calls.append(1))
+    out = both(batch, model)
+    hook.remove()
+    assert len(calls) == 2  # one pass per crop size (globals together, the local), none extra for CLIP
+    plain = clip(dict(batch, image=crops[0]), model)
+    assert torch.allclose(out["clip/loss"], plain["loss"], atol=1e-6)
+    assert torch.allclose(out["loss"], out["clip/loss"] + 0.5 * out["dino/loss"])

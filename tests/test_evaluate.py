@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -278,7 +279,7 @@ def test_few_shot_sampling_and_rows():
 # --- counting -------------------------------------------------------------------------------
 
 def test_count_variants_constructed_cases():
-    from rsdix.counting import count_variants, find_counts
+    from rsdix.counting import count_distribution, count_variants, find_counts
 
     value, variants = count_variants("There are two airplanes in the airport .")
     assert value == 2 and len(variants) == 10
@@ -295,6 +296,7 @@ def test_count_variants_constructed_cases():
     assert count_variants("There are 12 tanks .") is None
     assert find_counts("the 2nd road and 3.5 km") == []
     assert count_variants("someone is near the tone .") is None
+    assert count_distribution(["two cars .", "Two planes .", "one ship is here", "a small one"]) == {1: 1, 2: 2}
 
 
 def test_counting_accuracy_by_hand():
@@ -390,6 +392,9 @@ def test_real_sets_load_with_official_split_and_names(ucm_root, whu_root, data_r
     assert "football field" in whu.class_names and "railway station" in whu.class_names
     ucm_cls = load_classification("UCM", data_root)
     assert len(ucm_cls) == 2100 and "dense residential" in ucm_cls.class_names
+    test_only = load_classification("UCM", data_root, split_from="ucm_captions:test")
+    assert len(test_only) == 210
+    assert {Path(f).name for f in test_only.filenames()} == set(ucm.filenames())
 
 
 def test_real_eurosat_ms_zero_shot_runs(eurosat_ms_root, data_root, tiny_bundle):
@@ -397,3 +402,152 @@ def test_real_eurosat_ms_zero_shot_runs(eurosat_ms_root, data_root, tiny_bundle)
     res = zero_shot(tiny_bundle, ds, templates="rsdix")
     assert res.confusion.sum() == len(ds) == 20
     assert 0 <= res.metrics["top1"] <= 100 and "top5" in res.metrics
+
+
+def test_compare_with_published_side_by_side():
+    import pandas as pd
+
+    from rsdix.evaluate import compare_with_published
+
+    rows = pd.DataFrame([
+        dict(model="infonce_s0", dataset="UCM", task="retrieval", metric="mR", value=10.0, seed=0),
+        dict(model="infonce_s1", dataset="UCM", task="retrieval", metric="mR", value=14.0, seed=1),
+        dict(model="infonce_s0", dataset="WHU-RS19", task="knn", metric="top1", value=50.0, seed=0)])
+    table = compare_with_published(rows).set_index(["dataset", "task", "metric"])
+    assert table.loc[("UCM", "retrieval", "mR"), "infonce"] == 12.0      # mean over the two seeds
+    assert table.loc[("UCM", "retrieval", "mR"), "published: RemoteCLIP ViT-B/32"] == 56.36
+    assert pd.isna(table.loc[("WHU-RS19", "knn", "top1"), "published: RemoteCLIP ViT-B/32"])
+
+
+def test_list_checkpoints_and_run_seed(tmp_path, tiny_bundle):
+    from rsdix.evaluate import list_checkpoints, run_seed
+    from rsdix.models import save_model
+
+    assert list_checkpoints(tmp_path / "absent") == []
+    save_model(tiny_bundle, tmp_path / "rsdix_s1")
+    (tmp_path / "not_a_model").mkdir()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["rsdix_s1"]
+    assert run_seed("rsdix_s1") == 1 and run_seed("infonce_frac0.1_s2") == 2 and run_seed("RemoteCLIP") == 0
+
+
+def test_parse_model_spec_and_profile_configs():
+    from rsdix.evaluate import load_eval_config, parse_model_spec
+
+    assert parse_model_spec("RemoteCLIP=ViT-B-32@/c/R.pt") == ("RemoteCLIP", "ViT-B-32", "/c/R.pt")
+    assert parse_model_spec("ViT-B-32@openai") == ("ViT-B-32-openai", "ViT-B-32", "openai")
+    assert parse_model_spec("rsdix-tiny") == ("rsdix-tiny", "rsdix-tiny", None)
+    with pytest.raises(ConfigError):
+        parse_model_spec("label=")
+    for profile in ("smoke", "cpu", "paper"):
+        cfg = load_eval_config(profile)
+        assert cfg.knn_k == 20 and cfg.knn_temperature == 0.07
+    assert load_eval_config("smoke").max_images is not None and load_eval_config("cpu").max_images is None
+    with pytest.raises(ConfigError):
+        load_eval_config("cpu", knn_kk=3)
+
+
+def test_prefetch_for_several_models_decodes_once(class_folder, tmp_path, monkeypatch):
+    import rsdix.features as features
+    from rsdix.data.registry import REGISTRY, DatasetInfo
+    from rsdix.evaluate import prefetch_image_features
+
+    monkeypatch.setitem(REGISTRY, "toy_cls", DatasetInfo("toy_cls", "Toy", "classification", "folders",
+                                                         class_folder.name))
+    a, b = _dict_bundle(), _dict_bundle()
+    with torch.no_grad():
+        b.model.w += 0.5                      # different weights, same transform
+    loads = []
+    real = features._ImagesOnly.__getitem__
+    monkeypatch.setattr(features._ImagesOnly, "__getitem__", lambda self, i: loads.append(i) or real(self, i))
+    cfg = EvalConfig(zero_shot=["toy_cls"], probe=["toy_cls"])
+    cache = FeatureCache(tmp_path / "f")
+    sizes = prefetch_image_features({"a": a, "b": b}, ["zero-shot", "knn"], cfg, tmp_path, cache)
+    assert sizes == {"Toy classification": 9} and len(loads) == 9          # 9 images decoded once for 2 models
+    calls = (a.model.image_calls, b.model.image_calls)
+    for bundle in (a, b):
+        evaluate_model(bundle, ["zero-shot", "knn"], config=cfg, data_root=tmp_path, cache=cache)
+    assert (a.model.image_calls, b.model.image_calls) == calls and len(loads) == 9
+    # the shared pass gives the same features as encoding model b alone
+    ds = load_classification("toy_cls", tmp_path)
+    alone = encode_images(b, ds, FeatureCache(), dataset_name="toy_cls")
+    assert torch.allclose(alone, encode_images(b, ds, cache, dataset_name="toy_cls"))
+
+
+def test_text_features_same_with_padding_trimmed():
+    """rsdix-small's MiniLM tower masks padding: encode_texts trims it and sorts by length, and
+    must give the features of a plain full-length encode, in the input order."""
+    from rsdix.features import _trimmable_pad_id
+    from rsdix.models import load_model
+
+    bundle = load_model("rsdix-small")
+    assert _trimmable_pad_id(bundle.model) == 0
+    texts = ["There are two airplanes in the airport near some buildings and a road .", "a beach",
+             "many green trees", "a river"] * 3
+    modes = [m.training for m in bundle.model.modules()]
+    fast = encode_texts(bundle, texts, batch_size=5)
+    assert [m.training for m in bundle.model.modules()] == modes   # every submodule's mode restored
+    bundle.model.eval()
+    with torch.no_grad():
+        plain = torch.nn.functional.normalize(bundle.model.encode_text(bundle.tokenizer(texts)), dim=-1)
+    assert torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_evaluate_model_multilingual_hook(caption_file, class_folder, tmp_path, monkeypatch):
+    from rsdix.data.registry import REGISTRY, DatasetInfo
+
+    monkeypatch.setitem(REGISTRY, "toy_cls", DatasetInfo("toy_cls", "Toy", "classification", "folders",
+                                                         class_folder.name))
+    monkeypatch.setitem(REGISTRY, "toy_caps", DatasetInfo("toy_caps", "Toy", "captions", "karpathy",
+                                                          caption_file.parent.name, caption_file.name))
+    cfg = EvalConfig(retrieval_split="train")
+    bundle = _dict_bundle()
+    rows = evaluate_model(bundle, ["zero-shot:toy_cls", "retrieval:toy_caps"], config=cfg, data_root=tmp_path,
+                          templates=["una foto di {}."], languages=["fr"],
+                          class_names={"Toy": ["beach (spiaggia)", "forest (bosco)", "river (fiume)"]})
+    zs = rows[rows.task == "zero-shot"]
+    assert zs[zs.metric == "top1"]["value"].item() == pytest.approx(100 * 8 / 9)
+    assert "una foto di" in zs["note"].iloc[0] and "class names given" in zs["note"].iloc[0]
+    ret = rows[rows.task == "retrieval"]
+    assert "captions in ['fr']" in ret["note"].iloc[0] and ret["n"].iloc[0] == 3
+
+
+def test_cache_fingerprint_survives_a_reused_object_id(monkeypatch):
+    """CPython reuses the id of a freed model for the next one (notebooks load checkpoints in a
+    loop): a same-architecture model must never inherit the previous model's fingerprint."""
+    from rsdix import features
+    from rsdix.models import load_model
+
+    monkeypatch.setattr(features, "id", lambda obj: 1234, raising=False)   # every object: the same id
+    cache = FeatureCache()
+    torch.manual_seed(0)
+    first = load_model("rsdix-tiny")
+    torch.manual_seed(1)
+    second = load_model("rsdix-tiny")
+    assert first.fingerprint() != second.fingerprint()
+    assert cache.fingerprint(first) == first.fingerprint()
+    assert cache.fingerprint(second) == second.fingerprint()
+
+
+def test_compare_with_published_pools_seeds_as_results_summary_does():
+    import pandas as pd
+
+    from rsdix.evaluate import compare_with_published
+    from rsdix.results import summarise
+
+    rows = pd.DataFrame([dict(model=f"rsdix_s{s}-locked", dataset="UCM", task="retrieval", metric="mR",
+                              value=10.0 + 4 * s, seed=s, split="test") for s in (0, 1)])
+    table = compare_with_published(rows).set_index(["dataset", "task", "metric"])
+    pooled = summarise(rows)
+    assert list(pooled["model"]) == ["rsdix-locked"]
+    assert table.loc[("UCM", "retrieval", "mR"), "rsdix-locked"] == pooled["mean"].iloc[0] == 12.0
+
+
+def test_few_shot_draws_do_not_collide_across_seeds():
+    """seed 0 draw 10 and seed 1 draw 0 once shared a stream (seed*1000 + draw*100 + k)."""
+    from rsdix.evaluate import sample_shots
+
+    labels = np.repeat(np.arange(3), 50)
+    a = sample_shots(labels, 4, seed=[0, 10, 4])
+    b = sample_shots(labels, 4, seed=[1, 0, 4])
+    assert not np.array_equal(a, b)
+    assert np.array_equal(a, sample_shots(labels, 4, seed=[0, 10, 4]))

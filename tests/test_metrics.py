@@ -11,8 +11,12 @@ from rsdix.errors import DataError
 from rsdix.metrics import (JavaMissingError, MetricSkipped, evaluate_captions, java_available,
                            pairwise_scores, ptb_tokenize)
 
-needs_java = pytest.mark.skipif(not java_available(), reason="no Java runtime: pycocoevalcap's PTB tokenizer "
-                                                             "and METEOR need one (apt-get install default-jre-headless)")
+_no_java = pytest.mark.skipif(not java_available(), reason="no Java runtime: pycocoevalcap's PTB tokenizer "
+                                                           "and METEOR need one (apt-get install default-jre-headless)")
+
+
+def needs_java(func):
+    return pytest.mark.java(_no_java(func))
 BETA2 = 1.2 ** 2
 
 CANDS = {"img1": "The plane is white.", "img2": "many trees"}
@@ -29,7 +33,7 @@ def test_ptb_tokenizer_one_call_lowercases_and_strips_punctuation():
     assert out == ["a plane parked near the runway", "two planes", ""]
 
 
-@pytest.mark.parametrize("tokenizer", [pytest.param("ptb", marks=needs_java), "simple"])
+@pytest.mark.parametrize("tokenizer", [pytest.param("ptb", marks=[pytest.mark.java, _no_java]), "simple"])
 def test_bleu1_hand_computed_corpus_and_per_image(tokenizer):
     ev = _coco(CANDS, REFS, tokenizer)
     # img1: 3 of 4 unigrams match (the, plane, is), c=4, r=6 -> BP = exp(1 - 6/4)
@@ -60,7 +64,7 @@ def test_identical_caption_gives_bleu_one_and_meteor_near_one():
     assert ev.value("METEOR", "captioning") > 0.95
 
 
-@pytest.mark.parametrize("tokenizer", [pytest.param("ptb", marks=needs_java), "simple"])
+@pytest.mark.parametrize("tokenizer", [pytest.param("ptb", marks=[pytest.mark.java, _no_java]), "simple"])
 def test_rouge_l_hand_computed_lcs(tokenizer):
     # candidate (7 tokens) / reference (5 tokens): LCS = "plane is near trees" = 4
     ev = _coco({"x": "a plane is near the green trees", "y": "a road"},
@@ -134,3 +138,22 @@ def test_bad_input_names_source_and_image(cands, refs, match):
 def test_pairwise_length_mismatch_is_an_error():
     with pytest.raises(DataError, match="2 candidates but 1 references"):
         pairwise_scores(["a b", "c d"], ["a b"], tokenizer="simple", metrics=("BLEU-1",))
+
+
+def test_spice_per_image_scores_follow_image_ids_not_sorted_order(monkeypatch):
+    """pycocoevalcap's Spice returns per-image scores in sorted(image id) order."""
+    import pycocoevalcap.spice.spice as spice_mod
+
+    class FakeSpice:
+        def compute_score(self, gts, res):
+            ids = sorted(gts)
+            scores = [{"All": {"f": float(len(res[i][0].split()))}} for i in ids]
+            return float(np.mean([s["All"]["f"] for s in scores])), scores
+
+    monkeypatch.setattr(metrics, "spice_available", lambda: True)
+    monkeypatch.setattr(spice_mod, "Spice", FakeSpice)
+    cands = {"zeta": "one two three", "alpha": "one"}   # insertion order is not sorted order
+    refs = {"zeta": ["one two three"], "alpha": ["one"]}
+    ev = evaluate_captions(cands, refs, metrics=("SPICE",), tokenizer="simple")
+    assert ev.per_image.loc["zeta", "SPICE"] == 3.0
+    assert ev.per_image.loc["alpha", "SPICE"] == 1.0

@@ -77,3 +77,14 @@ def test_small_preset_uses_pretrained_minilm():
     a = dict(bundle.model.text.transformer.named_parameters())["embeddings.word_embeddings.weight"]
     b = dict(st[0].auto_model.named_parameters())["embeddings.word_embeddings.weight"]
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("text, message", [('{"model_cfg": {', "malformed JSON"),
+                                           ('{"preprocess_cfg": {}}', "no 'model_cfg'")])
+def test_corrupt_model_folder_config_names_the_file(tmp_path, text, message):
+    folder = tmp_path / "broken_s0"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(text)
+    with pytest.raises(DataError, match=r"broken_s0.*open_clip_config\.json") as info:
+        load_model(str(folder))
+    assert message in str(info.value)

@@ -54,8 +54,9 @@ def test_committed_notebooks_are_clean():
     assert notebooks, "no notebooks found"
     for path in notebooks:
         nb = json.loads(path.read_text())
-        first = nb["cells"][0] if nb["cells"][0]["cell_type"] == "code" else nb["cells"][1]
-        assert "parameters" in first["metadata"].get("tags", []), f"{path.name}: no parameters cell first"
+        first = nb["cells"][0]
+        assert first["cell_type"] == "code" and "parameters" in first["metadata"].get("tags", []), \
+            f"{path.name}: the first cell must be the papermill parameters cell"
         src = "".join(first["source"])
         for name in ("profile", "data_root", "seed", "out_dir"):
             assert f"{name} =" in src, f"{path.name}: parameter {name} missing"
@@ -74,10 +75,57 @@ def test_results_summary_puts_published_numbers_beside_ours(tmp_path, monkeypatc
     dirs = RunDirs("smoke", out_dir=tmp_path / "fig")
     append_results([Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 31.0, seed=0),
                     Result("rsdix_s1", "WHU-RS19", "zero-shot", "top1", 33.0, seed=1),
-                    Result("rsdix", "WHU-RS19", "zero-shot", "top1", 30.0, seed=0),
-                    Result("rsdix", "WHU-RS19", "zero-shot", "top1", 34.0, seed=1)], dirs.results)
+                    Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 10.0, seed=0, split="val")], dirs.results)
     text = open(write_results_summary(dirs)).read()
     assert "RSDiX-CLIP ViT-B/32: 98.4" in text and "## Environment" in text
     table = headline_table(dirs)
-    row = table[table["model"] == "rsdix"].iloc[0]
-    assert row["ours"].startswith("32 [") and row["seeds"] == 2     # mean of 30 and 34, with a CI
+    row = table[(table["model"] == "rsdix") & (table["split"] == "test")].iloc[0]
+    assert row["ours"].startswith("32 [") and row["seeds"] == 2     # seeds pooled, splits kept apart
+
+
+def test_results_summary_shows_the_metric_study_rows_notebook_06_writes(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from rsdix.paths import RunDirs
+    from rsdix.report import headline_table, write_results_summary
+    from rsdix.results import append_results
+    from rsdix.stats import ANY_EDIT, to_results
+
+    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
+    dirs = RunDirs("smoke", out_dir=tmp_path / "fig")
+    separation = pd.DataFrame([{"dataset": "ucm", "metric": "BLEU-4", "preserved": p, "changed": ANY_EDIT,
+                                "auc": 0.61, "ci_low": 0.5, "ci_high": 0.7, "n_preserved": 10, "n_changed": 40}
+                               for p in ("synonym", "synonym-1")])
+    discrimination = pd.DataFrame([{"dataset": "ucm", "metric": "BLEU-4", "distractors": "same-class", "k": 4,
+                                    "auc": 0.55, "auc_low": 0.5, "auc_high": 0.6, "n_queries": 10}])
+    rows = to_results(separation, discrimination, seed=0, profile="smoke")
+    append_results(rows, dirs.results)
+    text = open(write_results_summary(dirs)).read()
+    section = text.split("## Caption-metric study", 1)
+    assert len(section) == 2, "metric-study section missing from RESULTS.md"
+    for r in rows:
+        assert r.task in section[1]
+    assert set(headline_table(dirs)["task"]) == {r.task for r in rows}
+
+
+def test_only_keeps_the_upstream_stamps_of_notebooks_it_does_not_run(tmp_path, monkeypatch):
+    """``--only 02`` after a full run must find 02 up to date (and leave it so for the next full run)."""
+    import papermill
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nbs = [_notebook(folder / "01_a.ipynb", "x = 1"), _notebook(folder / "02_b.ipynb", "y = 2")]
+    ran = []
+
+    def fake_execute(src, target, **kwargs):
+        ran.append(Path(src).name)
+        Path(target).write_text(Path(src).read_text())
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    monkeypatch.setattr(reproduce, "notebooks", lambda: nbs)
+    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
+    out = str(tmp_path / "fig")
+    assert list(reproduce.run("smoke", out_dir=out)["status"]) == ["ran", "ran"]
+    assert list(reproduce.run("smoke", out_dir=out, only=["02"])["status"]) == ["skipped"]
+    assert list(reproduce.run("smoke", out_dir=out)["status"]) == ["skipped", "skipped"]
+    assert ran == ["01_a.ipynb", "02_b.ipynb"]

@@ -305,3 +305,30 @@ def test_load_s2lcd_16bit_tiffs_and_no_splits(tmp_path):
 def test_load_s2lcd_missing_says_where_to_get_it(tmp_path):
     with pytest.raises(DataError, match=r"nowhere: S2LCD not found.*S2LCD\.zip"):
         load_s2lcd(tmp_path / "nowhere")
+
+
+def test_assign_splits_image_without_a_group_is_a_clear_error():
+    recs = [CaptionRecord(f"scene{i}_r00000_c00000.png", "", ["a field"], ["en"]) for i in range(3)]
+    groups = {recs[0].filename: "g0", recs[1].filename: "g1"}        # recs[2] has no group
+    with pytest.raises(DataError, match="scene2_r00000_c00000.png.*no group"):
+        assign_splits(recs, groups=groups)
+
+
+def test_notebooks_01_and_02_read_the_same_caption_corpora(tmp_path):
+    """One reader, one empty-caption policy: an image left with no caption is not a corpus image."""
+    import warnings
+
+    from rsdix.data.overview import caption_corpora as overview_corpora
+    from rsdix.s2lcd import caption_corpora
+
+    folder = tmp_path / "captions_only"
+    folder.mkdir()
+    images = [{"filename": "a.jpg", "split": "test", "sentences": [{"raw": "a red roof"}, {"raw": ""}]},
+              {"filename": "b.jpg", "split": "test", "sentences": [{"raw": " "}]},
+              {"filename": "c.jpg", "split": "train", "sentences": [{"raw": "a beach"}]}]
+    (folder / "dataset_rsitmd.json").write_text(json.dumps({"images": images}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours, theirs = overview_corpora(tmp_path), caption_corpora(tmp_path)
+    assert ours == theirs == {"RSITMD": [["a red roof"], ["a beach"]]}
+    assert all("dataset_rsitmd.json" in str(w.message) for w in caught) and caught

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from rsdix.data.images import load_image, verify_image
+from rsdix.data.files import read_json
 from rsdix.errors import DataError
+from rsdix.utils import progress
 
 SPLITS = ("train", "val", "test")
 
@@ -47,12 +49,7 @@ def read_karpathy(path: str | os.PathLike, allow_empty: bool = False,
     ``missing_split``: the split given to entries without one (None: a missing split is an error).
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, "caption file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    data = read_json(path, "caption file")
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list):
         raise DataError(path, "not a Karpathy caption file: expected a top-level 'images' list")
@@ -202,7 +199,9 @@ class CaptionDataset:
             raise DataError(source, "no images in this selection (empty split or language filter)")
         if check_files or skip_bad:
             kept = []
-            for rec in records:
+            todo = (progress(records, desc=f"verify images of {Path(str(source)).name}", unit="image")
+                    if skip_bad else records)   # skip_bad decodes every image: long on a large set
+            for rec in todo:
                 path = self.image_dir / rec.filename
                 problem = (verify_image(path) if skip_bad else
                            (None if path.exists() else "image file not found"))

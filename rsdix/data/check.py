@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rsdix.data.captions import SPLITS, read_karpathy
+from rsdix.data.captions import SPLITS, find_image_dir, read_karpathy
 from rsdix.data.classification import read_label_csv, scan_class_folders
 from rsdix.data.images import IMAGE_EXTS, verify_image
 from rsdix.data.registry import DatasetInfo, get_info
@@ -92,7 +92,7 @@ def _check_captions(info: DatasetInfo, folder: Path, report: CheckReport, verify
     _compare(report, "captions", report.facts["captions"], info.captions)
     for split, n in info.splits.items():
         _compare(report, f"{split} images", splits.get(split, 0), n)
-    image_dir = folder / "images" if (folder / "images").is_dir() else folder
+    image_dir = find_image_dir(ann)
     _check_images([image_dir / r.filename for r in records], report, verify)
 
 

@@ -5,7 +5,6 @@ and class-name cleaning for prompts (``denseresidential`` -> ``dense residential
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import warnings
@@ -14,7 +13,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rsdix.data.images import IMAGE_EXTS, load_image, verify_image
+from rsdix.data.files import read_json, read_yaml
 from rsdix.errors import DataError
+from rsdix.utils import progress
 
 # Words seen in RS class names; used to split run-together lower-case names.
 RS_WORDS = """
@@ -79,11 +80,9 @@ def read_overrides(path: str | os.PathLike | None) -> dict[str, str]:
         with path.open(newline="") as fh:
             return {row[0]: row[1] for row in csv.reader(fh) if len(row) >= 2}
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path, "class-name override file")
     else:
-        data = json.loads(path.read_text())
+        data = read_json(path, "class-name override file")
     if not isinstance(data, dict):
         raise DataError(path, "override file must be a mapping of folder name -> class name")
     return {str(k): str(v) for k, v in data.items()}
@@ -154,7 +153,11 @@ class ClassificationDataset:
             self.class_names = [clean_class_name(c, overrides) for c in self.classes]
         self.skipped: list[tuple[str, str]] = []
         samples = []
-        for path, label in zip(paths, labels):
+        paths, labels = list(paths), list(labels)
+        pairs = zip(paths, labels)
+        if skip_bad:   # decodes every image: long on a large set
+            pairs = progress(pairs, total=len(paths), desc=f"verify images of {Path(str(source)).name}", unit="image")
+        for path, label in pairs:
             problem = None
             if skip_bad:
                 problem = verify_image(path)

@@ -2,7 +2,9 @@
 (the tables of notebook 01)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -31,29 +33,38 @@ def overview_table(root=None, verify_images: bool = True) -> pd.DataFrame:
 EMPTY_DROPPED: dict[str, int] = {}
 
 
-def caption_corpora(root=None, split: str | None = None) -> dict[str, list[list[str]]]:
-    """Captions per image of every caption corpus present (full datasets or caption-only copies).
+def caption_corpora(root=None, split: str | None = None, names: Sequence[str] | None = None,
+                    extra: Mapping[str, str | os.PathLike] | None = None) -> dict[str, list[list[str]]]:
+    """Captions per image of every caption corpus present (full datasets or caption-only copies),
+    keyed by dataset title; ``names`` keeps only those titles, ``extra`` adds title -> Karpathy
+    JSON (e.g. S2LCD). Absent files are left out.
 
-    Empty captions (RSITMD has some) are dropped for statistics, and counted in
-    ``EMPTY_DROPPED[title]`` and in a warning: never silently.
+    Empty captions (RSITMD has some) are dropped for statistics, and an image left with none is
+    left out; both are counted in ``EMPTY_DROPPED[title]`` and in a warning naming the file:
+    never silently.
     """
     import warnings
 
     base = resolve_root(root)
-    corpora = {}
+    files = {}
     for name, rel in CAPTIONS_ONLY.items():
         info = get_info(name)
         full = base / info.path / (info.annotation or "")
-        path = full if full.exists() else base / rel
-        if path.exists():
-            records = read_karpathy(path, allow_empty=True)
-            kept = [[c for c in r.captions if c.strip()] for r in records if split is None or r.split == split]
-            dropped = sum(len(r.captions) for r in records if split is None or r.split == split) - \
-                sum(len(c) for c in kept)
-            EMPTY_DROPPED[info.title] = dropped
-            if dropped:
-                warnings.warn(f"{path}: {dropped} empty caption(s) dropped for statistics")
-            corpora[info.title] = kept
+        files[info.title] = full if full.is_file() else base / rel
+    files.update({title: Path(path) for title, path in (extra or {}).items()})
+    corpora = {}
+    for title, path in files.items():
+        if (names is not None and title not in names) or not path.exists():
+            continue
+        records = [r for r in read_karpathy(path, allow_empty=True) if split is None or r.split == split]
+        caps = [[c for c in r.captions if c.strip()] for r in records]
+        dropped = sum(len(r.captions) for r in records) - sum(len(c) for c in caps)
+        EMPTY_DROPPED[title] = dropped
+        if dropped:
+            gone = sum(1 for c in caps if not c)
+            warnings.warn(f"{path}: dropped {dropped} empty caption(s) from the statistics "
+                          f"({gone} image(s) had no caption left and are left out)")
+        corpora[title] = [c for c in caps if c]
     return corpora
 
 
@@ -78,7 +89,3 @@ def class_balance(root=None) -> pd.DataFrame:
             rows.append({"dataset": f"{info.title} ({name})", "class": ds.classes[label],
                          "class_name": ds.class_names[label], "images": int(n)})
     return pd.DataFrame(rows)
-
-
-def split_of(path: Path) -> str:  # pragma: no cover - tiny helper for notebooks
-    return path.parent.name

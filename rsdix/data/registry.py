@@ -167,14 +167,20 @@ CAPTIONS_ONLY = {"rsicd": "captions_only/dataset_rsicd.json", "rsitmd": "caption
                  "ucm_captions": "ucm_captions/dataset_ucm.json"}
 
 
-def get_info(name: str) -> DatasetInfo:
+def get_info(name: str, kind: str | None = None) -> DatasetInfo:
+    """A registry entry by key (``whu_rs19``) or title (``WHU-RS19``, ``UCM``); with ``kind``
+    (``classification`` or ``captions``) only entries of that kind match."""
+    def fits(info):
+        return kind is None or info.kind == kind
+
     key = name.lower().replace("-", "_")
-    if key in REGISTRY:
+    if key in REGISTRY and fits(REGISTRY[key]):
         return REGISTRY[key]
     for info in REGISTRY.values():
-        if info.title.lower() == name.lower():
+        if fits(info) and info.title.lower() == name.lower():
             return info
-    raise DataError(name, f"unknown dataset; known: {', '.join(sorted(REGISTRY))}")
+    known = ", ".join(sorted(k for k, i in REGISTRY.items() if fits(i)))
+    raise DataError(name, f"unknown {kind + ' ' if kind else ''}dataset; known: {known}")
 
 
 def dataset_path(name: str, root=None) -> Path:

@@ -1,0 +1,123 @@
+"""RS-M-CLIP / RemoteCLIP pieces: cost of the DINO term and speed of caption generation.
+
+Ratios within one run (the machine is noisy):
+
+* CLIP + DINO step / InfoNCE step, same model and batch, 2 global + 4 local crops
+  (goal <= 3.0: the student sees 2 globals + 4 small locals, the teacher 2 globals).
+* Shared global-crop pass (:class:`rsdix.dino.ClipWithDino`) / separate terms
+  (:class:`rsdix.train.SumObjective`) (goal < 1: one image-tower pass saved per step).
+* Box-to-Caption images/s and Mask-to-Box masks/s (goal: >= 500 images/s and >= 10 masks/s
+  of 512 x 512 with ~400 objects each, so a 30k-patch iSAID-sized set converts in under an hour).
+"""
+from __future__ import annotations
+
+import random
+import statistics
+import time
+
+import numpy as np
+import torch
+
+
+def _timed(fn, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def _dino_steps(quick: bool) -> list[dict]:
+    from rsdix.dino import ClipWithDino, DINOConfig, DinoTerm, MultiCropConfig, default_local_size
+    from rsdix.distill import ClipLossConfig, ClipObjective
+    from rsdix.benchmarks import bench_model
+    from rsdix.train import SumObjective
+
+    bundle, batch_size = bench_model(quick, quick_batch=16)
+    model = bundle.model.train()
+    size = bundle.image_size
+    patch = getattr(model.visual, "patch_size", None)
+    patch = (patch if isinstance(patch, int) else patch[0]) if patch is not None else 1
+    local = default_local_size(size, patch)
+    g = torch.Generator().manual_seed(0)
+    crops = [torch.randn(batch_size, 3, size, size, generator=g) for _ in range(2)]
+    crops += [torch.randn(batch_size, 3, local, local, generator=g) for _ in range(4)]
+    captions = [f"an aerial image number {i}" for i in range(batch_size)]
+    batch = {"image": crops[0], "crops": crops, "text": bundle.tokenizer(captions), "caption": captions}
+    cfg = DINOConfig(enabled=True, out_dim=4096, hidden_dim=512, bottleneck_dim=128,
+                     crops=MultiCropConfig(n_global=2, n_local=4))
+    clip = ClipObjective(ClipLossConfig(method="infonce"))
+    dino = DinoTerm(model, bundle.embed_dim, cfg, total_steps=100)
+    objectives = {"infonce": clip, "shared": ClipWithDino(clip, dino, 1.0),
+                  "separate": SumObjective({"clip": (1.0, clip), "dino": (1.0, dino)})}
+    params = [p for p in model.parameters() if p.requires_grad] + dino.dino.trainable_parameters()
+    opt = torch.optim.AdamW(params, lr=1e-6)
+
+    def step(name):
+        objectives[name](batch, model)["loss"].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if name != "infonce":
+            dino.after_step(int(dino.step) + 1)
+
+    for name in objectives:
+        step(name)  # warm-up
+    rounds, per_round = (3, 1) if quick else (4, 2)
+    times = {name: [] for name in objectives}
+    for _ in range(rounds):
+        for name in objectives:
+            times[name].append(_timed(lambda: step(name), per_round))
+    t = {k: statistics.median(v) for k, v in times.items()}
+    where = f"{bundle.name}, batch {batch_size}, {size} px globals, {local} px locals"
+    return [
+        {"benchmark": f"train step: InfoNCE + DINO (2+4 crops) / InfoNCE ({where})", "metric": "time_ratio",
+         "value": t["shared"] / t["infonce"], "unit": "x", "goal": "<= 3.0", "ok": t["shared"] / t["infonce"] <= 3.0,
+         "infonce_step_s": t["infonce"], "dino_step_s": t["shared"]},
+        {"benchmark": f"CLIP+DINO: shared global pass / separate terms ({where})", "metric": "time_ratio",
+         "value": t["shared"] / t["separate"], "unit": "x", "goal": "< 1.0", "ok": t["shared"] / t["separate"] < 1.0,
+         "separate_step_s": t["separate"]},
+    ]
+
+
+def _captions(quick: bool) -> list[dict]:
+    from rsdix.captions_from_annotations import Box, ImageAnnotation, box_to_captions, mask_to_boxes
+
+    rng = random.Random(0)
+    classes = ["airplane", "ship", "storage tank", "vehicle", "bridge", "harbor", "tennis court"]
+    n_images = 300 if quick else 3000
+    anns = []
+    for i in range(n_images):
+        boxes = []
+        for _ in range(rng.randint(1, 40)):
+            x, y = rng.uniform(0, 780), rng.uniform(0, 780)
+            boxes.append(Box(rng.choice(classes), x, y, x + rng.uniform(2, 20), y + rng.uniform(2, 20)))
+        anns.append(ImageAnnotation(f"{i}.png", 800, 800, boxes))
+    start = time.perf_counter()
+    n_caps = sum(len(box_to_captions(a, seed=0)) for a in anns)
+    b2c = n_images / (time.perf_counter() - start)
+
+    gen = np.random.default_rng(0)
+    n_masks = 5 if quick else 30
+    masks = []
+    for _ in range(n_masks):  # blocky class-index masks: 16 x 16 px cells of 6 classes
+        cells = gen.integers(0, 6, (32, 32))
+        masks.append(np.kron(cells, np.ones((16, 16), dtype=np.int64)))
+    names = {i: f"class {i}" for i in range(1, 6)}
+    mask_to_boxes(masks[0], names)  # warm-up (imports scipy.ndimage)
+    start = time.perf_counter()
+    n_boxes = sum(len(mask_to_boxes(m, names, min_area=16)) for m in masks)
+    m2b = n_masks / (time.perf_counter() - start)
+    return [
+        {"benchmark": f"Box-to-Caption ({n_images} images, 1-40 boxes each)", "metric": "images_per_s",
+         "value": b2c, "unit": "img/s", "goal": ">= 500", "ok": b2c >= 500, "captions": n_caps},
+        {"benchmark": f"Mask-to-Box ({n_masks} masks of 512 x 512, 5 classes)", "metric": "masks_per_s",
+         "value": m2b, "unit": "mask/s", "goal": ">= 10", "ok": m2b >= 10, "boxes": n_boxes},
+    ]
+
+
+def run(quick: bool = False) -> list[dict]:
+    return _dino_steps(quick) + _captions(quick)
+
+
+if __name__ == "__main__":
+    for row in run(quick=True):
+        print(row)

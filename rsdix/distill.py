@@ -1,0 +1,521 @@
+"""RSDiX-CLIP training: the CLIP objectives and the config/data glue around :func:`rsdix.train.fit`.
+
+Methods (``ClipLossConfig.method``):
+
+* ``infonce``       - CLIP's symmetric InfoNCE (the baseline).
+* ``rsdix``         - RSDiX-CLIP / OTTER: ``alpha * InfoNCE + (1 - alpha) * KL(P || softmax(tau L))``
+  with OT soft targets ``P`` from an EMA teacher (image-image, text-text and cross-modal
+  similarities, log-domain Sinkhorn).
+* ``rsdix-sbert``   - the same, with the text-text similarities taken from a frozen
+  Sentence-BERT model (all-MiniLM-L6-v2), used directly (no projection).
+* ``siglip``        - SigLIP's sigmoid loss (learnable temperature and bias).
+* ``rsdix-siglip``  - SigLIP + distillation with OT probabilities as soft binary targets.
+
+Under DDP the loss uses the global batch: student features are gathered with their gradient
+(:mod:`rsdix.distributed`), teacher features and OT targets without.
+
+    cfg = load_clip_config("cpu", method="rsdix")          # rsdix/configs/train/cpu.yaml
+    result = train_clip(cfg, run_dir=dirs.run / "rsdix_s0")
+    save_model(result.bundle, dirs.models / "rsdix_s0")
+
+Command line (``accelerate launch`` for several GPUs)::
+
+    accelerate launch -m rsdix.train --config rsdix/configs/train/paper.yaml --run-dir runs/rsdix
+    python -m rsdix.train --config cpu --resume loss.method=infonce loop.steps=200
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from rsdix import losses
+from rsdix.config import CONFIG_DIR, load_config, to_dict
+from rsdix.dino import DINOConfig
+from rsdix.distributed import gather_nograd, gather_with_grad
+from rsdix.errors import ConfigError
+from rsdix.train import FitResult, LoopConfig, fit
+
+METHODS = ("infonce", "rsdix", "rsdix-sbert", "siglip", "rsdix-siglip")
+
+
+@dataclass
+class ClipLossConfig:
+    method: str = "rsdix"
+    alpha: float = 0.5                  # weight of the hard (contrastive) loss
+    sinkhorn_eps: float = 0.1           # entropic regularisation (OTTER used 0.15)
+    sinkhorn_iters: int = 5
+    remove_diag: bool = False
+    ii_coeff: float = 1.0
+    tt_coeff: float = 1.0
+    distill_log_scale: float = 3.9      # init of log tau (tau = exp, clamped)
+    distill_scale_min: float = 1.0
+    distill_scale_max: float = 100.0
+    siglip_log_scale: float = 2.302585  # log 10
+    siglip_bias: float = -10.0
+    max_logit_scale: float = 100.0      # CLIP's logit scale is clamped to this
+
+
+@dataclass
+class ClipDataConfig:
+    datasets: list = field(default_factory=lambda: ["ucm_captions"])  # registry names or caption files
+    split: str = "train"
+    fraction: float = 1.0               # share of the training images used (data-efficiency study)
+    augment: str = "rs"                 # rs | openclip | none
+    crop_scale: tuple = (0.5, 1.0)
+    cache_images: bool = False          # keep decoded images (resized to ~1.15x model size) in memory
+    data_root: str | None = None
+    languages: list | None = None       # multilingual: sample one of these languages per step (None: any caption)
+    language_per: str = "batch"         # batch (one language per step) | item
+
+
+@dataclass
+class ClipTrainConfig:
+    model: str = "rsdix-small"
+    pretrained: str | None = None
+    lock_text: bool = False             # freeze the text trunk (projection trains), cache its output
+    loss: ClipLossConfig = field(default_factory=ClipLossConfig)
+    data: ClipDataConfig = field(default_factory=ClipDataConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    dino: DINOConfig = field(default_factory=DINOConfig)   # RS-M-CLIP: + weight * DINO (enabled: true)
+
+
+def load_clip_config(source: str | os.PathLike | dict = "cpu", **overrides) -> ClipTrainConfig:
+    """Load a training config: a profile name (``smoke``/``cpu``/``paper``), a YAML path or a dict.
+
+    ``overrides`` use nested dicts or ``section__key`` names: ``method="infonce"`` is a shortcut
+    for ``loss={"method": "infonce"}``; ``steps=100`` for ``loop={"steps": 100}``.
+    """
+    if isinstance(source, str) and source in ("smoke", "cpu", "paper"):
+        source = CONFIG_DIR / "train" / f"{source}.yaml"
+    nested: dict = {}
+    sections = {"loss": ClipLossConfig, "data": ClipDataConfig, "loop": LoopConfig}
+    for key, value in overrides.items():
+        if "__" in key:
+            sec, sub = key.split("__", 1)
+            nested.setdefault(sec, {})[sub] = value
+            continue
+        owner = next((s for s, cls in sections.items() if key in cls.__dataclass_fields__), None)
+        if key in ClipTrainConfig.__dataclass_fields__ or owner is None:
+            nested[key] = value
+        else:
+            nested.setdefault(owner, {})[key] = value
+    cfg = load_config(ClipTrainConfig, source, **nested)
+    if cfg.loss.method not in METHODS:
+        raise ConfigError(f"loss.method {cfg.loss.method!r} unknown; use one of {METHODS}")
+    return cfg
+
+
+# ---------------------------------------------------------------- objective
+
+class SBertSimilarity:
+    """Cosine similarities between captions from a frozen sentence-transformers model.
+
+    Embeddings are cached per caption. Not an ``nn.Module`` attribute of the objective on
+    purpose: it is never trained, checkpointed or synchronised.
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+        from sentence_transformers import SentenceTransformer
+
+        from rsdix.models import minilm_path
+
+        self.model = SentenceTransformer(str(model_path or minilm_path()), device=str(device))
+        self.model.eval().requires_grad_(False)
+        self.cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def embed(self, captions: Sequence[str], device) -> torch.Tensor:
+        missing = sorted({c for c in captions if c not in self.cache})
+        if missing:
+            emb = self.model.encode(missing, convert_to_tensor=True, normalize_embeddings=True,
+                                    batch_size=128, show_progress_bar=False).float().cpu()
+            self.cache.update(zip(missing, emb))
+        return torch.stack([self.cache[c] for c in captions]).to(device)
+
+
+class ClipObjective(nn.Module):
+    """The five CLIP objectives above; ``forward(batch, student, teacher)`` -> dict of losses.
+
+    ``batch``: ``{"image": (B,3,H,W), "text": (B,L) token ids, "caption": [str]*B}``.
+    Owns the distillation temperature and SigLIP's temperature/bias (trainable, no decay).
+    """
+
+    def __init__(self, cfg: ClipLossConfig, sbert: SBertSimilarity | None = None):
+        super().__init__()
+        if cfg.method not in METHODS:
+            raise ConfigError(f"unknown method {cfg.method!r}; use one of {METHODS}")
+        self.cfg = cfg
+        self.distill = cfg.method.startswith("rsdix")
+        self.sigmoid = cfg.method.endswith("siglip")
+        self.needs_teacher = self.distill
+        if self.distill and not self.sigmoid:
+            self.distill_scale = losses.LearnableScale(cfg.distill_log_scale, cfg.distill_scale_min,
+                                                       cfg.distill_scale_max)
+        if self.sigmoid:
+            self.siglip_scale = losses.LearnableScale(cfg.siglip_log_scale, None, cfg.max_logit_scale)
+            self.siglip_bias = nn.Parameter(torch.tensor(float(cfg.siglip_bias)))
+        if cfg.method == "rsdix-sbert" and sbert is None:
+            sbert = SBertSimilarity()
+        object.__setattr__(self, "sbert", sbert)
+
+    def forward(self, batch: dict, student: nn.Module, teacher: nn.Module | None = None) -> dict:
+        cfg = self.cfg
+        img = student.encode_image(batch["image"], normalize=True).float()
+        txt = student.encode_text(batch["text"], normalize=True).float()
+        img, txt = gather_with_grad(img), gather_with_grad(txt)
+        out = {}
+        if self.sigmoid:
+            scale, bias = self.siglip_scale(), self.siglip_bias
+            hard = losses.siglip_loss(img, txt, scale, bias)
+            out["siglip_scale"], out["siglip_bias"] = scale.detach(), bias.detach()
+        else:
+            scale = student.logit_scale.exp().clamp(max=cfg.max_logit_scale)
+            hard = losses.infonce(img, txt, scale)
+            out["logit_scale"] = scale.detach()
+        out["hard"] = hard
+        if not self.distill:
+            out["loss"] = hard
+            return out
+        if teacher is None:
+            raise ValueError(f"method {cfg.method!r} needs a teacher (fit() makes an EMA teacher)")
+        with torch.no_grad():
+            t_img = gather_nograd(teacher.encode_image(batch["image"], normalize=True).float())
+            t_txt = gather_nograd(teacher.encode_text(batch["text"], normalize=True).float())
+            s_tt = None
+            if self.sbert is not None:
+                e = gather_nograd(self.sbert.embed(batch["caption"], img.device))
+                s_tt = e @ e.t()
+            log_p_img, log_p_txt = losses.ot_targets(
+                t_img, t_txt, s_tt, eps=cfg.sinkhorn_eps, iters=cfg.sinkhorn_iters,
+                remove_diag=cfg.remove_diag, ii_coeff=cfg.ii_coeff, tt_coeff=cfg.tt_coeff)
+        sims = img @ txt.t()
+        if self.sigmoid:
+            distill = losses.siglip_distill(scale * sims + bias, log_p_img.exp(), log_p_txt.exp())
+        else:
+            tau = self.distill_scale()
+            distill = losses.distill_kl(tau * sims, log_p_img, log_p_txt)
+            out["distill_tau"] = tau.detach()
+        out["distill"] = distill
+        out["loss"] = cfg.alpha * hard + (1 - cfg.alpha) * distill
+        return out
+
+
+# ---------------------------------------------------------------- data
+
+class _Concat(torch.utils.data.ConcatDataset):
+    def set_epoch(self, epoch: int) -> None:
+        for d in self.datasets:
+            d.set_epoch(epoch)
+
+
+class _CachedImages:
+    """Wraps ``CaptionDataset.load`` to decode each image once (resized to ``size``)."""
+
+    def __init__(self, dataset, size: int):
+        self.dataset, self.size, self.cache = dataset, size, {}
+        transform, dataset.transform = dataset.transform, None
+        self.transform = transform
+        self._orig_load = dataset.load
+        dataset.load = self.load
+
+    def load(self, index: int):
+        img = self.cache.get(index)
+        if img is None:
+            img = self._orig_load(index)  # transform is None: a PIL image
+            img.thumbnail((self.size, self.size))
+            self.cache[index] = img
+        return self.transform(img) if self.transform is not None else img
+
+
+def subset_records(records: list, fraction: float, seed: int) -> list:
+    """A seeded random ``fraction`` of the records (at least one), in their original order."""
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"data.fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return list(records)
+    k = max(1, round(fraction * len(records)))
+    keep = sorted(random.Random(f"subset-{seed}").sample(range(len(records)), k))
+    return [records[i] for i in keep]
+
+
+def build_train_dataset(cfg: ClipTrainConfig, bundle, seed: int | None = None):
+    """The training image-caption dataset: one random caption per image, RS augmentation."""
+    from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions, select_split
+    from rsdix.data.registry import caption_file
+    from rsdix.data.transforms import bundle_train_transform
+
+    seed = cfg.loop.seed if seed is None else seed
+    kwargs = {"scale": tuple(cfg.data.crop_scale)} if cfg.data.augment == "rs" else {}
+    transform = bundle_train_transform(bundle, cfg.data.augment, **kwargs)
+    if cfg.dino.enabled:  # multi-crop views; the CLIP image is a global crop or this transform's output
+        from rsdix.dino import dino_views
+
+        transform = dino_views(cfg.dino, bundle, transform if cfg.dino.clip_view == "base" else None)
+    dataset_cls = CaptionDataset
+    if cfg.data.languages:
+        from rsdix.multilingual import MultilingualCaptionDataset as dataset_cls
+    lang_kwargs = {"languages": list(cfg.data.languages)} if cfg.data.languages else {}
+    parts = []
+    for name in cfg.data.datasets:
+        path = Path(name) if str(name).endswith((".json", ".csv", ".tsv")) else caption_file(name, cfg.data.data_root)
+        if not path.is_absolute() and not path.exists() and cfg.data.data_root:
+            path = Path(cfg.data.data_root) / path
+        records = select_split(read_captions(path), cfg.data.split, path)
+        records = subset_records(records, cfg.data.fraction, seed)
+        ds = dataset_cls(records, find_image_dir(path), transform=transform, seed=seed, source=path,
+                         **lang_kwargs)
+        if cfg.data.cache_images:
+            _CachedImages(ds, int(round(bundle.image_size * 1.15)))
+        parts.append(ds)
+    return parts[0] if len(parts) == 1 else _Concat(parts)
+
+
+class ClipCollate:
+    """``[(image, caption)] -> {"image", "text" (token ids), "caption"}``; picklable for workers."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, items):
+        images, captions = zip(*items)
+        return {"image": torch.stack(images), "text": self.tokenizer(list(captions)), "caption": list(captions)}
+
+
+# ---------------------------------------------------------------- a quick check after training
+
+QUICK_TEMPLATES = ("a satellite photo of {}.", "an aerial view of {}.", "{} from above",
+                   "a centered satellite photo of {}.", "Aerial photograph of {}")
+
+
+class QuickCheck:
+    """UCM test retrieval (R@1/5/10 both ways, mean recall mR) and WHU-RS19 zero-shot top-1 (%).
+
+    Images are decoded and preprocessed once (``bundle.preprocess_val`` of the first model),
+    so checking many small models trained with the same preprocessing is cheap. A small check
+    for training studies; the full evaluation suite is :mod:`rsdix.evaluate`.
+    """
+
+    def __init__(self, bundle, data_root=None, retrieval: str = "ucm_captions",
+                 zero_shot: str | None = "whu_rs19", max_zero_shot: int | None = None):
+        from rsdix.data.captions import CaptionDataset
+        from rsdix.data.classification import ClassificationDataset
+        from rsdix.data.registry import caption_file, dataset_path
+
+        ds = CaptionDataset.from_file(caption_file(retrieval, data_root), split="test", mode="eval",
+                                      transform=bundle.preprocess_val)
+        self.texts, self.owner = ds.texts(), torch.tensor(ds.text_to_image())
+        self.images = self._load(ds, "retrieval images")
+        self.image_size = bundle.image_size
+        self.zs = None
+        if zero_shot:
+            cls = ClassificationDataset.from_folders(dataset_path(zero_shot, data_root),
+                                                     transform=bundle.preprocess_val)
+            if max_zero_shot and len(cls) > max_zero_shot:
+                keep = torch.randperm(len(cls), generator=torch.Generator().manual_seed(0))[:max_zero_shot]
+                cls.samples = [cls.samples[i] for i in sorted(keep.tolist())]
+            self.zs = (self._load(cls, "zero-shot images"), torch.tensor(cls.labels), cls.class_names)
+
+    @staticmethod
+    def _load(dataset, desc):
+        from rsdix.utils import progress
+
+        items = [dataset[i] for i in progress(range(len(dataset)), desc=desc, leave=False)]
+        return torch.stack([x[0] if isinstance(x, tuple) else x for x in items])
+
+    @staticmethod
+    @torch.no_grad()
+    def _images(model, x, batch_size=128):
+        return torch.cat([model.encode_image(x[i:i + batch_size], normalize=True).float()
+                          for i in range(0, len(x), batch_size)])
+
+    @staticmethod
+    @torch.no_grad()
+    def _texts(model, tokenizer, texts, batch_size=256):
+        return torch.cat([model.encode_text(tokenizer(list(texts[i:i + batch_size])), normalize=True).float()
+                          for i in range(0, len(texts), batch_size)])
+
+    @torch.no_grad()
+    def __call__(self, bundle) -> dict:
+        if bundle.image_size != self.image_size:
+            raise ValueError(f"QuickCheck prepared {self.image_size}px images; model takes {bundle.image_size}px")
+        model = bundle.model
+        was_training = model.training
+        model.eval()
+        sims = self._images(model, self.images) @ self._texts(model, bundle.tokenizer, self.texts).t()
+        out = {}
+        for k in (1, 5, 10):
+            top_t = sims.topk(k, dim=1).indices                      # image -> text
+            out[f"i2t_R@{k}"] = 100 * (self.owner[top_t] == torch.arange(len(sims))[:, None]).any(1).float().mean().item()
+            top_i = sims.t().topk(k, dim=1).indices                  # text -> image
+            out[f"t2i_R@{k}"] = 100 * (top_i == self.owner[:, None]).any(1).float().mean().item()
+        out["mR"] = sum(out.values()) / 6
+        if self.zs is not None:
+            images, labels, names = self.zs
+            weights = torch.stack([torch.nn.functional.normalize(
+                self._texts(model, bundle.tokenizer, [t.format(c) for t in QUICK_TEMPLATES]).mean(0), dim=0)
+                for c in names])
+            pred = (self._images(model, images) @ weights.t()).argmax(1)
+            out["zs_top1"] = 100 * (pred == labels).float().mean().item()
+        model.train(was_training)
+        return out
+
+
+def quick_check(bundle, data_root=None, **kwargs) -> dict:
+    """One-off :class:`QuickCheck` (UCM test mR, WHU-RS19 zero-shot top-1)."""
+    return QuickCheck(bundle, data_root, **kwargs)(bundle)
+
+
+# ---------------------------------------------------------------- entry points
+
+@dataclass
+class ClipTrainResult(FitResult):
+    bundle: object = None
+    config: ClipTrainConfig | None = None
+
+
+def build_model(cfg: ClipTrainConfig, seed: int | None = None):
+    from rsdix.models import load_model, lock_text_trunk
+    from rsdix.utils import seed_everything
+
+    seed_everything(cfg.loop.seed if seed is None else seed)  # same seed -> same initial weights
+    bundle = load_model(cfg.model, pretrained=cfg.pretrained)
+    if cfg.lock_text:
+        lock_text_trunk(bundle.model, cache=True)
+    return bundle
+
+
+def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, resume: bool | str = False,
+               callbacks=(), bundle=None, dataset=None, desc: str | None = None) -> ClipTrainResult:
+    """Build model, data and objective from ``cfg`` and run :func:`rsdix.train.fit`."""
+    bundle = bundle or build_model(cfg)
+    dataset = dataset if dataset is not None else build_train_dataset(cfg, bundle)
+    objective = ClipObjective(cfg.loss)
+    collate = ClipCollate(bundle.tokenizer)
+    if cfg.data.languages:
+        from rsdix.multilingual import LanguageCollate
+
+        collate = LanguageCollate(bundle.tokenizer, cfg.data.languages, seed=cfg.loop.seed, per=cfg.data.language_per)
+    if cfg.dino.enabled:  # CLIP (+ RSDiX distillation, if the method has it) + lambda * DINO, one loop
+        from rsdix.dino import ClipWithDino, DinoTerm, ViewsCollate
+
+        dino = DinoTerm(bundle.model, bundle.embed_dim, cfg.dino, cfg.loop.steps)
+        objective = ClipWithDino(objective, dino, cfg.dino.weight)
+        collate = collate if cfg.data.languages else ViewsCollate(bundle.tokenizer)
+        callbacks = [dino.after_step, *callbacks]
+    res = fit(bundle.model, objective, dataset, cfg.loop, collate_fn=collate,
+              run_dir=run_dir, resume=resume, callbacks=callbacks, desc=desc or cfg.loss.method + ("+dino" if cfg.dino.enabled else ""),
+              config_snapshot=to_dict(cfg))
+    bundle.model = res.model
+    return ClipTrainResult(**res.__dict__, bundle=bundle, config=cfg)
+
+
+@dataclass
+class StudyConfig:
+    """What notebook 03 trains in a profile (``rsdix/configs/train/study_<profile>.yaml``)."""
+    methods: list = field(default_factory=lambda: ["infonce", "rsdix", "rsdix-sbert", "rsdix-siglip"])
+    steps: int | None = None                  # main runs; None: the profile's loop.steps
+    fractions: list = field(default_factory=lambda: [0.1, 0.3, 1.0])
+    fraction_methods: list = field(default_factory=lambda: ["infonce", "rsdix"])
+    fraction_seeds: list = field(default_factory=lambda: [0, 1, 2])
+    fraction_steps: int = 100
+    save_fraction_models: bool = False        # the data-efficiency models are many; keep results only
+    zero_shot_max: int | None = None          # subsample WHU-RS19 for the quick check (None: all)
+
+
+def load_study_config(profile: str = "cpu", **overrides) -> StudyConfig:
+    return load_config(StudyConfig, CONFIG_DIR / "train" / f"study_{profile}.yaml", **overrides)
+
+
+def run_name(method: str, seed: int, fraction: float = 1.0) -> str:
+    """``rsdix_s0``, ``infonce_frac0.1_s1`` (the convention later notebooks read)."""
+    return f"{method}_s{seed}" if fraction == 1.0 else f"{method}_frac{fraction:g}_s{seed}"
+
+
+def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "QuickCheck | None" = None, save: bool = True,
+              resume: bool = True) -> dict:
+    """Train one run into ``dirs.run/train/<name>`` (resuming a finished or interrupted run), save
+    the model to ``dirs.models/<name>`` with its ``train_log.csv``, and quick-check it."""
+    import shutil
+
+    from rsdix.models import save_model
+
+    run_dir = Path(dirs.run) / "train" / name
+    res = train_clip(cfg, run_dir=run_dir, resume=resume, desc=name)
+    if save:
+        folder = save_model(res.bundle, Path(dirs.models) / name,
+                            extra={"method": cfg.loss.method, "seed": cfg.loop.seed, "steps": res.step,
+                                   "fraction": cfg.data.fraction, "datasets": list(cfg.data.datasets)})
+        shutil.copyfile(run_dir / "train_log.csv", folder / "train_log.csv")
+    out = {"run": name, "method": cfg.loss.method, "seed": cfg.loop.seed, "fraction": cfg.data.fraction,
+           "steps": res.step, "train_s": res.seconds, "history": res.history}
+    if check is not None:
+        out.update(check(res.bundle))
+    return out
+
+
+def result_rows(runs: Sequence[dict], profile: str, retrieval_title: str = "UCM",
+                zero_shot_title: str = "WHU-RS19") -> list:
+    """Tidy :class:`rsdix.results.Result` rows from :func:`train_run` outputs."""
+    from rsdix.results import Result
+
+    rows = []
+    for r in runs:
+        extra = {"method": r["method"], "fraction": r["fraction"], "steps": r["steps"]}
+        for key, value in r.items():
+            if key.startswith(("i2t_", "t2i_")) or key == "mR":
+                rows.append(Result(model=r["run"], dataset=retrieval_title, task="retrieval", metric=key,
+                                   value=value, seed=r["seed"], profile=profile, extra=extra))
+            elif key == "zs_top1":
+                rows.append(Result(model=r["run"], dataset=zero_shot_title, task="zero-shot", metric="top1",
+                                   value=value, seed=r["seed"], profile=profile, extra=extra))
+    return rows
+
+
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m rsdix.train",
+                                     description="Train a CLIP model (InfoNCE / RSDiX / S-BERT / SigLIP)")
+    parser.add_argument("--config", default="cpu", help="smoke | cpu | paper | path/to/config.yaml")
+    parser.add_argument("--run-dir", default=None, help="checkpoints + train_log.csv (default runs/train/<method>)")
+    parser.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoint.pt")
+    parser.add_argument("--save-model", default=None, help="also save the trained model (open_clip folder)")
+    parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. loss.method=infonce loop.steps=100")
+    args = parser.parse_args(argv)
+    overrides: dict = {}
+    for item in args.overrides:
+        if "=" not in item:
+            raise SystemExit(f"override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        overrides[key.replace(".", "__")] = _parse_value(value)
+    cfg = load_clip_config(args.config, **overrides)
+    from rsdix.paths import runs_dir
+
+    run_dir = Path(args.run_dir) if args.run_dir else runs_dir() / "train" / cfg.loss.method
+    result = train_clip(cfg, run_dir=run_dir, resume=args.resume)
+    if args.save_model:
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:
+            from rsdix.models import save_model
+
+            save_model(result.bundle, args.save_model, extra={"method": cfg.loss.method, "steps": result.step})
+    last = result.history[-1] if result.history else {}
+    print(f"done: {result.step} steps in {result.seconds:.0f}s, final loss {last.get('loss', math.nan):.4f}; "
+          f"checkpoint {run_dir / 'checkpoint.pt'}")
+
+
+if __name__ == "__main__":
+    main()
