@@ -740,7 +740,7 @@ class CaptioningExperiment:
     limit_test: int = 0
     encoders: list = field(default_factory=lambda: ["infonce_s0", "rsdix_s0"])
     unfrozen: list = field(default_factory=lambda: ["rsdix_s0"])
-    fallback_encoder: str = "rsdix-small"
+    fallback_encoder: str = "rsdix-cnn"
     fallback_pretrained: str | None = None
     torch_threads: int = 0          # >0: torch.set_num_threads (small models on a shared CPU: 1 is fastest)
     metrics: list = field(default_factory=lambda: ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L",
