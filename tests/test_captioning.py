@@ -263,3 +263,17 @@ def test_trained_tokenizers_round_trip_captions(kind):
     assert [tok.decode(row[:-1], skip_special_tokens=True) for row in ids] == CAPTIONS
     with pytest.raises(ConfigError, match="train_captions"):
         load_tokenizer(kind)
+
+
+@pytest.mark.data
+def test_image_embeddings_are_normalised_and_cached(ucm_root, tiny_bundle, tmp_path):
+    from rsdix.captioning import image_embeddings
+    from rsdix.data.captions import read_karpathy
+
+    records = read_karpathy(ucm_root / "dataset_ucm.json")[:4]
+    first = image_embeddings(tiny_bundle, records, ucm_root / "images", cache=tmp_path)
+    assert first.shape == (4, tiny_bundle.embed_dim)
+    assert torch.allclose(first.norm(dim=-1), torch.ones(4), atol=1e-5)
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    again = image_embeddings(tiny_bundle, records, ucm_root / "images", cache=tmp_path)
+    assert torch.equal(first, again)
