@@ -18,7 +18,8 @@ from scratch, with a word-level (or BPE) tokenizer trained on the training capti
 ``tokenizers``. The code path is the same; only the configuration differs.
 
 The image encoder is frozen by default; then image embeddings are computed once and cached
-(:func:`image_embeddings`), and training only runs the mapper and decoder. With
+(:func:`image_embeddings`, over :mod:`rsdix.features`), and training only runs the mapper and
+decoder. With
 ``freeze_encoder=False`` the CLIP vision tower is part of :class:`ClipCap` (``encoder``) and
 is trained with its own learning rate. Training is :func:`rsdix.train.fit` (the loop every rsdix
 model shares: checkpoints, exact resume, NaN guard, progress bar) with :class:`CaptionObjective`;
@@ -40,9 +41,7 @@ import torch.nn.functional as F
 from rsdix.errors import ConfigError, DataError, OfflineError
 from rsdix.train import LoopConfig
 
-GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "distilgpt2")
 MAPPERS = ("mlp", "transformer")
-TOKENIZERS = ("words", "bpe", "minilm")  # offline choices; "gpt2"/a HF name/a folder otherwise
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 
 
@@ -418,39 +417,23 @@ def generate_captions(captioner: ClipCap, embeds: torch.Tensor, method: str = "b
 # ----------------------------------------------------------------------------------------------
 # image embeddings (frozen encoder: computed once, cached)
 # ----------------------------------------------------------------------------------------------
-@torch.no_grad()
 def image_embeddings(bundle, records, image_dir: str | os.PathLike, batch_size: int = 64,
-                     cache: str | os.PathLike | None = None, device: str = "cpu", num_workers: int = 0,
+                     cache: str | os.PathLike | None = None, num_workers: int = 0,
                      desc: str = "image embeddings") -> torch.Tensor:
-    """CLIP image embeddings (not normalised) of ``records`` (``CaptionRecord`` list), in order.
+    """L2-normalised CLIP image embeddings of ``records`` (``CaptionRecord`` list), in order,
+    through :func:`rsdix.features.encode_images` (on the bundle model's device).
 
-    With ``cache`` (a folder), the result is stored under a key made of the model's weight
-    fingerprint, the preprocessing and the image list, and read back on the next call.
+    With ``cache`` (a folder), the features are stored by :class:`rsdix.features.FeatureCache`
+    under a key made of the model's weight fingerprint, the image folder, the file list and the
+    transform, and read back on the next call (a trained encoder gets a new fingerprint).
     """
-    from torch.utils.data import DataLoader
-
     from rsdix.data.captions import CaptionDataset
-    from rsdix.utils import progress, stable_hash, torch_save_atomic
+    from rsdix.features import FeatureCache, encode_images
 
-    records = list(records)
-    path = None
-    if cache is not None:
-        key = stable_hash([bundle.fingerprint(), bundle.preprocess_config, bundle.image_size,
-                           str(Path(image_dir).resolve()), [r.filename for r in records]], n=16)
-        path = Path(cache) / f"emb_{key}.pt"
-        if path.exists():
-            return torch.load(path, weights_only=True)
-    dataset = CaptionDataset(records, image_dir, transform=bundle.preprocess_val, mode="eval")
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-    model = bundle.model.to(device).eval()
-    feats = [model.encode_image(images.to(device)).float().cpu()
-             for images in progress(loader, desc=desc)]
-    out = torch.cat(feats)
-    if not torch.isfinite(out).all():
-        raise DataError(image_dir, "image embeddings contain NaN/inf (encoder weights broken?)")
-    if path is not None:
-        torch_save_atomic(out, path)
-    return out
+    dataset = CaptionDataset(list(records), image_dir, transform=None, mode="eval", source=str(image_dir))
+    return encode_images(bundle, dataset, FeatureCache(cache) if cache is not None else None,
+                         dataset_name=str(Path(image_dir).resolve()), split="captioning", batch_size=batch_size,
+                         num_workers=num_workers, desc=desc)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -700,7 +683,7 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
     result = fit(captioner, CaptionObjective(), dataset, loop, collate_fn=CaptionCollate(tokenizer.pad_token_id, embeds),
                  run_dir=run_dir, resume=resume, desc=f"captioner {run_dir.name}", callbacks=callbacks,
                  config_snapshot={"caption": asdict(cfg), "encoder": bundle.name, "seed": seed})
-    captioner = result.model.cpu().eval()
+    captioner = result.model.eval()  # stays on the training device, with the encoder it may hold
     seconds = result.seconds
     previous = run_dir / "captioner" / "captioner.json"
     if resume and previous.exists():  # a finished run reloaded: report the time it took to train
@@ -742,8 +725,9 @@ class CaptioningExperiment:
     limit_test: int = 0
     encoders: list = field(default_factory=lambda: ["infonce_s0", "rsdix_s0"])
     unfrozen: list = field(default_factory=lambda: ["rsdix_s0"])
-    fallback_encoder: str = "rsdix-small"
+    fallback_encoder: str = "rsdix-cnn"
     fallback_pretrained: str | None = None
+    torch_threads: int = 0          # >0: torch.set_num_threads (small models on a shared CPU: 1 is fastest)
     metrics: list = field(default_factory=lambda: ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L",
                                                    "CIDEr", "SPICE", "SBERT-sim"])
     train: CaptionTrainConfig = field(default_factory=CaptionTrainConfig)
@@ -895,6 +879,8 @@ def run_captioning(run: CaptionRun, exp: CaptioningExperiment, dataset: str, roo
     results = evaluation.to_results(model=run.name, dataset=info.title, seed=seed, profile=profile, note=note)
     times = {"model": run.name, "dataset": info.title, "embed_s": trained.embed_seconds,
              "train_s": trained.seconds, "decode_s": t_decode, "score_s": t_score,
-             "train_images": len(train), "test_images": len(test), "wordless_captions": n_degenerate}
+             "train_images": len(train), "test_images": len(test), "wordless_captions": n_degenerate,
+             "steps": int(json.loads((out_dir / "captioner" / "captioner.json").read_text())["extra"]["steps"]),
+             "warm_started": init is not None}
     return {"run": run, "trained": trained, "captions": captions, "evaluation": evaluation, "results": results,
             "times": times, "records": test, "image_dir": image_dir}

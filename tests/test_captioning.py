@@ -236,3 +236,44 @@ def test_wordless_generated_captions_are_counted_and_scored_as_nothing():
 
     out, n = for_scoring(["a road .", ". .", "", "many trees"])
     assert out == ["a road .", NO_WORDS, NO_WORDS, "many trees"] and n == 2
+
+
+def test_plan_runs_prefers_notebook03_models_and_says_when_it_falls_back(tmp_path, tiny_bundle):
+    from rsdix.captioning import CaptioningExperiment, plan_runs
+    from rsdix.models import save_model
+
+    exp = CaptioningExperiment(encoders=["infonce_s0", "rsdix_s0"], unfrozen=["rsdix_s0"], fallback_encoder="rsdix-tiny")
+    runs, msg = plan_runs(exp, tmp_path)
+    assert [r.name for r in runs] == ["clipcap-rsdix-tiny-frozen", "clipcap-rsdix-tiny-unfrozen"]
+    assert all(r.fallback for r in runs) and "no notebook-03 encoder" in msg and "rsdix-tiny" in msg
+    save_model(tiny_bundle, tmp_path / "rsdix_s0")
+    runs, msg = plan_runs(exp, tmp_path)
+    assert [(r.name, r.frozen, r.fallback) for r in runs] == [("clipcap-rsdix_s0-frozen", True, False),
+                                                               ("clipcap-rsdix_s0-unfrozen", False, False)]
+    assert "missing (skipped): ['infonce_s0']" in msg
+
+
+@pytest.mark.parametrize("kind", ["words", "bpe"])
+def test_trained_tokenizers_round_trip_captions(kind):
+    from rsdix.captioning import load_tokenizer
+
+    tok = load_tokenizer(kind, CAPTIONS * 3, vocab_size=60)
+    ids = tokenize_captions(CAPTIONS, tok)
+    assert all(row[-1] == tok.eos_token_id for row in ids)
+    assert [tok.decode(row[:-1], skip_special_tokens=True) for row in ids] == CAPTIONS
+    with pytest.raises(ConfigError, match="train_captions"):
+        load_tokenizer(kind)
+
+
+@pytest.mark.data
+def test_image_embeddings_are_normalised_and_cached(ucm_root, tiny_bundle, tmp_path):
+    from rsdix.captioning import image_embeddings
+    from rsdix.data.captions import read_karpathy
+
+    records = read_karpathy(ucm_root / "dataset_ucm.json")[:4]
+    first = image_embeddings(tiny_bundle, records, ucm_root / "images", cache=tmp_path)
+    assert first.shape == (4, tiny_bundle.embed_dim)
+    assert torch.allclose(first.norm(dim=-1), torch.ones(4), atol=1e-5)
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    again = image_embeddings(tiny_bundle, records, ucm_root / "images", cache=tmp_path)
+    assert torch.equal(first, again)
