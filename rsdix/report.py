@@ -121,6 +121,9 @@ def headline_table(dirs: RunDirs) -> pd.DataFrame:
     for task, metrics in README_ROWS:
         keep |= (summary["task"] == task) & summary["metric"].isin(metrics)
     summary = summary[keep] if keep.any() else summary
+    order = {task: i for i, (task, _) in enumerate(README_ROWS)}
+    summary = summary.assign(_order=summary["task"].map(order)).sort_values(
+        ["_order", "dataset", "metric", "model"], kind="stable")
 
     def fmt(r):
         ci = f" [{r['ci_low']:.3g}, {r['ci_high']:.3g}]" if pd.notna(r["ci_low"]) else ""
