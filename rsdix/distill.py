@@ -70,6 +70,7 @@ class ClipDataConfig:
     fraction: float = 1.0               # share of the training images used (data-efficiency study)
     augment: str = "rs"                 # rs | openclip | none
     crop_scale: tuple = (0.5, 1.0)
+    zoom_out: float = 1.0               # largest zoom-out (reflection padding) factor; 1 = off
     cache_images: bool = False          # keep decoded images (resized to ~1.15x model size) in memory
     data_root: str | None = None
     languages: list | None = None       # multilingual: sample one of these languages per step (None: any caption)
@@ -253,7 +254,8 @@ def build_train_dataset(cfg: ClipTrainConfig, bundle, seed: int | None = None):
     from rsdix.data.transforms import bundle_train_transform
 
     seed = cfg.loop.seed if seed is None else seed
-    kwargs = {"scale": tuple(cfg.data.crop_scale)} if cfg.data.augment == "rs" else {}
+    kwargs = ({"scale": tuple(cfg.data.crop_scale), "zoom_out": cfg.data.zoom_out}
+              if cfg.data.augment == "rs" else {})
     transform = bundle_train_transform(bundle, cfg.data.augment, **kwargs)
     if cfg.dino.enabled:  # multi-crop views; the CLIP image is a global crop or this transform's output
         from rsdix.dino import dino_views
@@ -428,6 +430,7 @@ class StudyConfig:
     fraction_steps: int = 100
     save_fraction_models: bool = False        # the data-efficiency models are many; keep results only
     zero_shot_max: int | None = None          # subsample WHU-RS19 for the quick check (None: all)
+    dino_steps: int | None = None             # the RS-M-CLIP DINO run: None = main steps, 0 = skip
 
 
 def load_study_config(profile: str = "cpu", **overrides) -> StudyConfig:

@@ -80,7 +80,9 @@ class LoopConfig:
     betas: tuple = (0.9, 0.99)
     eps: float = 1e-8
     grad_clip: float | None = 1.0     # max global grad norm; None: no clipping
-    precision: str = "no"             # accelerate mixed precision: no | fp16 | bf16
+    precision: str = "no"             # accelerate mixed precision: no | fp16 | bf16 | auto (bf16 where the
+                                      # GPU or CPU computes it natively (AMX / AVX512-BF16), else no)
+    channels_last: bool = False       # NHWC weights: faster convolutions on CPU (oneDNN) and tensor cores
     lr_mult: dict = field(default_factory=dict)  # name prefix (or "image"/"text") -> lr multiplier
     freeze: list = field(default_factory=list)   # name prefixes (or "image"/"text") to freeze
     ema_max_decay: float = 0.999      # teacher decay d = min(max, (1+n)/(10+n))
@@ -400,6 +402,20 @@ class FitResult:
     run_dir: Path | None
 
 
+def resolve_precision(precision: str, cpu: bool = False) -> str:
+    """``auto`` -> ``bf16`` where the device computes bf16 natively (a GPU that supports it, or a CPU
+    with AMX / AVX512-BF16 through oneDNN), else ``no``; other values unchanged."""
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available() and not cpu:
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return "bf16" if native else "no"
+
+
 def make_accelerator(cfg: LoopConfig):
     """An ``accelerate.Accelerator`` for ``cfg`` (a fresh state in single-process runs, so a
     notebook can train several models with different precision in one kernel)."""
@@ -410,7 +426,8 @@ def make_accelerator(cfg: LoopConfig):
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)]
-    return Accelerator(mixed_precision=cfg.precision, cpu=cfg.cpu, kwargs_handlers=handlers)
+    return Accelerator(mixed_precision=resolve_precision(cfg.precision, cfg.cpu), cpu=cfg.cpu,
+                       kwargs_handlers=handlers)
 
 
 def _default_collate(items):
@@ -470,6 +487,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     if cfg.freeze:
         apply_freeze(model, cfg.freeze)
 
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     trainee = Trainee(model, objective)
     named = [(n[len("model."):] if n.startswith("model.") else n, p) for n, p in trainee.named_parameters()]
     optimizer = build_optimizer(named, cfg)

@@ -202,3 +202,47 @@ def test_resume_under_a_different_config_is_refused(tmp_path):
     res = fit(Net(), Mse(), NoisyData(), _cfg(steps=4, ckpt_every=0), run_dir=tmp_path, resume=True,
               config_snapshot={"loop": {"lr": 0.05, "steps": 4}})
     assert res.step == 4
+
+
+class ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.out = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.out(self.conv(x).mean((2, 3))).squeeze(-1)
+
+
+class ImageData(torch.utils.data.Dataset):
+    def __init__(self, n=16):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 3, 8, 8, generator=g)
+        self.y = self.x.mean((1, 2, 3))
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"x": self.x[i], "y": self.y[i]}
+
+
+def test_precision_auto_resolves_to_a_real_mode():
+    from rsdix.train import resolve_precision
+
+    assert resolve_precision("no") == "no" and resolve_precision("fp16") == "fp16"
+    assert resolve_precision("auto", cpu=True) in ("bf16", "no")
+
+
+def test_bf16_channels_last_trains_like_fp32():
+    """bf16 autocast + NHWC: same loop, finite losses that follow the fp32 run closely."""
+    torch.manual_seed(0)
+    fp32 = fit(ConvNet(), Mse(needs_teacher=False), ImageData(), _cfg(ckpt_every=0, lr=0.01))
+    torch.manual_seed(0)
+    model = ConvNet()
+    fast = fit(model, Mse(needs_teacher=False), ImageData(),
+               _cfg(ckpt_every=0, lr=0.01, precision="bf16", channels_last=True))
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    a, b = [r["loss"] for r in fp32.history], [r["loss"] for r in fast.history]
+    assert all(math.isfinite(v) for v in b)
+    assert max(abs(x - y) / max(abs(x), 1e-6) for x, y in zip(a, b)) < 0.05   # bf16 keeps ~3 digits

@@ -3,7 +3,8 @@
 * Evaluation and pretrained models: open_clip's own preprocessing (``bundle.preprocess_val``).
 * Training on RS images: :func:`rs_train_transform`, which adds the augmentations that make
   sense for nadir imagery, where "up" has no meaning: horizontal and vertical flips, 90-degree
-  rotations, and a random resized crop.
+  rotations, and a random resized crop; optionally a zoom-out (reflection padding), so a model
+  trained on one ground sampling distance also sees scenes at a coarser one.
 """
 from __future__ import annotations
 
@@ -26,15 +27,52 @@ class RandomRot90:
         return "RandomRot90()"
 
 
+class RandomZoomOut:
+    """With probability ``p``, shrink the scene by a random factor in ``[1, max_factor]`` of its side
+    by mirroring it outwards (reflection padding), then let the crop resize it back.
+
+    A random resized crop only zooms *in*. Datasets differ in ground sampling distance (UCM 0.3 m
+    over 256 px = 77 m; WHU-RS19 0.5 m over 600 px = 300 m), so a model trained on one sees the
+    others' objects at a scale it never met. Land cover continues across an image border much like
+    its mirror image, so reflection is a cheap stand-in for a wider field of view.
+    """
+
+    def __init__(self, max_factor: float = 2.0, p: float = 0.5):
+        if max_factor < 1:
+            raise ValueError(f"zoom-out factor must be >= 1, got {max_factor}")
+        self.max_factor, self.p = float(max_factor), float(p)
+
+    def __call__(self, image):
+        if self.max_factor <= 1 or random.random() >= self.p:
+            return image
+        w, h = F.get_image_size(image)
+        factor = random.uniform(1.0, self.max_factor)
+        # reflection needs padding < side: mirror repeatedly for factors above 3
+        while factor > 1.0 + 1e-6:
+            step = min(factor, 2.99)
+            pad_w, pad_h = int(round(w * (step - 1) / 2)), int(round(h * (step - 1) / 2))
+            if pad_w < 1 and pad_h < 1:
+                break
+            image = F.pad(image, [pad_w, pad_h, pad_w, pad_h], padding_mode="reflect")
+            w, h = F.get_image_size(image)
+            factor /= step
+        return image
+
+    def __repr__(self) -> str:
+        return f"RandomZoomOut(max_factor={self.max_factor}, p={self.p})"
+
+
 def rs_train_transform(image_size: int, mean: Sequence[float], std: Sequence[float],
                        scale: tuple[float, float] = (0.5, 1.0), flips: bool = True, rot90: bool = True,
-                       color_jitter: float = 0.0) -> T.Compose:
-    """RS training augmentation: random resized crop, flips, 90-degree rotations, optional jitter.
+                       color_jitter: float = 0.0, zoom_out: float = 1.0, zoom_out_p: float = 0.5) -> T.Compose:
+    """RS training augmentation: random resized crop, flips, 90-degree rotations, optional jitter,
+    optional zoom-out (:class:`RandomZoomOut`, ``zoom_out`` = largest shrink factor, 1 = off).
 
     Randomness comes from python's ``random`` and torch's global RNG, so a seeded run
     (and a resumed run that restores RNG states) draws the same augmentations.
     """
-    steps = [T.RandomResizedCrop(image_size, scale=scale, interpolation=T.InterpolationMode.BICUBIC,
+    steps = [RandomZoomOut(zoom_out, zoom_out_p)] if zoom_out > 1 else []
+    steps += [T.RandomResizedCrop(image_size, scale=scale, interpolation=T.InterpolationMode.BICUBIC,
                                  antialias=True)]
     if flips:
         steps += [T.RandomHorizontalFlip(), T.RandomVerticalFlip()]
