@@ -444,14 +444,27 @@ def run_name(method: str, seed: int, fraction: float = 1.0) -> str:
 
 def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "QuickCheck | None" = None, save: bool = True,
               resume: bool = True) -> dict:
-    """Train one run into ``dirs.run/train/<name>`` (resuming a finished or interrupted run), save
-    the model to ``dirs.models/<name>`` with its ``train_log.csv``, and quick-check it."""
+    """Train one run into ``dirs.run/train/<name>`` (resuming a finished or interrupted run of the
+    same configuration; a run whose configuration changed is moved to ``<name>.previous`` and
+    trained anew), save the model to ``dirs.models/<name>`` with its ``train_log.csv``, and
+    quick-check it."""
     import shutil
 
     from rsdix.models import save_model
 
     run_dir = Path(dirs.run) / "train" / name
     method = cfg.loss.method + ("+dino" if cfg.dino.enabled else "")
+    ckpt = run_dir / "checkpoint.pt"
+    if resume and ckpt.exists():
+        from rsdix.train import checkpoint_config_differs
+
+        changed = checkpoint_config_differs(ckpt, to_dict(cfg))
+        if changed:  # the configuration changed since: that run is stale, train anew (keep one backup)
+            stale = run_dir.with_name(run_dir.name + ".previous")
+            shutil.rmtree(stale, ignore_errors=True)
+            run_dir.rename(stale)
+            print(f"{name}: the config changed since {ckpt} (in {changed}); training anew, the old run "
+                  f"moved to {stale}")
     res = train_clip(cfg, run_dir=run_dir, resume=resume, desc=name)
     if save:
         folder = save_model(res.bundle, Path(dirs.models) / name,

@@ -609,11 +609,23 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
 RESUME_MAY_CHANGE = ("steps", "ckpt_every", "log_every", "num_workers", "data_root")
 
 
+def _strip_resumable(d: dict) -> dict:
+    return {k: _strip_resumable(v) if isinstance(v, dict) else v for k, v in d.items() if k not in RESUME_MAY_CHANGE}
+
+
+def checkpoint_config_differs(path: str | os.PathLike, config_snapshot: dict) -> list[str]:
+    """The top-level config sections in which the checkpoint at ``path`` differs from
+    ``config_snapshot`` (empty: same run, resumable; also empty when either has no config)."""
+    saved = load_checkpoint(path).get("config") or {}
+    if not saved or not config_snapshot:
+        return []
+    a, b = _strip_resumable(saved), _strip_resumable(config_snapshot)
+    return sorted(k for k in set(a) | set(b) if stable_hash(a.get(k)) != stable_hash(b.get(k)))
+
+
 def _check_same_run(saved: dict, current: dict, path) -> None:
     """Resuming under a different configuration would silently mix two runs: refuse."""
-    def strip(d):
-        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items() if k not in RESUME_MAY_CHANGE}
-
+    strip = _strip_resumable
     if saved and current and stable_hash(strip(saved)) != stable_hash(strip(current)):
         diff = sorted(k for k in set(saved) | set(current) if stable_hash(strip(saved).get(k)) != stable_hash(strip(current).get(k)))
         raise ConfigError(f"{path}: checkpoint was written by a different configuration (differs in {diff}); "

@@ -213,3 +213,19 @@ def test_bf16_mixed_precision_training_stays_finite(tmp_path, method):
                            loss__sinkhorn_eps=0.05)
     res = train_clip(cfg, bundle=bundle, dataset=Synthetic())
     assert all(math.isfinite(r["loss"]) and math.isfinite(r["distill"]) for r in res.history)
+
+
+def test_train_run_resumes_same_config_and_retrains_a_changed_one(tmp_path, ucm_root):
+    from types import SimpleNamespace
+
+    from rsdix.distill import train_run
+
+    dirs = SimpleNamespace(run=tmp_path / "run", models=tmp_path / "models")
+    cfg = load_clip_config("smoke", steps=2, batch_size=8, data__data_root=str(ucm_root.parent))
+    first = train_run(cfg, "rsdix_s0", dirs)
+    again = train_run(cfg, "rsdix_s0", dirs)                  # finished, same config: nothing retrained
+    assert again["history"] == first["history"] and not (tmp_path / "run" / "train" / "rsdix_s0.previous").exists()
+    changed = load_clip_config("smoke", steps=2, batch_size=8, loop__lr=5e-3, data__data_root=str(ucm_root.parent))
+    third = train_run(changed, "rsdix_s0", dirs)              # config changed: trained anew, old run kept aside
+    assert (tmp_path / "run" / "train" / "rsdix_s0.previous" / "checkpoint.pt").exists()
+    assert third["history"][-1]["loss"] != first["history"][-1]["loss"]     # really retrained, new lr
