@@ -617,7 +617,8 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
     Writes ``run_dir/checkpoint.pt`` + ``train_log.csv`` (the generic loop), ``run_dir/tokenizer``
     (fixed at the first run, reused on resume) and, at the end, ``run_dir/captioner`` (and
     ``run_dir/encoder`` when the encoder was trained). ``resume=True`` continues an interrupted
-    run; a finished run is loaded back without training. ``init``: a trained captioner whose
+    run; a finished run is loaded back without training; a run made with another configuration or
+    other encoder weights is moved to ``<run_dir>.previous`` and trained anew. ``init``: a trained captioner whose
     tokenizer, mapper and decoder weights this run starts from (e.g. the frozen-encoder run, before
     the encoder is unfrozen).
     """
@@ -632,6 +633,19 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
     records = list(records)
     if not records:
         raise DataError(source, "no training images")
+    snapshot = {"caption": asdict(cfg), "encoder": bundle.name, "encoder_weights": bundle.fingerprint(),
+                "seed": seed}
+    if resume and (run_dir / "checkpoint.pt").exists():
+        from rsdix.train import checkpoint_config_differs
+
+        changed = checkpoint_config_differs(run_dir / "checkpoint.pt", snapshot)
+        if changed:  # e.g. notebook 03 retrained the encoder: the old captioner is stale, train anew
+            import shutil
+
+            stale = run_dir.with_name(run_dir.name + ".previous")
+            shutil.rmtree(stale, ignore_errors=True)
+            run_dir.rename(stale)
+            print(f"{run_dir.name}: {changed} changed since the last run; training anew, the old run moved to {stale}")
     for rec in records:  # before anything is trained on them
         for j, caption in enumerate(rec.captions):
             if caption is None or not str(caption).strip():
@@ -682,7 +696,7 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
         loop = dataclasses.replace(loop, cpu=True)
     result = fit(captioner, CaptionObjective(), dataset, loop, collate_fn=CaptionCollate(tokenizer.pad_token_id, embeds),
                  run_dir=run_dir, resume=resume, desc=f"captioner {run_dir.name}", callbacks=callbacks,
-                 config_snapshot={"caption": asdict(cfg), "encoder": bundle.name, "seed": seed})
+                 config_snapshot=snapshot)
     captioner = result.model.eval()  # stays on the training device, with the encoder it may hold
     seconds = result.seconds
     previous = run_dir / "captioner" / "captioner.json"

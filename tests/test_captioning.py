@@ -135,6 +135,12 @@ class _FakeBundle:
     pretrained = None
     embed_dim = 8
 
+    def __init__(self, weights="w0"):
+        self.weights = weights
+
+    def fingerprint(self):
+        return self.weights
+
 
 def _train_cfg(steps=6):
     return CaptionTrainConfig(model=TINY, epochs=0, loop=LoopConfig(steps=steps, batch_size=4, lr=5e-3,
@@ -144,6 +150,19 @@ def _train_cfg(steps=6):
 
 def _records():
     return [CaptionRecord(f"{i}.jpg", "train", [CAPTIONS[i % 3], CAPTIONS[(i + 1) % 3]]) for i in range(6)]
+
+
+def test_a_changed_encoder_retrains_the_captioner(tmp_path, monkeypatch):
+    embeds = torch.randn(6, 8)
+    monkeypatch.setattr("rsdix.captioning.image_embeddings", lambda *a, **k: embeds)
+    first = train_captioner(_FakeBundle("w0"), _records(), tmp_path, _train_cfg(), tmp_path / "run", seed=3)
+    same = train_captioner(_FakeBundle("w0"), _records(), tmp_path, _train_cfg(), tmp_path / "run", seed=3)
+    assert not (tmp_path / "run.previous").exists()            # same encoder: the finished run is reused
+    assert [r["loss"] for r in same.history] == [r["loss"] for r in first.history]
+    monkeypatch.setattr("rsdix.captioning.image_embeddings", lambda *a, **k: embeds + 1)
+    train_captioner(_FakeBundle("w1"), _records(), tmp_path, _train_cfg(), tmp_path / "run", seed=3)
+    assert (tmp_path / "run.previous" / "checkpoint.pt").exists()   # retrained: old run kept aside
+    assert (tmp_path / "run" / "captioner").exists()
 
 
 def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
