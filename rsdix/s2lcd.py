@@ -124,6 +124,32 @@ def cloud_mask(scene: Scene, method: str = "auto", scl_classes: Sequence[int] = 
 
 # --------------------------------------------------------------------------------------
 # tiling
+def cloud_check(scenes: Iterable[Scene]) -> pd.DataFrame:
+    """Per scene: the cloud share of valid pixels by the simple spectral test, and where the product
+    has them, by its scene classification layer (SCL; with pixel agreement and IoU of the two
+    masks) and by ESA's ``tileInfo.json`` ``cloudyPixelPercentage`` (as fractions)."""
+    import json
+
+    rows = []
+    for scene in scenes:
+        spectral, _ = cloud_mask(scene, "spectral")
+        valid = max(int(scene.valid.sum()), 1)
+        row = dict(scene=scene.name, spectral_cloud=float(spectral.sum() / valid))
+        if scene.scl is not None:
+            scl, _ = cloud_mask(scene, "scl")
+            row.update(scl_cloud=float(scl.sum() / valid),
+                       pixel_agreement=float((scl == spectral)[scene.valid].mean()),
+                       iou=float((scl & spectral).sum() / max((scl | spectral).sum(), 1)))
+        info = Path(scene.source) / "tileInfo.json"
+        if info.exists():
+            try:
+                row["esa_cloudy_pixel_percentage"] = json.loads(info.read_text())["cloudyPixelPercentage"] / 100
+            except (ValueError, KeyError) as exc:
+                raise DataError(info, f"no readable cloudyPixelPercentage ({exc})") from exc
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def tile_windows(height: int, width: int, size: int, stride: int | None = None,
                  edge: str = "drop") -> list[tuple[int, int, int, int]]:
     """Patch windows ``(row_off, col_off, height, width)`` over a ``height x width`` grid.

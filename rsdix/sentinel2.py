@@ -500,3 +500,27 @@ def write_reflectance(scene: Scene, path: str | os.PathLike) -> Path:
         for i, b in enumerate(scene.band_names, start=1):
             dst.set_band_description(i, b)
     return path
+
+
+def check_reflectance(dn_file: str | os.PathLike, expected_file: str | os.PathLike | None = None) -> dict:
+    """Read ``dn_file`` (digital numbers + product metadata) as reflectance and compare it with a
+    reference reflectance raster (default: ``<stem>_toa.tif`` beside it): the radiometry used,
+    value counts and the largest absolute difference on pixels valid in both."""
+    import rasterio
+
+    dn_file = Path(dn_file)
+    expected_file = Path(expected_file) if expected_file else dn_file.with_name(dn_file.stem + "_toa.tif")
+    if not expected_file.exists():
+        raise DataError(expected_file, "reference reflectance raster not found")
+    scene = read_scene(dn_file, bands=None)
+    with rasterio.open(expected_file) as src:
+        expected = src.read()
+    if expected.shape != scene.reflectance.shape:
+        raise DataError(expected_file, f"shape {expected.shape} differs from {dn_file.name}'s {scene.reflectance.shape}")
+    ok = np.isfinite(scene.reflectance) & np.isfinite(expected)
+    diff = np.abs(scene.reflectance[ok] - expected[ok])
+    return dict(product=scene.name, baseline=scene.radiometry.baseline, offset=scene.radiometry.default_offset,
+                quantification=scene.radiometry.quantification,
+                offset_from=scene.radiometry.source.split("/")[-1], valid_values=int(ok.sum()),
+                nodata_values=int((~ok).sum()), max_abs_diff=float(diff.max()) if diff.size else 0.0,
+                exactly_equal=bool(np.array_equal(scene.reflectance[ok], expected[ok])))

@@ -332,3 +332,25 @@ def test_notebooks_01_and_02_read_the_same_caption_corpora(tmp_path):
         ours, theirs = overview_corpora(tmp_path), caption_corpora(tmp_path)
     assert ours == theirs == {"RSITMD": [["a red roof"], ["a beach"]]}
     assert all("dataset_rsitmd.json" in str(w.message) for w in caught) and caught
+
+
+def test_cloud_check_counts_and_compares_with_scl_and_esa(tmp_path):
+    import json
+
+    from rsdix.s2lcd import cloud_check
+
+    folder = tmp_path / "l2a"
+    make_band_folder(folder, size=8)
+    scl = np.full((4, 4), 4, np.uint8)
+    scl[0, 0] = 9                                    # 4 of 64 pixels cloudy by SCL
+    write_band(folder / "SCL_20m.tif", scl, res=20.0)
+    (folder / "tileInfo.json").write_text(json.dumps({"cloudyPixelPercentage": 12.5}))
+    scene = read_scene(folder, bands=("B02", "B03", "B04"), offset=-1000)
+    row = cloud_check([scene]).iloc[0]
+    assert row["scl_cloud"] == pytest.approx(4 / 64) and row["esa_cloudy_pixel_percentage"] == 0.125
+    spectral = cloud_mask(scene, "spectral")[0]
+    assert row["spectral_cloud"] == pytest.approx(spectral.sum() / 64)
+    assert 0 <= row["iou"] <= 1 and 0 <= row["pixel_agreement"] <= 1
+    (folder / "tileInfo.json").write_text("{not json")
+    with pytest.raises(DataError, match="tileInfo.json"):
+        cloud_check([scene])

@@ -208,3 +208,22 @@ def test_safe_l2a_layout(tmp_path):
     assert scene.name.startswith("S2B_MSIL2A_20220701T101559_N0400")
     np.testing.assert_allclose(scene.band("B02"), 0.01)                       # (1100 - 1000) / 10000
     np.testing.assert_allclose(scene.band("B05"), 0.02)
+
+
+@pytest.mark.data
+def test_check_reflectance_against_fixture_and_bad_reference(data_root, tmp_path):
+    from rsdix.errors import DataError
+    from rsdix.sentinel2 import check_reflectance
+
+    folder = data_root / "sentinel2/l1c_with_toa"
+    if not (folder / f"{TOA[1]}.tif").exists():
+        pytest.skip("l1c_with_toa fixture absent")
+    row = check_reflectance(folder / f"{TOA[1]}.tif")
+    assert row["exactly_equal"] and row["max_abs_diff"] == 0.0 and row["offset"] == -1000
+    assert row["valid_values"] > 0 and row["offset_from"].endswith("_MTD.xml")
+    with pytest.raises(DataError, match="reference reflectance raster not found"):
+        check_reflectance(folder / f"{TOA[1]}.tif", tmp_path / "missing_toa.tif")
+    small = tmp_path / "small_toa.tif"
+    write_band(small, np.zeros((3, 3), np.float32))
+    with pytest.raises(DataError, match="shape"):
+        check_reflectance(folder / f"{TOA[1]}.tif", small)

@@ -1,5 +1,6 @@
 """``python -m rsdix.benchmarks [--quick] [--only NAME] --out figures/bench``: run every benchmark
-module and write one table (CSV + markdown)."""
+module and write one table (CSV + markdown); with ``--only`` the other modules' rows already in
+the table are kept."""
 from __future__ import annotations
 
 import argparse
@@ -45,6 +46,11 @@ def main(argv=None) -> int:
     env = environment()
     for key in ("torch", "cpu_count", "device", "git_commit", "time_utc"):
         table[key] = env.get(key)
+    csv = out.with_suffix(".csv")
+    if args.only and csv.exists():  # a partial run replaces its modules' rows, keeps the others
+        previous = pd.read_csv(csv)
+        table = pd.concat([previous[~previous["module"].isin(table["module"].unique())], table],
+                          ignore_index=True).sort_values("module", kind="stable")
     write_table(table, out.name, out.parent)
     print(table.drop(columns=["torch", "cpu_count", "device", "git_commit", "time_utc"],
                      errors="ignore").to_string(index=False))
