@@ -95,7 +95,13 @@ def write_results_summary(dirs: RunDirs, times: pd.DataFrame | None = None) -> s
     else:
         lines += ["No results table was written by this run.", ""]
     if times is not None and len(times):
-        lines += ["## Time per notebook", "", times.to_markdown(index=False, floatfmt=".1f"), ""]
+        lines += ["## Time per notebook", "",
+                  "`seconds`: this invocation of `make reproduce`; `last_run_s`: the notebook's latest real "
+                  "run (a notebook skipped as up to date, or left out with `--only`, keeps its earlier time).", "",
+                  times.to_markdown(index=False, floatfmt=".1f"), ""]
+        if "last_run_s" in times:
+            lines += [f"End to end (sum of the latest runs): {times['last_run_s'].sum() / 60:.1f} min; "
+                      f"this invocation: {times['seconds'].sum() / 60:.1f} min.", ""]
     lines += ["## Environment", ""] + [f"- {k}: {v}" for k, v in environment().items()] + [""]
     path = dirs.figures / "RESULTS.md"
     atomic_write_text(path, "\n".join(lines))

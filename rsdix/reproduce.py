@@ -62,16 +62,23 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
     stamps = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
     params = {"profile": profile, "data_root": str(data_root) if data_root else None, "seed": seed,
               "out_dir": str(out_dir) if out_dir else None}
+    times_path = dirs.run / "reproduce_times.csv"
+    last = _last_runs(times_path)              # notebook -> (seconds, finished_utc) of its latest real run
     rows, upstream, total_start = [], "", time.time()
     for nb in notebooks():
         stamp = _stamp(nb, params, upstream)   # every notebook's, so --only runs see the same upstream
         upstream = stamp
         if only and not any(nb.name.startswith(o) for o in only):
+            if nb.name in last:
+                rows.append({"notebook": nb.name, "status": "not run", "seconds": 0.0,
+                             "last_run_s": last[nb.name][0], "last_run_utc": last[nb.name][1]})
             continue
         target = executed_dir / nb.name
         if not force and stamps.get(nb.name) == stamp and target.exists():
             print(f"[reproduce] {nb.name}: up to date, skipped", flush=True)
-            rows.append({"notebook": nb.name, "status": "skipped", "seconds": 0.0})
+            prev = last.get(nb.name, (float("nan"), ""))
+            rows.append({"notebook": nb.name, "status": "skipped", "seconds": 0.0,
+                         "last_run_s": prev[0], "last_run_utc": prev[1]})
             continue
         print(f"[reproduce] {nb.name}: running (profile={profile})", flush=True)
         start = time.time()
@@ -90,12 +97,13 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
         elapsed = time.time() - start
         stamps[nb.name] = stamp
         stamps_path.write_text(json.dumps(stamps, indent=1))
-        rows.append({"notebook": nb.name, "status": "ran", "seconds": elapsed})
+        rows.append({"notebook": nb.name, "status": "ran", "seconds": elapsed, "last_run_s": elapsed,
+                     "last_run_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())})
         print(f"[reproduce] {nb.name}: done in {elapsed:.0f}s", flush=True)
     times = pd.DataFrame(rows)
     total = time.time() - total_start
     _print_times(rows, total)
-    times.to_csv(dirs.run / "reproduce_times.csv", index=False)
+    times.to_csv(times_path, index=False)
     from rsdix.report import write_results_summary
 
     summary = write_results_summary(dirs, times)
@@ -117,6 +125,22 @@ def _failing_cell(source_nb: Path, executed_nb: Path, exec_count) -> tuple[int |
     except (OSError, ValueError, StopIteration, KeyError):
         pass
     return f"#{exec_count} (execution count)", ""
+
+
+def _last_runs(path: Path) -> dict:
+    """From a previous ``reproduce_times.csv``: each notebook's latest real run (seconds, UTC)."""
+    if not path.exists():
+        return {}
+    try:
+        prev = pd.read_csv(path)
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for row in prev.to_dict("records"):
+        seconds = row.get("last_run_s", row.get("seconds"))
+        if row.get("status") == "ran" or pd.notna(row.get("last_run_s", float("nan"))):
+            out[row["notebook"]] = (float(seconds), str(row.get("last_run_utc", "") if pd.notna(row.get("last_run_utc", "")) else ""))
+    return out
 
 
 def _print_times(rows, total):

@@ -36,9 +36,11 @@ def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, cap
     assert (out / "ran.txt").read_text() == "smoke\n"          # parameters reached the notebook
     executed = nbformat.read(tmp_path / "runs" / "smoke" / "notebooks" / "01_ok.ipynb", as_version=4)
     assert any(c.metadata.get("tags") == ["injected-parameters"] for c in executed.cells)
+    first_seconds = times["seconds"].iloc[0]
     times = reproduce.run("smoke", out_dir=str(out))
     assert list(times["status"]) == ["skipped"]                # inputs unchanged
-    assert (out / "RESULTS.md").exists()
+    assert times["last_run_s"].iloc[0] == pytest.approx(first_seconds)   # the real run's time is kept
+    assert (out / "RESULTS.md").exists() and "End to end" in (out / "RESULTS.md").read_text()
 
     bad = _notebook(folder / "02_bad.ipynb", "x = 1", "raise ValueError('boom in cell')")
     monkeypatch.setattr(reproduce, "notebooks", lambda: [ok, bad])
@@ -127,6 +129,8 @@ def test_only_keeps_the_upstream_stamps_of_notebooks_it_does_not_run(tmp_path, m
     monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
     out = str(tmp_path / "fig")
     assert list(reproduce.run("smoke", out_dir=out)["status"]) == ["ran", "ran"]
-    assert list(reproduce.run("smoke", out_dir=out, only=["02"])["status"]) == ["skipped"]
+    only = reproduce.run("smoke", out_dir=out, only=["02"])
+    assert list(only["status"]) == ["not run", "skipped"]     # 01 left out, listed with its earlier time
+    assert only["last_run_s"].notna().all()
     assert list(reproduce.run("smoke", out_dir=out)["status"]) == ["skipped", "skipped"]
     assert ran == ["01_a.ipynb", "02_b.ipynb"]
