@@ -635,17 +635,10 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
         raise DataError(source, "no training images")
     snapshot = {"caption": asdict(cfg), "encoder": bundle.name, "encoder_weights": bundle.fingerprint(),
                 "seed": seed}
-    if resume and (run_dir / "checkpoint.pt").exists():
-        from rsdix.train import checkpoint_config_differs
+    if resume:  # e.g. notebook 03 retrained the encoder: the old captioner is stale, train anew
+        from rsdix.train import retire_stale_run
 
-        changed = checkpoint_config_differs(run_dir / "checkpoint.pt", snapshot)
-        if changed:  # e.g. notebook 03 retrained the encoder: the old captioner is stale, train anew
-            import shutil
-
-            stale = run_dir.with_name(run_dir.name + ".previous")
-            shutil.rmtree(stale, ignore_errors=True)
-            run_dir.rename(stale)
-            print(f"{run_dir.name}: {changed} changed since the last run; training anew, the old run moved to {stale}")
+        retire_stale_run(run_dir, snapshot)
     for rec in records:  # before anything is trained on them
         for j, caption in enumerate(rec.captions):
             if caption is None or not str(caption).strip():

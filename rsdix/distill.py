@@ -454,17 +454,10 @@ def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "QuickCheck | None" 
 
     run_dir = Path(dirs.run) / "train" / name
     method = cfg.loss.method + ("+dino" if cfg.dino.enabled else "")
-    ckpt = run_dir / "checkpoint.pt"
-    if resume and ckpt.exists():
-        from rsdix.train import checkpoint_config_differs
+    if resume:  # a run made under another configuration is stale: train anew, keep it aside
+        from rsdix.train import retire_stale_run
 
-        changed = checkpoint_config_differs(ckpt, to_dict(cfg))
-        if changed:  # the configuration changed since: that run is stale, train anew (keep one backup)
-            stale = run_dir.with_name(run_dir.name + ".previous")
-            shutil.rmtree(stale, ignore_errors=True)
-            run_dir.rename(stale)
-            print(f"{name}: the config changed since {ckpt} (in {changed}); training anew, the old run "
-                  f"moved to {stale}")
+        retire_stale_run(run_dir, to_dict(cfg))
     res = train_clip(cfg, run_dir=run_dir, resume=resume, desc=name)
     if save:
         folder = save_model(res.bundle, Path(dirs.models) / name,

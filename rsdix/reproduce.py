@@ -135,12 +135,10 @@ def _last_runs(path: Path) -> dict:
         prev = pd.read_csv(path)
     except (OSError, ValueError):
         return {}
-    out = {}
-    for row in prev.to_dict("records"):
-        seconds = row.get("last_run_s", row.get("seconds"))
-        if row.get("status") == "ran" or pd.notna(row.get("last_run_s", float("nan"))):
-            out[row["notebook"]] = (float(seconds), str(row.get("last_run_utc", "") if pd.notna(row.get("last_run_utc", "")) else ""))
-    return out
+    if "last_run_s" not in prev:  # written before last_run_s existed: the rows that ran are the last runs
+        prev = prev[prev["status"] == "ran"].assign(last_run_s=prev["seconds"], last_run_utc="")
+    prev = prev.dropna(subset=["last_run_s"]).fillna({"last_run_utc": ""})
+    return {r.notebook: (float(r.last_run_s), str(r.last_run_utc)) for r in prev.itertuples()}
 
 
 def _print_times(rows, total):

@@ -122,8 +122,6 @@ def cloud_mask(scene: Scene, method: str = "auto", scl_classes: Sequence[int] = 
     return cloud & scene.valid, "spectral"
 
 
-# --------------------------------------------------------------------------------------
-# tiling
 def cloud_check(scenes: Iterable[Scene]) -> pd.DataFrame:
     """Per scene: the cloud share of valid pixels by the simple spectral test, and where the product
     has them, by its scene classification layer (SCL; with pixel agreement and IoU of the two
@@ -150,6 +148,8 @@ def cloud_check(scenes: Iterable[Scene]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------------------
+# tiling
 def tile_windows(height: int, width: int, size: int, stride: int | None = None,
                  edge: str = "drop") -> list[tuple[int, int, int, int]]:
     """Patch windows ``(row_off, col_off, height, width)`` over a ``height x width`` grid.
