@@ -71,6 +71,7 @@ class ClipDataConfig:
     augment: str = "rs"                 # rs | openclip | none
     crop_scale: tuple = (0.5, 1.0)
     zoom_out: float = 1.0               # largest zoom-out (reflection padding) factor; 1 = off
+    color_jitter: float = 0.0           # brightness/contrast strength (saturation half of it); 0 = off
     cache_images: bool = False          # keep decoded images (resized to ~1.15x model size) in memory
     data_root: str | None = None
     languages: list | None = None       # multilingual: sample one of these languages per step (None: any caption)
@@ -124,11 +125,9 @@ class SBertSimilarity:
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
-        from sentence_transformers import SentenceTransformer
+        from rsdix.metrics import sbert_model  # one copy per process, shared with the caption metrics
 
-        from rsdix.models import minilm_path
-
-        self.model = SentenceTransformer(str(model_path or minilm_path()), device=str(device))
+        self.model = sbert_model(model_path, str(device))
         self.model.eval().requires_grad_(False)
         self.cache: dict[str, torch.Tensor] = {}
 
@@ -254,8 +253,8 @@ def build_train_dataset(cfg: ClipTrainConfig, bundle, seed: int | None = None):
     from rsdix.data.transforms import bundle_train_transform
 
     seed = cfg.loop.seed if seed is None else seed
-    kwargs = ({"scale": tuple(cfg.data.crop_scale), "zoom_out": cfg.data.zoom_out}
-              if cfg.data.augment == "rs" else {})
+    kwargs = ({"scale": tuple(cfg.data.crop_scale), "zoom_out": cfg.data.zoom_out,
+               "color_jitter": cfg.data.color_jitter} if cfg.data.augment == "rs" else {})
     transform = bundle_train_transform(bundle, cfg.data.augment, **kwargs)
     if cfg.dino.enabled:  # multi-crop views; the CLIP image is a global crop or this transform's output
         from rsdix.dino import dino_views
@@ -300,18 +299,21 @@ QUICK_TEMPLATES = ("a satellite photo of {}.", "an aerial view of {}.", "{} from
 class QuickCheck:
     """UCM test retrieval (R@1/5/10 both ways, mean recall mR) and WHU-RS19 zero-shot top-1 (%).
 
+    ``split="val"`` checks retrieval on the validation images instead (for choosing settings
+    without looking at the test split); ``zero_shot=None`` leaves the zero-shot check out.
+
     Images are decoded and preprocessed once (``bundle.preprocess_val`` of the first model),
     so checking many small models trained with the same preprocessing is cheap. A small check
     for training studies; the full evaluation suite is :mod:`rsdix.evaluate`.
     """
 
     def __init__(self, bundle, data_root=None, retrieval: str = "ucm_captions",
-                 zero_shot: str | None = "whu_rs19", max_zero_shot: int | None = None):
+                 zero_shot: str | None = "whu_rs19", max_zero_shot: int | None = None, split: str = "test"):
         from rsdix.data.captions import CaptionDataset
         from rsdix.data.classification import ClassificationDataset
         from rsdix.data.registry import caption_file, dataset_path
 
-        ds = CaptionDataset.from_file(caption_file(retrieval, data_root), split="test", mode="eval",
+        ds = CaptionDataset.from_file(caption_file(retrieval, data_root), split=split, mode="eval",
                                       transform=bundle.preprocess_val)
         self.texts, self.owner = ds.texts(), torch.tensor(ds.text_to_image())
         self.images = self._load(ds, "retrieval images")
@@ -351,14 +353,10 @@ class QuickCheck:
         model = bundle.model
         was_training = model.training
         model.eval()
-        sims = self._images(model, self.images) @ self._texts(model, bundle.tokenizer, self.texts).t()
-        out = {}
-        for k in (1, 5, 10):
-            top_t = sims.topk(k, dim=1).indices                      # image -> text
-            out[f"i2t_R@{k}"] = 100 * (self.owner[top_t] == torch.arange(len(sims))[:, None]).any(1).float().mean().item()
-            top_i = sims.t().topk(k, dim=1).indices                  # text -> image
-            out[f"t2i_R@{k}"] = 100 * (top_i == self.owner[:, None]).any(1).float().mean().item()
-        out["mR"] = sum(out.values()) / 6
+        from rsdix.evaluate import retrieval_metrics  # the evaluation suite's definition of R@k
+
+        out = retrieval_metrics(self._images(model, self.images), self._texts(model, bundle.tokenizer, self.texts),
+                                self.owner.tolist())
         if self.zs is not None:
             images, labels, names = self.zs
             weights = torch.stack([torch.nn.functional.normalize(
@@ -431,6 +429,8 @@ class StudyConfig:
     save_fraction_models: bool = False        # the data-efficiency models are many; keep results only
     zero_shot_max: int | None = None          # subsample WHU-RS19 for the quick check (None: all)
     dino_steps: int | None = None             # the RS-M-CLIP DINO run: None = main steps, 0 = skip
+    long_steps: int = 0                       # then train the best method (by UCM *val* mR) this long; 0 = skip
+    check_teacher: bool = True                # also quick-check the EMA teacher of distillation runs
 
 
 def load_study_config(profile: str = "cpu", **overrides) -> StudyConfig:
@@ -442,12 +442,19 @@ def run_name(method: str, seed: int, fraction: float = 1.0) -> str:
     return f"{method}_s{seed}" if fraction == 1.0 else f"{method}_frac{fraction:g}_s{seed}"
 
 
+def long_run_name(method: str, seed: int) -> str:
+    """``rsdix-siglip-long_s0``: the best method trained for ``StudyConfig.long_steps``."""
+    return f"{method}-long_s{seed}"
+
+
 def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "QuickCheck | None" = None, save: bool = True,
-              resume: bool = True) -> dict:
+              resume: bool = True, val_check: "QuickCheck | None" = None, check_teacher: bool = False) -> dict:
     """Train one run into ``dirs.run/train/<name>`` (resuming a finished or interrupted run of the
     same configuration; a run whose configuration changed is moved to ``<name>.previous`` and
     trained anew), save the model to ``dirs.models/<name>`` with its ``train_log.csv``, and
-    quick-check it."""
+    quick-check it: ``check`` (test retrieval + zero-shot), ``val_check`` (validation retrieval,
+    as ``val_mR``, for choosing between runs) and, with ``check_teacher``, the EMA teacher's
+    weights too (as ``ema_<key>``; runs without a teacher have none)."""
     import shutil
 
     from rsdix.models import save_model
@@ -468,6 +475,13 @@ def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "QuickCheck | None" 
            "steps": res.step, "train_s": res.seconds, "history": res.history}
     if check is not None:
         out.update(check(res.bundle))
+    if val_check is not None:
+        out["val_mR"] = val_check(res.bundle)["mR"]
+    if check_teacher and check is not None and res.teacher is not None:
+        import dataclasses
+
+        ema = dataclasses.replace(res.bundle, model=res.teacher.module)  # the averaged weights
+        out.update({f"ema_{k}": v for k, v in check(ema).items()})
     return out
 
 
@@ -480,11 +494,16 @@ def result_rows(runs: Sequence[dict], profile: str, retrieval_title: str = "UCM"
     for r in runs:
         extra = {"method": r["method"], "fraction": r["fraction"], "steps": r["steps"]}
         for key, value in r.items():
-            if key.startswith(("i2t_", "t2i_")) or key == "mR":
-                rows.append(Result(model=r["run"], dataset=retrieval_title, task="retrieval", metric=key,
-                                   value=value, seed=r["seed"], profile=profile, extra=extra))
+            model = r["run"]
+            if key.startswith("ema_"):  # the EMA teacher's weights: a model of its own
+                key, model = key[len("ema_"):], f"{r['run']}-ema"
+            split = "val" if key == "val_mR" else "test"
+            if key.startswith(("i2t_", "t2i_")) or key in ("mR", "val_mR"):
+                rows.append(Result(model=model, dataset=retrieval_title, task="retrieval", metric="mR" if
+                                   key == "val_mR" else key, value=value, seed=r["seed"], split=split,
+                                   profile=profile, extra=extra))
             elif key == "zs_top1":
-                rows.append(Result(model=r["run"], dataset=zero_shot_title, task="zero-shot", metric="top1",
+                rows.append(Result(model=model, dataset=zero_shot_title, task="zero-shot", metric="top1",
                                    value=value, seed=r["seed"], profile=profile, extra=extra))
     return rows
 

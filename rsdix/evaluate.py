@@ -76,9 +76,13 @@ def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
     """Image->text and text->image recall@k (percent) and mR, the mean of all of them.
 
     A query scores a hit at k when any correct item ranks in its top k (an image has several
-    captions). Rank = number of items scoring strictly higher than the best correct one (ties
-    count in the query's favour). One chunked pass over the similarity matrix serves both
-    directions, so 10k images x 50k captions never materialises the full matrix.
+    captions). Exact ties are common: UCM-Captions repeats the same sentence for many images, so
+    an image's best caption often ties with other images' identical captions. Tied items are
+    taken in random order, in expectation: a query counts the probability that some correct item
+    lands in the top k (order-independent; the usual tools break ties by index order, which
+    matches this on average; counting ties in the query's favour instead inflated UCM i2t R@1
+    from about 7 to 26 for the same model). One chunked pass over the similarity matrix serves
+    both directions, so 10k images x 50k captions never materialises the full matrix.
     """
     img = torch.as_tensor(image_features, dtype=torch.float32)
     txt = torch.as_tensor(text_features, dtype=torch.float32)
@@ -99,25 +103,48 @@ def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
         device = "cuda"
     if device:
         img, txt, t2i = img.to(device), txt.to(device), t2i.to(device)
-    # score of each text against its own image (text->image has exactly one correct image), and
-    # each image's best score over its own captions (image->text has several correct texts)
-    own = (txt * img[t2i]).sum(dim=1)
-    best = torch.full((n_img,), -math.inf, device=img.device).scatter_reduce(0, t2i, own, reduce="amax")
-    t2i_rank = torch.zeros(n_txt, dtype=torch.long, device=img.device)
-    i2t_rank = torch.empty(n_img, dtype=torch.long, device=img.device)
+    # Per query: items scoring strictly higher than the best correct one (above), other items tied
+    # with it (tied), correct items tied at that score (own). The own item never counts against
+    # its query: an image's best caption score is read from the same matrix product as the rest
+    # (a separately computed dot product differs in the last bits, and a strict comparison then
+    # counted a text's own image against it about half the time), and for text->image (one
+    # correct image) only the other images are compared.
+    zeros = lambda n: torch.zeros(n, dtype=torch.long, device=img.device)  # noqa: E731
+    i2t = {"above": zeros(n_img), "tied": zeros(n_img), "own": zeros(n_img)}
+    t2i_ = {"above": zeros(n_txt), "tied": zeros(n_txt), "own": torch.ones(n_txt, dtype=torch.long, device=img.device)}
+    own_score = (txt * img[t2i]).sum(dim=1)
+    rows = torch.arange(n_img, device=img.device)
     for start in range(0, n_img, chunk_size):
         stop = min(start + chunk_size, n_img)
         sims = img[start:stop] @ txt.T                                   # (c, n_txt)
-        i2t_rank[start:stop] = (sims > best[start:stop, None]).sum(dim=1)
-        t2i_rank += (sims > own[None, :]).sum(dim=0)
-        del sims
+        mine = t2i[None, :] == rows[start:stop, None]                    # (c, n_txt): own captions
+        best = sims.masked_fill(~mine, -math.inf).amax(dim=1, keepdim=True)
+        at_best = sims == best
+        i2t["above"][start:stop] = (sims > best).sum(dim=1)
+        i2t["tied"][start:stop] = (at_best & ~mine).sum(dim=1)
+        i2t["own"][start:stop] = (at_best & mine).sum(dim=1)
+        t2i_["above"] += ((sims > own_score[None, :]) & ~mine).sum(dim=0)
+        t2i_["tied"] += ((sims == own_score[None, :]) & ~mine).sum(dim=0)
+        del sims, mine, at_best
     out = {}
-    for k in ks:
-        out[f"i2t_R@{k}"] = 100.0 * float((i2t_rank < k).float().mean())
-    for k in ks:
-        out[f"t2i_R@{k}"] = 100.0 * float((t2i_rank < k).float().mean())
+    for name, counts in (("i2t", i2t), ("t2i", t2i_)):
+        for k in ks:
+            out[f"{name}_R@{k}"] = 100.0 * float(hit_probability(counts["above"], counts["tied"], counts["own"], k).mean())
+    out = {key: out[key] for key in [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in ks]}
     out["mR"] = float(np.mean(list(out.values())))
     return out
+
+
+def hit_probability(above: torch.Tensor, tied: torch.Tensor, own: torch.Tensor, k: int) -> torch.Tensor:
+    """P(some correct item is in the top k) when ``above`` items score higher and the ``tied``
+    other items and ``own`` correct items share the best correct score, in random order:
+    ``1 - C(tied, r) / C(tied + own, r)`` with ``r = k - above`` slots left (0 if r <= 0)."""
+    slots = k - above
+    miss = torch.ones(above.shape, dtype=torch.float64, device=above.device)
+    for t in range(k):
+        factor = (tied - t).clamp(min=0).double() / (tied + own - t).clamp(min=1).double()
+        miss = torch.where(slots > t, miss * factor, miss)
+    return torch.where(slots > 0, 1.0 - miss, torch.zeros_like(miss))
 
 
 def knn_classify(train_x: torch.Tensor, train_y: Sequence[int], test_x: torch.Tensor, k: int = 20,

@@ -85,6 +85,8 @@ def test_sbert_similarities_replace_the_text_text_term():
     sims = e @ e.t()
     assert sims[0, 1].item() == pytest.approx(1.0, abs=1e-5) and sims[0, 2] < 0.5
     assert len(sbert.cache) == 2  # cached per distinct caption
+    from rsdix.metrics import sbert_model
+    assert SBertSimilarity().model is sbert_model() is sbert.model  # one MiniLM per process
     bundle = _tiny()
     model, batch = bundle.model, _batch(bundle)
     teacher = _teacher(model)
@@ -229,3 +231,28 @@ def test_train_run_resumes_same_config_and_retrains_a_changed_one(tmp_path, ucm_
     third = train_run(changed, "rsdix_s0", dirs)              # config changed: trained anew, old run kept aside
     assert (tmp_path / "run" / "train" / "rsdix_s0.previous" / "checkpoint.pt").exists()
     assert third["history"][-1]["loss"] != first["history"][-1]["loss"]     # really retrained, new lr
+
+
+def test_train_run_checks_validation_and_ema_teacher_weights(tmp_path, ucm_root):
+    from types import SimpleNamespace
+
+    from rsdix.distill import long_run_name, result_rows, train_run
+
+    def weight_sum(bundle):  # a stand-in check: which weights did it see?
+        return {"mR": float(sum(p.double().sum() for p in bundle.model.visual.parameters())), "zs_top1": 1.0}
+
+    dirs = SimpleNamespace(run=tmp_path / "run", models=tmp_path / "models")
+    cfg = load_clip_config("smoke", steps=3, batch_size=8, data__data_root=str(ucm_root.parent))
+    out = train_run(cfg, long_run_name("rsdix", 0), dirs, check=weight_sum, val_check=lambda b: {"mR": 42.0},
+                    check_teacher=True)
+    assert out["run"] == "rsdix-long_s0" and out["val_mR"] == 42.0
+    assert out["ema_mR"] != out["mR"]  # the averaged weights, not the student's
+    rows = result_rows([out], "smoke")
+    ema = [r for r in rows if r.model == "rsdix-long_s0-ema"]
+    assert {(r.metric, r.value) for r in ema} == {("mR", out["ema_mR"]), ("top1", 1.0)}
+    assert sorted((r.split, r.value) for r in rows if r.model == "rsdix-long_s0" and r.metric == "mR") == \
+        [("test", out["mR"]), ("val", 42.0)]
+    infonce = train_run(load_clip_config("smoke", method="infonce", steps=2, batch_size=8,
+                                         data__data_root=str(ucm_root.parent)),
+                        "infonce_s0", dirs, check=weight_sum, check_teacher=True)
+    assert not any(k.startswith("ema_") for k in infonce)  # no teacher, no EMA rows

@@ -48,8 +48,9 @@ def _segment(word: str, vocab: frozenset) -> list[str] | None:
 
 @lru_cache(maxsize=None)
 def _vocab() -> frozenset:
-    words = set(RS_WORDS) - {"golfcourse", "parkinglot", "storagetanks", "bareland", "sealake",
-                             "farmland"}
+    # run-together names that are not English words are split ("golfcourse" -> "golf course");
+    # "farmland" is a word (WHU-RS19's and AID's own class name "Farmland", and UCM's captions)
+    words = set(RS_WORDS) - {"golfcourse", "parkinglot", "storagetanks", "bareland", "sealake"}
     return frozenset(words)
 
 
