@@ -743,6 +743,8 @@ def compare_with_published(results: pd.DataFrame, reference: pd.DataFrame | None
     from rsdix.results import method_name, reference_numbers, with_reference
 
     ours = results if metrics is None else results[results["metric"].isin(list(metrics))]
+    if "split" in ours:  # published numbers are test numbers: validation rows (model selection) stay out
+        ours = ours[ours["split"].fillna("") != "val"]
     if ours.empty:
         raise DataError("results", "no rows to compare")
     if mean_over_seeds:   # the same pooling as rsdix.results.summarise (RESULTS.md)

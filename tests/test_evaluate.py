@@ -455,9 +455,10 @@ def test_compare_with_published_side_by_side():
     rows = pd.DataFrame([
         dict(model="infonce_s0", dataset="UCM", task="retrieval", metric="mR", value=10.0, seed=0),
         dict(model="infonce_s1", dataset="UCM", task="retrieval", metric="mR", value=14.0, seed=1),
-        dict(model="infonce_s0", dataset="WHU-RS19", task="knn", metric="top1", value=50.0, seed=0)])
+        dict(model="infonce_s0", dataset="WHU-RS19", task="knn", metric="top1", value=50.0, seed=0),
+        dict(model="infonce_s0", dataset="UCM", task="retrieval", metric="mR", value=99.0, seed=0, split="val")])
     table = compare_with_published(rows).set_index(["dataset", "task", "metric"])
-    assert table.loc[("UCM", "retrieval", "mR"), "infonce"] == 12.0      # mean over the two seeds
+    assert table.loc[("UCM", "retrieval", "mR"), "infonce"] == 12.0      # mean over the two seeds, no val row
     assert table.loc[("UCM", "retrieval", "mR"), "published: RemoteCLIP ViT-B/32"] == 56.36
     assert pd.isna(table.loc[("WHU-RS19", "knn", "top1"), "published: RemoteCLIP ViT-B/32"])
 
