@@ -277,7 +277,10 @@ def lock_text_trunk(model: torch.nn.Module, cache: bool = True) -> int:
     """Freeze the pretrained trunk of an HF text tower (``model.text.transformer``), keeping the
     projection trainable (locked-text tuning). With ``cache=True`` the pooled trunk output of each
     distinct token sequence is computed once and reused (the trunk is frozen, so it never
-    changes): on a CPU this removes the text transformer from every training step.
+    changes): on a CPU this removes the text transformer from every training step. Entries are
+    kept per autocast state: features cached under bf16 autocast during training are not reused
+    by an fp32 check after it (they differ by bf16 rounding, enough to move a quick check's mR
+    by ~0.5 from the saved model's evaluation).
 
     State-dict keys are unchanged, so saved models load as plain open_clip models.
     Returns the number of frozen parameters.
@@ -300,14 +303,16 @@ def lock_text_trunk(model: torch.nn.Module, cache: bool = True) -> int:
 
 def _cached_text_forward(self, x: torch.Tensor) -> torch.Tensor:
     pad = self.config.pad_token_id
+    device = x.device.type
+    precision = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
     rows = x.tolist()
-    keys = [tuple(t for t in r if t != pad) for r in rows]
+    keys = [(precision, *(t for t in r if t != pad)) for r in rows]
     missing = sorted({k for k in keys if k not in self._pooled_cache})
     if missing:
-        width = max(len(k) for k in missing)
+        width = max(len(k) - 1 for k in missing)
         ids = torch.full((len(missing), width), pad, dtype=x.dtype, device=x.device)
         for i, k in enumerate(missing):
-            ids[i, :len(k)] = torch.tensor(k, dtype=x.dtype)
+            ids[i, :len(k) - 1] = torch.tensor(k[1:], dtype=x.dtype)
         mask = (ids != pad).long()
         with torch.no_grad():
             self.transformer.eval()

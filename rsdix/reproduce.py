@@ -60,8 +60,9 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
     executed_dir.mkdir(parents=True, exist_ok=True)
     stamps_path = dirs.run / "reproduce_stamps.json"
     stamps = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
-    params = {"profile": profile, "data_root": str(data_root) if data_root else None, "seed": seed,
-              "out_dir": str(out_dir) if out_dir else None}
+    # notebooks run with their own folder as working directory: relative paths are the caller's
+    absolute = lambda p: str(Path(p).expanduser().resolve()) if p else None  # noqa: E731
+    params = {"profile": profile, "data_root": absolute(data_root), "seed": seed, "out_dir": absolute(out_dir)}
     times_path = dirs.run / "reproduce_times.csv"
     last = _last_runs(times_path)              # notebook -> (seconds, finished_utc) of its latest real run
     rows, upstream, total_start = [], "", time.time()

@@ -200,6 +200,23 @@ def test_locked_text_trunk_cache_equals_uncached_forward():
     assert bundle.model.text.proj.weight.grad is not None
 
 
+def test_locked_text_trunk_cache_keeps_bf16_features_apart_from_fp32():
+    """Training fills the cache under bf16 autocast; a check after it (fp32) must see fp32 features."""
+    from rsdix.models import load_model, lock_text_trunk
+
+    bundle = load_model("rsdix-cnn")
+    tokens = bundle.tokenizer(CAPTIONS[:4])
+    with torch.no_grad():
+        ref = bundle.model.encode_text(tokens)
+        lock_text_trunk(bundle.model)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = bundle.model.encode_text(tokens).float()
+        out = bundle.model.encode_text(tokens)
+    assert len(bundle.model.text._pooled_cache) == 8  # 4 sequences x (bf16, fp32)
+    assert (low - ref).abs().max() > 1e-4  # bf16 really differs ...
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)  # ... and does not leak into fp32
+
+
 @pytest.mark.parametrize("method", ["rsdix", "rsdix-siglip"])
 def test_bf16_mixed_precision_training_stays_finite(tmp_path, method):
     bundle = _tiny()

@@ -27,17 +27,18 @@ def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, cap
     folder = tmp_path / "nbs"
     folder.mkdir()
     ok = _notebook(folder / "01_ok.ipynb", "from pathlib import Path\n"
-                   "Path(out_dir, 'ran.txt').open('a').write(profile + '\\n')")
+                   "Path(out_dir, 'ran.txt').open('a').write(profile + ' ' + data_root + '\\n')")
     monkeypatch.setattr(reproduce, "notebooks", lambda: [ok])
     monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)   # relative paths are the caller's, not the notebook folder's
     out = tmp_path / "fig"
-    times = reproduce.run("smoke", out_dir=str(out))
+    times = reproduce.run("smoke", data_root="data", out_dir="fig")
     assert list(times["status"]) == ["ran"]
-    assert (out / "ran.txt").read_text() == "smoke\n"          # parameters reached the notebook
+    assert (out / "ran.txt").read_text() == f"smoke {tmp_path / 'data'}\n"   # parameters reached the notebook
     executed = nbformat.read(tmp_path / "runs" / "smoke" / "notebooks" / "01_ok.ipynb", as_version=4)
     assert any(c.metadata.get("tags") == ["injected-parameters"] for c in executed.cells)
     first_seconds = times["seconds"].iloc[0]
-    times = reproduce.run("smoke", out_dir=str(out))
+    times = reproduce.run("smoke", data_root="data", out_dir=str(out))
     assert list(times["status"]) == ["skipped"]                # inputs unchanged
     assert times["last_run_s"].iloc[0] == pytest.approx(first_seconds)   # the real run's time is kept
     assert (out / "RESULTS.md").exists() and "End to end" in (out / "RESULTS.md").read_text()
@@ -45,7 +46,7 @@ def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, cap
     bad = _notebook(folder / "02_bad.ipynb", "x = 1", "raise ValueError('boom in cell')")
     monkeypatch.setattr(reproduce, "notebooks", lambda: [ok, bad])
     with pytest.raises(SystemExit) as err:
-        reproduce.run("smoke", out_dir=str(out))
+        reproduce.run("smoke", data_root="data", out_dir=str(out))
     msg = str(err.value)
     assert "02_bad.ipynb" in msg and "cell 3" in msg and "raise ValueError" in msg and "boom in cell" in msg
     assert (tmp_path / "runs" / "smoke" / "notebooks" / "02_bad.ipynb").exists()   # partial output kept
@@ -62,6 +63,9 @@ def test_committed_notebooks_are_clean():
         src = "".join(first["source"])
         for name in ("profile", "data_root", "seed", "out_dir"):
             assert f"{name} =" in src, f"{path.name}: parameter {name} missing"
+        if (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5):  # nbformat 4.5: every cell has a unique id
+            ids = [c.get("id") for c in nb["cells"]]
+            assert None not in ids and len(set(ids)) == len(ids), f"{path.name}: cell ids missing or repeated"
         for cell in nb["cells"]:
             if cell["cell_type"] == "code":
                 assert not cell.get("outputs") and cell.get("execution_count") is None, \
