@@ -400,7 +400,7 @@ class FitResult:
     teacher: EMATeacher | None
     history: list[dict]           # one row per logged step
     step: int
-    seconds: float
+    seconds: float                # training time of all steps, summed over interrupted and resumed parts
     run_dir: Path | None
 
 
@@ -457,6 +457,17 @@ def _read_log(path: Path, upto: int) -> list[dict]:
     return [r for r in rows if r["step"] <= upto]
 
 
+def _seconds_from_log(rows: list[dict], images_per_step: int) -> float:
+    """Training time of a checkpoint written before checkpoints carried it, estimated from the
+    log's throughput column (images between logged steps / img_per_s)."""
+    total, prev = 0.0, 0
+    for r in rows:
+        if r.get("img_per_s", 0) > 0:
+            total += (r["step"] - prev) * images_per_step / r["img_per_s"]
+        prev = r["step"]
+    return total
+
+
 def _write_log(path: Path, rows: list[dict]) -> None:
     keys: list[str] = []
     for r in rows:
@@ -502,6 +513,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     core = acc.unwrap_model(trainee)
 
     start, history = 0, []
+    spent = 0.0  # training seconds before this call (a resumed run carries them in its checkpoint)
     resume_path = (Path(resume) if isinstance(resume, (str, os.PathLike)) and not isinstance(resume, bool)
                    else (ckpt.latest if (resume and ckpt is not None) else None))
     if resume_path is not None and resume_path.exists():
@@ -518,6 +530,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         start = int(state["step"])
         if run_dir is not None:
             history = _read_log(run_dir / "train_log.csv", start)
+        spent = float(state["seconds"]) if state.get("seconds") is not None else _seconds_from_log(
+            history, cfg.batch_size * max(1, cfg.grad_accum) * acc.num_processes)
         acc.print(f"resumed from {resume_path} at step {start}")
 
     accum = max(1, cfg.grad_accum)
@@ -545,7 +559,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
                        "scheduler": scheduler.state_dict(),
                        "teacher": teacher.state_dict() if teacher is not None else None,
                        "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
-                       "rng": rngs, "config": config_snapshot or {}, "loop": cfg.__dict__})
+                       "rng": rngs, "config": config_snapshot or {}, "loop": cfg.__dict__,
+                       "seconds": spent + time.perf_counter() - t0})
             _write_log(run_dir / "train_log.csv", history)
         acc.wait_for_everyone()
 
@@ -605,7 +620,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     final = cfg.steps
     save(final)
     return FitResult(model=core.model, objective=core.objective, teacher=teacher, history=history,
-                     step=final, seconds=time.perf_counter() - t0, run_dir=run_dir)
+                     step=final, seconds=spent + time.perf_counter() - t0, run_dir=run_dir)
 
 
 RESUME_MAY_CHANGE = ("steps", "ckpt_every", "log_every", "num_workers", "data_root")

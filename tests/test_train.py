@@ -157,6 +157,18 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     logs = [pd.read_csv(tmp_path / d / "train_log.csv").drop(columns="img_per_s") for d in ("ref", "run")]
     pd.testing.assert_frame_equal(*logs)  # the log continues seamlessly (timing aside)
     assert list(logs[0]["step"]) == list(range(1, 10))
+    # the training time survives the resume: a finished run resumed again reports it, not ~0 s
+    part = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["seconds"]
+    assert part == pytest.approx(resumed.seconds, abs=0.5) and part > 0
+    again = fit(Net(), Mse(), NoisyData(), _cfg(), run_dir=tmp_path / "run", resume=True)
+    assert again.step == resumed.step and part <= again.seconds < part + 5
+
+
+def test_seconds_from_log_for_checkpoints_without_a_clock():
+    from rsdix.train import _seconds_from_log
+
+    rows = [{"step": 10, "img_per_s": 100.0}, {"step": 20, "img_per_s": 50.0}, {"step": 25, "img_per_s": 0.0}]
+    assert _seconds_from_log(rows, images_per_step=32) == pytest.approx(10 * 32 / 100 + 10 * 32 / 50)
 
 
 def test_nan_loss_stops_with_step_and_no_new_checkpoint(tmp_path):
