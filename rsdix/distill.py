@@ -292,8 +292,7 @@ class ClipCollate:
 
 # ---------------------------------------------------------------- a quick check after training
 
-QUICK_TEMPLATES = ("a satellite photo of {}.", "an aerial view of {}.", "{} from above",
-                   "a centered satellite photo of {}.", "Aerial photograph of {}")
+QUICK_TEMPLATES = "rs"  # the evaluation suite's default set (notebook 05), so both report the same top-1
 
 
 class QuickCheck:
@@ -318,11 +317,13 @@ class QuickCheck:
         self.texts, self.owner = ds.texts(), torch.tensor(ds.text_to_image())
         self.images = self._load(ds, "retrieval images")
         self.image_size = bundle.image_size
-        self.zs = None
+        self.zs, self.zero_shot_split = None, None
         if zero_shot:
             cls = ClassificationDataset.from_folders(dataset_path(zero_shot, data_root),
                                                      transform=bundle.preprocess_val)
+            self.zero_shot_split = "all"
             if max_zero_shot and len(cls) > max_zero_shot:
+                self.zero_shot_split = f"random {max_zero_shot}"
                 keep = torch.randperm(len(cls), generator=torch.Generator().manual_seed(0))[:max_zero_shot]
                 cls.samples = [cls.samples[i] for i in sorted(keep.tolist())]
             self.zs = (self._load(cls, "zero-shot images"), torch.tensor(cls.labels), cls.class_names)
@@ -347,23 +348,33 @@ class QuickCheck:
                           for i in range(0, len(texts), batch_size)])
 
     @torch.no_grad()
+    def zero_shot_scores(self, bundle) -> torch.Tensor:
+        """``(images, classes)`` cosine scores against the class embeddings of
+        :data:`QUICK_TEMPLATES` (as :func:`rsdix.evaluate.zero_shot` computes them)."""
+        from rsdix.evaluate import zero_shot_weights
+        from rsdix.templates import get_templates
+
+        images, _, names = self.zs
+        templates = get_templates(QUICK_TEMPLATES)
+        prompts = [t.format(c) for c in names for t in templates]
+        text = self._texts(bundle.model, bundle.tokenizer, prompts).view(len(names), len(templates), -1)
+        return self._images(bundle.model, images) @ zero_shot_weights(text).t()
+
+    @torch.no_grad()
     def __call__(self, bundle) -> dict:
         if bundle.image_size != self.image_size:
             raise ValueError(f"QuickCheck prepared {self.image_size}px images; model takes {bundle.image_size}px")
         model = bundle.model
         was_training = model.training
         model.eval()
-        from rsdix.evaluate import retrieval_metrics  # the evaluation suite's definition of R@k
+        from rsdix.evaluate import classification_metrics, retrieval_metrics  # the suite's definitions
 
         out = retrieval_metrics(self._images(model, self.images), self._texts(model, bundle.tokenizer, self.texts),
                                 self.owner.tolist())
         if self.zs is not None:
-            images, labels, names = self.zs
-            weights = torch.stack([torch.nn.functional.normalize(
-                self._texts(model, bundle.tokenizer, [t.format(c) for t in QUICK_TEMPLATES]).mean(0), dim=0)
-                for c in names])
-            pred = (self._images(model, images) @ weights.t()).argmax(1)
-            out["zs_top1"] = 100 * (pred == labels).float().mean().item()
+            _, labels, names = self.zs
+            scores = self.zero_shot_scores(bundle)
+            out["zs_top1"] = classification_metrics(scores, labels.tolist(), len(names))["top1"]
         model.train(was_training)
         return out
 
@@ -486,8 +497,9 @@ def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "QuickCheck | None" 
 
 
 def result_rows(runs: Sequence[dict], profile: str, retrieval_title: str = "UCM",
-                zero_shot_title: str = "WHU-RS19") -> list:
-    """Tidy :class:`rsdix.results.Result` rows from :func:`train_run` outputs."""
+                zero_shot_title: str = "WHU-RS19", zero_shot_split: str = "all") -> list:
+    """Tidy :class:`rsdix.results.Result` rows from :func:`train_run` outputs. ``zero_shot_split``
+    names the images the zero-shot check used (:attr:`QuickCheck.zero_shot_split`)."""
     from rsdix.results import Result
 
     rows = []
@@ -504,7 +516,8 @@ def result_rows(runs: Sequence[dict], profile: str, retrieval_title: str = "UCM"
                                    profile=profile, extra=extra))
             elif key == "zs_top1":
                 rows.append(Result(model=model, dataset=zero_shot_title, task="zero-shot", metric="top1",
-                                   value=value, seed=r["seed"], profile=profile, extra=extra))
+                                   value=value, seed=r["seed"], split=zero_shot_split, profile=profile,
+                                   extra=extra))
     return rows
 
 
