@@ -6,7 +6,8 @@
   of the notebooks that finished (and the failing one, up to its failing cell) are kept;
 * a notebook whose inputs did not change since its last successful run (its own source, the
   rsdix package and configs, its parameters, and every earlier notebook) is skipped, unless
-  ``--force``; expensive steps inside notebooks (checkpoints, feature caches) skip on their own;
+  ``--force`` (which, without ``--only``, also starts the results table afresh, keeping the old
+  one as ``results.previous.csv``); expensive steps inside notebooks (checkpoints, feature caches) skip on their own;
 * at the end: the elapsed time per notebook, and ``RESULTS.md`` (the run's headline numbers
   beside the published ones, with the environment) in the profile's figures folder.
 """
@@ -64,6 +65,11 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
     absolute = lambda p: str(Path(p).expanduser().resolve()) if p else None  # noqa: E731
     params = {"profile": profile, "data_root": absolute(data_root), "seed": seed, "out_dir": absolute(out_dir)}
     times_path = dirs.run / "reproduce_times.csv"
+    if force and not only and dirs.results.exists():
+        # every notebook runs again and writes its rows again: start the results table afresh, so
+        # rows whose key a code change retired (a renamed model, a relabelled split) do not linger
+        dirs.results.replace(dirs.results.with_name("results.previous.csv"))
+        print(f"[reproduce] --force: previous results table kept as {dirs.results.with_name('results.previous.csv')}")
     last = _last_runs(times_path)              # notebook -> (seconds, finished_utc) of its latest real run
     rows, upstream, total_start = [], "", time.time()
     for nb in notebooks():

@@ -42,6 +42,15 @@ def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, cap
     assert list(times["status"]) == ["skipped"]                # inputs unchanged
     assert times["last_run_s"].iloc[0] == pytest.approx(first_seconds)   # the real run's time is kept
     assert (out / "RESULTS.md").exists() and "End to end" in (out / "RESULTS.md").read_text()
+    results = tmp_path / "runs" / "smoke" / "results.csv"
+    from rsdix.results import Result, append_results
+
+    append_results([Result(model="retired-row", dataset="UCM", task="retrieval", metric="mR", value=1.0)], results)
+    reproduce.run("smoke", data_root="data", out_dir=str(out), only=["01"], force=True)
+    assert results.exists()                                   # --only: other notebooks' rows stay
+    reproduce.run("smoke", data_root="data", out_dir=str(out), force=True)
+    assert not results.exists()                               # all notebooks rerun: a fresh table
+    assert "retired-row" in (results.parent / "results.previous.csv").read_text()
 
     bad = _notebook(folder / "02_bad.ipynb", "x = 1", "raise ValueError('boom in cell')")
     monkeypatch.setattr(reproduce, "notebooks", lambda: [ok, bad])
