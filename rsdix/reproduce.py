@@ -7,7 +7,10 @@
 * a notebook whose inputs did not change since its last successful run (its own source, the
   rsdix package and configs, its parameters, and every earlier notebook) is skipped, unless
   ``--force`` (which, without ``--only``, also starts the results table afresh, keeping the old
-  one as ``results.previous.csv``); expensive steps inside notebooks (checkpoints, feature caches) skip on their own;
+  one as ``results.previous.csv``);
+* result rows carry the notebook run that wrote them (``source``): after a notebook succeeds,
+  the rows its earlier runs wrote and this run did not write again are dropped (a renamed model
+  or a relabelled split leaves no stale row behind, with ``--only`` too); expensive steps inside notebooks (checkpoints, feature caches) skip on their own;
 * at the end: the elapsed time per notebook, and ``RESULTS.md`` (the run's headline numbers
   beside the published ones, with the environment) in the profile's figures folder.
 """
@@ -16,13 +19,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from rsdix.paths import RunDirs, repo_root
+from rsdix.results import SOURCE_ENV, drop_stale_rows
 
 
 def notebooks(folder: Path | None = None) -> list[Path]:
@@ -89,6 +95,8 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
             continue
         print(f"[reproduce] {nb.name}: running (profile={profile})", flush=True)
         start = time.time()
+        source = f"{nb.name}@{datetime.now(timezone.utc).isoformat(timespec='microseconds')}"
+        os.environ[SOURCE_ENV] = source    # the kernel inherits it: its result rows carry it
         try:
             pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent),
                                 kernel_name=kernel, progress_bar=False, log_output=False)
@@ -101,7 +109,12 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
             cell_no, first_line = _failing_cell(nb, target, exc.exec_count)
             raise SystemExit(f"[reproduce] FAILED: {nb.name}, cell {cell_no} (`{first_line}`) "
                              f"raised {exc.ename}: {str(exc.evalue)[:500]}; executed copy with outputs: {target}")
+        finally:
+            os.environ.pop(SOURCE_ENV, None)
         elapsed = time.time() - start
+        dropped = drop_stale_rows(dirs.results, source)   # rows it wrote before and no longer writes
+        if dropped:
+            print(f"[reproduce] {nb.name}: dropped {dropped} result rows of its earlier runs that it no longer writes")
         stamps[nb.name] = stamp
         stamps_path.write_text(json.dumps(stamps, indent=1))
         rows.append({"notebook": nb.name, "status": "ran", "seconds": elapsed, "last_run_s": elapsed,

@@ -19,7 +19,11 @@ from rsdix.errors import DataError
 from rsdix.utils import atomic_path
 
 COLUMNS = ["model", "dataset", "task", "metric", "value", "seed", "split", "n", "ci_low", "ci_high",
-           "profile", "note"]
+           "profile", "note", "source"]
+# `make reproduce` names the notebook run writing rows (``<notebook>@<start time>``) in this
+# environment variable; rows carry it as ``source``, so a notebook's rows from an earlier run that
+# it no longer writes can be dropped after it succeeds (:func:`drop_stale_rows`).
+SOURCE_ENV = "RSDIX_RESULTS_SOURCE"
 REFERENCE_CSV = Path(__file__).resolve().parent / "data" / "reference" / "reference_numbers.csv"
 
 
@@ -46,6 +50,7 @@ def _rows_to_frame(rows: Iterable[Result | dict]) -> pd.DataFrame:
         rec = asdict(row) if isinstance(row, Result) else dict(row)
         extra = rec.pop("extra", None) or {}
         rec.update(extra)
+        rec.setdefault("source", os.environ.get(SOURCE_ENV, ""))
         value = rec.get("value")
         if value is None or (isinstance(value, float) and math.isnan(value)):
             raise DataError(f"{rec.get('model')}/{rec.get('dataset')}/{rec.get('metric')}",
@@ -56,6 +61,23 @@ def _rows_to_frame(rows: Iterable[Result | dict]) -> pd.DataFrame:
         if col not in frame:
             frame[col] = None
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
+
+
+ROW_KEY = ["model", "dataset", "task", "metric", "seed", "split"]
+
+
+def _key_text(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))   # a seed read back from CSV as 0.0 (its column has blanks) is seed 0
+    return str(value)
+
+
+def _row_keys(frame: pd.DataFrame) -> pd.Series:
+    """One string per row from :data:`ROW_KEY`, the same for a row before and after a CSV round
+    trip (blank = None = NaN; 0.0 = 0)."""
+    return frame[ROW_KEY].apply(lambda row: "|".join(_key_text(v) for v in row), axis=1)
 
 
 def append_results(rows: Iterable[Result | dict], path: str | os.PathLike,
@@ -71,16 +93,33 @@ def append_results(rows: Iterable[Result | dict], path: str | os.PathLike,
     if path.exists() and path.stat().st_size > 0:
         old = pd.read_csv(path)
         if replace and len(old):
-            key = ["model", "dataset", "task", "metric", "seed", "split"]
-            old_keys = old[key].astype(str).agg("|".join, axis=1)
-            new_keys = set(new[key].astype(str).agg("|".join, axis=1))
-            old = old[~old_keys.isin(new_keys)]
+            old_keys = _row_keys(old)
+            old = old[~old_keys.isin(set(_row_keys(new)))]
         table = pd.concat([old, new], ignore_index=True)
     else:
         table = new
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
     return table
+
+
+def drop_stale_rows(path: str | os.PathLike, source: str) -> int:
+    """Drop the rows an earlier run of the same notebook wrote (``source`` ``<notebook>@<run>``:
+    rows of ``<notebook>@<another run>``); rows of other notebooks and of this run stay.
+    Returns how many rows were dropped."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    table = pd.read_csv(path)
+    if "source" not in table:
+        return 0
+    notebook = source.split("@")[0] + "@"
+    src = table["source"].map(_key_text)   # blank (float NaN) for rows written outside make reproduce
+    stale = src.str.startswith(notebook) & (src != source)
+    if stale.any():
+        with atomic_path(path) as tmp:
+            table[~stale].to_csv(tmp, index=False)
+    return int(stale.sum())
 
 
 def read_results(path: str | os.PathLike) -> pd.DataFrame:
@@ -90,9 +129,25 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def reference_numbers(path: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Published numbers of the three papers (public numbers, not data)."""
-    return pd.read_csv(path or REFERENCE_CSV)
+def reference_numbers(path: str | os.PathLike | None = None, aliases: bool = True) -> pd.DataFrame:
+    """Published numbers of the three papers (public numbers, not data).
+
+    With ``aliases``, a registry dataset compared with another one's published numbers
+    (``DatasetInfo.published_as``: EuroSAT-MS rendered to RGB vs the papers' EuroSAT RGB) gets a
+    copy of those rows under its own title, noted as such."""
+    ref = pd.read_csv(path or REFERENCE_CSV)
+    if not aliases:
+        return ref
+    from rsdix.data.registry import REGISTRY
+
+    copies = []
+    for info in REGISTRY.values():
+        rows = ref[ref["dataset"] == info.published_as] if info.published_as else ref.iloc[:0]
+        if len(rows):
+            note = f"published on {info.published_as}"
+            copies.append(rows.assign(dataset=info.title, note=[
+                f"{note}; {n}" if isinstance(n, str) and n else note for n in rows["note"]]))
+    return pd.concat([ref, *copies], ignore_index=True) if copies else ref
 
 
 def with_reference(results: pd.DataFrame, on=("dataset", "task", "metric"), reference=None,

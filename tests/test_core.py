@@ -45,6 +45,17 @@ def test_config_unknown_key_names_file(tmp_path):
         load_config(Cfg, path)
 
 
+def test_results_replace_rows_with_blank_keys_after_a_csv_round_trip(tmp_path):
+    """A seed-less row (blank in the CSV) and a seed read back as 0.0 (its column has blanks)
+    must still be replaced by the same row written again, not duplicated."""
+    path = tmp_path / "r.csv"
+    rows = [Result("study", "UCM", "stats", "AUC", 0.5), Result("m", "UCM", "retrieval", "mR", 20.0, seed=0)]
+    append_results(rows, path)
+    table = append_results([Result("study", "UCM", "stats", "AUC", 0.6),
+                            Result("m", "UCM", "retrieval", "mR", 21.0, seed=0)], path)
+    assert len(table) == 2 and sorted(table["value"]) == [0.6, 21.0]
+
+
 def test_results_append_replace_and_reference(tmp_path):
     path = tmp_path / "results.csv"
     rows = [Result("m", "WHU-RS19", "zero-shot", "top1", 50.0, seed=0),

@@ -14,7 +14,7 @@ from PIL import Image
 from rsdix.data import registry
 from rsdix.errors import DataError, OfflineError
 
-EXPECTED = {"UCM", "Sydney", "RSICD", "RSITMD", "NWPU", "S2LCD", "EuroSAT", "RESISC45", "AID", "WHU-RS19",
+EXPECTED = {"UCM", "Sydney", "RSICD", "RSITMD", "NWPU", "S2LCD", "EuroSAT", "EuroSAT-MS", "RESISC45", "AID", "WHU-RS19",
             "RSSCN7", "PatternNet", "OPTIMAL-31", "RSC11", "MLRSNet", "RSI-CB128", "RSI-CB256", "WHU-earth"}
 
 
@@ -37,7 +37,21 @@ def test_reference_dataset_names_match_registry_titles():
     from rsdix.results import reference_numbers
 
     ref = set(reference_numbers()["dataset"]) - {"average-13"}
-    assert ref <= {info.title for info in registry.REGISTRY.values()}
+    titles = [(info.kind, info.title) for info in registry.REGISTRY.values()]
+    assert ref <= {title for _, title in titles}
+    assert len(titles) == len(set(titles))  # with its task, a result row's dataset names one entry
+
+
+def test_eurosat_ms_is_compared_with_the_published_eurosat_numbers_and_says_so():
+    from rsdix.results import reference_numbers
+
+    plain, ref = reference_numbers(aliases=False), reference_numbers()
+    assert "EuroSAT-MS" not in set(plain["dataset"])
+    ms, rgb = ref[ref["dataset"] == "EuroSAT-MS"], plain[plain["dataset"] == "EuroSAT"]
+    assert len(ms) == len(rgb) > 0 and list(ms["value"]) == list(rgb["value"])
+    assert all(n.startswith("published on EuroSAT") for n in ms["note"])
+    assert len(ref) == len(plain) + len(ms)
+    assert registry.get_info("EuroSAT").name == "eurosat_rgb" and registry.get_info("EuroSAT-MS").name == "eurosat_ms"
 
 
 def _class_zip(path, classes=("beach", "forest")):

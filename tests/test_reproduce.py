@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 import rsdix.reproduce as reproduce
@@ -51,6 +52,21 @@ def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, cap
     reproduce.run("smoke", data_root="data", out_dir=str(out), force=True)
     assert not results.exists()                               # all notebooks rerun: a fresh table
     assert "retired-row" in (results.parent / "results.previous.csv").read_text()
+
+    # a notebook's rows from an earlier run that it no longer writes are dropped once it succeeds;
+    # other notebooks' rows and rows written outside make reproduce stay
+    writer = ("from rsdix.paths import RunDirs\nfrom rsdix.results import Result, append_results\n"
+              "append_results([Result(model={!r}, dataset='UCM', task='retrieval', metric='mR', value=1.0)],"
+              " RunDirs(profile, out_dir).results)")
+    rows_nb = _notebook(folder / "01_rows.ipynb", writer.format("old-name"))
+    monkeypatch.setattr(reproduce, "notebooks", lambda: [rows_nb])
+    append_results([Result(model="by-hand", dataset="UCM", task="retrieval", metric="mR", value=2.0)], results)
+    reproduce.run("smoke", data_root="data", out_dir=str(out))
+    _notebook(rows_nb, writer.format("new-name"))
+    reproduce.run("smoke", data_root="data", out_dir=str(out))
+    table = pd.read_csv(results)
+    assert sorted(table["model"]) == ["by-hand", "new-name"]
+    assert table.set_index("model").loc["new-name", "source"].startswith("01_rows.ipynb@")
 
     bad = _notebook(folder / "02_bad.ipynb", "x = 1", "raise ValueError('boom in cell')")
     monkeypatch.setattr(reproduce, "notebooks", lambda: [ok, bad])

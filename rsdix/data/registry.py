@@ -40,6 +40,7 @@ class DatasetInfo:
     url: str = ""                   # official page or public mirror
     download_urls: tuple = ()       # direct archive links (used by :func:`download`)
     notes: str = ""
+    published_as: str | None = None  # the title whose published numbers this set is compared with
 
     @property
     def captions(self) -> int | None:
@@ -99,12 +100,13 @@ REGISTRY: dict[str, DatasetInfo] = {d.name: d for d in [
                 url="https://github.com/phelber/EuroSAT",
                 download_urls=("https://madm.dfki.de/files/sentinel/EuroSAT.zip",
                                "https://zenodo.org/records/7711810/files/EuroSAT_RGB.zip")),
-    DatasetInfo("eurosat_ms", "EuroSAT", "classification", "folders", "sentinel2/eurosat_ms", images=27000,
+    DatasetInfo("eurosat_ms", "EuroSAT-MS", "classification", "folders", "sentinel2/eurosat_ms", images=27000,
                 classes=10, image_size="64x64, 10 m", bands="13 Sentinel-2 bands (B01-B12, B8A), uint16 DN",
                 citation="Helber, Bischke, Dengel, Borth (IEEE JSTARS 2019)", url="https://github.com/phelber/EuroSAT",
                 download_urls=("https://madm.dfki.de/files/sentinel/EuroSATallBands.zip",
                                "https://zenodo.org/records/7711810/files/EuroSAT_MS.zip"),
-                notes="rendered to true colour (B04/B03/B02) for RGB models; the shared data holds a 270-tile subset"),
+                notes="rendered to true colour (B04/B03/B02) for RGB models; the shared data holds a 270-tile subset",
+                published_as="EuroSAT"),  # the same scenes; the papers evaluate the RGB release
     DatasetInfo("resisc45", "RESISC45", "classification", "folders", "resisc45", images=31500, classes=45,
                 image_size="256x256",
                 citation="Cheng, Han, Lu: Remote sensing image scene classification: benchmark and state of the "
