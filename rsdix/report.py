@@ -67,7 +67,9 @@ def environment() -> dict:
 def published_beside(summary: pd.DataFrame) -> pd.DataFrame:
     """Attach the published numbers (all models/backbones, as a compact string) per dataset/task/metric."""
     ref = reference_numbers()
-    ref = ref.assign(published=ref["model"] + " " + ref["backbone"] + ": " + ref["value"].map("{:g}".format))
+    on = ref["note"].fillna("").str.extract(r"^published on ([^;]+)", expand=False)  # registry published_as
+    ref = ref.assign(published=ref["model"] + " " + ref["backbone"] + ": " + ref["value"].map("{:g}".format)
+                     + on.map(lambda d: f" (on {d})" if isinstance(d, str) else ""))
     ref_task = ref["task"]
     grouped = ref.groupby([ref["dataset"], ref_task, ref["metric"]])["published"].agg("; ".join).reset_index()
     return summary.merge(grouped, on=["dataset", "task", "metric"], how="left")

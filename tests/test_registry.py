@@ -7,6 +7,7 @@ import urllib.error
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -52,6 +53,11 @@ def test_eurosat_ms_is_compared_with_the_published_eurosat_numbers_and_says_so()
     assert all(n.startswith("published on EuroSAT") for n in ms["note"])
     assert len(ref) == len(plain) + len(ms)
     assert registry.get_info("EuroSAT").name == "eurosat_rgb" and registry.get_info("EuroSAT-MS").name == "eurosat_ms"
+    from rsdix.report import published_beside
+
+    ours = pd.DataFrame({"dataset": ["EuroSAT-MS", "EuroSAT"], "task": "zero-shot", "metric": "top1"})
+    shown = published_beside(ours).set_index("dataset")["published"]
+    assert "(on EuroSAT)" in shown["EuroSAT-MS"] and "(on" not in shown["EuroSAT"]
 
 
 def _class_zip(path, classes=("beach", "forest")):
