@@ -350,15 +350,11 @@ class QuickCheck:
     @torch.no_grad()
     def zero_shot_scores(self, bundle) -> torch.Tensor:
         """``(images, classes)`` cosine scores against the class embeddings of
-        :data:`QUICK_TEMPLATES` (as :func:`rsdix.evaluate.zero_shot` computes them)."""
-        from rsdix.evaluate import zero_shot_weights
-        from rsdix.templates import get_templates
+        :data:`QUICK_TEMPLATES` (:func:`rsdix.evaluate.class_embeddings`, as notebook 05 scores)."""
+        from rsdix.evaluate import class_embeddings
 
         images, _, names = self.zs
-        templates = get_templates(QUICK_TEMPLATES)
-        prompts = [t.format(c) for c in names for t in templates]
-        text = self._texts(bundle.model, bundle.tokenizer, prompts).view(len(names), len(templates), -1)
-        return self._images(bundle.model, images) @ zero_shot_weights(text).t()
+        return self._images(bundle.model, images) @ class_embeddings(bundle, names, QUICK_TEMPLATES).t()
 
     @torch.no_grad()
     def __call__(self, bundle) -> dict:

@@ -305,19 +305,20 @@ def _cached_text_forward(self, x: torch.Tensor) -> torch.Tensor:
     pad = self.config.pad_token_id
     device = x.device.type
     precision = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+    cache = self._pooled_cache.setdefault(precision, {})   # one cache per autocast state
     rows = x.tolist()
-    keys = [(precision, *(t for t in r if t != pad)) for r in rows]
-    missing = sorted({k for k in keys if k not in self._pooled_cache})
+    keys = [tuple(t for t in r if t != pad) for r in rows]
+    missing = sorted({k for k in keys if k not in cache})
     if missing:
-        width = max(len(k) - 1 for k in missing)
+        width = max(len(k) for k in missing)
         ids = torch.full((len(missing), width), pad, dtype=x.dtype, device=x.device)
         for i, k in enumerate(missing):
-            ids[i, :len(k) - 1] = torch.tensor(k[1:], dtype=x.dtype)
+            ids[i, :len(k)] = torch.tensor(k, dtype=x.dtype)
         mask = (ids != pad).long()
         with torch.no_grad():
             self.transformer.eval()
             pooled = self.pooler(self.transformer(input_ids=ids, attention_mask=mask), mask).float()
         for k, v in zip(missing, pooled):
-            self._pooled_cache[k] = v
-    pooled = torch.stack([self._pooled_cache[k] for k in keys]).to(x.device)
+            cache[k] = v
+    pooled = torch.stack([cache[k] for k in keys]).to(x.device)
     return self.proj(pooled.to(self.proj.weight.dtype if hasattr(self.proj, "weight") else pooled.dtype))

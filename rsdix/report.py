@@ -67,7 +67,7 @@ def environment() -> dict:
 def published_beside(summary: pd.DataFrame) -> pd.DataFrame:
     """Attach the published numbers (all models/backbones, as a compact string) per dataset/task/metric."""
     ref = reference_numbers()
-    on = ref["note"].fillna("").str.extract(r"^published on ([^;]+)", expand=False)  # registry published_as
+    on = ref["published_on"] if "published_on" in ref else pd.Series(None, index=ref.index)  # published_as copies
     ref = ref.assign(published=ref["model"] + " " + ref["backbone"] + ": " + ref["value"].map("{:g}".format)
                      + on.map(lambda d: f" (on {d})" if isinstance(d, str) else ""))
     ref_task = ref["task"]

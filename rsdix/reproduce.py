@@ -7,10 +7,11 @@
 * a notebook whose inputs did not change since its last successful run (its own source, the
   rsdix package and configs, its parameters, and every earlier notebook) is skipped, unless
   ``--force`` (which, without ``--only``, also starts the results table afresh, keeping the old
-  one as ``results.previous.csv``);
+  one as ``results.previous.csv``); expensive steps inside notebooks (checkpoints, feature
+  caches) skip on their own;
 * result rows carry the notebook run that wrote them (``source``): after a notebook succeeds,
   the rows its earlier runs wrote and this run did not write again are dropped (a renamed model
-  or a relabelled split leaves no stale row behind, with ``--only`` too); expensive steps inside notebooks (checkpoints, feature caches) skip on their own;
+  or a relabelled split leaves no stale row behind, with ``--only`` too);
 * at the end: the elapsed time per notebook, and ``RESULTS.md`` (the run's headline numbers
   beside the published ones, with the environment) in the profile's figures folder.
 """

@@ -134,7 +134,8 @@ def reference_numbers(path: str | os.PathLike | None = None, aliases: bool = Tru
 
     With ``aliases``, a registry dataset compared with another one's published numbers
     (``DatasetInfo.published_as``: EuroSAT-MS rendered to RGB vs the papers' EuroSAT RGB) gets a
-    copy of those rows under its own title, noted as such."""
+    copy of those rows under its own title, noted as such and with ``published_on`` naming the
+    dataset the number was published on (blank on the papers' own rows)."""
     ref = pd.read_csv(path or REFERENCE_CSV)
     if not aliases:
         return ref
@@ -145,7 +146,7 @@ def reference_numbers(path: str | os.PathLike | None = None, aliases: bool = Tru
         rows = ref[ref["dataset"] == info.published_as] if info.published_as else ref.iloc[:0]
         if len(rows):
             note = f"published on {info.published_as}"
-            copies.append(rows.assign(dataset=info.title, note=[
+            copies.append(rows.assign(dataset=info.title, published_on=info.published_as, note=[
                 f"{note}; {n}" if isinstance(n, str) and n else note for n in rows["note"]]))
     return pd.concat([ref, *copies], ignore_index=True) if copies else ref
 
