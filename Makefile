@@ -37,13 +37,13 @@ wordnet: $(VENV)/.rsdix-installed
 	     (apt-get update -q >/dev/null && apt-get install -y -q wordnet-base wordnet-sense-index >/dev/null)); \
 	  else echo "WordNet missing: run 'sudo apt-get install wordnet-base wordnet-sense-index' (needed by notebook 06)"; fi; \
 	fi
-	-$(PY) -m rsdix.wordnet install
+	-$(PY) -m rsdix.metric_study.wordnet install
 
 test: $(VENV)/.rsdix-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: $(VENV)/.rsdix-installed
-	$(PY) -m rsdix.reproduce --profile $(PROFILE) --data-root "$(DATA_ROOT)"
+	$(PY) -m rsdix.reporting.reproduce --profile $(PROFILE) --data-root "$(DATA_ROOT)"
 
 smoke:
 	$(MAKE) reproduce PROFILE=smoke

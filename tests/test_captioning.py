@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from rsdix.captioning import (CaptionCollate, CaptionerConfig, CaptionTrainConfig, CaptionTrainSet,
+from rsdix.captioning.pipeline import (CaptionCollate, CaptionerConfig, CaptionTrainConfig, CaptionTrainSet,
                               ClipCap, DecodeConfig, build_captioner, caption_loss, check_embed_dim,
                               generate_captions, generate_tokens, load_captioner, load_experiment,
                               pad_tokens, save_captioner, tokenize_captions, train_captioner)
 from rsdix.data.captions import CaptionRecord
 from rsdix.errors import ConfigError, DataError, OfflineError
-from rsdix.train import LoopConfig
+from rsdix.training.loop import LoopConfig
 
 CAPTIONS = ["there is a piece of farmland .", "many buildings and some green trees .", "a straight runway ."]
 TINY = CaptionerConfig(prefix_len=3, decoder_layers=1, decoder_width=32, decoder_heads=2, decoder_dropout=0.0,
@@ -154,12 +154,12 @@ def _records():
 
 def test_a_changed_encoder_retrains_the_captioner(tmp_path, monkeypatch):
     embeds = torch.randn(6, 8)
-    monkeypatch.setattr("rsdix.captioning.image_embeddings", lambda *a, **k: embeds)
+    monkeypatch.setattr("rsdix.captioning.pipeline.image_embeddings", lambda *a, **k: embeds)
     first = train_captioner(_FakeBundle("w0"), _records(), tmp_path, _train_cfg(), tmp_path / "run", seed=3)
     same = train_captioner(_FakeBundle("w0"), _records(), tmp_path, _train_cfg(), tmp_path / "run", seed=3)
     assert not (tmp_path / "run.previous").exists()            # same encoder: the finished run is reused
     assert [r["loss"] for r in same.history] == [r["loss"] for r in first.history]
-    monkeypatch.setattr("rsdix.captioning.image_embeddings", lambda *a, **k: embeds + 1)
+    monkeypatch.setattr("rsdix.captioning.pipeline.image_embeddings", lambda *a, **k: embeds + 1)
     train_captioner(_FakeBundle("w1"), _records(), tmp_path, _train_cfg(), tmp_path / "run", seed=3)
     assert (tmp_path / "run.previous" / "checkpoint.pt").exists()   # retrained: old run kept aside
     assert (tmp_path / "run" / "captioner").exists()
@@ -167,7 +167,7 @@ def test_a_changed_encoder_retrains_the_captioner(tmp_path, monkeypatch):
 
 def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
     embeds = torch.randn(6, 8)
-    monkeypatch.setattr("rsdix.captioning.image_embeddings", lambda *a, **k: embeds)
+    monkeypatch.setattr("rsdix.captioning.pipeline.image_embeddings", lambda *a, **k: embeds)
     full = train_captioner(_FakeBundle(), _records(), tmp_path, _train_cfg(), tmp_path / "full", seed=3)
 
     class Stop(Exception):
@@ -191,7 +191,7 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------- bad input
 def test_empty_caption_in_training_data_names_the_file(tmp_path, monkeypatch):
-    monkeypatch.setattr("rsdix.captioning.image_embeddings", lambda *a, **k: torch.randn(2, 8))
+    monkeypatch.setattr("rsdix.captioning.pipeline.image_embeddings", lambda *a, **k: torch.randn(2, 8))
     records = [CaptionRecord("1.jpg", "train", ["a road ."]), CaptionRecord("27.jpg", "train", ["ok", "  "])]
     with pytest.raises(DataError, match=r"27\.jpg.*sentences\[1\].*empty caption"):
         train_captioner(_FakeBundle(), records, tmp_path, _train_cfg(), tmp_path / "run", source="caps.json")
@@ -237,7 +237,7 @@ def test_profile_configs_load():
 # ---------------------------------------------------------------------------------------- real data
 @pytest.mark.data
 def test_ucm_training_captions_tokenize_with_words_tokenizer(ucm_root):
-    from rsdix.captioning import load_tokenizer
+    from rsdix.captioning.pipeline import load_tokenizer
     from rsdix.data.captions import read_karpathy, select_split
 
     records = select_split(read_karpathy(ucm_root / "dataset_ucm.json"), "train")
@@ -251,14 +251,14 @@ def test_ucm_training_captions_tokenize_with_words_tokenizer(ucm_root):
 
 
 def test_wordless_generated_captions_are_counted_and_scored_as_nothing():
-    from rsdix.captioning import NO_WORDS, for_scoring
+    from rsdix.captioning.pipeline import NO_WORDS, for_scoring
 
     out, n = for_scoring(["a road .", ". .", "", "many trees"])
     assert out == ["a road .", NO_WORDS, NO_WORDS, "many trees"] and n == 2
 
 
 def test_plan_runs_prefers_notebook03_models_and_says_when_it_falls_back(tmp_path, tiny_bundle):
-    from rsdix.captioning import CaptioningExperiment, plan_runs
+    from rsdix.captioning.pipeline import CaptioningExperiment, plan_runs
     from rsdix.models import save_model
 
     exp = CaptioningExperiment(encoders=["infonce_s0", "rsdix_s0"], unfrozen=["rsdix_s0"], fallback_encoder="rsdix-tiny")
@@ -274,7 +274,7 @@ def test_plan_runs_prefers_notebook03_models_and_says_when_it_falls_back(tmp_pat
 
 @pytest.mark.parametrize("kind", ["words", "bpe"])
 def test_trained_tokenizers_round_trip_captions(kind):
-    from rsdix.captioning import load_tokenizer
+    from rsdix.captioning.pipeline import load_tokenizer
 
     tok = load_tokenizer(kind, CAPTIONS * 3, vocab_size=60)
     ids = tokenize_captions(CAPTIONS, tok)
@@ -286,7 +286,7 @@ def test_trained_tokenizers_round_trip_captions(kind):
 
 @pytest.mark.data
 def test_image_embeddings_are_normalised_and_cached(ucm_root, tiny_bundle, tmp_path):
-    from rsdix.captioning import image_embeddings
+    from rsdix.captioning.pipeline import image_embeddings
     from rsdix.data.captions import read_karpathy
 
     records = read_karpathy(ucm_root / "dataset_ucm.json")[:4]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rsdix.captions_from_annotations import (Box, ImageAnnotation, annotations_to_records, article,
+from rsdix.data.annotations import (Box, ImageAnnotation, annotations_to_records, article,
                                              box_to_captions, convert, count_phrase, counting_captions,
                                              counting_records, mask_to_boxes, noun_phrase, number_word,
                                              pluralize, position_phrase, read_coco, read_dota, read_mask,
@@ -287,10 +287,10 @@ def test_mask_to_box_on_real_scene_classification(data_root):
 
 
 def test_counting_set_feeds_the_counting_evaluation(tmp_path, tiny_bundle):
-    """B2C counting records -> Karpathy JSON -> rsdix.evaluate.counting (RemoteCount style)."""
-    from rsdix.counting import count_variants
+    """B2C counting records -> Karpathy JSON -> rsdix.evaluation.suite.counting (RemoteCount style)."""
+    from rsdix.evaluation.counting import count_variants
     from rsdix.data.captions import CaptionDataset, write_karpathy
-    from rsdix.evaluate import counting
+    from rsdix.evaluation.suite import counting
 
     anns = [airport(), ImageAnnotation("cars.png", 90, 90, [Box("car", 10 * i, 0, 10 * i + 5, 5) for i in range(7)])]
     recs = counting_records(anns)

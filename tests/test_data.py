@@ -159,7 +159,7 @@ def test_multispectral_true_colour(tmp_path):
     rasterio = pytest.importorskip("rasterio")
     from rasterio.transform import from_origin
 
-    from rsdix.raster import stretch_to_uint8, true_colour
+    from rsdix.data.raster import stretch_to_uint8, true_colour
 
     data = np.zeros((13, 4, 4), dtype=np.uint16)
     data[3], data[2], data[1] = 3000, 1500, 0          # B04 red 0.3, B03 green 0.15, B02 blue 0

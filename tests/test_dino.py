@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from rsdix.dino import (DINOConfig, DINOHead, DINOLoss, DINOObjective, MultiCropConfig, MultiCropTransform,
+from rsdix.training.dino import (DINOConfig, DINOHead, DINOLoss, DINOObjective, MultiCropConfig, MultiCropTransform,
                         cosine_schedule, default_local_size, ema_momentum, ema_update, encode_crops,
                         interpolate_pos_embed, teacher_temperature)
 
@@ -212,7 +212,7 @@ def toy_captions(tmp_path):
 
 
 def dino_cfg(path, **kw):
-    from rsdix.distill import load_clip_config
+    from rsdix.training.clip import load_clip_config
 
     settings = dict(data__datasets=[str(path)], data__fraction=1.0, data__cache_images=False, loop__batch_size=4,
                     loop__steps=4, loop__ckpt_every=2)
@@ -221,7 +221,7 @@ def dino_cfg(path, **kw):
 
 def test_smoke_dino_config_loads():
     from rsdix.config import load_config
-    from rsdix.distill import load_clip_config
+    from rsdix.training.clip import load_clip_config
 
     for name in ("smoke_dino", "cpu_dino", "paper_dino", "paper_rsmclip"):
         cfg = load_clip_config(f"rsdix/configs/train/{name}.yaml")
@@ -237,9 +237,9 @@ def test_smoke_dino_config_loads():
 
 
 def test_train_clip_with_dino_resumes_exactly(toy_captions, tmp_path):
-    """CLIP + DINO in rsdix.train.fit: the DINO teacher, centre and step count are checkpointed,
+    """CLIP + DINO in rsdix.training.loop.fit: the DINO teacher, centre and step count are checkpointed,
     so a run killed after step 3 and resumed equals an uninterrupted one."""
-    from rsdix.distill import train_clip
+    from rsdix.training.clip import train_clip
 
     ref = train_clip(dino_cfg(toy_captions), run_dir=tmp_path / "ref")
     assert {"hard", "clip_loss", "dino/loss", "dino/teacher_temp", "dino/momentum"} <= set(ref.history[0])
@@ -269,8 +269,8 @@ def test_train_clip_with_dino_resumes_exactly(toy_captions, tmp_path):
 
 def test_train_clip_dino_with_rsdix_and_languages(toy_captions, tmp_path):
     """DINO combines with RSDiX's OT distillation and with one language per step."""
-    from rsdix.distill import build_model, build_train_dataset, train_clip
-    from rsdix.multilingual import LanguageCollate
+    from rsdix.training.clip import build_model, build_train_dataset, train_clip
+    from rsdix.training.multilingual import LanguageCollate
 
     cfg = dino_cfg(toy_captions, loss__method="rsdix", data__languages=["en", "pt"], loop__steps=2,
                    loop__ckpt_every=0)
@@ -288,8 +288,8 @@ def test_train_clip_dino_with_rsdix_and_languages(toy_captions, tmp_path):
 def test_clip_term_reuses_the_global_crop_pass(tiny_bundle):
     """With clip_view=global the CLIP loss equals the plain CLIP objective on the first global
     crop, though the image tower ran once for both terms."""
-    from rsdix.dino import ClipWithDino, DinoTerm
-    from rsdix.distill import ClipLossConfig, ClipObjective
+    from rsdix.training.dino import ClipWithDino, DinoTerm
+    from rsdix.training.clip import ClipLossConfig, ClipObjective
 
     torch.manual_seed(0)
     model = tiny_bundle.model.eval()

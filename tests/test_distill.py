@@ -5,11 +5,11 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from rsdix import losses
+from rsdix.training import losses
 from rsdix.config import ConfigError
-from rsdix.distill import (ClipLossConfig, ClipObjective, SBertSimilarity, build_train_dataset, load_clip_config,
+from rsdix.training.clip import (ClipLossConfig, ClipObjective, SBertSimilarity, build_train_dataset, load_clip_config,
                            train_clip)
-from rsdix.train import EMATeacher, Trainee
+from rsdix.training.loop import EMATeacher, Trainee
 
 CAPTIONS = ["many buildings and green trees", "a plane parked at the airport", "a river through a forest",
             "a baseball field beside a road", "a beach with white waves", "dense houses and roads",
@@ -85,7 +85,7 @@ def test_sbert_similarities_replace_the_text_text_term():
     sims = e @ e.t()
     assert sims[0, 1].item() == pytest.approx(1.0, abs=1e-5) and sims[0, 2] < 0.5
     assert len(sbert.cache) == 2  # cached per distinct caption
-    from rsdix.metrics import sbert_model
+    from rsdix.captioning.metrics import sbert_model
     assert SBertSimilarity().model is sbert_model() is sbert.model  # one MiniLM per process
     bundle = _tiny()
     model, batch = bundle.model, _batch(bundle)
@@ -238,7 +238,7 @@ def test_bf16_mixed_precision_training_stays_finite(tmp_path, method):
 def test_train_run_resumes_same_config_and_retrains_a_changed_one(tmp_path, ucm_root):
     from types import SimpleNamespace
 
-    from rsdix.distill import train_run
+    from rsdix.training.clip import train_run
 
     dirs = SimpleNamespace(run=tmp_path / "run", models=tmp_path / "models")
     cfg = load_clip_config("smoke", steps=2, batch_size=8, data__data_root=str(ucm_root.parent))
@@ -254,7 +254,7 @@ def test_train_run_resumes_same_config_and_retrains_a_changed_one(tmp_path, ucm_
 def test_train_run_checks_validation_and_ema_teacher_weights(tmp_path, ucm_root):
     from types import SimpleNamespace
 
-    from rsdix.distill import long_run_name, result_rows, train_run
+    from rsdix.training.clip import long_run_name, result_rows, train_run
 
     def weight_sum(bundle):  # a stand-in check: which weights did it see?
         return {"mR": float(sum(p.double().sum() for p in bundle.model.visual.parameters())), "zs_top1": 1.0}
@@ -282,8 +282,8 @@ def test_quick_check_reports_what_the_evaluation_suite_reports(tmp_path, ucm_roo
     On a small slice of the real data (40 UCM test images, 4 WHU-RS19 classes x 6 images)."""
     import json
 
-    from rsdix import evaluate
-    from rsdix.distill import QuickCheck
+    from rsdix.evaluation import suite as evaluate
+    from rsdix.training.clip import QuickCheck
 
     ann = json.loads((ucm_root / "dataset_ucm.json").read_text())
     ann["images"] = [im for im in ann["images"] if im["split"] == "test"][:40]

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from rsdix.errors import ConfigError, DataError
-from rsdix.evaluate import (EvalConfig, class_embeddings, classification_metrics, counting_accuracy,
+from rsdix.evaluation.suite import (EvalConfig, class_embeddings, classification_metrics, counting_accuracy,
                             evaluate_model, few_shot, knn_classify, linear_probe, load_classification,
                             load_retrieval, retrieval_metrics, sample_shots, zero_shot, zero_shot_weights)
 from rsdix.features import FeatureCache, encode_images, encode_texts
@@ -90,7 +90,7 @@ def test_retrieval_breaks_exact_ties_at_random_in_expectation():
 def test_hit_probability_matches_enumerating_every_order(above, tied, own, k):
     import itertools
 
-    from rsdix.evaluate import hit_probability
+    from rsdix.evaluation.suite import hit_probability
 
     block = ["own"] * own + ["other"] * tied
     orders = list(itertools.permutations(range(len(block))))
@@ -263,7 +263,7 @@ def test_empty_split_is_a_clear_error(caption_file):
 
 
 def test_retrieval_language_filter(caption_file, tiny_bundle):
-    from rsdix.evaluate import retrieval
+    from rsdix.evaluation.suite import retrieval
 
     fr = load_retrieval("toy", path=caption_file, split="train", languages=["fr"])
     assert fr.texts() == ["une plage"] * 3
@@ -322,7 +322,7 @@ def test_few_shot_sampling_and_rows():
 # --- counting -------------------------------------------------------------------------------
 
 def test_count_variants_constructed_cases():
-    from rsdix.counting import count_distribution, count_variants, find_counts
+    from rsdix.evaluation.counting import count_distribution, count_variants, find_counts
 
     value, variants = count_variants("There are two airplanes in the airport .")
     assert value == 2 and len(variants) == 10
@@ -384,7 +384,7 @@ def test_checkpoint_of_the_wrong_architecture(tmp_path, tiny_bundle):
 # --- the entry point ------------------------------------------------------------------------
 
 def test_evaluate_model_rows_and_cache(caption_file, class_folder, tmp_path, monkeypatch):
-    import rsdix.evaluate as ev
+    import rsdix.evaluation.suite as ev
     from rsdix.paths import RunDirs
 
     bundle = _dict_bundle()
@@ -450,7 +450,7 @@ def test_real_eurosat_ms_zero_shot_runs(eurosat_ms_root, data_root, tiny_bundle)
 def test_compare_with_published_side_by_side():
     import pandas as pd
 
-    from rsdix.evaluate import compare_with_published
+    from rsdix.evaluation.suite import compare_with_published
 
     rows = pd.DataFrame([
         dict(model="infonce_s0", dataset="UCM", task="retrieval", metric="mR", value=10.0, seed=0),
@@ -464,7 +464,7 @@ def test_compare_with_published_side_by_side():
 
 
 def test_list_checkpoints_and_run_seed(tmp_path, tiny_bundle):
-    from rsdix.evaluate import list_checkpoints, run_seed
+    from rsdix.evaluation.suite import list_checkpoints, run_seed
     from rsdix.models import save_model
 
     assert list_checkpoints(tmp_path / "absent") == []
@@ -475,7 +475,7 @@ def test_list_checkpoints_and_run_seed(tmp_path, tiny_bundle):
 
 
 def test_parse_model_spec_and_profile_configs():
-    from rsdix.evaluate import load_eval_config, parse_model_spec
+    from rsdix.evaluation.suite import load_eval_config, parse_model_spec
 
     assert parse_model_spec("RemoteCLIP=ViT-B-32@/c/R.pt") == ("RemoteCLIP", "ViT-B-32", "/c/R.pt")
     assert parse_model_spec("ViT-B-32@openai") == ("ViT-B-32-openai", "ViT-B-32", "openai")
@@ -493,7 +493,7 @@ def test_parse_model_spec_and_profile_configs():
 def test_prefetch_for_several_models_decodes_once(class_folder, tmp_path, monkeypatch):
     import rsdix.features as features
     from rsdix.data.registry import REGISTRY, DatasetInfo
-    from rsdix.evaluate import prefetch_image_features
+    from rsdix.evaluation.suite import prefetch_image_features
 
     monkeypatch.setitem(REGISTRY, "toy_cls", DatasetInfo("toy_cls", "Toy", "classification", "folders",
                                                          class_folder.name))
@@ -575,7 +575,7 @@ def test_cache_fingerprint_survives_a_reused_object_id(monkeypatch):
 def test_compare_with_published_pools_seeds_as_results_summary_does():
     import pandas as pd
 
-    from rsdix.evaluate import compare_with_published
+    from rsdix.evaluation.suite import compare_with_published
     from rsdix.results import summarise
 
     rows = pd.DataFrame([dict(model=f"rsdix_s{s}-locked", dataset="UCM", task="retrieval", metric="mR",
@@ -588,7 +588,7 @@ def test_compare_with_published_pools_seeds_as_results_summary_does():
 
 def test_few_shot_draws_do_not_collide_across_seeds():
     """seed 0 draw 10 and seed 1 draw 0 once shared a stream (seed*1000 + draw*100 + k)."""
-    from rsdix.evaluate import sample_shots
+    from rsdix.evaluation.suite import sample_shots
 
     labels = np.repeat(np.arange(3), 50)
     a = sample_shots(labels, 4, seed=[0, 10, 4])

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rsdix import losses
+from rsdix.training import losses
 
 
 def _unit(n, d, seed):

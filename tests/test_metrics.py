@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from rsdix import metrics
+from rsdix.captioning import metrics
 from rsdix.errors import DataError
-from rsdix.metrics import (JavaMissingError, MetricSkipped, evaluate_captions, java_available,
+from rsdix.captioning.metrics import (JavaMissingError, MetricSkipped, evaluate_captions, java_available,
                            pairwise_scores, ptb_tokenize)
 
 _no_java = pytest.mark.skipif(not java_available(), reason="no Java runtime: pycocoevalcap's PTB tokenizer "

@@ -53,7 +53,7 @@ def test_eurosat_ms_is_compared_with_the_published_eurosat_numbers_and_says_so()
     assert all(n.startswith("published on EuroSAT") for n in ms["note"])
     assert len(ref) == len(plain) + len(ms)
     assert registry.get_info("EuroSAT").name == "eurosat_rgb" and registry.get_info("EuroSAT-MS").name == "eurosat_ms"
-    from rsdix.report import published_beside
+    from rsdix.reporting.summary import published_beside
 
     ours = pd.DataFrame({"dataset": ["EuroSAT-MS", "EuroSAT"], "task": "zero-shot", "metric": "top1"})
     shown = published_beside(ours).set_index("dataset")["published"]

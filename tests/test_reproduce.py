@@ -9,7 +9,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-import rsdix.reproduce as reproduce
+import rsdix.reporting.reproduce as reproduce
 from rsdix.paths import repo_root
 
 
@@ -99,7 +99,7 @@ def test_committed_notebooks_are_clean():
 
 def test_results_summary_puts_published_numbers_beside_ours(tmp_path, monkeypatch):
     from rsdix.paths import RunDirs
-    from rsdix.report import headline_table, write_results_summary
+    from rsdix.reporting.summary import headline_table, write_results_summary
     from rsdix.results import Result, append_results
 
     monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
@@ -118,9 +118,9 @@ def test_results_summary_shows_the_metric_study_rows_notebook_06_writes(tmp_path
     import pandas as pd
 
     from rsdix.paths import RunDirs
-    from rsdix.report import headline_table, write_results_summary
+    from rsdix.reporting.summary import headline_table, write_results_summary
     from rsdix.results import append_results
-    from rsdix.stats import ANY_EDIT, to_results
+    from rsdix.metric_study.study import ANY_EDIT, to_results
 
     monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
     dirs = RunDirs("smoke", out_dir=tmp_path / "fig")

@@ -10,11 +10,11 @@ rasterio = pytest.importorskip("rasterio")
 
 from rsdix.data.captions import CaptionRecord, read_karpathy  # noqa: E402
 from rsdix.errors import DataError  # noqa: E402
-from rsdix.s2lcd import (assign_splits, cloud_mask, compare_caption_datasets, export_karpathy,  # noqa: E402
+from rsdix.s2.s2lcd import (assign_splits, cloud_mask, compare_caption_datasets, export_karpathy,  # noqa: E402
                          load_s2lcd, read_caption_table, read_cvat_xml, read_s2lcd, render_true_colour,
                          scene_of, spatial_groups, split_leakage, tile_scene, tile_windows,
                          validate_captions, write_cvat_xml, write_patches)
-from rsdix.sentinel2 import read_scene  # noqa: E402
+from rsdix.s2.products import read_scene  # noqa: E402
 try:  # helpers shared with test_sentinel2 (tests/ is on sys.path under pytest's default import mode)
     from test_sentinel2 import make_band_folder, write_band  # noqa: E402
 except ImportError:  # pragma: no cover - tests run as a package
@@ -256,7 +256,7 @@ def test_compare_caption_datasets_matched_size():
 
 @pytest.mark.data
 def test_compare_real_caption_files(data_root):
-    from rsdix.s2lcd import caption_corpora
+    from rsdix.s2.s2lcd import caption_corpora
 
     corpora = caption_corpora(data_root, names=["UCM", "Sydney"])
     if len(corpora) < 2:
@@ -319,7 +319,7 @@ def test_notebooks_01_and_02_read_the_same_caption_corpora(tmp_path):
     import warnings
 
     from rsdix.data.overview import caption_corpora as overview_corpora
-    from rsdix.s2lcd import caption_corpora
+    from rsdix.s2.s2lcd import caption_corpora
 
     folder = tmp_path / "captions_only"
     folder.mkdir()
@@ -337,7 +337,7 @@ def test_notebooks_01_and_02_read_the_same_caption_corpora(tmp_path):
 def test_cloud_check_counts_and_compares_with_scl_and_esa(tmp_path):
     import json
 
-    from rsdix.s2lcd import cloud_check
+    from rsdix.s2.s2lcd import cloud_check
 
     folder = tmp_path / "l2a"
     make_band_folder(folder, size=8)

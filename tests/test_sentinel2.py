@@ -8,7 +8,7 @@ rasterio = pytest.importorskip("rasterio")
 from rasterio.transform import from_origin  # noqa: E402
 
 from rsdix.errors import DataError  # noqa: E402
-from rsdix.sentinel2 import (band_name, find_band_files, read_mtd, read_scene,  # noqa: E402
+from rsdix.s2.products import (band_name, find_band_files, read_mtd, read_scene,  # noqa: E402
                              resolve_radiometry)
 
 X0, Y0 = 600000.0, 5000000.0
@@ -156,7 +156,7 @@ def test_reflectance_equals_toa_fixture(data_root, stem):
     raw = scene.radiometry.to_reflectance(dn, scene.band_names)
     np.testing.assert_array_equal(raw, toa)
     # the other baseline's offset would be off by 0.1 everywhere
-    from rsdix.raster import to_reflectance
+    from rsdix.data.raster import to_reflectance
 
     wrong = to_reflectance(dn, offset=-1000 - expected_offset, nodata=None)
     np.testing.assert_allclose(np.abs(wrong - toa), 0.1, atol=1e-6)
@@ -213,7 +213,7 @@ def test_safe_l2a_layout(tmp_path):
 @pytest.mark.data
 def test_check_reflectance_against_fixture_and_bad_reference(data_root, tmp_path):
     from rsdix.errors import DataError
-    from rsdix.sentinel2 import check_reflectance
+    from rsdix.s2.products import check_reflectance
 
     folder = data_root / "sentinel2/l1c_with_toa"
     if not (folder / f"{TOA[1]}.tif").exists():

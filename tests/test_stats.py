@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from rsdix import stats as st
+from rsdix.metric_study import study as st
 from rsdix.errors import DataError
-from rsdix.wordnet import wordnet_available
+from rsdix.metric_study.wordnet import wordnet_available
 
 needs_wordnet = pytest.mark.skipif(
     not wordnet_available(), reason="WordNet not installed: apt-get install -y wordnet-base wordnet-sense-index "
-                                    "&& python -m rsdix.wordnet install")
+                                    "&& python -m rsdix.metric_study.wordnet install")
 TERMS = ["airport", "parking lot", "forest", "river", "tennis court", "dense residential"]
 
 
@@ -23,7 +23,7 @@ def perturber():
 
 @pytest.fixture(scope="module")
 def wn_perturber():
-    from rsdix.wordnet import load_wordnet
+    from rsdix.metric_study.wordnet import load_wordnet
 
     return st.Perturber(load_wordnet(), TERMS)
 
@@ -98,7 +98,7 @@ def test_synonym_never_touches_protected_or_function_words(wn_perturber):
 
 @needs_wordnet
 def test_synonym_replaces_30_to_50_percent_of_eligible_words_with_wordnet_synonyms(wn_perturber):
-    from rsdix.wordnet import load_wordnet
+    from rsdix.metric_study.wordnet import load_wordnet
 
     wn = load_wordnet()
     text = "large buildings and green trees surround the bright playground"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from rsdix.textstats import caption_stats, tokenize
+from rsdix.data.textstats import caption_stats, tokenize
 
 
 def test_tokenize_english_as_karpathy_tokens():

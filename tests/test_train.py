@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsdix.errors import DataError
-from rsdix.train import (BatchPlan, EMATeacher, LoopConfig, NonFiniteLossError, SumObjective, cosine_with_warmup,
+from rsdix.training.loop import (BatchPlan, EMATeacher, LoopConfig, NonFiniteLossError, SumObjective, cosine_with_warmup,
                          fit, load_checkpoint, param_groups)
 
 
@@ -165,7 +165,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
 
 
 def test_seconds_from_log_for_checkpoints_without_a_clock():
-    from rsdix.train import _seconds_from_log
+    from rsdix.training.loop import _seconds_from_log
 
     rows = [{"step": 10, "img_per_s": 100.0}, {"step": 20, "img_per_s": 50.0}, {"step": 25, "img_per_s": 0.0}]
     assert _seconds_from_log(rows, images_per_step=32) == pytest.approx(10 * 32 / 100 + 10 * 32 / 50)
@@ -240,7 +240,7 @@ class ImageData(torch.utils.data.Dataset):
 
 
 def test_precision_auto_resolves_to_a_real_mode():
-    from rsdix.train import resolve_precision
+    from rsdix.training.loop import resolve_precision
 
     assert resolve_precision("no") == "no" and resolve_precision("fp16") == "fp16"
     assert resolve_precision("auto", cpu=True) in ("bf16", "no")

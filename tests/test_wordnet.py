@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from rsdix import wordnet as rw
+from rsdix.metric_study import wordnet as rw
 
 
 def _fake_source(tmp_path, link: bool = False):
@@ -40,7 +40,7 @@ def test_install_copies_real_files_and_writes_lexnames(tmp_path):
 
 
 def test_missing_database_names_apt_packages_and_command(tmp_path, capsys):
-    with pytest.raises(rw.WordNetMissingError, match=r"wordnet-base wordnet-sense-index.*python -m rsdix.wordnet install"):
+    with pytest.raises(rw.WordNetMissingError, match=r"wordnet-base wordnet-sense-index.*python -m rsdix.metric_study.wordnet install"):
         rw.install(tmp_path / "out", source=tmp_path / "nowhere")
     with pytest.raises(rw.WordNetMissingError, match=str(tmp_path / "empty")):
         rw.find_wordnet(tmp_path / "empty")
@@ -49,7 +49,7 @@ def test_missing_database_names_apt_packages_and_command(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not rw.wordnet_available(), reason="WordNet not installed: apt-get install -y wordnet-base "
-                                                      "wordnet-sense-index && python -m rsdix.wordnet install")
+                                                      "wordnet-sense-index && python -m rsdix.metric_study.wordnet install")
 def test_real_wordnet_loads_offline():
     wn = rw.load_wordnet()
     lemmas = {l.name() for s in wn.synsets("airplane") for l in s.lemmas()}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 import rsdix.benchmarks as pkg
-from rsdix.report import environment
+from rsdix.reporting.summary import environment
 from rsdix.results import write_table
 
 

@@ -18,7 +18,7 @@ def _best_of(fn, repeats: int) -> float:
 def run(quick: bool = False) -> list[dict]:
     import torch
 
-    from rsdix.captioning import (CaptionCollate, CaptionTrainSet, build_captioner, generate_tokens,
+    from rsdix.captioning.pipeline import (CaptionCollate, CaptionTrainSet, build_captioner, generate_tokens,
                                   load_experiment)
     from rsdix.data.captions import CaptionRecord
     from rsdix.models import load_model

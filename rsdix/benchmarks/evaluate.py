@@ -8,7 +8,7 @@ import time
 def _retrieval(n_img: int, n_txt: int, dim: int = 512) -> list[dict]:
     import torch
 
-    from rsdix.evaluate import retrieval_metrics
+    from rsdix.evaluation.suite import retrieval_metrics
 
     g = torch.Generator().manual_seed(0)
     img = torch.nn.functional.normalize(torch.randn(n_img, dim, generator=g), dim=-1)
@@ -55,7 +55,7 @@ class _Synthetic:
 def _cache(n: int) -> list[dict]:
     import tempfile
 
-    from rsdix.evaluate import zero_shot
+    from rsdix.evaluation.suite import zero_shot
     from rsdix.features import FeatureCache
     from rsdix.models import load_model
 

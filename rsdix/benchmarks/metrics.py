@@ -1,4 +1,4 @@
-"""Pairwise caption scoring throughput: :func:`rsdix.metrics.pairwise_scores` (one PTB tokenizer
+"""Pairwise caption scoring throughput: :func:`rsdix.captioning.metrics.pairwise_scores` (one PTB tokenizer
 call, one persistent METEOR process for all pairs) against the naive use of pycocoevalcap, one
 tokenizer and one METEOR Java process per pair. Reported as seconds per pair and the speed-up
 ratio measured within one run (goal: at least 10x)."""
@@ -23,7 +23,7 @@ def _naive(cands: list[str], refs: list[str]) -> None:
     from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.rouge.rouge import Rouge
 
-    from rsdix.metrics import ptb_tokenize
+    from rsdix.captioning.metrics import ptb_tokenize
 
     for c, r in zip(cands, refs):
         tc, tr = ptb_tokenize([c, r])  # one Java start per pair
@@ -36,7 +36,7 @@ def _naive(cands: list[str], refs: list[str]) -> None:
 
 
 def run(quick: bool = True) -> list[dict]:
-    from rsdix.metrics import close_meteor, pairwise_scores
+    from rsdix.captioning.metrics import close_meteor, pairwise_scores
 
     n_batched, n_naive = (200, 2) if quick else (2000, 10)
     metrics = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L")

@@ -3,9 +3,9 @@
 * RSDiX step time / InfoNCE step time, same model and batch, rounds interleaved
   (goal <= 1.40: the extra teacher forward is the floor).
 * Sinkhorn's share of an RSDiX step (goal <= 2%).
-* :func:`rsdix.train.fit` throughput / a bare forward+backward+AdamW loop on the same batches
+* :func:`rsdix.training.loop.fit` throughput / a bare forward+backward+AdamW loop on the same batches
   (goal >= 0.90: accelerate, logging, the data plan and the NaN guard cost little).
-* :func:`rsdix.train.fit` with ``precision: bf16`` + ``channels_last`` / fp32 (no goal: the cpu
+* :func:`rsdix.training.loop.fit` with ``precision: bf16`` + ``channels_last`` / fp32 (no goal: the cpu
   profile uses bf16 where the CPU has AMX / AVX512-BF16, and this is the speed-up it buys).
 """
 from __future__ import annotations
@@ -41,9 +41,9 @@ def _timed(fn, n: int) -> float:
 
 
 def run(quick: bool = False) -> list[dict]:
-    from rsdix import losses
-    from rsdix.distill import ClipCollate, ClipLossConfig, ClipObjective
-    from rsdix.train import EMATeacher, LoopConfig, fit
+    from rsdix.training import losses
+    from rsdix.training.clip import ClipCollate, ClipLossConfig, ClipObjective
+    from rsdix.training.loop import EMATeacher, LoopConfig, fit
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     bundle, batch, captions = _setup(quick)

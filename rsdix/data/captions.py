@@ -128,7 +128,7 @@ def read_captions(path: str | os.PathLike, **kwargs) -> list[CaptionRecord]:
 def write_karpathy(records: Iterable[CaptionRecord], path: str | os.PathLike, dataset: str = "") -> Path:
     """Write records as Karpathy JSON (tokens: lower-cased words, punctuation stripped)."""
     from rsdix.utils import atomic_write_text
-    from rsdix.textstats import tokenize
+    from rsdix.data.textstats import tokenize
 
     images, sent_id = [], 0
     for i, rec in enumerate(records):

@@ -1,5 +1,5 @@
 """Image loading with clear errors: RGB files through PIL, multispectral GeoTIFFs rendered to
-true colour through :mod:`rsdix.raster`."""
+true colour through :mod:`rsdix.data.raster`."""
 from __future__ import annotations
 
 import os
@@ -47,7 +47,7 @@ def _load_tiff(path: Path, bands, render_kwargs):
         return None
     if count <= 3 and dtype == "uint8":
         return None
-    from rsdix.raster import EUROSAT_BANDS, render_multispectral
+    from rsdix.data.raster import EUROSAT_BANDS, render_multispectral
 
     if bands is None and count == 3:
         # a 16-bit or float true-colour TIFF (bands in R, G, B order, as photometric RGB):

@@ -12,7 +12,7 @@ from rsdix.data.captions import read_karpathy
 from rsdix.data.check import check_dataset
 from rsdix.data.registry import CAPTIONS_ONLY, REGISTRY, available, get_info
 from rsdix.paths import data_root as resolve_root
-from rsdix.textstats import stats_table
+from rsdix.data.textstats import stats_table
 
 
 def overview_table(root=None, verify_images: bool = True) -> pd.DataFrame:

@@ -92,7 +92,7 @@ REGISTRY: dict[str, DatasetInfo] = {d.name: d for d in [
                 url="https://github.com/NeuRoNeLab/RSDiX-CLIP",
                 download_urls=("https://github.com/NeuRoNeLab/RSDiX-CLIP/raw/main/S2LCD.zip",),
                 notes="CC BY-NC-SA 4.0; no published splits (RSDiX used a random 80/10/10): "
-                      "rsdix.s2lcd.load_s2lcd assigns 80/10/10 by scene; rsdix.s2lcd builds datasets like it"),
+                      "rsdix.s2.s2lcd.load_s2lcd assigns 80/10/10 by scene; rsdix.s2.s2lcd builds datasets like it"),
     DatasetInfo("eurosat_rgb", "EuroSAT", "classification", "folders", "eurosat_rgb", images=27000, classes=10,
                 image_size="64x64, 10 m",
                 citation="Helber, Bischke, Dengel, Borth: EuroSAT: a novel dataset and deep learning benchmark "

@@ -377,7 +377,7 @@ class DINOObjective(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Glue for rsdix.train.fit (objective term, views transform, collate)
+# Glue for rsdix.training.loop.fit (objective term, views transform, collate)
 # --------------------------------------------------------------------------------------------
 class DinoViews:
     """PIL image -> ``{"image": CLIP view, "crops": [global..., local...]}``.
@@ -408,7 +408,7 @@ def dino_views(cfg: DINOConfig, bundle, base=None) -> DinoViews:
 
 
 class DinoTerm(nn.Module):
-    """The DINO term as an objective of :func:`rsdix.train.fit`: reads ``batch["crops"]``,
+    """The DINO term as an objective of :func:`rsdix.training.loop.fit`: reads ``batch["crops"]``,
     returns ``{"loss", "teacher_temp", "momentum"}``. Pass :meth:`after_step` as the first
     ``fit`` callback: it moves the EMA teacher after every optimizer step. The step count is a
     buffer, so a resumed run continues the schedules where they were."""
@@ -453,7 +453,7 @@ class _SharedImageStudent:
 
 
 class ClipWithDino(nn.Module):
-    """``clip + weight * dino`` as one objective of :func:`rsdix.train.fit` (RS-M-CLIP).
+    """``clip + weight * dino`` as one objective of :func:`rsdix.training.loop.fit` (RS-M-CLIP).
 
     ``clip`` is any CLIP objective (InfoNCE, RSDiX's OT distillation, SigLIP ...). With
     ``clip_view="global"`` the CLIP image is the first global crop and the student's image
@@ -489,7 +489,7 @@ class ViewsCollate:
         self.tokenizer = tokenizer
 
     def __call__(self, items):
-        from rsdix.multilingual import stack_views
+        from rsdix.training.multilingual import stack_views
 
         images, captions = zip(*items)
         batch = stack_views(images)

@@ -21,7 +21,7 @@ The image encoder is frozen by default; then image embeddings are computed once 
 (:func:`image_embeddings`, over :mod:`rsdix.features`), and training only runs the mapper and
 decoder. With
 ``freeze_encoder=False`` the CLIP vision tower is part of :class:`ClipCap` (``encoder``) and
-is trained with its own learning rate. Training is :func:`rsdix.train.fit` (the loop every rsdix
+is trained with its own learning rate. Training is :func:`rsdix.training.loop.fit` (the loop every rsdix
 model shares: checkpoints, exact resume, NaN guard, progress bar) with :class:`CaptionObjective`;
 :func:`train_captioner` wires it up, :func:`caption_images` decodes a test split.
 """
@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rsdix.errors import ConfigError, DataError, OfflineError
-from rsdix.train import LoopConfig
+from rsdix.training.loop import LoopConfig
 
 MAPPERS = ("mlp", "transformer")
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
@@ -440,7 +440,7 @@ def image_embeddings(bundle, records, image_dir: str | os.PathLike, batch_size: 
 # training data
 # ----------------------------------------------------------------------------------------------
 class CaptionTrainSet(torch.utils.data.Dataset):
-    """Training items ``(image, caption tokens)`` for :func:`rsdix.train.fit`.
+    """Training items ``(image, caption tokens)`` for :func:`rsdix.training.loop.fit`.
 
     ``image`` is the record's index (frozen encoder: a row of the cached embeddings, looked up
     by :class:`CaptionCollate`) or, with ``load_image(index) -> tensor``, the transformed image
@@ -556,7 +556,7 @@ def load_captioner(path: str | os.PathLike, device: str = "cpu") -> ClipCap:
 
 
 # ----------------------------------------------------------------------------------------------
-# training (the generic loop of rsdix.train with a caption objective)
+# training (the generic loop of rsdix.training.loop with a caption objective)
 # ----------------------------------------------------------------------------------------------
 def _loop_config() -> LoopConfig:
     return LoopConfig(lr=2e-3, warmup_steps=50, weight_decay=0.01, log_every=20, ckpt_every=0)
@@ -574,7 +574,7 @@ class DecodeConfig:
 
 @dataclass
 class CaptionTrainConfig:
-    """How a captioner is trained; ``loop`` is :class:`rsdix.train.LoopConfig` (its ``steps``
+    """How a captioner is trained; ``loop`` is :class:`rsdix.training.loop.LoopConfig` (its ``steps``
     is set from ``epochs`` when ``epochs > 0``)."""
     model: CaptionerConfig = field(default_factory=CaptionerConfig)
     loop: LoopConfig = field(default_factory=_loop_config)
@@ -589,7 +589,7 @@ class CaptionTrainConfig:
 
 
 class CaptionObjective(nn.Module):
-    """Cross-entropy on caption tokens (see :func:`caption_loss`), for :func:`rsdix.train.fit`."""
+    """Cross-entropy on caption tokens (see :func:`caption_loss`), for :func:`rsdix.training.loop.fit`."""
     needs_teacher = False
 
     def forward(self, batch, student, teacher=None):
@@ -626,7 +626,7 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
     import math
     import time
 
-    from rsdix.train import fit
+    from rsdix.training.loop import fit
     from rsdix.utils import seed_everything
 
     run_dir = Path(run_dir)
@@ -636,7 +636,7 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
     snapshot = {"caption": asdict(cfg), "encoder": bundle.name, "encoder_weights": bundle.fingerprint(),
                 "seed": seed}
     if resume:  # e.g. notebook 03 retrained the encoder: the old captioner is stale, train anew
-        from rsdix.train import retire_stale_run
+        from rsdix.training.loop import retire_stale_run
 
         retire_stale_run(run_dir, snapshot)
     for rec in records:  # before anything is trained on them
@@ -806,7 +806,7 @@ NO_WORDS = "nowords"
 
 
 def for_scoring(captions: Sequence[str]) -> tuple[list[str], int]:
-    """Generated captions ready for :func:`rsdix.metrics.evaluate_captions`, which refuses a
+    """Generated captions ready for :func:`rsdix.captioning.metrics.evaluate_captions`, which refuses a
     candidate without words: a degenerate output (only punctuation, e.g. ". .") becomes the
     placeholder ``nowords``, which matches no reference word (so it scores as an empty caption
     would), and is counted. Returns ``(captions, number replaced)``."""
@@ -826,7 +826,7 @@ def _limit(records: list, n: int) -> list:
 def run_captioning(run: CaptionRun, exp: CaptioningExperiment, dataset: str, root=None, run_root=None,
                    seed: int = 0, profile: str = "", device: str | None = None) -> dict:
     """Train (or resume / reload) one captioner on ``dataset``'s train split, caption the test split,
-    score it with :func:`rsdix.metrics.evaluate_captions`.
+    score it with :func:`rsdix.captioning.metrics.evaluate_captions`.
 
     Returns ``{"run", "captions" (DataFrame: filename, generated, references), "evaluation",
     "results" (tidy rows), "times" (seconds: embed, train, decode, score)}``; the captions are
@@ -839,7 +839,7 @@ def run_captioning(run: CaptionRun, exp: CaptioningExperiment, dataset: str, roo
 
     from rsdix.data.captions import find_image_dir, read_captions, select_split
     from rsdix.data.registry import caption_file, get_info
-    from rsdix.metrics import evaluate_captions
+    from rsdix.captioning.metrics import evaluate_captions
     from rsdix.models import load_model
     from rsdix.paths import cache_dir
     from rsdix.utils import atomic_path, pick_device

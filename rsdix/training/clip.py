@@ -1,4 +1,4 @@
-"""RSDiX-CLIP training: the CLIP objectives and the config/data glue around :func:`rsdix.train.fit`.
+"""RSDiX-CLIP training: the CLIP objectives and the config/data glue around :func:`rsdix.training.loop.fit`.
 
 Methods (``ClipLossConfig.method``):
 
@@ -12,7 +12,7 @@ Methods (``ClipLossConfig.method``):
 * ``rsdix-siglip``  - SigLIP + distillation with OT probabilities as soft binary targets.
 
 Under DDP the loss uses the global batch: student features are gathered with their gradient
-(:mod:`rsdix.distributed`), teacher features and OT targets without.
+(:mod:`rsdix.training.distributed`), teacher features and OT targets without.
 
     cfg = load_clip_config("cpu", method="rsdix")          # rsdix/configs/train/cpu.yaml
     result = train_clip(cfg, run_dir=dirs.run / "rsdix_s0")
@@ -20,8 +20,8 @@ Under DDP the loss uses the global batch: student features are gathered with the
 
 Command line (``accelerate launch`` for several GPUs)::
 
-    accelerate launch -m rsdix.train --config rsdix/configs/train/paper.yaml --run-dir runs/rsdix
-    python -m rsdix.train --config cpu --resume loss.method=infonce loop.steps=200
+    accelerate launch -m rsdix.training.loop --config rsdix/configs/train/paper.yaml --run-dir runs/rsdix
+    python -m rsdix.training.loop --config cpu --resume loss.method=infonce loop.steps=200
 """
 from __future__ import annotations
 
@@ -36,12 +36,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from rsdix import losses
+from rsdix.training import losses
 from rsdix.config import CONFIG_DIR, load_config, to_dict
-from rsdix.dino import DINOConfig
-from rsdix.distributed import gather_nograd, gather_with_grad
+from rsdix.training.dino import DINOConfig
+from rsdix.training.distributed import gather_nograd, gather_with_grad
 from rsdix.errors import ConfigError
-from rsdix.train import FitResult, LoopConfig, fit
+from rsdix.training.loop import FitResult, LoopConfig, fit
 
 METHODS = ("infonce", "rsdix", "rsdix-sbert", "siglip", "rsdix-siglip")
 
@@ -125,7 +125,7 @@ class SBertSimilarity:
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
-        from rsdix.metrics import sbert_model  # one copy per process, shared with the caption metrics
+        from rsdix.captioning.metrics import sbert_model  # one copy per process, shared with the caption metrics
 
         self.model = sbert_model(model_path, str(device))
         self.model.eval().requires_grad_(False)
@@ -257,12 +257,12 @@ def build_train_dataset(cfg: ClipTrainConfig, bundle, seed: int | None = None):
                "color_jitter": cfg.data.color_jitter} if cfg.data.augment == "rs" else {})
     transform = bundle_train_transform(bundle, cfg.data.augment, **kwargs)
     if cfg.dino.enabled:  # multi-crop views; the CLIP image is a global crop or this transform's output
-        from rsdix.dino import dino_views
+        from rsdix.training.dino import dino_views
 
         transform = dino_views(cfg.dino, bundle, transform if cfg.dino.clip_view == "base" else None)
     dataset_cls = CaptionDataset
     if cfg.data.languages:
-        from rsdix.multilingual import MultilingualCaptionDataset as dataset_cls
+        from rsdix.training.multilingual import MultilingualCaptionDataset as dataset_cls
     lang_kwargs = {"languages": list(cfg.data.languages)} if cfg.data.languages else {}
     parts = []
     for name in cfg.data.datasets:
@@ -303,7 +303,7 @@ class QuickCheck:
 
     Images are decoded and preprocessed once (``bundle.preprocess_val`` of the first model),
     so checking many small models trained with the same preprocessing is cheap. A small check
-    for training studies; the full evaluation suite is :mod:`rsdix.evaluate`.
+    for training studies; the full evaluation suite is :mod:`rsdix.evaluation.suite`.
     """
 
     def __init__(self, bundle, data_root=None, retrieval: str = "ucm_captions",
@@ -350,8 +350,8 @@ class QuickCheck:
     @torch.no_grad()
     def zero_shot_scores(self, bundle) -> torch.Tensor:
         """``(images, classes)`` cosine scores against the class embeddings of
-        :data:`QUICK_TEMPLATES` (:func:`rsdix.evaluate.class_embeddings`, as notebook 05 scores)."""
-        from rsdix.evaluate import class_embeddings
+        :data:`QUICK_TEMPLATES` (:func:`rsdix.evaluation.suite.class_embeddings`, as notebook 05 scores)."""
+        from rsdix.evaluation.suite import class_embeddings
 
         images, _, names = self.zs
         return self._images(bundle.model, images) @ class_embeddings(bundle, names, QUICK_TEMPLATES).t()
@@ -363,7 +363,7 @@ class QuickCheck:
         model = bundle.model
         was_training = model.training
         model.eval()
-        from rsdix.evaluate import classification_metrics, retrieval_metrics  # the suite's definitions
+        from rsdix.evaluation.suite import classification_metrics, retrieval_metrics  # the suite's definitions
 
         out = retrieval_metrics(self._images(model, self.images), self._texts(model, bundle.tokenizer, self.texts),
                                 self.owner.tolist())
@@ -401,17 +401,17 @@ def build_model(cfg: ClipTrainConfig, seed: int | None = None):
 
 def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, resume: bool | str = False,
                callbacks=(), bundle=None, dataset=None, desc: str | None = None) -> ClipTrainResult:
-    """Build model, data and objective from ``cfg`` and run :func:`rsdix.train.fit`."""
+    """Build model, data and objective from ``cfg`` and run :func:`rsdix.training.loop.fit`."""
     bundle = bundle or build_model(cfg)
     dataset = dataset if dataset is not None else build_train_dataset(cfg, bundle)
     objective = ClipObjective(cfg.loss)
     collate = ClipCollate(bundle.tokenizer)
     if cfg.data.languages:
-        from rsdix.multilingual import LanguageCollate
+        from rsdix.training.multilingual import LanguageCollate
 
         collate = LanguageCollate(bundle.tokenizer, cfg.data.languages, seed=cfg.loop.seed, per=cfg.data.language_per)
     if cfg.dino.enabled:  # CLIP (+ RSDiX distillation, if the method has it) + lambda * DINO, one loop
-        from rsdix.dino import ClipWithDino, DinoTerm, ViewsCollate
+        from rsdix.training.dino import ClipWithDino, DinoTerm, ViewsCollate
 
         dino = DinoTerm(bundle.model, bundle.embed_dim, cfg.dino, cfg.loop.steps)
         objective = ClipWithDino(objective, dino, cfg.dino.weight)
@@ -469,7 +469,7 @@ def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "QuickCheck | None" 
     run_dir = Path(dirs.run) / "train" / name
     method = cfg.loss.method + ("+dino" if cfg.dino.enabled else "")
     if resume:  # a run made under another configuration is stale: train anew, keep it aside
-        from rsdix.train import retire_stale_run
+        from rsdix.training.loop import retire_stale_run
 
         retire_stale_run(run_dir, to_dict(cfg))
     res = train_clip(cfg, run_dir=run_dir, resume=resume, desc=name)
@@ -524,7 +524,7 @@ def _parse_value(text: str):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m rsdix.train",
+    parser = argparse.ArgumentParser(prog="python -m rsdix.training.loop",
                                      description="Train a CLIP model (InfoNCE / RSDiX / S-BERT / SigLIP)")
     parser.add_argument("--config", default="cpu", help="smoke | cpu | paper | path/to/config.yaml")
     parser.add_argument("--run-dir", default=None, help="checkpoints + train_log.csv (default runs/train/<method>)")

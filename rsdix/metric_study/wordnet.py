@@ -1,14 +1,14 @@
 """Offline WordNet for nltk, built from Debian's WordNet packages.
 
 nltk reads WordNet from ``<nltk_data>/corpora/wordnet/`` (real files, plus a ``lexnames`` file
-that the Debian packages leave out). ``python -m rsdix.wordnet install`` copies the database from
+that the Debian packages leave out). ``python -m rsdix.metric_study.wordnet install`` copies the database from
 ``/usr/share/wordnet`` (packages ``wordnet-base`` and ``wordnet-sense-index``) and writes
 ``lexnames`` (the 45 lexicographer files of lexnames(5WN)); :func:`load_wordnet` returns an nltk
 WordNet reader over that folder, without any download.
 
     apt-get update && apt-get install -y wordnet-base wordnet-sense-index
-    python -m rsdix.wordnet install            # -> <cache>/nltk_data/corpora/wordnet
-    python -m rsdix.wordnet check
+    python -m rsdix.metric_study.wordnet install            # -> <cache>/nltk_data/corpora/wordnet
+    python -m rsdix.metric_study.wordnet check
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from rsdix.errors import RsdixError
 
 DEBIAN_SOURCE = Path("/usr/share/wordnet")
 APT_HINT = ("install the WordNet database with `apt-get update && apt-get install -y wordnet-base "
-            "wordnet-sense-index`, then run `python -m rsdix.wordnet install`")
+            "wordnet-sense-index`, then run `python -m rsdix.metric_study.wordnet install`")
 # Files nltk's WordNetCorpusReader opens (index.sense/cntlist.rev for lemma counts and sense keys).
 REQUIRED = tuple(f"{kind}.{pos}" for kind in ("data", "index") for pos in ("noun", "verb", "adj", "adv")) + (
     "noun.exc", "verb.exc", "adj.exc", "adv.exc", "index.sense")
@@ -86,7 +86,7 @@ def install(dest: str | os.PathLike | None = None, source: str | os.PathLike | N
             if (src / name).is_file():
                 shutil.copyfile(src / name, tmp / name)  # copyfile follows links: real files
         (tmp / "lexnames").write_text(lexnames_text())
-        (tmp / "README.rsdix").write_text(f"Copied from {src} by `python -m rsdix.wordnet install`.\n")
+        (tmp / "README.rsdix").write_text(f"Copied from {src} by `python -m rsdix.metric_study.wordnet install`.\n")
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
@@ -146,7 +146,7 @@ def wordnet_available(dest: str | os.PathLike | None = None) -> bool:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rsdix.wordnet", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rsdix.metric_study.wordnet", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_install = sub.add_parser("install", help="build an nltk WordNet folder from /usr/share/wordnet")
     p_install.add_argument("--dest", default=None, help="nltk_data folder (default: <cache>/nltk_data)")

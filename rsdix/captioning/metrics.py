@@ -126,7 +126,7 @@ def ptb_tokenize(texts: Sequence[str]) -> list[str]:
 
 def simple_tokenize(texts: Sequence[str]) -> list[str]:
     """Java-free tokenizer (lower-case words, punctuation dropped): not coco-comparable."""
-    from rsdix.textstats import tokenize
+    from rsdix.data.textstats import tokenize
 
     return [" ".join(tokenize(t)) for t in texts]
 

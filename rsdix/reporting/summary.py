@@ -12,7 +12,7 @@ import pandas as pd
 
 from rsdix.paths import RunDirs, repo_root
 from rsdix.results import reference_numbers, summarise
-from rsdix.stats import PRESERVING, discrimination_task, separation_task
+from rsdix.metric_study.study import PRESERVING, discrimination_task, separation_task
 from rsdix.utils import atomic_write_text
 
 # published rows to put beside ours: (dataset, task, metric) -> filter on the reference table

@@ -28,10 +28,10 @@ counting evaluation (the right count should rank first).
 
 Command line::
 
-    python -m rsdix.captions_from_annotations coco instances.json out.json
-    python -m rsdix.captions_from_annotations dota labelTxt/ out.json --images images/
-    python -m rsdix.captions_from_annotations voc Annotations/ out.json
-    python -m rsdix.captions_from_annotations masks masks/ out.json --classes 1=building 2=car
+    python -m rsdix.data.annotations coco instances.json out.json
+    python -m rsdix.data.annotations dota labelTxt/ out.json --images images/
+    python -m rsdix.data.annotations voc Annotations/ out.json
+    python -m rsdix.data.annotations masks masks/ out.json --classes 1=building 2=car
 """
 from __future__ import annotations
 
@@ -639,7 +639,7 @@ def convert(kind: str, source: str | os.PathLike, out: str | os.PathLike, images
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m rsdix.captions_from_annotations", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m rsdix.data.annotations", description=__doc__.split("\n")[0])
     p.add_argument("kind", choices=["coco", "dota", "voc", "dior", "masks"])
     p.add_argument("source", help="COCO JSON, or folder of DOTA txt / VOC xml / mask PNG files")
     p.add_argument("out", help="output Karpathy JSON")

@@ -4,7 +4,7 @@ S2LCD (Sentinel-2 Land-cover Captioning Dataset, RSDiX paper) has 1533 Sentinel-
 224x224 pixels with 5 captions each (7665), annotated in CVAT. This module rebuilds the
 pipeline that makes such a dataset from raw Sentinel-2 products, and loads the published one.
 
-1. **Read** a scene to reflectance on one grid: :func:`rsdix.sentinel2.read_scene`.
+1. **Read** a scene to reflectance on one grid: :func:`rsdix.s2.products.read_scene`.
 2. **Render** true colour (B04/B03/B02) to 8 bit with a documented stretch
    (:func:`render_true_colour`): ``fixed`` maps reflectance ``[vmin, vmax]`` (default 0..0.3)
    linearly to 0..255; ``percentile`` maps each band's ``pct`` percentiles (default 2, 98) *of the
@@ -48,8 +48,8 @@ import pandas as pd
 from rsdix.data.captions import CaptionRecord, read_karpathy, write_karpathy
 from rsdix.data.files import read_xml
 from rsdix.errors import DataError
-from rsdix.raster import TRUE_COLOUR, stretch_to_uint8
-from rsdix.sentinel2 import SCL_CLOUD, Scene
+from rsdix.data.raster import TRUE_COLOUR, stretch_to_uint8
+from rsdix.s2.products import SCL_CLOUD, Scene
 
 # --------------------------------------------------------------------------------------
 # facts about the published dataset (for the dataset registry)
@@ -638,13 +638,13 @@ def compare_caption_datasets(corpora: dict[str, Sequence[Sequence[str]]], sample
                              repeats: int = 5, seed: int = 0) -> pd.DataFrame:
     """Side-by-side caption statistics, one row per dataset.
 
-    Full-corpus statistics come from :func:`rsdix.textstats.caption_stats`. Vocabulary and
+    Full-corpus statistics come from :func:`rsdix.data.textstats.caption_stats`. Vocabulary and
     distinct-n grow with corpus size, so they are also given at a matched size: the mean over
     ``repeats`` random samples of ``sample_images`` images (default: the smallest corpus),
     columns suffixed ``@N``. ``self_overlap``: mean word-set Jaccard between two captions of the
     same image (low = the captions describe an image in different words).
     """
-    from rsdix.textstats import caption_stats, matched_stats, self_overlap
+    from rsdix.data.textstats import caption_stats, matched_stats, self_overlap
 
     n = sample_images or min(len(c) for c in corpora.values())
     rows = []
@@ -756,7 +756,7 @@ def build_patches(cfg: S2LCDConfig, out_dir: str | os.PathLike, data_root=None) 
     (all patches, kept or not, with georeference) under ``out_dir``. Returns the tilings and
     the table."""
     from rsdix.paths import data_root as resolve
-    from rsdix.sentinel2 import read_scene
+    from rsdix.s2.products import read_scene
     from rsdix.utils import progress
 
     root = resolve(data_root)

@@ -341,7 +341,7 @@ def evaluate_per_language(evaluate: Callable[[CaptionDataset], Mapping[str, floa
                           seed: int | None = None, profile: str = "", split: str = "test",
                           source: str | os.PathLike | None = None):
     """Run ``evaluate(dataset) -> {metric: value}`` (e.g. ``lambda ds: retrieval(bundle, ds)``
-    from :mod:`rsdix.evaluate`) on each language's caption set; return :class:`Result` rows
+    from :mod:`rsdix.evaluation.suite`) on each language's caption set; return :class:`Result` rows
     with ``dataset="<dataset>/<lang>"`` (one row per model x dataset/lang x task x metric x seed)."""
     from rsdix.results import Result
 
@@ -359,11 +359,11 @@ def evaluate_per_language(evaluate: Callable[[CaptionDataset], Mapping[str, floa
 def retrieval_per_language(bundle, caption_file: str | os.PathLike, languages: Sequence[str] | None = None,
                            split: str = "test", image_dir: str | os.PathLike | None = None, model: str = "",
                            dataset: str | None = None, seed: int | None = None, profile: str = "", cache=None):
-    """Image-text retrieval (:func:`rsdix.evaluate.retrieval`) on each language of a multilingual
+    """Image-text retrieval (:func:`rsdix.evaluation.suite.retrieval`) on each language of a multilingual
     caption file: the same images, queries in every language. Returns :class:`Result` rows with
     ``dataset="<name>/<lang>"``; image features are computed once and shared by all languages."""
     from rsdix.data.captions import find_image_dir, select_split
-    from rsdix.evaluate import retrieval
+    from rsdix.evaluation.suite import retrieval
     from rsdix.features import FeatureCache
 
     caption_file = Path(caption_file)

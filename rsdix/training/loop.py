@@ -38,8 +38,8 @@ Building blocks usable on their own: :func:`param_groups`, :func:`build_optimize
 :func:`save_checkpoint` / :func:`load_checkpoint`, :func:`rng_state` / :func:`set_rng_state`,
 :class:`BatchPlan` + :class:`SeededView` (deterministic, resumable data order and augmentation).
 
-The CLIP objectives and the ``python -m rsdix.train --config ...`` entry point live in
-:mod:`rsdix.distill`; this module's ``main`` forwards to it.
+The CLIP objectives and the ``python -m rsdix.training.loop --config ...`` entry point live in
+:mod:`rsdix.training.clip`; this module's ``main`` forwards to it.
 """
 from __future__ import annotations
 
@@ -682,8 +682,8 @@ def _to_device(batch, device):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m rsdix.train --config rsdix/configs/train/cpu.yaml [--resume] [key=value ...]``."""
-    from rsdix.distill import main as clip_main
+    """``python -m rsdix.training.loop --config rsdix/configs/train/cpu.yaml [--resume] [key=value ...]``."""
+    from rsdix.training.clip import main as clip_main
 
     clip_main(argv)
 

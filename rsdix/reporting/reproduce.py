@@ -1,4 +1,4 @@
-"""Run the numbered notebooks through papermill: ``python -m rsdix.reproduce --profile cpu``.
+"""Run the numbered notebooks through papermill: ``python -m rsdix.reporting.reproduce --profile cpu``.
 
 * notebooks ``notebooks/NN_*.ipynb`` run in order with parameters ``profile``, ``data_root``,
   ``seed``, ``out_dir``; executed copies (with outputs) go to ``runs/<profile>/notebooks/``;
@@ -125,7 +125,7 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
     total = time.time() - total_start
     _print_times(rows, total)
     times.to_csv(times_path, index=False)
-    from rsdix.report import write_results_summary
+    from rsdix.reporting.summary import write_results_summary
 
     summary = write_results_summary(dirs, times)
     print(f"[reproduce] summary: {summary}")

@@ -150,7 +150,7 @@ class Radiometry:
 
     def to_reflectance(self, dn: np.ndarray, band_names: Sequence[str]) -> np.ndarray:
         """``(bands,H,W)`` DNs to float32 reflectance (no masking: see :func:`read_scene`)."""
-        from rsdix.raster import to_reflectance
+        from rsdix.data.raster import to_reflectance
 
         offs = np.asarray([self.offset(b) for b in band_names], dtype=np.float64).reshape(-1, 1, 1)
         return to_reflectance(dn, offset=offs, quantification=self.quantification, nodata=None)

@@ -24,7 +24,7 @@ from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions, s
 from rsdix.data.classification import ClassificationDataset, read_label_csv, scan_class_folders
 from rsdix.errors import ConfigError, DataError
 from rsdix.features import FeatureCache, encode_images, encode_texts
-from rsdix.templates import get_templates
+from rsdix.evaluation.templates import get_templates
 
 # ----------------------------------------------------------------------------------------------
 # metrics over features
@@ -433,8 +433,8 @@ def retrieval(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None
 def counting(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None, dataset_name: str | None = None,
              split: str = "test", batch_size: int = 64, num_workers: int = 0) -> dict[str, float]:
     """RemoteCount-style counting on any caption set: every caption with exactly one count
-    (1..10, word or digit) becomes ten variants; see :mod:`rsdix.counting`."""
-    from rsdix.counting import count_variants
+    (1..10, word or digit) becomes ten variants; see :mod:`rsdix.evaluation.counting`."""
+    from rsdix.evaluation.counting import count_variants
 
     cache = cache if cache is not None else FeatureCache()
     items = []

@@ -93,7 +93,7 @@ class CaptionSet:
 
 def normalise(text: str) -> str:
     """Lower-case words, punctuation dropped (the form every study caption is scored in)."""
-    from rsdix.textstats import tokenize
+    from rsdix.data.textstats import tokenize
 
     return " ".join(tokenize(text))
 
@@ -408,7 +408,7 @@ def score_pairs(pairs: pd.DataFrame, metrics: Sequence[str] = METRICS, sbert=Non
 
     Returns ``pairs`` with one column per metric (wide); :func:`long_scores` makes it tidy.
     """
-    from rsdix.metrics import pairwise_scores
+    from rsdix.captioning.metrics import pairwise_scores
 
     if not pairs.index.is_unique:
         pairs = pairs.reset_index(drop=True)
@@ -652,7 +652,7 @@ def discrimination_queries(cs: CaptionSet, n_images: int | None, k: int = 4, see
 
 def score_queries(queries: pd.DataFrame, metrics: Sequence[str] = METRICS, sbert=None,
                   tokenizer: str = "ptb") -> pd.DataFrame:
-    from rsdix.metrics import pairwise_scores
+    from rsdix.captioning.metrics import pairwise_scores
 
     if not queries.index.is_unique:
         queries = queries.reset_index(drop=True)
