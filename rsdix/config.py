@@ -1,22 +1,29 @@
-"""Configs as dataclasses, loadable from YAML (or dicts), with strict key checking.
+"""Configs: dataclasses loaded from YAML through one door, validated at load.
 
-    @dataclass
-    class TrainConfig:
-        lr: float = 5e-4
-        ...
-    cfg = load_config(TrainConfig, "configs/train/cpu_rsdix.yaml", lr=1e-4)
+    cfg = load("train", "cpu")                        # rsdix/configs/train/cpu.yaml -> ClipTrainConfig
+    cfg = load("train", "paper_dino", loop__steps=10)  # any file of the area, by name
+    cfg = load("evaluate", "my/eval.yaml")            # or a path
+    cfg = load("train", "cpu", overrides=["loop.steps=100", "loss.method=infonce"])   # command-line form
 
-Unknown keys are an error (a typo must not silently fall back to a default);
-nested dataclass fields are built from nested mappings; ``base:`` in a YAML file
-names another YAML file (relative to it) whose values this one overrides.
+Every stage declares its config dataclass; :data:`AREAS` maps each config folder
+(``rsdix/configs/<area>/``) to it. Unknown keys are an error (a typo must not silently fall
+back to a default); nested dataclass fields are built from nested mappings; ``base:`` in a
+YAML file names another YAML file (relative to it) whose values this one overrides.
+
+Values are checked when loaded, naming the file and key: types (an ``int`` field takes
+no ``true`` or ``4.5``), enumerations (``typing.Literal`` hints), bounds declared with
+:func:`option` (``steps: int = option(1000, min=1)``), and a dataclass's own
+``validate()`` method for rules across fields (raise :class:`ConfigError` naming the key).
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import math
 import os
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Iterable, Sequence, TypeVar
 
 import yaml
 
@@ -25,6 +32,86 @@ from rsdix.errors import ConfigError
 T = TypeVar("T")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+# config folder -> "module:Dataclass" (resolved when loaded, so this module imports no stage)
+AREAS = {
+    "train": "rsdix.training.clip:ClipTrainConfig",
+    "train_study": "rsdix.training.clip:StudyConfig",
+    "captioning": "rsdix.captioning.pipeline:CaptioningExperiment",
+    "evaluate": "rsdix.evaluation.suite:EvalConfig",
+    "metric_stats": "rsdix.metric_study.study:MetricStudyConfig",
+    "s2lcd": "rsdix.s2.s2lcd:S2LCDConfig",
+}
+
+
+def option(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING, min: float | None = None,
+           max: float | None = None, min_exclusive: bool = False, choices: Sequence | None = None):
+    """A dataclass field with bounds or choices that :func:`load` checks (``None`` always passes)."""
+    meta = {k: v for k, v in (("min", min), ("max", max), ("choices", choices)) if v is not None}
+    meta["min_exclusive"] = min_exclusive
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={"check": meta})
+
+
+def config_class(area: str) -> type:
+    """The dataclass of config area ``area`` (a folder under ``rsdix/configs``)."""
+    if area not in AREAS:
+        raise ConfigError(f"config area {area!r} unknown; known: {sorted(AREAS)}")
+    module, name = AREAS[area].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def config_names(area: str) -> list[str]:
+    """The config names of ``area`` (its YAML files, without ``.yaml``)."""
+    return sorted(p.stem for p in (CONFIG_DIR / area).glob("*.yaml"))
+
+
+def config_path(area: str, profile_or_path: str | os.PathLike) -> Path:
+    """``rsdix/configs/<area>/<name>.yaml`` for a config name, else the path itself."""
+    text = str(profile_or_path)
+    if not text.endswith((".yaml", ".yml")) and os.sep not in text and "/" not in text:
+        path = CONFIG_DIR / area / f"{text}.yaml"
+        if not path.exists():
+            raise ConfigError(f"config {text!r} not found for {area}: known names {config_names(area)} "
+                              f"(or give a path to a YAML file)")
+        return path
+    return Path(profile_or_path)
+
+
+def parse_overrides(items: Iterable[str]) -> dict:
+    """``["loop.steps=100", "loss.method=infonce"]`` -> nested dict (values parsed as YAML)."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key=value (e.g. loop.steps=100)")
+        parsed = yaml.safe_load(value) if value.strip() else None
+        out = deep_update(out, nest({key: parsed}, sep="."))
+    return out
+
+
+def nest(flat: dict, sep: str = "__") -> dict:
+    """``{"loop__steps": 5}`` -> ``{"loop": {"steps": 5}}`` (keys without ``sep`` unchanged)."""
+    out: dict = {}
+    for key, value in flat.items():
+        parts = key.split(sep)
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load(area: str, profile_or_path: str | os.PathLike | dict = "cpu", overrides: Iterable[str] = (),
+         **kwargs: Any):
+    """The one door: config ``area`` from a profile name, a YAML path or a dict, then overrides.
+
+    ``overrides`` are command-line ``section.key=value`` strings; keyword overrides are nested
+    dicts or ``section__key=value``. The result is validated (types, choices, bounds, ``validate()``).
+    """
+    cls = config_class(area)
+    source = profile_or_path if isinstance(profile_or_path, dict) else config_path(area, profile_or_path)
+    extra = deep_update(parse_overrides(overrides), nest(kwargs))
+    return load_config(cls, source, **extra)
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
@@ -43,39 +130,69 @@ def read_yaml(path: str | os.PathLike) -> dict:
     base = data.pop("base", None)
     if base:
         merged = read_yaml((path.parent / base) if not Path(base).is_absolute() else base)
-        merged = _deep_update(merged, data)
+        merged = deep_update(merged, data)
         return merged
     return data
 
 
-def _deep_update(base: dict, new: dict) -> dict:
+def deep_update(base: dict, new: dict) -> dict:
+    """``base`` with ``new`` merged in, nested mappings merged key by key (neither is changed)."""
     out = dict(base)
     for key, value in new.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_update(out[key], value)
+            out[key] = deep_update(out[key], value)
         else:
             out[key] = value
     return out
 
 
 def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
-    """Build dataclass ``cls`` from a mapping, recursively, rejecting unknown keys."""
+    """Build dataclass ``cls`` from a mapping, recursively, rejecting unknown keys and bad values.
+
+    ``where`` names the source (a file); errors read ``<where>: <key>: <problem>``.
+    """
+    return _from_dict(cls, data, where, "")
+
+
+def _from_dict(cls, data, where: str, prefix: str):
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls} is not a dataclass")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {prefix or cls.__name__}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = set(data) - names
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = set(data) - set(fields)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} for {cls.__name__}; "
-                          f"known: {sorted(names)}")
+        raise ConfigError(f"{where}: {prefix + ': ' if prefix else ''}unknown key(s) {sorted(unknown)} for "
+                          f"{cls.__name__}; known: {sorted(fields)}")
     kwargs = {}
     for key, value in data.items():
-        hint = hints.get(key)
-        kwargs[key] = _coerce(hint, value, f"{where}.{key}")
-    return cls(**kwargs)
+        key_path = f"{prefix}.{key}" if prefix else key
+        value = _coerce(hints.get(key), value, where, key_path)
+        _check(fields[key].metadata.get("check"), value, where, key_path)
+        kwargs[key] = value
+    obj = cls(**kwargs)
+    if hasattr(obj, "validate"):
+        try:
+            obj.validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {prefix + '.' if prefix else ''}{exc}") from None
+    return obj
 
 
-def _coerce(hint, value, where):
+def _check(check: dict | None, value, where: str, key: str) -> None:
+    if not check or value is None:
+        return
+    if "choices" in check and value not in check["choices"]:
+        raise ConfigError(f"{where}: {key}: {value!r} is not one of {list(check['choices'])}")
+    low, high = check.get("min"), check.get("max")
+    if low is not None and (value < low or (check.get("min_exclusive") and value == low)):
+        raise ConfigError(f"{where}: {key}: {value!r} must be {'>' if check.get('min_exclusive') else '>='} {low}")
+    if high is not None and value > high:
+        raise ConfigError(f"{where}: {key}: {value!r} must be <= {high}")
+
+
+def _coerce(hint, value, where: str, key: str):
     if value is None:
         return None
     origin = typing.get_origin(hint)
@@ -83,20 +200,43 @@ def _coerce(hint, value, where):
     if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
         non_none = [a for a in args if a is not type(None)]
         if len(non_none) == 1:
-            return _coerce(non_none[0], value, where)
+            return _coerce(non_none[0], value, where, key)
         return value
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-        return from_dict(hint, value, where)
-    if hint in (float,) and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+    if origin is typing.Literal:
+        # YAML reads no/yes/off/on as booleans: accept them back as the words where those are choices
+        if isinstance(value, bool):
+            words = [a for a in args if isinstance(a, str) and yaml.safe_load(a) is value]
+            value = words[0] if words else value
+        if value not in args:
+            raise ConfigError(f"{where}: {key}: {value!r} is not one of {list(args)}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key}: expected a mapping, got {value!r}")
+        return _from_dict(hint, value, where, key)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{where}: {key}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except ValueError as exc:
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from exc
-    if hint is int and isinstance(value, str):
+            raise ConfigError(f"{where}: {key}: expected a number, got {value!r}") from exc
+        if math.isnan(number):
+            raise ConfigError(f"{where}: {key}: expected a number, got NaN")
+        return number
+    if hint is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{where}: {key}: expected an integer, got {value!r}")
         try:
             return int(value)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {key}: expected an integer, got {value!r}") from exc
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key}: expected true or false, got {value!r}")
+    if hint is str and not isinstance(value, str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: {key}: expected a string, got {value!r}")
     if (hint is tuple or origin is tuple) and isinstance(value, list):
         return tuple(value)
     return value
@@ -110,7 +250,7 @@ def load_config(cls: type[T], source: str | os.PathLike | dict | None = None, **
         data, where = dict(source), cls.__name__
     else:
         data, where = read_yaml(source), str(source)
-    data = _deep_update(data, overrides)
+    data = deep_update(data, overrides)
     return from_dict(cls, data, where)
 
 

@@ -322,3 +322,16 @@ def _cached_text_forward(self, x: torch.Tensor) -> torch.Tensor:
             cache[k] = v
     pooled = torch.stack([cache[k] for k in keys]).to(x.device)
     return self.proj(pooled.to(self.proj.weight.dtype if hasattr(self.proj, "weight") else pooled.dtype))
+
+
+_SBERT = {}
+
+
+def sbert_model(path: str | os.PathLike | None = None, device: str = "cpu"):
+    """all-MiniLM-L6-v2 (offline, from ``rsdix.models.minilm_path()``), loaded once per process."""
+    key = (str(path or minilm_path()), device)
+    if key not in _SBERT:
+        from sentence_transformers import SentenceTransformer
+
+        _SBERT[key] = SentenceTransformer(key[0], device=device)
+    return _SBERT[key]

@@ -85,7 +85,7 @@ def test_sbert_similarities_replace_the_text_text_term():
     sims = e @ e.t()
     assert sims[0, 1].item() == pytest.approx(1.0, abs=1e-5) and sims[0, 2] < 0.5
     assert len(sbert.cache) == 2  # cached per distinct caption
-    from rsdix.captioning.metrics import sbert_model
+    from rsdix.models import sbert_model
     assert SBertSimilarity().model is sbert_model() is sbert.model  # one MiniLM per process
     bundle = _tiny()
     model, batch = bundle.model, _batch(bundle)
@@ -283,7 +283,7 @@ def test_quick_check_reports_what_the_evaluation_suite_reports(tmp_path, ucm_roo
     import json
 
     from rsdix.evaluation import suite as evaluate
-    from rsdix.training.clip import QuickCheck
+    from rsdix.evaluation.quick_check import QuickCheck
 
     ann = json.loads((ucm_root / "dataset_ucm.json").read_text())
     ann["images"] = [im for im in ann["images"] if im["split"] == "test"][:40]

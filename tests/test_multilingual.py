@@ -11,9 +11,10 @@ from PIL import Image
 
 from rsdix.data.captions import CaptionRecord, read_karpathy, write_karpathy
 from rsdix.errors import DataError, OfflineError
+from rsdix.evaluation.multilingual import evaluate_per_language, language_subsets
 from rsdix.training.multilingual import (LanguageCollate, MultilingualCaptionDataset, Translator, batch_language,
-                                evaluate_per_language, language_coverage, language_subsets, languages_of,
-                                merge_parallel, read_parallel, stack_views, translate_records)
+                                         language_coverage, languages_of, merge_parallel, read_parallel,
+                                         stack_views, translate_records)
 
 PARALLEL = {
     "en": [["many planes at the airport", "an airport with two runways"], ["a river through green fields"],
@@ -184,7 +185,7 @@ def test_evaluate_per_language(parallel_dir):
 
 def test_retrieval_per_language_through_the_evaluation_suite(parallel_dir, tiny_bundle, tmp_path):
     from rsdix.features import FeatureCache
-    from rsdix.training.multilingual import retrieval_per_language
+    from rsdix.evaluation.multilingual import retrieval_per_language
 
     root, files = parallel_dir
     merged = write_karpathy(read_parallel(files), root / "dataset_toy.json")

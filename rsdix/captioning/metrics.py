@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from rsdix.errors import DataError, RsdixError
+from rsdix.models import sbert_model
 
 BLEU = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
 COCO_METRICS = BLEU + ("METEOR", "ROUGE-L", "CIDEr", "SPICE")
@@ -258,21 +259,6 @@ def _tokenized_dicts(ids, cands, refs, tokenizer: str, source: str):
 # --------------------------------------------------------------------------------------------
 # Sentence-BERT
 # --------------------------------------------------------------------------------------------
-
-_SBERT = {}
-
-
-def sbert_model(path: str | os.PathLike | None = None, device: str = "cpu"):
-    """all-MiniLM-L6-v2 (offline, from ``rsdix.models.minilm_path()``), loaded once per process."""
-    from rsdix.models import minilm_path
-
-    key = (str(path or minilm_path()), device)
-    if key not in _SBERT:
-        from sentence_transformers import SentenceTransformer
-
-        _SBERT[key] = SentenceTransformer(key[0], device=device)
-    return _SBERT[key]
-
 
 def sbert_embed(texts: Sequence[str], model=None, batch_size: int = 128) -> np.ndarray:
     """L2-normalised embeddings of unique texts, in input order."""

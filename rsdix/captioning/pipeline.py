@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rsdix import config
 from rsdix.errors import ConfigError, DataError, OfflineError
 from rsdix.training.loop import LoopConfig
 
@@ -742,18 +743,16 @@ class CaptioningExperiment:
 
     def train_config(self, frozen: bool = True) -> CaptionTrainConfig:
         """The training config of a frozen-encoder run, or with ``unfrozen_train`` applied."""
-        from rsdix.config import _deep_update, from_dict
+        from rsdix.config import deep_update, from_dict
 
         base = asdict(self.train)
         if not frozen:
-            base = _deep_update(base, {"freeze_encoder": False, **self.unfrozen_train})
+            base = deep_update(base, {"freeze_encoder": False, **self.unfrozen_train})
         return from_dict(CaptionTrainConfig, base, "captioning experiment")
 
 
 def load_experiment(profile: str, **overrides) -> CaptioningExperiment:
-    from rsdix.config import CONFIG_DIR, load_config
-
-    return load_config(CaptioningExperiment, CONFIG_DIR / "captioning" / f"{profile}.yaml", **overrides)
+    return config.load("captioning", profile, **overrides)
 
 
 def encoder_runs(models_dir: str | os.PathLike, names: Sequence[str]) -> dict[str, Path]:

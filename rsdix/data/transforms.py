@@ -98,13 +98,13 @@ def bundle_train_transform(bundle, augment: str | None = "rs", **kwargs):
         return bundle.preprocess_train
     if augment == "rs":
         pre = bundle.preprocess_config or {}
-        mean = pre.get("mean") or _find_normalize(bundle.preprocess_val).mean
-        std = pre.get("std") or _find_normalize(bundle.preprocess_val).std
+        mean = pre.get("mean") or find_normalize(bundle.preprocess_val).mean
+        std = pre.get("std") or find_normalize(bundle.preprocess_val).std
         return rs_train_transform(bundle.image_size, mean, std, **kwargs)
     raise ValueError(f"unknown augmentation {augment!r}: use 'rs', 'openclip' or 'none'")
 
 
-def _find_normalize(transform) -> T.Normalize:
+def find_normalize(transform) -> T.Normalize:
     for step in getattr(transform, "transforms", []):
         if isinstance(step, T.Normalize):
             return step

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rsdix import config
 from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions, select_split
 from rsdix.data.classification import ClassificationDataset, read_label_csv, scan_class_folders
 from rsdix.errors import ConfigError, DataError
@@ -511,9 +512,7 @@ def _describe_templates(templates) -> str:
 
 
 def load_eval_config(profile: str = "cpu", **overrides) -> EvalConfig:
-    from rsdix.config import CONFIG_DIR, load_config
-
-    return load_config(EvalConfig, CONFIG_DIR / "evaluate" / f"{profile}.yaml", **overrides)
+    return config.load("evaluate", profile, **overrides)
 
 
 def _parse_tasks(tasks, config: EvalConfig) -> list[tuple[str, str]]:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from rsdix import config
 from rsdix.errors import DataError
 from rsdix.utils import progress, stable_hash
 
@@ -744,16 +745,8 @@ class MetricStudyConfig:
     tokenizer: str = "ptb"
 
 
-def config_path(profile: str) -> Path:
-    from rsdix.config import CONFIG_DIR
-
-    return CONFIG_DIR / "metric_stats" / f"{profile}.yaml"
-
-
 def load_study_config(profile: str, **overrides) -> MetricStudyConfig:
-    from rsdix.config import load_config
-
-    return load_config(MetricStudyConfig, config_path(profile), **overrides)
+    return config.load("metric_stats", profile, **overrides)
 
 
 def fmt_ci(value, lo, hi, digits: int = 2) -> str:

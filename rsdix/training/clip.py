@@ -31,13 +31,14 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from rsdix.training import losses
-from rsdix.config import CONFIG_DIR, load_config, to_dict
+from rsdix import config
+from rsdix.config import option, to_dict
 from rsdix.training.dino import DINOConfig
 from rsdix.training.distributed import gather_nograd, gather_with_grad
 from rsdix.errors import ConfigError
@@ -48,7 +49,7 @@ METHODS = ("infonce", "rsdix", "rsdix-sbert", "siglip", "rsdix-siglip")
 
 @dataclass
 class ClipLossConfig:
-    method: str = "rsdix"
+    method: str = option("rsdix", choices=METHODS)
     alpha: float = 0.5                  # weight of the hard (contrastive) loss
     sinkhorn_eps: float = 0.1           # entropic regularisation (OTTER used 0.15)
     sinkhorn_iters: int = 5
@@ -95,8 +96,6 @@ def load_clip_config(source: str | os.PathLike | dict = "cpu", **overrides) -> C
     ``overrides`` use nested dicts or ``section__key`` names: ``method="infonce"`` is a shortcut
     for ``loss={"method": "infonce"}``; ``steps=100`` for ``loop={"steps": 100}``.
     """
-    if isinstance(source, str) and source in ("smoke", "cpu", "paper"):
-        source = CONFIG_DIR / "train" / f"{source}.yaml"
     nested: dict = {}
     sections = {"loss": ClipLossConfig, "data": ClipDataConfig, "loop": LoopConfig}
     for key, value in overrides.items():
@@ -109,10 +108,7 @@ def load_clip_config(source: str | os.PathLike | dict = "cpu", **overrides) -> C
             nested[key] = value
         else:
             nested.setdefault(owner, {})[key] = value
-    cfg = load_config(ClipTrainConfig, source, **nested)
-    if cfg.loss.method not in METHODS:
-        raise ConfigError(f"loss.method {cfg.loss.method!r} unknown; use one of {METHODS}")
-    return cfg
+    return config.load("train", source, **nested)
 
 
 # ---------------------------------------------------------------- objective
@@ -125,7 +121,7 @@ class SBertSimilarity:
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
-        from rsdix.captioning.metrics import sbert_model  # one copy per process, shared with the caption metrics
+        from rsdix.models import sbert_model  # one copy per process, shared with the caption metrics
 
         self.model = sbert_model(model_path, str(device))
         self.model.eval().requires_grad_(False)
@@ -290,96 +286,6 @@ class ClipCollate:
         return {"image": torch.stack(images), "text": self.tokenizer(list(captions)), "caption": list(captions)}
 
 
-# ---------------------------------------------------------------- a quick check after training
-
-QUICK_TEMPLATES = "rs"  # the evaluation suite's default set (notebook 05), so both report the same top-1
-
-
-class QuickCheck:
-    """UCM test retrieval (R@1/5/10 both ways, mean recall mR) and WHU-RS19 zero-shot top-1 (%).
-
-    ``split="val"`` checks retrieval on the validation images instead (for choosing settings
-    without looking at the test split); ``zero_shot=None`` leaves the zero-shot check out.
-
-    Images are decoded and preprocessed once (``bundle.preprocess_val`` of the first model),
-    so checking many small models trained with the same preprocessing is cheap. A small check
-    for training studies; the full evaluation suite is :mod:`rsdix.evaluation.suite`.
-    """
-
-    def __init__(self, bundle, data_root=None, retrieval: str = "ucm_captions",
-                 zero_shot: str | None = "whu_rs19", max_zero_shot: int | None = None, split: str = "test"):
-        from rsdix.data.captions import CaptionDataset
-        from rsdix.data.classification import ClassificationDataset
-        from rsdix.data.registry import caption_file, dataset_path
-
-        ds = CaptionDataset.from_file(caption_file(retrieval, data_root), split=split, mode="eval",
-                                      transform=bundle.preprocess_val)
-        self.texts, self.owner = ds.texts(), torch.tensor(ds.text_to_image())
-        self.images = self._load(ds, "retrieval images")
-        self.image_size = bundle.image_size
-        self.zs, self.zero_shot_split = None, None
-        if zero_shot:
-            cls = ClassificationDataset.from_folders(dataset_path(zero_shot, data_root),
-                                                     transform=bundle.preprocess_val)
-            self.zero_shot_split = "all"
-            if max_zero_shot and len(cls) > max_zero_shot:
-                self.zero_shot_split = f"random {max_zero_shot}"
-                keep = torch.randperm(len(cls), generator=torch.Generator().manual_seed(0))[:max_zero_shot]
-                cls.samples = [cls.samples[i] for i in sorted(keep.tolist())]
-            self.zs = (self._load(cls, "zero-shot images"), torch.tensor(cls.labels), cls.class_names)
-
-    @staticmethod
-    def _load(dataset, desc):
-        from rsdix.utils import progress
-
-        items = [dataset[i] for i in progress(range(len(dataset)), desc=desc, leave=False)]
-        return torch.stack([x[0] if isinstance(x, tuple) else x for x in items])
-
-    @staticmethod
-    @torch.no_grad()
-    def _images(model, x, batch_size=128):
-        return torch.cat([model.encode_image(x[i:i + batch_size], normalize=True).float()
-                          for i in range(0, len(x), batch_size)])
-
-    @staticmethod
-    @torch.no_grad()
-    def _texts(model, tokenizer, texts, batch_size=256):
-        return torch.cat([model.encode_text(tokenizer(list(texts[i:i + batch_size])), normalize=True).float()
-                          for i in range(0, len(texts), batch_size)])
-
-    @torch.no_grad()
-    def zero_shot_scores(self, bundle) -> torch.Tensor:
-        """``(images, classes)`` cosine scores against the class embeddings of
-        :data:`QUICK_TEMPLATES` (:func:`rsdix.evaluation.suite.class_embeddings`, as notebook 05 scores)."""
-        from rsdix.evaluation.suite import class_embeddings
-
-        images, _, names = self.zs
-        return self._images(bundle.model, images) @ class_embeddings(bundle, names, QUICK_TEMPLATES).t()
-
-    @torch.no_grad()
-    def __call__(self, bundle) -> dict:
-        if bundle.image_size != self.image_size:
-            raise ValueError(f"QuickCheck prepared {self.image_size}px images; model takes {bundle.image_size}px")
-        model = bundle.model
-        was_training = model.training
-        model.eval()
-        from rsdix.evaluation.suite import classification_metrics, retrieval_metrics  # the suite's definitions
-
-        out = retrieval_metrics(self._images(model, self.images), self._texts(model, bundle.tokenizer, self.texts),
-                                self.owner.tolist())
-        if self.zs is not None:
-            _, labels, names = self.zs
-            scores = self.zero_shot_scores(bundle)
-            out["zs_top1"] = classification_metrics(scores, labels.tolist(), len(names))["top1"]
-        model.train(was_training)
-        return out
-
-
-def quick_check(bundle, data_root=None, **kwargs) -> dict:
-    """One-off :class:`QuickCheck` (UCM test mR, WHU-RS19 zero-shot top-1)."""
-    return QuickCheck(bundle, data_root, **kwargs)(bundle)
-
-
 # ---------------------------------------------------------------- entry points
 
 @dataclass
@@ -441,7 +347,7 @@ class StudyConfig:
 
 
 def load_study_config(profile: str = "cpu", **overrides) -> StudyConfig:
-    return load_config(StudyConfig, CONFIG_DIR / "train" / f"study_{profile}.yaml", **overrides)
+    return config.load("train_study", profile, **overrides)
 
 
 def run_name(method: str, seed: int, fraction: float = 1.0) -> str:
@@ -454,8 +360,8 @@ def long_run_name(method: str, seed: int) -> str:
     return f"{method}-long_s{seed}"
 
 
-def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "QuickCheck | None" = None, save: bool = True,
-              resume: bool = True, val_check: "QuickCheck | None" = None, check_teacher: bool = False) -> dict:
+def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "Callable[[object], dict] | None" = None, save: bool = True,
+              resume: bool = True, val_check: "Callable[[object], dict] | None" = None, check_teacher: bool = False) -> dict:
     """Train one run into ``dirs.run/train/<name>`` (resuming a finished or interrupted run of the
     same configuration; a run whose configuration changed is moved to ``<name>.previous`` and
     trained anew), save the model to ``dirs.models/<name>`` with its ``train_log.csv``, and
@@ -495,7 +401,7 @@ def train_run(cfg: ClipTrainConfig, name: str, dirs, check: "QuickCheck | None" 
 def result_rows(runs: Sequence[dict], profile: str, retrieval_title: str = "UCM",
                 zero_shot_title: str = "WHU-RS19", zero_shot_split: str = "all") -> list:
     """Tidy :class:`rsdix.results.Result` rows from :func:`train_run` outputs. ``zero_shot_split``
-    names the images the zero-shot check used (:attr:`QuickCheck.zero_shot_split`)."""
+    names the images the zero-shot check used (the check's ``zero_shot_split`` attribute, e.g. :class:`rsdix.evaluation.quick_check.QuickCheck`)."""
     from rsdix.results import Result
 
     rows = []

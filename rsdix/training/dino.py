@@ -396,10 +396,10 @@ class DinoViews:
 
 def dino_views(cfg: DINOConfig, bundle, base=None) -> DinoViews:
     """The multi-crop views transform for a model bundle (its input size, patch size and normalisation)."""
-    from rsdix.data.transforms import _find_normalize
+    from rsdix.data.transforms import find_normalize
 
     pre = bundle.preprocess_config or {}
-    norm = None if pre.get("mean") else _find_normalize(bundle.preprocess_val)
+    norm = None if pre.get("mean") else find_normalize(bundle.preprocess_val)
     mean = pre.get("mean") or norm.mean
     std = pre.get("std") or norm.std
     patch = getattr(bundle.model.visual, "patch_size", None)

@@ -53,12 +53,13 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from rsdix.config import option
 from rsdix.errors import ConfigError, DataError, RsdixError
 from rsdix.utils import progress, seed_everything, stable_hash, torch_save_atomic
 
@@ -70,26 +71,26 @@ class NonFiniteLossError(RsdixError, FloatingPointError):
 @dataclass
 class LoopConfig:
     """Settings of :func:`fit` (model-independent)."""
-    steps: int = 1000                 # optimizer steps
-    batch_size: int = 64              # global batch per micro-step (all processes together)
-    grad_accum: int = 1               # micro-steps per optimizer step
-    lr: float = 5e-4
-    min_lr_ratio: float = 0.0         # cosine ends at lr * min_lr_ratio
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
+    steps: int = option(1000, min=1)  # optimizer steps
+    batch_size: int = option(64, min=1)  # global batch per micro-step (all processes together)
+    grad_accum: int = option(1, min=1)  # micro-steps per optimizer step
+    lr: float = option(5e-4, min=0, min_exclusive=True)
+    min_lr_ratio: float = option(0.0, min=0, max=1)  # cosine ends at lr * min_lr_ratio
+    warmup_steps: int = option(100, min=0)
+    weight_decay: float = option(0.1, min=0)
     betas: tuple = (0.9, 0.99)
     eps: float = 1e-8
     grad_clip: float | None = 1.0     # max global grad norm; None: no clipping
-    precision: str = "no"             # accelerate mixed precision: no | fp16 | bf16 | auto (bf16 where the
+    precision: Literal["no", "fp16", "bf16", "auto"] = "no"  # accelerate mixed precision: no | fp16 | bf16 | auto (bf16 where the
                                       # GPU or CPU computes it natively (AMX / AVX512-BF16), else no)
     channels_last: bool = False       # NHWC weights: faster convolutions on CPU (oneDNN) and tensor cores
     lr_mult: dict = field(default_factory=dict)  # name prefix (or "image"/"text") -> lr multiplier
     freeze: list = field(default_factory=list)   # name prefixes (or "image"/"text") to freeze
-    ema_max_decay: float = 0.999      # teacher decay d = min(max, (1+n)/(10+n))
-    num_workers: int = 0
+    ema_max_decay: float = option(0.999, min=0, max=1)  # teacher decay d = min(max, (1+n)/(10+n))
+    num_workers: int = option(0, min=0)
     seed: int = 0
-    log_every: int = 10
-    ckpt_every: int = 0               # steps between checkpoints (0: only at the end)
+    log_every: int = option(10, min=1)
+    ckpt_every: int = option(0, min=0)  # steps between checkpoints (0: only at the end)
     find_unused_parameters: bool = False
     cpu: bool = False                 # force CPU even with a GPU
 

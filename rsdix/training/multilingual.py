@@ -1,5 +1,5 @@
 """Multilingual captions (RS-M-CLIP): parallel caption sets, a language per training step,
-machine translation, and evaluation per language.
+and machine translation (evaluation per language: :mod:`rsdix.evaluation.multilingual`).
 
 Captions in several languages live in one Karpathy file (a ``lang`` field per sentence; no
 field means English) or in parallel files, one per language, with the same images and
@@ -14,9 +14,7 @@ from the seed and the batch's images, so a resumed run picks the same) and token
     ds = MultilingualCaptionDataset(records, image_dir, transform, languages=["en", "pt", "de"])
     collate = LanguageCollate(tokenizer, ds.languages, seed=0)       # batch: image, text, caption, lang
 
-Evaluation: :func:`language_subsets` splits a test set into one caption set per language, and
-:func:`evaluate_per_language` runs any evaluation function on each, labelling the rows'
-dataset ``"<name>/<lang>"``. A multilingual text tower comes from the model factory, e.g.
+A multilingual text tower comes from the model factory, e.g.
 ``load_model("xlm-roberta-base-ViT-B-32", pretrained="laion5b_s13b_b90k")`` (paper profile).
 """
 from __future__ import annotations
@@ -36,8 +34,7 @@ from rsdix.errors import DataError, OfflineError
 
 __all__ = ["RSMCLIP_LANGUAGES", "MARIAN_MODELS", "NLLB_CODES", "languages_of", "language_coverage",
            "merge_parallel", "read_parallel", "MultilingualCaptionDataset", "LanguageCollate",
-           "batch_language", "Translator", "translate_records", "language_subsets", "evaluate_per_language",
-           "retrieval_per_language", "stack_views"]
+           "batch_language", "Translator", "translate_records", "stack_views"]
 
 RSMCLIP_LANGUAGES = ("en", "pt", "es", "fr", "de", "nl", "it", "zh", "ko", "ru")
 # English -> X MarianMT checkpoints on the Hugging Face hub (Helsinki-NLP); "tc-big" where no base model exists
@@ -310,68 +307,3 @@ def translate_records(records: Sequence[CaptionRecord], targets: Sequence[str],
             langs += [lang] * len(src)
         result.append(CaptionRecord(r.filename, r.split, caps, langs, r.image_id, dict(r.meta)))
     return result
-
-
-# --------------------------------------------------------------------------------------------
-# Evaluation per language
-# --------------------------------------------------------------------------------------------
-def language_subsets(records: Sequence[CaptionRecord], languages: Sequence[str] | None = None,
-                     source: str | os.PathLike = "captions") -> dict[str, list[CaptionRecord]]:
-    """``{lang: records with only that language's captions}``; a language without captions is an error."""
-    languages = list(languages) if languages is not None else languages_of(records)
-    out = {}
-    for lang in languages:
-        subset = []
-        for r in records:
-            caps = [c for c, l in zip(r.captions, r.langs) if l == lang]
-            if caps:
-                subset.append(CaptionRecord(r.filename, r.split, caps, [lang] * len(caps), r.image_id, dict(r.meta)))
-        if not subset:
-            raise DataError(source, f"no captions in language {lang!r}; languages present: {languages_of(records)}")
-        if len(subset) < len(records):
-            raise DataError(source, f"{len(records) - len(subset)} image(s) have no {lang!r} caption: "
-                                    f"per-language retrieval needs every image in every language")
-        out[lang] = subset
-    return out
-
-
-def evaluate_per_language(evaluate: Callable[[CaptionDataset], Mapping[str, float]], records: Sequence[CaptionRecord],
-                          image_dir: str | os.PathLike, transform=None, languages: Sequence[str] | None = None,
-                          model: str = "", dataset: str = "captions", task: str = "retrieval",
-                          seed: int | None = None, profile: str = "", split: str = "test",
-                          source: str | os.PathLike | None = None):
-    """Run ``evaluate(dataset) -> {metric: value}`` (e.g. ``lambda ds: retrieval(bundle, ds)``
-    from :mod:`rsdix.evaluation.suite`) on each language's caption set; return :class:`Result` rows
-    with ``dataset="<dataset>/<lang>"`` (one row per model x dataset/lang x task x metric x seed)."""
-    from rsdix.results import Result
-
-    rows = []
-    for lang, subset in language_subsets(records, languages, source or dataset).items():
-        ds = CaptionDataset(subset, image_dir, transform=transform, mode="eval", source=source or dataset)
-        metrics = evaluate(ds)
-        for metric, value in metrics.items():
-            rows.append(Result(model=model, dataset=f"{dataset}/{lang}", task=task, metric=metric,
-                               value=float(value), seed=seed, split=split, n=len(ds), profile=profile,
-                               extra={"lang": lang}))
-    return rows
-
-
-def retrieval_per_language(bundle, caption_file: str | os.PathLike, languages: Sequence[str] | None = None,
-                           split: str = "test", image_dir: str | os.PathLike | None = None, model: str = "",
-                           dataset: str | None = None, seed: int | None = None, profile: str = "", cache=None):
-    """Image-text retrieval (:func:`rsdix.evaluation.suite.retrieval`) on each language of a multilingual
-    caption file: the same images, queries in every language. Returns :class:`Result` rows with
-    ``dataset="<name>/<lang>"``; image features are computed once and shared by all languages."""
-    from rsdix.data.captions import find_image_dir, select_split
-    from rsdix.evaluation.suite import retrieval
-    from rsdix.features import FeatureCache
-
-    caption_file = Path(caption_file)
-    records = select_split(read_captions(caption_file), split, caption_file)
-    name = dataset or caption_file.stem.replace("dataset_", "")
-    cache = cache if cache is not None else FeatureCache()
-    return evaluate_per_language(
-        lambda ds: retrieval(bundle, ds, cache=cache, dataset_name=name, split=split), records,
-        image_dir or find_image_dir(caption_file), transform=bundle.preprocess_val, languages=languages,
-        model=model or bundle.name, dataset=name, task="retrieval", seed=seed, profile=profile, split=split,
-        source=caption_file)

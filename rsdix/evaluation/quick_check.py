@@ -1,0 +1,92 @@
+"""The quick check run during and after training: UCM retrieval mR and WHU-RS19 zero-shot top-1.
+
+Training never imports this module: a notebook or the command line builds a :class:`QuickCheck`
+and hands it to :func:`rsdix.training.clip.train_run` as a plain callable ``check(bundle) -> dict``.
+It computes exactly what the evaluation suite computes (same templates, class embeddings and metrics).
+"""
+from __future__ import annotations
+
+import torch
+
+from rsdix.data.captions import CaptionDataset
+from rsdix.data.classification import ClassificationDataset
+from rsdix.data.registry import caption_file, dataset_path
+from rsdix.evaluation.suite import class_embeddings, classification_metrics, retrieval_metrics
+from rsdix.utils import progress
+
+QUICK_TEMPLATES = "rs"  # the evaluation suite's default set (notebook 05), so both report the same top-1
+
+
+class QuickCheck:
+    """UCM test retrieval (R@1/5/10 both ways, mean recall mR) and WHU-RS19 zero-shot top-1 (%).
+
+    ``split="val"`` checks retrieval on the validation images instead (for choosing settings
+    without looking at the test split); ``zero_shot=None`` leaves the zero-shot check out.
+
+    Images are decoded and preprocessed once (``bundle.preprocess_val`` of the first model),
+    so checking many small models trained with the same preprocessing is cheap. A small check
+    for training studies; the full evaluation suite is :mod:`rsdix.evaluation.suite`.
+    """
+
+    def __init__(self, bundle, data_root=None, retrieval: str = "ucm_captions",
+                 zero_shot: str | None = "whu_rs19", max_zero_shot: int | None = None, split: str = "test"):
+        ds = CaptionDataset.from_file(caption_file(retrieval, data_root), split=split, mode="eval",
+                                      transform=bundle.preprocess_val)
+        self.texts, self.owner = ds.texts(), torch.tensor(ds.text_to_image())
+        self.images = self._load(ds, "retrieval images")
+        self.image_size = bundle.image_size
+        self.zs, self.zero_shot_split = None, None
+        if zero_shot:
+            cls = ClassificationDataset.from_folders(dataset_path(zero_shot, data_root),
+                                                     transform=bundle.preprocess_val)
+            self.zero_shot_split = "all"
+            if max_zero_shot and len(cls) > max_zero_shot:
+                self.zero_shot_split = f"random {max_zero_shot}"
+                keep = torch.randperm(len(cls), generator=torch.Generator().manual_seed(0))[:max_zero_shot]
+                cls.samples = [cls.samples[i] for i in sorted(keep.tolist())]
+            self.zs = (self._load(cls, "zero-shot images"), torch.tensor(cls.labels), cls.class_names)
+
+    @staticmethod
+    def _load(dataset, desc):
+        items = [dataset[i] for i in progress(range(len(dataset)), desc=desc, leave=False)]
+        return torch.stack([x[0] if isinstance(x, tuple) else x for x in items])
+
+    @staticmethod
+    @torch.no_grad()
+    def _images(model, x, batch_size=128):
+        return torch.cat([model.encode_image(x[i:i + batch_size], normalize=True).float()
+                          for i in range(0, len(x), batch_size)])
+
+    @staticmethod
+    @torch.no_grad()
+    def _texts(model, tokenizer, texts, batch_size=256):
+        return torch.cat([model.encode_text(tokenizer(list(texts[i:i + batch_size])), normalize=True).float()
+                          for i in range(0, len(texts), batch_size)])
+
+    @torch.no_grad()
+    def zero_shot_scores(self, bundle) -> torch.Tensor:
+        """``(images, classes)`` cosine scores against the class embeddings of
+        :data:`QUICK_TEMPLATES` (:func:`rsdix.evaluation.suite.class_embeddings`, as notebook 05 scores)."""
+        images, _, names = self.zs
+        return self._images(bundle.model, images) @ class_embeddings(bundle, names, QUICK_TEMPLATES).t()
+
+    @torch.no_grad()
+    def __call__(self, bundle) -> dict:
+        if bundle.image_size != self.image_size:
+            raise ValueError(f"QuickCheck prepared {self.image_size}px images; model takes {bundle.image_size}px")
+        model = bundle.model
+        was_training = model.training
+        model.eval()
+        out = retrieval_metrics(self._images(model, self.images), self._texts(model, bundle.tokenizer, self.texts),
+                                self.owner.tolist())
+        if self.zs is not None:
+            _, labels, names = self.zs
+            scores = self.zero_shot_scores(bundle)
+            out["zs_top1"] = classification_metrics(scores, labels.tolist(), len(names))["top1"]
+        model.train(was_training)
+        return out
+
+
+def quick_check(bundle, data_root=None, **kwargs) -> dict:
+    """One-off :class:`QuickCheck` (UCM test mR, WHU-RS19 zero-shot top-1)."""
+    return QuickCheck(bundle, data_root, **kwargs)(bundle)
