@@ -37,13 +37,13 @@ wordnet: $(VENV)/.rsdix-installed
 	     (apt-get update -q >/dev/null && apt-get install -y -q wordnet-base wordnet-sense-index >/dev/null)); \
 	  else echo "WordNet missing: run 'sudo apt-get install wordnet-base wordnet-sense-index' (needed by notebook 06)"; fi; \
 	fi
-	-$(PY) -m rsdix.metric_study.wordnet install
+	-$(VENV)/bin/rsdix wordnet install
 
 test: $(VENV)/.rsdix-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: $(VENV)/.rsdix-installed
-	$(PY) -m rsdix.reporting.reproduce --profile $(PROFILE) --data-root "$(DATA_ROOT)"
+	$(VENV)/bin/rsdix reproduce --profile $(PROFILE) --data-root "$(DATA_ROOT)"
 
 smoke:
 	$(MAKE) reproduce PROFILE=smoke
@@ -52,7 +52,7 @@ lab: $(VENV)/.rsdix-installed
 	$(PY) -m jupyter lab notebooks/
 
 bench: $(VENV)/.rsdix-installed
-	$(PY) -m rsdix.benchmarks --out figures/bench
+	$(VENV)/bin/rsdix bench --out figures/bench
 
 clean:
 	rm -rf runs/smoke .pytest_cache

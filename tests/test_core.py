@@ -1,48 +1,13 @@
-"""Configs, results tables, paths, atomic writes."""
+"""Results tables."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import pandas as pd
 import pytest
 
-from rsdix.config import load_config, save_config
-from rsdix.errors import ConfigError, DataError
+from rsdix.errors import DataError
 from rsdix.results import Result, append_results, read_results, summarise, with_reference, write_table
-
-
-@dataclass
-class Opt:
-    lr: float = 1e-3
-    betas: tuple = (0.9, 0.99)
-
-
-@dataclass
-class Cfg:
-    name: str = "x"
-    steps: int = 10
-    opt: Opt = field(default_factory=Opt)
-
-
-def test_config_yaml_base_and_overrides(tmp_path):
-    (tmp_path / "base.yaml").write_text("name: base\nsteps: 5\nopt:\n  lr: 1e-4\n")
-    (tmp_path / "child.yaml").write_text("base: base.yaml\nsteps: 7\n")
-    cfg = load_config(Cfg, tmp_path / "child.yaml", name="over")
-    assert cfg == Cfg(name="over", steps=7, opt=Opt(lr=1e-4))
-    assert isinstance(cfg.opt.lr, float)           # "1e-4" from YAML is a float, not a string
-    save_config(cfg, tmp_path / "saved.yaml")
-    assert load_config(Cfg, tmp_path / "saved.yaml") == cfg
-
-
-def test_config_unknown_key_names_file(tmp_path):
-    path = tmp_path / "typo.yaml"
-    path.write_text("stpes: 3\n")
-    with pytest.raises(ConfigError, match=r"typo\.yaml.*unknown key.*stpes"):
-        load_config(Cfg, path)
-    path.write_text("opt: {lr: fast}\n")
-    with pytest.raises(ConfigError, match=r"opt\.lr.*expected a number"):
-        load_config(Cfg, path)
 
 
 def test_results_replace_rows_with_blank_keys_after_a_csv_round_trip(tmp_path):
@@ -77,18 +42,6 @@ def test_results_refuse_nan(tmp_path):
     with pytest.raises(DataError, match="NaN"):
         append_results([Result("m", "d", "t", "x", math.nan)], tmp_path / "r.csv")
     assert not (tmp_path / "r.csv").exists()
-
-
-def test_atomic_write_keeps_old_file_on_crash(tmp_path):
-    from rsdix.utils import atomic_path
-
-    target = tmp_path / "f.txt"
-    target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("crash")
-    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
 
 
 def test_summarise_keeps_a_single_rows_own_ci(tmp_path):

@@ -1,0 +1,250 @@
+"""The ``rsdix`` command line: one entry point for every stage.
+
+    rsdix data list | check NAME | download NAME     the dataset registry
+    rsdix train --config cpu loss.method=infonce      train a CLIP model (accelerate launch -m rsdix train ...)
+    rsdix evaluate MODEL --tasks zero-shot retrieval  evaluate a saved or published model
+    rsdix caption --encoder MODEL --dataset ucm_captions   train a captioner, caption the test split
+    rsdix reproduce --profile cpu                     run the notebooks through papermill
+    rsdix bench [--quick]                             speed benchmarks
+    rsdix wordnet install                             the offline WordNet for the metric study
+
+Every rsdix error prints one line, ``error: <file or key>: <problem>``, and exits with code 2;
+``--debug`` shows the traceback instead. Each command imports its stage only when it runs, so
+``rsdix --help`` answers at once (the stages import torch, open_clip and transformers).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from rsdix import config
+from rsdix.errors import RsdixError
+from rsdix.paths import runs_dir
+from rsdix.utils import pick_device
+
+
+# ---------------------------------------------------------------- the commands
+
+def cmd_data(args) -> int:
+    from rsdix.data import registry  # stage import when the command runs (keeps --help fast)
+    from rsdix.data.check import check_dataset  # stage import when the command runs
+
+    if args.action == "list":
+        present = set(registry.available(args.root))
+        for info in registry.REGISTRY.values():
+            mark = "present" if info.name in present else "-"
+            print(f"{info.name:20s} {info.title:12s} {info.kind:15s} {str(info.images or '?'):>7s} images  {mark}")
+        return 0
+    if not args.name:
+        raise RsdixError(f"data {args.action}: give a dataset name (rsdix data list shows them)")
+    if args.action == "check":
+        report = check_dataset(args.name, args.root, verify_images=not args.quick)
+        print(report)
+        return 0 if report.ok else 1
+    path = registry.download(args.name, args.root)
+    print(f"{args.name}: laid out at {path}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from accelerate import PartialState  # heavy: accelerate/torch load only when training runs
+
+    from rsdix.models import save_model  # stage import when the command runs
+    from rsdix.training.clip import train_clip  # stage import when the command runs
+
+    extra = {"data": {"data_root": args.data_root}} if args.data_root else {}
+    cfg = config.load("train", args.config, overrides=args.overrides, **extra)
+    run_dir = Path(args.run_dir) if args.run_dir else runs_dir() / "train" / cfg.loss.method
+    result = train_clip(cfg, run_dir=run_dir, resume=args.resume)
+    main_process = PartialState().is_main_process
+    if args.save_model and main_process:
+        save_model(result.bundle, args.save_model, extra={"method": cfg.loss.method, "steps": result.step})
+    last = result.history[-1] if result.history else {}
+    if main_process:
+        print(f"done: {result.step} steps in {result.seconds:.0f}s, final loss {last.get('loss', math.nan):.4f}; "
+              f"checkpoint {run_dir / 'checkpoint.pt'}")
+    if args.quick_check and main_process:
+        from rsdix.evaluation.quick_check import quick_check  # stage import when the command runs
+
+        scores = quick_check(result.bundle, cfg.data.data_root)
+        print("quick check: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
+    return 0
+
+
+def _load_model_spec(spec: str, device: str | None):
+    from rsdix.evaluation.suite import parse_model_spec  # stage import when the command runs
+    from rsdix.models import load_model  # stage import when the command runs
+
+    label, name, pretrained = parse_model_spec(spec)
+    if Path(name).is_dir():
+        label = label if "=" in spec else Path(name).name
+    return label, load_model(name, pretrained=pretrained, device=pick_device(device))
+
+
+def cmd_evaluate(args) -> int:
+    from rsdix.evaluation.suite import evaluate_model  # stage import when the command runs
+    from rsdix.results import write_table  # stage import when the command runs
+
+    cfg = config.load("evaluate", args.config, overrides=args.overrides)
+    label, bundle = _load_model_spec(args.model, args.device)
+    out = Path(args.out) if args.out else runs_dir() / "evaluate" / label
+    rows = evaluate_model(bundle, tasks=args.tasks or None, seed=args.seed, model_name=label, config=cfg,
+                          data_root=args.data_root, write=False)
+    csv, md = write_table(rows, "results", out)
+    shown = rows[["dataset", "task", "metric", "value"]] if len(rows) else rows
+    print(shown.to_string(index=False))
+    print(f"written {csv} and {md}")
+    return 0
+
+
+def cmd_caption(args) -> int:
+    from rsdix.captioning.pipeline import CaptionRun, run_captioning  # stage import when the command runs
+    from rsdix.results import append_results, read_results  # stage import when the command runs
+
+    exp = config.load("captioning", args.config, overrides=args.overrides)
+    dataset = args.dataset or exp.datasets[0]
+    name = args.label or Path(args.encoder.split("@")[0]).name
+    encoder, _, pretrained = args.encoder.partition("@")
+    run = CaptionRun(name, encoder, pretrained or None, frozen=not args.unfrozen)
+    run_root = Path(args.run_dir) if args.run_dir else runs_dir() / "caption"
+    out = run_captioning(run, exp, dataset, root=args.data_root, run_root=run_root, seed=args.seed,
+                         device=args.device)
+    table = run_root / "results.csv"
+    append_results(out["results"], table)
+    frame = read_results(table)
+    frame = frame[(frame["model"] == out["results"][0].model) & (frame["dataset"] == out["results"][0].dataset)]
+    print(frame[["dataset", "task", "metric", "value"]].to_string(index=False))
+    print(f"captions: {run_root / dataset / run.name / 'test_captions.csv'}; results: {table}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from rsdix.reporting.reproduce import run  # stage import when the command runs
+
+    run(args.profile, args.data_root, args.seed, args.force, args.only, args.out_dir, args.kernel)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from rsdix.benchmarks import run_all  # stage import when the command runs
+
+    return run_all(quick=args.quick, only=args.only, out=args.out)
+
+
+def cmd_wordnet(args) -> int:
+    from rsdix.metric_study import wordnet  # stage import when the command runs
+
+    if args.action == "install":
+        folder = wordnet.install(args.dest, args.source, force=args.force)
+        print(f"WordNet ready in {folder / 'corpora' / 'wordnet'}")
+        return 0
+    wn = wordnet.load_wordnet(args.dest)
+    lemmas = sorted({lemma.name() for s in wn.synsets("airplane") for lemma in s.lemmas()})
+    print(f"WordNet {wn.get_version()} OK in {wordnet.find_wordnet(args.dest)}; airplane -> {', '.join(lemmas)}")
+    return 0
+
+
+# ---------------------------------------------------------------- the parser
+
+def _overrides(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help=f"config values to change, section.key=value (parsed as YAML), e.g. {example}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rsdix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="rsdix COMMAND --help shows each command's options.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("data", help="dataset registry: list, check a local copy, download")
+    p.add_argument("action", choices=["list", "check", "download"], help="what to do")
+    p.add_argument("name", nargs="?", help="registry name (rsdix data list)")
+    p.add_argument("--root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
+    p.add_argument("--quick", action="store_true", help="check: files exist, without decoding images")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="train a CLIP model (InfoNCE, RSDiX, S-BERT teacher, SigLIP, DINO)")
+    p.add_argument("--config", default="cpu",
+                   help=f"config name ({', '.join(config.config_names('train'))}) or a YAML path")
+    p.add_argument("--run-dir", default=None, help="checkpoint and train_log.csv (default runs/train/<method>)")
+    p.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoint.pt")
+    p.add_argument("--save-model", default=None, metavar="DIR", help="also save the trained model (open_clip folder)")
+    p.add_argument("--data-root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
+    p.add_argument("--quick-check", action="store_true",
+                   help="after training, UCM test retrieval mR and WHU-RS19 zero-shot top-1")
+    _overrides(p, "loss.method=infonce loop.steps=100")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="zero-shot, retrieval, linear probe, k-NN, few-shot, counting of a model")
+    p.add_argument("model", help="a saved model folder, a preset, or [label=]open_clip_name@pretrained")
+    p.add_argument("--config", default="cpu",
+                   help=f"evaluation config ({', '.join(config.config_names('evaluate'))}) or a YAML path")
+    p.add_argument("--tasks", nargs="*", default=None,
+                   help="task or task:dataset (e.g. zero-shot retrieval:UCM); default: every task of the config")
+    p.add_argument("--out", default=None, help="folder for results.csv and results.md (default runs/evaluate/<label>)")
+    p.add_argument("--data-root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled splits (probe, few-shot)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    _overrides(p, "skip_missing=true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("caption", help="train a prefix captioner on an encoder and caption a test split")
+    p.add_argument("--encoder", required=True, help="encoder: a saved model folder, a preset, or open_clip_name@pretrained")
+    p.add_argument("--config", default="cpu",
+                   help=f"captioning config ({', '.join(config.config_names('captioning'))}) or a YAML path")
+    p.add_argument("--dataset", default=None, help="caption dataset (default: the config's first)")
+    p.add_argument("--unfrozen", action="store_true", help="train the encoder too (default: frozen)")
+    p.add_argument("--label", default=None, help="name of the run (default: the encoder's folder name)")
+    p.add_argument("--run-dir", default=None, help="where captioners and captions go (default runs/caption)")
+    p.add_argument("--data-root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when present)")
+    _overrides(p, "train.loop.steps=200")
+    p.set_defaults(func=cmd_caption)
+
+    p = sub.add_parser("reproduce", help="run notebooks 01-06 through papermill; tables, figures, RESULTS.md")
+    p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="settings of every notebook")
+    p.add_argument("--data-root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
+    p.add_argument("--seed", type=int, default=0, help="the notebooks' seed parameter")
+    p.add_argument("--force", action="store_true", help="rerun notebooks even when up to date")
+    p.add_argument("--only", nargs="*", metavar="NN", help="notebook prefixes to run, e.g. 01 03")
+    p.add_argument("--out-dir", default=None, help="tables and figures folder (default figures/<profile>)")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebooks' own)")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("bench", help="speed benchmarks, written as a table (CSV + markdown)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
+    p.add_argument("--only", nargs="*", metavar="NAME", help="benchmark modules to run (the others' rows are kept)")
+    p.add_argument("--out", default="figures/bench", help="output prefix (writes PREFIX.csv and PREFIX.md)")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("wordnet", help="the offline WordNet (nltk format) the metric study needs")
+    p.add_argument("action", choices=["install", "check"], help="install: build it from /usr/share/wordnet")
+    p.add_argument("--dest", default=None, help="nltk_data folder (default: <cache>/nltk_data)")
+    p.add_argument("--source", default=None, help="WordNet dict folder (default /usr/share/wordnet)")
+    p.add_argument("--force", action="store_true", help="rebuild even when complete")
+    p.set_defaults(func=cmd_wordnet)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RsdixError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that cannot be read or written: name it, no traceback
+        if args.debug or exc.filename is None:
+            raise
+        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,55 @@
+"""Zero-shot classification with prompt ensembles (any language): class embeddings from class
+names x templates, scored against cached image features.
+
+    res = zero_shot(bundle, load_classification("whu_rs19"), templates="rs")   # res.metrics["top1"]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from rsdix.data.classification import ClassificationDataset
+from rsdix.errors import DataError
+from rsdix.evaluation.classification import classification_metrics, confusion, zero_shot_weights
+from rsdix.evaluation.datasets import resolve_class_names
+from rsdix.evaluation.templates import get_templates
+from rsdix.features import FeatureCache, encode_images, encode_texts
+
+
+@dataclass
+class ZeroShotResult:
+    metrics: dict[str, float]
+    confusion: np.ndarray
+    class_names: list[str]
+    scores: torch.Tensor
+    labels: list[int]
+
+
+def class_embeddings(bundle, class_names: Sequence[str], templates, cache: FeatureCache | None = None
+                     ) -> torch.Tensor:
+    """Zero-shot classifier weights ``(classes, dim)`` from class names x templates."""
+    templates = get_templates(templates)
+    class_names = list(class_names)
+    if not class_names:
+        raise DataError("class_names", "no class names")
+    prompts = [t.format(c) for c in class_names for t in templates]
+    feats = encode_texts(bundle, prompts, cache, desc="encode prompts")
+    return zero_shot_weights(feats.view(len(class_names), len(templates), -1))
+
+
+def zero_shot(bundle, dataset: ClassificationDataset, templates="rs", class_names: Sequence[str] | None = None,
+              cache: FeatureCache | None = None, dataset_name: str | None = None, batch_size: int = 64,
+              num_workers: int = 0) -> ZeroShotResult:
+    """Zero-shot classification of ``dataset`` with prompt ensembles (any language)."""
+    cache = cache if cache is not None else FeatureCache()
+    names = _resolve_class_names(class_names, dataset.classes, dataset.source) or dataset.class_names
+    image_feats = encode_images(bundle, dataset, cache, dataset_name=dataset_name, split="all",
+                                batch_size=batch_size, num_workers=num_workers)
+    weights = class_embeddings(bundle, names, templates, cache)
+    scores = image_feats @ weights.T
+    labels = dataset.labels
+    return ZeroShotResult(classification_metrics(scores, labels, len(names)),
+                          confusion(scores, labels, len(names)), names, scores, labels)

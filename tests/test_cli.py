@@ -1,0 +1,70 @@
+"""The ``rsdix`` command line: one entry point, help for every option, one-line errors."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from rsdix.cli import build_parser, main
+from rsdix.errors import ConfigError
+
+COMMANDS = {"data", "train", "evaluate", "caption", "reproduce", "bench", "wordnet"}
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_help_lists_every_subcommand():
+    out = subprocess.run([sys.executable, "-m", "rsdix", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in COMMANDS:
+        assert f"    {command}" in out
+
+
+def test_every_option_of_every_subcommand_has_help():
+    commands = _subparsers(build_parser())
+    assert set(commands) == COMMANDS
+    for name, sub in commands.items():
+        for action in sub._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help, f"rsdix {name}: {action.dest} has no help text"
+
+
+def test_an_rsdix_error_is_one_line_and_exit_code_2(capsys):
+    assert main(["train", "--config", "smoke", "loop.precision=fp8x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "loop.precision: 'fp8x'" in err
+    assert main(["evaluate", "rsdix-tiny", "--config", "nope"]) == 2
+    assert "config 'nope' not found for evaluate" in capsys.readouterr().err
+    assert main(["data", "check"]) == 2
+    assert "give a dataset name" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(ConfigError):
+        main(["--debug", "train", "--config", "smoke", "loop.steps=-1"])
+
+
+def test_a_missing_file_is_named_without_a_traceback(capsys, tmp_path):
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing.yaml'}: config file not found"
+
+
+@pytest.mark.data
+def test_train_then_evaluate_from_the_command_line(ucm_root, whu_root, tmp_path, capsys):
+    root = str(ucm_root.parent)
+    model = tmp_path / "model"
+    assert main(["train", "--config", "smoke", "--run-dir", str(tmp_path / "run"), "--save-model", str(model),
+                 "--data-root", root, "loop.steps=2", "data.cache_images=false"]) == 0
+    assert "done: 2 steps" in capsys.readouterr().out
+    assert (tmp_path / "run" / "checkpoint.pt").exists() and (model / "open_clip_config.json").exists()
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(model), "--config", "smoke", "--tasks", "zero-shot:whu_rs19",
+                 "--data-root", root, "--out", str(out)]) == 0
+    rows = pd.read_csv(out / "results.csv")
+    assert set(rows["task"]) == {"zero-shot"} and set(rows["model"]) == {"model"}
+    assert (out / "results.md").exists() and rows["value"].notna().all()

@@ -1,0 +1,131 @@
+"""The config door: YAML through rsdix.config.load, validated at load, errors naming file and key."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from rsdix import config
+from rsdix.config import load_config, option, parse_overrides, save_config
+from rsdix.errors import ConfigError
+
+
+@dataclass
+class Opt:
+    lr: float = 1e-3
+    betas: tuple = (0.9, 0.99)
+
+
+@dataclass
+class Cfg:
+    name: str = "x"
+    steps: int = 10
+    opt: Opt = field(default_factory=Opt)
+
+
+@dataclass
+class Checked:
+    steps: int = option(10, min=1)
+    lr: float = option(1e-3, min=0, min_exclusive=True)
+    ratio: float = option(0.5, min=0, max=1)
+    precision: Literal["no", "fp16", "bf16"] = "no"
+    kind: str = option("a", choices=("a", "b"))
+    flag: bool = False
+    lo: int = 1
+    hi: int = 2
+
+    def validate(self):
+        if self.lo > self.hi:
+            raise ConfigError(f"lo: {self.lo} is above hi ({self.hi})")
+
+
+def test_config_yaml_base_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base\nsteps: 5\nopt:\n  lr: 1e-4\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nsteps: 7\n")
+    cfg = load_config(Cfg, tmp_path / "child.yaml", name="over")
+    assert cfg == Cfg(name="over", steps=7, opt=Opt(lr=1e-4))
+    assert isinstance(cfg.opt.lr, float)           # "1e-4" from YAML is a float, not a string
+    save_config(cfg, tmp_path / "saved.yaml")
+    assert load_config(Cfg, tmp_path / "saved.yaml") == cfg
+
+
+def test_config_unknown_key_names_file(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("stpes: 3\n")
+    with pytest.raises(ConfigError, match=r"typo\.yaml.*unknown key.*stpes"):
+        load_config(Cfg, path)
+    path.write_text("opt: {lr: fast}\n")
+    with pytest.raises(ConfigError, match=r"opt\.lr.*expected a number"):
+        load_config(Cfg, path)
+
+
+@pytest.mark.parametrize("text, key, problem", [
+    ("steps: -5", "steps", "must be >= 1"),
+    ("steps: 0", "steps", "must be >= 1"),
+    ("steps: true", "steps", "expected an integer"),
+    ("steps: 4.5", "steps", "expected an integer"),
+    ("lr: 0", "lr", "must be > 0"),
+    ("lr: -0.001", "lr", "must be > 0"),
+    ("lr: .nan", "lr", "NaN"),
+    ("ratio: 1.5", "ratio", "must be <= 1"),
+    ("precision: fp8x", "precision", "is not one of"),
+    ("kind: c", "kind", "is not one of"),
+    ("flag: 3", "flag", "expected true or false"),
+    ("lo: 5", "lo", "is above hi"),
+])
+def test_bad_values_fail_at_load_naming_file_and_key(tmp_path, text, key, problem):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=rf"bad\.yaml: {key}: .*{problem}"):
+        load_config(Checked, path)
+
+
+def test_yaml_no_is_the_word_where_it_is_a_choice(tmp_path):
+    (tmp_path / "c.yaml").write_text("precision: no\nsteps: 4.0\n")   # YAML reads `no` as false
+    cfg = load_config(Checked, tmp_path / "c.yaml")
+    assert cfg.precision == "no" and cfg.steps == 4 and isinstance(cfg.steps, int)
+
+
+def test_command_line_overrides_nest_and_parse_as_yaml():
+    assert parse_overrides(["loop.steps=100", "loss.method=infonce", "loop.precision=no", "x=[1, 2]"]) == {
+        "loop": {"steps": 100, "precision": False}, "loss": {"method": "infonce"}, "x": [1, 2]}
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_overrides(["loop.steps"])
+
+
+def test_every_area_and_every_shipped_config_loads():
+    for area in config.AREAS:
+        names = config.config_names(area)
+        assert names, f"no YAML files for config area {area}"
+        for name in names:
+            assert type(config.load(area, name)) is config.config_class(area)
+
+
+def test_load_by_name_path_and_overrides(tmp_path):
+    cfg = config.load("train", "smoke", overrides=["loop.steps=3", "loop.precision=no"], loss__alpha=0.25)
+    assert (cfg.loop.steps, cfg.loop.precision, cfg.loss.alpha) == (3, "no", 0.25)
+    assert config.load("train", "paper_dino").dino.enabled
+    path = tmp_path / "mine.yaml"
+    path.write_text(f"base: {config.CONFIG_DIR / 'train' / 'smoke.yaml'}\nloop: {{steps: 2}}\n")
+    assert config.load("train", path).loop.steps == 2
+    with pytest.raises(ConfigError, match=r"config 'papr' not found for train: known names \[.*'paper'"):
+        config.load("train", "papr")
+    with pytest.raises(ConfigError, match="config area 'trian' unknown"):
+        config.load("trian", "cpu")
+
+
+@pytest.mark.parametrize("override, problem", [
+    ("loop.steps=-5", "loop.steps: -5 must be >= 1"),
+    ("loop.steps=true", "loop.steps: expected an integer, got True"),
+    ("loop.steps=4.5", "loop.steps: expected an integer, got 4.5"),
+    ("loop.batch_size=0", "loop.batch_size: 0 must be >= 1"),
+    ("loop.batch_size=-4", "loop.batch_size: -4 must be >= 1"),
+    ("loop.lr=-0.001", "loop.lr: -0.001 must be > 0"),
+    ("loop.precision=fp8x", "loop.precision: 'fp8x' is not one of"),
+    ("loop.precision=fp32", "loop.precision: 'fp32' is not one of"),
+    ("loss.method=infonc", "loss.method: 'infonc' is not one of"),
+])
+def test_training_config_values_are_checked_before_any_model_is_built(override, problem):
+    with pytest.raises(ConfigError, match=r"smoke\.yaml: " + problem.replace("(", r"\(").replace("[", r"\[")):
+        config.load("train", "smoke", overrides=[override])
