@@ -75,7 +75,7 @@ def cmd_train(args) -> int:
 
 
 def _load_model_spec(spec: str, device: str | None):
-    from rsdix.evaluation.suite import parse_model_spec  # stage import when the command runs
+    from rsdix.evaluation.checkpoints import parse_model_spec  # stage import when the command runs
     from rsdix.models import load_model  # stage import when the command runs
 
     label, name, pretrained = parse_model_spec(spec)

@@ -36,11 +36,11 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # config folder -> "module:Dataclass" (resolved when loaded, so this module imports no stage)
 AREAS = {
     "train": "rsdix.training.clip:ClipTrainConfig",
-    "train_study": "rsdix.training.clip:StudyConfig",
+    "train_study": "rsdix.training.experiment:StudyConfig",
     "captioning": "rsdix.captioning.pipeline:CaptioningExperiment",
     "evaluate": "rsdix.evaluation.suite:EvalConfig",
     "metric_stats": "rsdix.metric_study.study:MetricStudyConfig",
-    "s2lcd": "rsdix.s2.s2lcd:S2LCDConfig",
+    "s2lcd": "rsdix.s2.construction:S2LCDConfig",
 }
 
 

@@ -234,7 +234,7 @@ def encode_texts(bundle, texts: Sequence[str], cache: FeatureCache | None = None
     model = bundle.model
     modes = _eval_mode(model)
     device = _model_device(model)
-    pad_id = _trimmable_pad_id(model)
+    pad_id = trimmable_pad_id(model)
     tokens_all = bundle.tokenizer(texts)
     order = torch.arange(len(texts))
     if pad_id is not None:   # batch texts of similar length, drop all-padding columns: same outputs, faster
@@ -273,7 +273,7 @@ def _restore_mode(modes: dict) -> None:
         module.training = training
 
 
-def _trimmable_pad_id(model) -> int | None:
+def trimmable_pad_id(model) -> int | None:
     """The padding id when the text tower masks padding (Hugging Face towers: trailing padding can
     be cut without changing outputs); None for CLIP's own text transformer, whose positional
     embedding and causal mask need the full context length."""

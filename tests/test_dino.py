@@ -8,10 +8,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision.transforms import RandomResizedCrop
 
-from rsdix.training.dino import (DINOConfig, DINOHead, DINOLoss, DINOObjective, MultiCropConfig, MultiCropTransform,
-                        cosine_schedule, default_local_size, ema_momentum, ema_update, encode_crops,
-                        interpolate_pos_embed, teacher_temperature)
+from rsdix.config import load_config
+from rsdix.data.captions import CaptionRecord, write_karpathy
+from rsdix.errors import ConfigError
+from rsdix.training.clip import build_model, load_clip_config, train_clip
+from rsdix.training.clip_data import build_train_dataset
+from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
+from rsdix.training.dino import (ClipWithDino, DINOConfig, DINOHead, DINOLoss, DINOObjective, DinoTerm, MultiCropConfig,
+                                 MultiCropTransform, cosine_schedule, default_local_size, ema_momentum, encode_crops,
+                                 interpolate_pos_embed, teacher_temperature)
+from rsdix.training.multilingual import LanguageCollate
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +41,6 @@ def test_multicrop_shapes_and_scales():
     assert len(crops) == 7 == t.n_crops
     assert all(c.shape == (3, 64, 64) for c in crops[:2]) and all(c.shape == (3, 24, 24) for c in crops[2:])
     # each crop covers the configured fraction of the image area: record the sampled crop boxes
-    from torchvision.transforms import RandomResizedCrop
-
     global_rrc = t.globals[0].transforms[0]
     local_rrc = t.local.transforms[0]
     assert isinstance(global_rrc, RandomResizedCrop) and global_rrc.scale == (0.4, 1.0)
@@ -109,14 +115,6 @@ def test_schedules():
     ms = [ema_momentum(s, 100, cfg) for s in range(101)]
     assert all(b >= a for a, b in zip(ms, ms[1:]))
     assert cosine_schedule(1.0, 0.0, 25, 100) == pytest.approx(0.5 + 0.5 * math.cos(math.pi / 4))
-
-
-def test_ema_update():
-    torch.manual_seed(0)
-    s, t = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
-    expected = 0.9 * t.weight.detach() + 0.1 * s.weight.detach()
-    ema_update(t, s, 0.9)
-    assert torch.allclose(t.weight, expected)
 
 
 def small_objective(tiny_bundle, **kw):
@@ -200,8 +198,6 @@ def test_dino_loss_falls_on_toy_problem():
 @pytest.fixture
 def toy_captions(tmp_path):
     """12 images, captions in English and Portuguese, as one Karpathy file with lang fields."""
-    from rsdix.data.captions import CaptionRecord, write_karpathy
-
     rng = np.random.default_rng(0)
     (tmp_path / "images").mkdir()
     records = []
@@ -212,26 +208,19 @@ def toy_captions(tmp_path):
 
 
 def dino_cfg(path, **kw):
-    from rsdix.training.clip import load_clip_config
-
     settings = dict(data__datasets=[str(path)], data__fraction=1.0, data__cache_images=False, loop__batch_size=4,
                     loop__steps=4, loop__ckpt_every=2)
-    return load_clip_config("rsdix/configs/train/smoke_dino.yaml", **{**settings, **kw})
+    return load_clip_config("smoke_dino", **{**settings, **kw})
 
 
 def test_smoke_dino_config_loads():
-    from rsdix.config import load_config
-    from rsdix.training.clip import load_clip_config
-
     for name in ("smoke_dino", "cpu_dino", "paper_dino", "paper_rsmclip"):
-        cfg = load_clip_config(f"rsdix/configs/train/{name}.yaml")
+        cfg = load_clip_config(name)
         assert cfg.dino.enabled and cfg.dino.crops.n_global == 2
     # beside the other runs of its profile: same model; the RS-M-CLIP recipe is multilingual
-    assert load_clip_config("rsdix/configs/train/paper_dino.yaml").model == load_clip_config("paper").model
-    rsm = load_clip_config("rsdix/configs/train/paper_rsmclip.yaml")
+    assert load_clip_config("paper_dino").model == load_clip_config("paper").model
+    rsm = load_clip_config("paper_rsmclip")
     assert rsm.model == "xlm-roberta-base-ViT-B-32" and len(rsm.data.languages) == 10
-    from rsdix.errors import ConfigError
-
     with pytest.raises(ConfigError, match="clip_view"):
         load_config(DINOConfig, {"clip_view": "local"})
 
@@ -239,8 +228,6 @@ def test_smoke_dino_config_loads():
 def test_train_clip_with_dino_resumes_exactly(toy_captions, tmp_path):
     """CLIP + DINO in rsdix.training.loop.fit: the DINO teacher, centre and step count are checkpointed,
     so a run killed after step 3 and resumed equals an uninterrupted one."""
-    from rsdix.training.clip import train_clip
-
     ref = train_clip(dino_cfg(toy_captions), run_dir=tmp_path / "ref")
     assert {"hard", "clip_loss", "dino/loss", "dino/teacher_temp", "dino/momentum"} <= set(ref.history[0])
     assert all(np.isfinite(r["dino/loss"]) for r in ref.history)
@@ -269,9 +256,6 @@ def test_train_clip_with_dino_resumes_exactly(toy_captions, tmp_path):
 
 def test_train_clip_dino_with_rsdix_and_languages(toy_captions, tmp_path):
     """DINO combines with RSDiX's OT distillation and with one language per step."""
-    from rsdix.training.clip import build_model, build_train_dataset, train_clip
-    from rsdix.training.multilingual import LanguageCollate
-
     cfg = dino_cfg(toy_captions, loss__method="rsdix", data__languages=["en", "pt"], loop__steps=2,
                    loop__ckpt_every=0)
     bundle = build_model(cfg)
@@ -288,9 +272,6 @@ def test_train_clip_dino_with_rsdix_and_languages(toy_captions, tmp_path):
 def test_clip_term_reuses_the_global_crop_pass(tiny_bundle):
     """With clip_view=global the CLIP loss equals the plain CLIP objective on the first global
     crop, though the image tower ran once for both terms."""
-    from rsdix.training.dino import ClipWithDino, DinoTerm
-    from rsdix.training.clip import ClipLossConfig, ClipObjective
-
     torch.manual_seed(0)
     model = tiny_bundle.model.eval()
     clip = ClipObjective(ClipLossConfig(method="infonce"))

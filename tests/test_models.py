@@ -88,3 +88,27 @@ def test_corrupt_model_folder_config_names_the_file(tmp_path, text, message):
     with pytest.raises(DataError, match=r"broken_s0.*open_clip_config\.json") as info:
         load_model(str(folder))
     assert message in str(info.value)
+
+
+def test_checkpoint_of_the_wrong_architecture(tmp_path, tiny_bundle):
+    import json
+
+    folder = save_model(tiny_bundle, tmp_path / "infonce_s0")
+    meta = json.loads((folder / "open_clip_config.json").read_text())
+    meta["model_cfg"]["embed_dim"] = 48            # config says another architecture
+    (folder / "open_clip_config.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="does not match") as err:
+        load_model(str(folder))
+    assert "open_clip_model.safetensors" in str(err.value)
+    # a plain state dict (RemoteCLIP-style .pt) of a wider model, loaded into rsdix-tiny
+    import open_clip
+
+    from rsdix.models import preset_configs, register_model_config
+
+    wide = preset_configs()["rsdix-tiny"]
+    wide["vision_cfg"]["width"] = 96
+    register_model_config("rsdix-tiny-wide-test", wide)
+    torch.save(open_clip.create_model("rsdix-tiny-wide-test").state_dict(), tmp_path / "wide.pt")
+    with pytest.raises(DataError, match="does not match architecture") as err:
+        load_model("rsdix-tiny", pretrained=str(tmp_path / "wide.pt"))
+    assert "wide.pt" in str(err.value)

@@ -1,5 +1,5 @@
 """make reproduce: papermill runner (skip up-to-date, stop on failure naming notebook and cell),
-and the committed notebooks' hygiene (parameters cell first, no outputs)."""
+and the committed notebooks' hygiene (parameters cell first, no outputs). RESULTS.md: test_summary.py."""
 from __future__ import annotations
 
 import json
@@ -7,10 +7,12 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
+import papermill
 import pytest
 
 import rsdix.reporting.reproduce as reproduce
 from rsdix.paths import repo_root
+from rsdix.results import Result, append_results
 
 
 def _notebook(path: Path, *sources: str) -> Path:
@@ -44,8 +46,6 @@ def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, cap
     assert times["last_run_s"].iloc[0] == pytest.approx(first_seconds)   # the real run's time is kept
     assert (out / "RESULTS.md").exists() and "End to end" in (out / "RESULTS.md").read_text()
     results = tmp_path / "runs" / "smoke" / "results.csv"
-    from rsdix.results import Result, append_results
-
     append_results([Result(model="retired-row", dataset="UCM", task="retrieval", metric="mR", value=1.0)], results)
     reproduce.run("smoke", data_root="data", out_dir=str(out), only=["01"], force=True)
     assert results.exists()                                   # --only: other notebooks' rows stay
@@ -97,53 +97,8 @@ def test_committed_notebooks_are_clean():
                     f"{path.name}: committed with outputs"
 
 
-def test_results_summary_puts_published_numbers_beside_ours(tmp_path, monkeypatch):
-    from rsdix.paths import RunDirs
-    from rsdix.reporting.summary import headline_table, write_results_summary
-    from rsdix.results import Result, append_results
-
-    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
-    dirs = RunDirs("smoke", out_dir=tmp_path / "fig")
-    append_results([Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 31.0, seed=0),
-                    Result("rsdix_s1", "WHU-RS19", "zero-shot", "top1", 33.0, seed=1),
-                    Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 10.0, seed=0, split="val")], dirs.results)
-    text = open(write_results_summary(dirs)).read()
-    assert "RSDiX-CLIP ViT-B/32: 98.4" in text and "## Environment" in text
-    table = headline_table(dirs)
-    row = table[(table["model"] == "rsdix") & (table["split"] == "test")].iloc[0]
-    assert row["ours"].startswith("32 [") and row["seeds"] == 2     # seeds pooled, splits kept apart
-
-
-def test_results_summary_shows_the_metric_study_rows_notebook_06_writes(tmp_path, monkeypatch):
-    import pandas as pd
-
-    from rsdix.paths import RunDirs
-    from rsdix.reporting.summary import headline_table, write_results_summary
-    from rsdix.results import append_results
-    from rsdix.metric_study.study import ANY_EDIT, to_results
-
-    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
-    dirs = RunDirs("smoke", out_dir=tmp_path / "fig")
-    separation = pd.DataFrame([{"dataset": "ucm", "metric": "BLEU-4", "preserved": p, "changed": ANY_EDIT,
-                                "auc": 0.61, "ci_low": 0.5, "ci_high": 0.7, "n_preserved": 10, "n_changed": 40}
-                               for p in ("synonym", "synonym-1")])
-    discrimination = pd.DataFrame([{"dataset": "ucm", "metric": "BLEU-4", "distractors": "same-class", "k": 4,
-                                    "auc": 0.55, "auc_low": 0.5, "auc_high": 0.6, "n_queries": 10}])
-    rows = to_results(separation, discrimination, seed=0, profile="smoke")
-    append_results(rows, dirs.results)
-    text = open(write_results_summary(dirs)).read()
-    section = text.split("## Caption-metric study", 1)
-    assert len(section) == 2, "metric-study section missing from RESULTS.md"
-    for r in rows:
-        assert r.task in section[1]
-    # the README's compact table keeps RSDiX's own paraphrase (the full study is in RESULTS.md)
-    assert set(headline_table(dirs)["task"]) == {"metric-separation-synonym"}
-
-
 def test_only_keeps_the_upstream_stamps_of_notebooks_it_does_not_run(tmp_path, monkeypatch):
     """``--only 02`` after a full run must find 02 up to date (and leave it so for the next full run)."""
-    import papermill
-
     folder = tmp_path / "nbs"
     folder.mkdir()
     nbs = [_notebook(folder / "01_a.ipynb", "x = 1"), _notebook(folder / "02_b.ipynb", "y = 2")]

@@ -5,7 +5,7 @@ Ratios within one run (the machine is noisy):
 * CLIP + DINO step / InfoNCE step, same model and batch, 2 global + 4 local crops
   (goal <= 3.0: the student sees 2 globals + 4 small locals, the teacher 2 globals).
 * Shared global-crop pass (:class:`rsdix.training.dino.ClipWithDino`) / separate terms
-  (:class:`rsdix.training.loop.SumObjective`) (goal < 1: one image-tower pass saved per step).
+  (:class:`rsdix.training.objectives.SumObjective`) (goal < 1: one image-tower pass saved per step).
 * Box-to-Caption images/s (goal >= 500: a DOTA-sized set captions in seconds) and Mask-to-Box
   time / the time of its scipy calls alone (label, find_objects, bincount per class; goal <= 1.5:
   the Python around them costs little).
@@ -29,9 +29,9 @@ def _timed(fn, n: int) -> float:
 
 def _dino_steps(quick: bool) -> list[dict]:
     from rsdix.training.dino import ClipWithDino, DINOConfig, DinoTerm, MultiCropConfig, default_local_size
-    from rsdix.training.clip import ClipLossConfig, ClipObjective
+    from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
     from rsdix.benchmarks import bench_model
-    from rsdix.training.loop import SumObjective
+    from rsdix.training.objectives import SumObjective
 
     bundle, batch_size = bench_model(quick, quick_batch=16)
     model = bundle.model.train()
@@ -80,7 +80,8 @@ def _dino_steps(quick: bool) -> list[dict]:
 
 
 def _captions(quick: bool) -> list[dict]:
-    from rsdix.data.annotations import Box, ImageAnnotation, box_to_captions, mask_to_boxes
+    from rsdix.data.annotations import Box, ImageAnnotation, mask_to_boxes
+    from rsdix.data.box_captions import box_to_captions
 
     rng = random.Random(0)
     classes = ["airplane", "ship", "storage tank", "vehicle", "bridge", "harbor", "tennis court"]

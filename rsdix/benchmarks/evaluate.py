@@ -2,14 +2,20 @@
 (hit rate and speed-up of a second evaluation of the same model and images)."""
 from __future__ import annotations
 
+import tempfile
 import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from rsdix.evaluation.retrieval import retrieval_metrics
+from rsdix.evaluation.zero_shot import zero_shot
+from rsdix.features import FeatureCache
+from rsdix.models import load_model
 
 
 def _retrieval(n_img: int, n_txt: int, dim: int = 512) -> list[dict]:
-    import torch
-
-    from rsdix.evaluation.suite import retrieval_metrics
-
     g = torch.Generator().manual_seed(0)
     img = torch.nn.functional.normalize(torch.randn(n_img, dim, generator=g), dim=-1)
     txt = torch.nn.functional.normalize(torch.randn(n_txt, dim, generator=g), dim=-1)
@@ -31,9 +37,6 @@ class _Synthetic:
     """``n`` random RGB images in memory, with the dataset interface encode_images needs."""
 
     def __init__(self, n: int, size: int = 64):
-        import numpy as np
-        from PIL import Image
-
         rng = np.random.default_rng(0)
         self.images = [Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)) for _ in range(n)]
         self.labels = [i % 5 for i in range(n)]
@@ -53,12 +56,6 @@ class _Synthetic:
 
 
 def _cache(n: int) -> list[dict]:
-    import tempfile
-
-    from rsdix.evaluation.suite import zero_shot
-    from rsdix.features import FeatureCache
-    from rsdix.models import load_model
-
     bundle = load_model("rsdix-tiny")
     ds = _Synthetic(n)
     with tempfile.TemporaryDirectory() as folder:

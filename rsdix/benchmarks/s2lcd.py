@@ -27,8 +27,9 @@ def _synthetic_scene(folder: Path, size: int) -> None:
 
 
 def run(quick: bool = True) -> list[dict]:
-    from rsdix.s2.s2lcd import render_true_colour, tile_scene, write_patches
     from rsdix.s2.products import read_scene
+    from rsdix.s2.render import render_true_colour
+    from rsdix.s2.tiling import tile_scene, write_patches
 
     size = 1024 if quick else 4096
     patch = 224

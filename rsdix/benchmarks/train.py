@@ -42,8 +42,10 @@ def _timed(fn, n: int) -> float:
 
 def run(quick: bool = False) -> list[dict]:
     from rsdix.training import losses
-    from rsdix.training.clip import ClipCollate, ClipLossConfig, ClipObjective
-    from rsdix.training.loop import EMATeacher, LoopConfig, fit
+    from rsdix.training.clip_data import ClipCollate
+    from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
+    from rsdix.training.ema import EMATeacher
+    from rsdix.training.loop import LoopConfig, fit
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     bundle, batch, captions = _setup(quick)

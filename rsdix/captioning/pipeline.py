@@ -637,7 +637,7 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
     snapshot = {"caption": asdict(cfg), "encoder": bundle.name, "encoder_weights": bundle.fingerprint(),
                 "seed": seed}
     if resume:  # e.g. notebook 03 retrained the encoder: the old captioner is stale, train anew
-        from rsdix.training.loop import retire_stale_run
+        from rsdix.training.checkpoints import retire_stale_run
 
         retire_stale_run(run_dir, snapshot)
     for rec in records:  # before anything is trained on them

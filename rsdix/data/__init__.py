@@ -1,5 +1,17 @@
-"""Data layer: caption and classification datasets, multispectral tiles, registry, checks."""
-from rsdix.data.captions import CaptionDataset, CaptionRecord, read_captions, read_karpathy, write_karpathy  # noqa: F401
-from rsdix.data.classification import ClassificationDataset, clean_class_name  # noqa: F401
-from rsdix.data.images import load_image  # noqa: F401
-from rsdix.data.registry import REGISTRY, available, get_info, load_dataset  # noqa: F401
+"""Data layer: caption and classification datasets, images and rasters, the dataset registry, checks.
+
+Modules:
+
+* ``files``: JSON, YAML and XML readers whose errors name the file;
+* ``images``: image loading (RGB, multispectral TIFFs rendered to true colour) and verification;
+* ``raster``: GeoTIFF reading, DN to reflectance, true-colour stretches;
+* ``transforms``: remote-sensing training transforms (lossless rotations, zoom-out);
+* ``captions``: caption records, Karpathy JSON and OpenCLIP CSV files, ``CaptionDataset``;
+* ``classification``: class-folder / label-CSV datasets, class-name cleaning, ``ClassificationDataset``;
+* ``registry``: the registered datasets (facts, citation, download and layout, loading);
+* ``check``: a local copy checked against its registry entry;
+* ``textstats``: caption tokenizer and corpus statistics;
+* ``overview``: what is under the data root (notebook 01's tables);
+* ``annotations``: object annotations (COCO, DOTA, VOC readers; Mask-to-Box);
+* ``box_captions``: captions from boxes (Box-to-Caption), counting sets, the conversion command line.
+"""

@@ -22,8 +22,9 @@ from typing import Callable, Iterable, Sequence
 
 from rsdix.data.images import load_image, verify_image
 from rsdix.data.files import read_json
+from rsdix.data.textstats import tokenize
 from rsdix.errors import DataError
-from rsdix.utils import progress
+from rsdix.utils import atomic_write_text, progress
 
 SPLITS = ("train", "val", "test")
 
@@ -127,9 +128,6 @@ def read_captions(path: str | os.PathLike, **kwargs) -> list[CaptionRecord]:
 
 def write_karpathy(records: Iterable[CaptionRecord], path: str | os.PathLike, dataset: str = "") -> Path:
     """Write records as Karpathy JSON (tokens: lower-cased words, punctuation stripped)."""
-    from rsdix.utils import atomic_write_text
-    from rsdix.data.textstats import tokenize
-
     images, sent_id = [], 0
     for i, rec in enumerate(records):
         sentences = []

@@ -6,6 +6,8 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import yaml
+
 from rsdix.errors import DataError
 
 
@@ -28,8 +30,6 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", kind: str = "JSO
 
 def read_yaml(path: str | os.PathLike, what: str = "YAML file"):
     """The parsed content of a YAML file; ``DataError(path, ...)`` when missing or malformed."""
-    import yaml
-
     path = _existing(path, what)
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))

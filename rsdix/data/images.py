@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from rsdix.data.raster import EUROSAT_BANDS, render_multispectral
 from rsdix.errors import DataError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -37,7 +38,7 @@ def load_image(path: str | os.PathLike, multispectral_bands=None, **render_kwarg
 
 def _load_tiff(path: Path, bands, render_kwargs):
     try:
-        import rasterio
+        import rasterio  # heavy: rasterio (GDAL), loaded on use (TIFF images only)
     except ImportError:  # pragma: no cover - rasterio is a dependency
         return None
     try:
@@ -47,7 +48,6 @@ def _load_tiff(path: Path, bands, render_kwargs):
         return None
     if count <= 3 and dtype == "uint8":
         return None
-    from rsdix.data.raster import EUROSAT_BANDS, render_multispectral
 
     if bands is None and count == 3:
         # a 16-bit or float true-colour TIFF (bands in R, G, B order, as photometric RGB):

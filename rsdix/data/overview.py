@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -10,9 +11,9 @@ import pandas as pd
 
 from rsdix.data.captions import read_karpathy
 from rsdix.data.check import check_dataset
-from rsdix.data.registry import CAPTIONS_ONLY, REGISTRY, available, get_info
-from rsdix.paths import data_root as resolve_root
+from rsdix.data.registry import CAPTIONS_ONLY, REGISTRY, available, get_info, load_dataset
 from rsdix.data.textstats import stats_table
+from rsdix.paths import data_root as resolve_root
 
 
 def overview_table(root=None, verify_images: bool = True) -> pd.DataFrame:
@@ -43,8 +44,6 @@ def caption_corpora(root=None, split: str | None = None, names: Sequence[str] | 
     left out; both are counted in ``EMPTY_DROPPED[title]`` and in a warning naming the file:
     never silently.
     """
-    import warnings
-
     base = resolve_root(root)
     files = {}
     for name, rel in CAPTIONS_ONLY.items():
@@ -76,8 +75,6 @@ def caption_statistics(root=None) -> pd.DataFrame:
 
 def class_balance(root=None) -> pd.DataFrame:
     """Images per class of every classification set present."""
-    from rsdix.data.registry import load_dataset
-
     rows = []
     for name in available(root):
         info = REGISTRY[name]

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from rsdix.errors import DataError
 
@@ -24,7 +25,7 @@ TRUE_COLOUR = ("B04", "B03", "B02")
 
 def read_raster(path: str | os.PathLike, bands=None):
     """Read a GeoTIFF as ``(array[bands,H,W], profile)``; ``bands`` are 1-based indexes."""
-    import rasterio
+    import rasterio  # heavy: rasterio (GDAL), loaded on use
 
     path = Path(path)
     if not path.exists():
@@ -86,8 +87,6 @@ def true_colour(array: np.ndarray, band_names=EUROSAT_BANDS, offset: float = 0.0
 
 def render_multispectral(path: str | os.PathLike, band_names=EUROSAT_BANDS, **kwargs):
     """Read a multispectral tile and return a PIL RGB image (true colour)."""
-    from PIL import Image
-
     array, _ = read_raster(path)
     if array.shape[0] != len(band_names):
         raise DataError(path, f"expected {len(band_names)} bands ({', '.join(band_names)}), "

@@ -18,6 +18,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rsdix.data.captions import CaptionDataset
+from rsdix.data.classification import ClassificationDataset
 from rsdix.errors import DataError, OfflineError
 from rsdix.paths import data_root as resolve_root
 
@@ -92,7 +94,7 @@ REGISTRY: dict[str, DatasetInfo] = {d.name: d for d in [
                 url="https://github.com/NeuRoNeLab/RSDiX-CLIP",
                 download_urls=("https://github.com/NeuRoNeLab/RSDiX-CLIP/raw/main/S2LCD.zip",),
                 notes="CC BY-NC-SA 4.0; no published splits (RSDiX used a random 80/10/10): "
-                      "rsdix.s2.s2lcd.load_s2lcd assigns 80/10/10 by scene; rsdix.s2.s2lcd builds datasets like it"),
+                      "rsdix.s2.dataset.load_s2lcd assigns 80/10/10 by scene; rsdix.s2.construction builds datasets like it"),
     DatasetInfo("eurosat_rgb", "EuroSAT", "classification", "folders", "eurosat_rgb", images=27000, classes=10,
                 image_size="64x64, 10 m",
                 citation="Helber, Bischke, Dengel, Borth: EuroSAT: a novel dataset and deep learning benchmark "
@@ -215,9 +217,6 @@ def caption_file(name: str, root=None) -> Path:
 
 def load_dataset(name: str, root=None, split=None, transform=None, **kwargs):
     """Load a registered dataset as a CaptionDataset or ClassificationDataset."""
-    from rsdix.data.captions import CaptionDataset
-    from rsdix.data.classification import ClassificationDataset
-
     info = get_info(name)
     folder = dataset_path(name, root)
     if not folder.exists():

@@ -8,10 +8,21 @@ A caption qualifies when it holds exactly one count between 1 and 10, written as
 (word or digit, capitalisation), so the captions differ in nothing but the count.
 "one" is a count only in front of a noun-like word and not after an article or adjective
 ("a big airplane and a small one" is not a count; "one of the" is not either).
+
+:func:`counting_accuracy` scores features (top-1, top-3, mean absolute error of the count) and
+:func:`counting` runs the task on a model and any caption set.
 """
 from __future__ import annotations
 
 import re
+from collections import Counter
+from typing import Sequence
+
+import torch
+
+from rsdix.data.captions import CaptionDataset
+from rsdix.errors import DataError
+from rsdix.features import FeatureCache, encode_images, encode_texts
 
 NUMBER_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 _WORD_VALUE = {w: i + 1 for i, w in enumerate(NUMBER_WORDS)}
@@ -76,7 +87,46 @@ def count_variants(caption: str) -> tuple[int, list[str]] | None:
 def count_distribution(captions) -> dict[int, int]:
     """How often each true count 1..10 occurs among the qualifying captions (for the chance and
     majority-count baselines of counting accuracy)."""
-    from collections import Counter
-
     found = (count_variants(c) for c in captions)
     return dict(sorted(Counter(f[0] for f in found if f is not None).items()))
+
+
+def counting_accuracy(image_features: torch.Tensor, variant_features: torch.Tensor,
+                      true_counts: Sequence[int]) -> dict[str, float]:
+    """RemoteCount-style: for each image, the ten captions differing only in the count (1..10,
+    ``variant_features`` is ``(n, 10, dim)``); top1 = the true count's caption ranks first,
+    top3 likewise within three; ``mean_abs_error`` between predicted and true count."""
+    img = torch.as_tensor(image_features, dtype=torch.float32)
+    var = torch.as_tensor(variant_features, dtype=torch.float32)
+    truth = torch.as_tensor(list(true_counts), dtype=torch.long) - 1
+    if len(img) == 0:
+        raise DataError("counting", "no captions with a count 1..10")
+    sims = torch.einsum("nd,nkd->nk", img, var)
+    top3 = sims.topk(3, dim=1).indices
+    pred = sims.argmax(dim=1)
+    return {"top1": 100.0 * float((pred == truth).float().mean()),
+            "top3": 100.0 * float((top3 == truth[:, None]).any(dim=1).float().mean()),
+            "mean_abs_error": float((pred - truth).abs().float().mean())}
+
+
+def counting(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None, dataset_name: str | None = None,
+             split: str = "test", batch_size: int = 64, num_workers: int = 0) -> dict[str, float]:
+    """RemoteCount-style counting on any caption set: every caption with exactly one count
+    (1..10, word or digit) becomes ten variants (:func:`count_variants`)."""
+    cache = cache if cache is not None else FeatureCache()
+    items = []
+    for i, rec in enumerate(dataset.records):
+        for cap in rec.captions:
+            found = count_variants(cap)
+            if found is not None:
+                items.append((i, found[0], found[1]))
+    if not items:
+        raise DataError(dataset.source, "no caption mentions a count 1..10: nothing to evaluate")
+    image_feats = encode_images(bundle, dataset, cache, dataset_name=dataset_name, split=split,
+                                batch_size=batch_size, num_workers=num_workers)
+    texts = [v for _, _, variants in items for v in variants]
+    text_feats = encode_texts(bundle, texts, cache, desc="encode count variants")
+    out = counting_accuracy(image_feats[[i for i, _, _ in items]], text_feats.view(len(items), 10, -1),
+                            [c for _, c, _ in items])
+    out["n_captions"] = float(len(items))
+    return out

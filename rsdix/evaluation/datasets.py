@@ -21,7 +21,8 @@ DATASET_NOTES = {
 }
 
 
-def _dataset_note(name: str, config) -> str:
+def dataset_note(name: str, config) -> str:
+    """The note every row of dataset ``name`` carries: how it differs from the published set."""
     parts = [DATASET_NOTES.get(name, "")]
     if name in config.split_from:
         parts.append(f"images of {config.split_from[name]} only")
@@ -31,8 +32,6 @@ def _dataset_note(name: str, config) -> str:
 def resolve_dataset(name: str, kind: str):
     """A registry entry (:mod:`rsdix.data.registry`) by key (``whu_rs19``) or by title
     (``WHU-RS19``, ``UCM``) of the given kind (``classification`` or ``captions``)."""
-    from rsdix.data.registry import get_info
-
     try:
         return get_info(name, kind)
     except DataError as exc:
@@ -68,8 +67,6 @@ def load_classification(name: str, root: str | os.PathLike | None = None, max_im
     names) or a mapping ``folder -> name`` that must cover every class folder exactly.
     ``split_from="ucm_captions:test"`` keeps only the images of that caption set's split.
     """
-    from rsdix.paths import data_root
-
     if path is None:
         info = resolve_dataset(name, "classification")
         path = data_root(root) / info.path
@@ -90,12 +87,13 @@ def load_classification(name: str, root: str | os.PathLike | None = None, max_im
             raise DataError(path, f"no image of {split_from} is in this classification set")
         paths, labels = [paths[i] for i in chosen], [labels[i] for i in chosen]
     keep = _subsample(len(paths), labels, max_images, seed)
-    names = _resolve_class_names(class_names, classes, path)
+    names = resolve_class_names(class_names, classes, path)
     return ClassificationDataset([paths[i] for i in keep], [labels[i] for i in keep], classes,
                                  class_names=names, source=path)
 
 
-def _resolve_class_names(class_names, classes: list[str], source) -> list[str] | None:
+def resolve_class_names(class_names, classes: list[str], source) -> list[str] | None:
+    """Class names in class order from a list or a ``folder -> name`` mapping (None: keep the folder names)."""
     if class_names is None:
         return None
     if isinstance(class_names, dict):
@@ -117,8 +115,6 @@ def load_retrieval(name: str, root: str | os.PathLike | None = None, split: str 
                    path: str | os.PathLike | None = None) -> CaptionDataset:
     """The official ``split`` of a caption set of the dataset registry (key or title) or a caption file
     at ``path``; ``languages`` keeps only captions in those languages."""
-    from rsdix.paths import data_root
-
     if path is None:
         info = resolve_dataset(name, "captions")
         path = data_root(root) / info.path / info.annotation

@@ -12,7 +12,7 @@ from typing import Callable, Mapping, Sequence
 
 from rsdix.data.captions import CaptionDataset, CaptionRecord, find_image_dir, read_captions, select_split
 from rsdix.errors import DataError
-from rsdix.evaluation.suite import retrieval
+from rsdix.evaluation.retrieval import retrieval
 from rsdix.features import FeatureCache
 from rsdix.results import Result
 from rsdix.training.multilingual import languages_of
@@ -44,7 +44,7 @@ def evaluate_per_language(evaluate: Callable[[CaptionDataset], Mapping[str, floa
                           seed: int | None = None, profile: str = "", split: str = "test",
                           source: str | os.PathLike | None = None):
     """Run ``evaluate(dataset) -> {metric: value}`` (e.g. ``lambda ds: retrieval(bundle, ds)``
-    from :mod:`rsdix.evaluation.suite`) on each language's caption set; return :class:`Result` rows
+    from :mod:`rsdix.evaluation.retrieval`) on each language's caption set; return :class:`Result` rows
     with ``dataset="<dataset>/<lang>"`` (one row per model x dataset/lang x task x metric x seed)."""
     rows = []
     for lang, subset in language_subsets(records, languages, source or dataset).items():
@@ -60,7 +60,7 @@ def evaluate_per_language(evaluate: Callable[[CaptionDataset], Mapping[str, floa
 def retrieval_per_language(bundle, caption_file: str | os.PathLike, languages: Sequence[str] | None = None,
                            split: str = "test", image_dir: str | os.PathLike | None = None, model: str = "",
                            dataset: str | None = None, seed: int | None = None, profile: str = "", cache=None):
-    """Image-text retrieval (:func:`rsdix.evaluation.suite.retrieval`) on each language of a multilingual
+    """Image-text retrieval (:func:`rsdix.evaluation.retrieval.retrieval`) on each language of a multilingual
     caption file: the same images, queries in every language. Returns :class:`Result` rows with
     ``dataset="<name>/<lang>"``; image features are computed once and shared by all languages."""
     caption_file = Path(caption_file)

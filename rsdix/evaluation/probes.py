@@ -38,8 +38,6 @@ def knn_classify(train_x: torch.Tensor, train_y: Sequence[int], test_x: torch.Te
 
 def fit_logistic(train_x, train_y, C: float, seed: int = 0, max_iter: int = 1000):
     """Multinomial logistic regression (L-BFGS) on the L2-normalised features as they are."""
-    from sklearn.linear_model import LogisticRegression
-
     clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
     return clf.fit(np.asarray(train_x), np.asarray(train_y))
 
@@ -48,8 +46,6 @@ def linear_probe(train_x, train_y, test_x, test_y, Cs: Sequence[float] = (0.1, 1
                  val_fraction: float = 0.2, seed: int = 0, n_classes: int | None = None) -> dict[str, float]:
     """Logistic regression on frozen features; C chosen by accuracy on a stratified validation
     split of the training set, then refit on the whole training set. Returns metrics + ``C``."""
-    from sklearn.model_selection import train_test_split
-
     train_x, test_x = np.asarray(train_x, dtype=np.float32), np.asarray(test_x, dtype=np.float32)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     n_classes = n_classes or int(max(train_y.max(), test_y.max())) + 1
@@ -112,8 +108,6 @@ def few_shot(train_x, train_y, test_x, test_y, shots: Sequence[int] = (1, 2, 4, 
 
 def train_test_split_indices(labels: Sequence[int], train_fraction: float = 0.6, seed: int = 0):
     """A fixed, seeded, stratified split (for sets without an official one, e.g. WHU-RS19)."""
-    from sklearn.model_selection import train_test_split
-
     idx = np.arange(len(labels))
     tr, te = train_test_split(idx, train_size=train_fraction, random_state=seed, stratify=np.asarray(labels))
     return np.sort(tr), np.sort(te)

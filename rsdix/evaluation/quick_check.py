@@ -1,7 +1,7 @@
 """The quick check run during and after training: UCM retrieval mR and WHU-RS19 zero-shot top-1.
 
 Training never imports this module: a notebook or the command line builds a :class:`QuickCheck`
-and hands it to :func:`rsdix.training.clip.train_run` as a plain callable ``check(bundle) -> dict``.
+and hands it to :func:`rsdix.training.experiment.train_run` as a plain callable ``check(bundle) -> dict``.
 It computes exactly what the evaluation suite computes (same templates, class embeddings and metrics).
 """
 from __future__ import annotations
@@ -11,7 +11,9 @@ import torch
 from rsdix.data.captions import CaptionDataset
 from rsdix.data.classification import ClassificationDataset
 from rsdix.data.registry import caption_file, dataset_path
-from rsdix.evaluation.suite import class_embeddings, classification_metrics, retrieval_metrics
+from rsdix.evaluation.classification import classification_metrics
+from rsdix.evaluation.retrieval import retrieval_metrics
+from rsdix.evaluation.zero_shot import class_embeddings
 from rsdix.utils import progress
 
 QUICK_TEMPLATES = "rs"  # the evaluation suite's default set (notebook 05), so both report the same top-1
@@ -66,7 +68,7 @@ class QuickCheck:
     @torch.no_grad()
     def zero_shot_scores(self, bundle) -> torch.Tensor:
         """``(images, classes)`` cosine scores against the class embeddings of
-        :data:`QUICK_TEMPLATES` (:func:`rsdix.evaluation.suite.class_embeddings`, as notebook 05 scores)."""
+        :data:`QUICK_TEMPLATES` (:func:`rsdix.evaluation.zero_shot.class_embeddings`, as notebook 05 scores)."""
         images, _, names = self.zs
         return self._images(bundle.model, images) @ class_embeddings(bundle, names, QUICK_TEMPLATES).t()
 

@@ -45,7 +45,7 @@ def zero_shot(bundle, dataset: ClassificationDataset, templates="rs", class_name
               num_workers: int = 0) -> ZeroShotResult:
     """Zero-shot classification of ``dataset`` with prompt ensembles (any language)."""
     cache = cache if cache is not None else FeatureCache()
-    names = _resolve_class_names(class_names, dataset.classes, dataset.source) or dataset.class_names
+    names = resolve_class_names(class_names, dataset.classes, dataset.source) or dataset.class_names
     image_feats = encode_images(bundle, dataset, cache, dataset_name=dataset_name, split="all",
                                 batch_size=batch_size, num_workers=num_workers)
     weights = class_embeddings(bundle, names, templates, cache)

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from rsdix.errors import RsdixError
+from rsdix.paths import cache_dir
 
 DEBIAN_SOURCE = Path("/usr/share/wordnet")
 APT_HINT = ("install the WordNet database with `apt-get update && apt-get install -y wordnet-base "
@@ -55,8 +56,6 @@ def default_dest() -> Path:
     """``$RSDIX_NLTK_DATA`` or ``<rsdix cache>/nltk_data``."""
     if os.environ.get("RSDIX_NLTK_DATA"):
         return Path(os.environ["RSDIX_NLTK_DATA"]).expanduser().resolve()
-    from rsdix.paths import cache_dir
-
     return cache_dir() / "nltk_data"
 
 
@@ -106,7 +105,7 @@ def find_wordnet(dest: str | os.PathLike | None = None) -> Path:
     candidates = [Path(dest).expanduser()] if dest else [default_dest(), Path.home() / "nltk_data"]
     if not dest:
         try:
-            import nltk
+            import nltk  # heavy: nltk loads only when WordNet is looked for
 
             candidates += [Path(p) for p in nltk.data.path]
         except ImportError:  # pragma: no cover
@@ -123,8 +122,8 @@ _READERS: dict[str, object] = {}
 def load_wordnet(dest: str | os.PathLike | None = None):
     """An nltk WordNet reader over the installed folder (no download); also puts that folder
     first on ``nltk.data.path`` so ``nltk.corpus.wordnet`` finds it."""
-    import nltk
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    import nltk  # heavy: nltk loads only when WordNet is read
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader  # heavy: as above
 
     folder = find_wordnet(dest)
     if str(folder) not in nltk.data.path:

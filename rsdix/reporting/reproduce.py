@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from rsdix.paths import RunDirs, repo_root
+from rsdix.reporting.summary import write_results_summary
 from rsdix.results import SOURCE_ENV, drop_stale_rows
 
 
@@ -61,7 +62,7 @@ def _stamp(nb: Path, params: dict, upstream: str) -> str:
 
 def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force: bool = False,
         only: list[str] | None = None, out_dir: str | None = None, kernel: str | None = None) -> pd.DataFrame:
-    import papermill as pm
+    import papermill as pm  # optional (the notebooks extra): loads only when notebooks run
 
     dirs = RunDirs(profile, out_dir)
     executed_dir = dirs.run / "notebooks"
@@ -125,8 +126,6 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
     total = time.time() - total_start
     _print_times(rows, total)
     times.to_csv(times_path, index=False)
-    from rsdix.reporting.summary import write_results_summary
-
     summary = write_results_summary(dirs, times)
     print(f"[reproduce] summary: {summary}")
     return times

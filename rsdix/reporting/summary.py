@@ -1,6 +1,9 @@
 """The generated results summary (``RESULTS.md``): every headline number of a run beside the
 published number where one exists, with seeds and confidence intervals, and the environment.
-Nothing in it is typed by hand: it is built from the run's tidy results table."""
+Nothing in it is typed by hand: it is built from the run's tidy results table.
+
+Its headline sections are the :data:`SECTIONS` selected here by task, then the sections the rows
+themselves name (``Result.section``, e.g. the metric study's): the report imports no stage."""
 from __future__ import annotations
 
 import os
@@ -9,16 +12,11 @@ import subprocess
 from datetime import datetime, timezone
 
 import pandas as pd
+import torch
 
 from rsdix.paths import RunDirs, repo_root
-from rsdix.results import reference_numbers, summarise
-from rsdix.metric_study.study import PRESERVING, discrimination_task, separation_task
+from rsdix.results import declared_sections, reference_numbers, summarise
 from rsdix.utils import atomic_write_text
-
-# published rows to put beside ours: (dataset, task, metric) -> filter on the reference table
-HEADLINE_TASKS = ("zero-shot", "retrieval", "captioning", "captioning-per-image", "linear-probe", "knn",
-                  "few-shot", "counting", "data-efficiency")
-
 
 def _task_in(*tasks, metrics=None):
     def select(frame):
@@ -29,28 +27,26 @@ def _task_in(*tasks, metrics=None):
     return select
 
 
-# headline sections of RESULTS.md: (title, row selector over the summary table)
+# headline sections of RESULTS.md selected by task: (title, row selector over the summary table);
+# the sections the rows name (``section``) follow them
 SECTIONS = [
     ("Zero-shot classification (notebook 05)", _task_in("zero-shot", metrics=["top1", "balanced_acc"])),
     ("Image-text retrieval (notebook 05)", _task_in("retrieval", metrics=["mR", "i2t_R@1", "t2i_R@1"])),
     ("Linear probe, k-NN, few-shot, counting (notebook 05)",
      _task_in("linear-probe", "knn", "few-shot", "counting", metrics=["top1"])),
     ("Captioning, corpus-level and per-image (notebook 04)", _task_in("captioning", "captioning-per-image")),
-    ("Caption-metric study: paraphrase vs meaning-changing edits, discrimination (notebook 06)",
-     _task_in(*(separation_task(p) for p in PRESERVING), discrimination_task("same-class"))),
 ]
+
+
+def _section_is(title):
+    return lambda frame: frame["section"] == title
 
 
 def environment() -> dict:
     env = {"python": platform.python_version(), "platform": platform.platform(),
            "cpu_count": os.cpu_count(), "time_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")}
-    try:
-        import torch
-
-        env["torch"] = torch.__version__
-        env["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    except ImportError:  # pragma: no cover
-        pass
+    env["torch"] = torch.__version__
+    env["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     for mod in ("open_clip", "transformers", "accelerate"):
         try:
             env[mod] = __import__(mod).__version__
@@ -85,10 +81,11 @@ def write_results_summary(dirs: RunDirs, times: pd.DataFrame | None = None) -> s
              "(different models and budgets: the paper profile is the comparable one).", ""]
     if dirs.results.exists():
         results = pd.read_csv(dirs.results)
-        summary = published_beside(summarise(results))
+        summary = published_beside(summarise(results, keep=["section"]))
         summary["seeds"] = summary["count"]
         cols = ["model", "dataset", "task", "split", "metric", "mean", "ci_low", "ci_high", "seeds", "published"]
-        for title, select in SECTIONS:
+        declared = [(title, _section_is(title)) for title in declared_sections(results)]
+        for title, select in SECTIONS + declared:
             part = summary[select(summary)]
             if len(part):
                 lines += [f"## {title}", "", part[cols].to_markdown(index=False, floatfmt=".4g"), ""]

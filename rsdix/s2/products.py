@@ -43,6 +43,7 @@ from typing import Sequence
 import numpy as np
 
 from rsdix.data.files import read_xml
+from rsdix.data.raster import to_reflectance
 from rsdix.errors import DataError
 
 # native resolution (m) of every band
@@ -150,8 +151,6 @@ class Radiometry:
 
     def to_reflectance(self, dn: np.ndarray, band_names: Sequence[str]) -> np.ndarray:
         """``(bands,H,W)`` DNs to float32 reflectance (no masking: see :func:`read_scene`)."""
-        from rsdix.data.raster import to_reflectance
-
         offs = np.asarray([self.offset(b) for b in band_names], dtype=np.float64).reshape(-1, 1, 1)
         return to_reflectance(dn, offset=offs, quantification=self.quantification, nodata=None)
 
@@ -321,7 +320,7 @@ class Scene:
 
     @property
     def bounds(self):
-        from rasterio.transform import array_bounds
+        from rasterio.transform import array_bounds  # heavy: rasterio (GDAL), loaded on use
 
         h, w = self.shape
         return array_bounds(h, w, self.transform)  # (west, south, east, north)
@@ -336,7 +335,7 @@ class Scene:
 
 
 def _open(path: Path):
-    import rasterio
+    import rasterio  # heavy: rasterio (GDAL), loaded on use
 
     try:
         return rasterio.open(path)
@@ -346,7 +345,7 @@ def _open(path: Path):
 
 def _grid(src, resolution: float | None):
     """(crs, transform, height, width) of ``src``'s extent at ``resolution`` (None: its own)."""
-    from rasterio.transform import from_origin
+    from rasterio.transform import from_origin  # heavy: rasterio (GDAL), loaded on use
 
     if resolution is None or abs(abs(src.transform.a) - resolution) < 1e-9:
         return src.crs, src.transform, src.height, src.width
@@ -358,8 +357,8 @@ def _grid(src, resolution: float | None):
 
 def _read_on_grid(src, index: int, grid, categorical: bool, where: Path) -> tuple[np.ndarray, np.ndarray]:
     """Band ``index`` of ``src`` on ``grid``: (float32 values, bool valid)."""
-    from rasterio.enums import Resampling
-    from rasterio.warp import reproject
+    from rasterio.enums import Resampling  # heavy: rasterio (GDAL), loaded on use
+    from rasterio.warp import reproject  # heavy: rasterio (GDAL), loaded on use
 
     crs, transform, height, width = grid
     data = src.read(index).astype(np.float32)
@@ -489,7 +488,7 @@ def _scene_name(source: Path) -> str:
 
 def write_reflectance(scene: Scene, path: str | os.PathLike) -> Path:
     """Write a scene's reflectance as a float32 GeoTIFF (NaN = no data), band names as descriptions."""
-    import rasterio
+    import rasterio  # heavy: rasterio (GDAL), loaded on use
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -506,7 +505,7 @@ def check_reflectance(dn_file: str | os.PathLike, expected_file: str | os.PathLi
     """Read ``dn_file`` (digital numbers + product metadata) as reflectance and compare it with a
     reference reflectance raster (default: ``<stem>_toa.tif`` beside it): the radiometry used,
     value counts and the largest absolute difference on pixels valid in both."""
-    import rasterio
+    import rasterio  # heavy: rasterio (GDAL), loaded on use
 
     dn_file = Path(dn_file)
     expected_file = Path(expected_file) if expected_file else dn_file.with_name(dn_file.stem + "_toa.tif")

@@ -27,14 +27,21 @@ import copy
 import math
 import weakref
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision import transforms as T
+
+from rsdix.config import option
+from rsdix.data.transforms import find_normalize
+from rsdix.errors import ConfigError
+from rsdix.training.ema import ema_update
+from rsdix.training.multilingual import stack_views
 
 __all__ = ["MultiCropConfig", "DINOConfig", "MultiCropTransform", "DINOHead", "DINOLoss", "DINOObjective",
-           "cosine_schedule", "teacher_temperature", "ema_momentum", "ema_update", "encode_crops",
+           "cosine_schedule", "teacher_temperature", "ema_momentum", "encode_crops",
            "interpolate_pos_embed", "DinoViews", "dino_views", "DinoTerm", "ClipWithDino", "ViewsCollate"]
 
 
@@ -48,46 +55,42 @@ class MultiCropConfig:
     ``global_size`` 0 means the model's input size; ``local_size`` 0 means
     ``round(96 / 224 * global_size)`` rounded to the patch size by the caller (DINO's ratio).
     """
-    n_global: int = 2
-    n_local: int = 6
+    n_global: int = option(2, min=1)
+    n_local: int = option(6, min=0)
     global_scale: tuple[float, float] = (0.4, 1.0)
     local_scale: tuple[float, float] = (0.05, 0.4)
-    global_size: int = 0
-    local_size: int = 0
+    global_size: int = option(0, min=0)
+    local_size: int = option(0, min=0)
     flip: bool = True              # horizontal and vertical flips (overhead imagery has no "up")
-    colour_jitter: float = 0.8     # probability of colour jitter (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1)
-    grayscale: float = 0.2
+    colour_jitter: float = option(0.8, min=0, max=1)  # probability of colour jitter (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1)
+    grayscale: float = option(0.2, min=0, max=1)
     blur: tuple[float, float, float] = (1.0, 0.1, 0.5)   # blur probability: global 1, global 2, locals
-    solarize: float = 0.2          # on the second global crop
+    solarize: float = option(0.2, min=0, max=1)  # on the second global crop
 
 
 @dataclass
 class DINOConfig:
     """The DINO term of the training objective (``enabled`` switches it on; ``weight`` = lambda)."""
     enabled: bool = False
-    weight: float = 1.0
-    out_dim: int = 65536            # K; 4096 or less is plenty for small data
-    hidden_dim: int = 2048
-    bottleneck_dim: int = 256
-    n_layers: int = 3
+    weight: float = option(1.0, min=0)
+    out_dim: int = option(65536, min=1)  # K; 4096 or less is plenty for small data
+    hidden_dim: int = option(2048, min=1)
+    bottleneck_dim: int = option(256, min=1)
+    n_layers: int = option(3, min=1)
     norm_last_layer: bool = True
-    student_temp: float = 0.1
-    teacher_temp: float = 0.07
-    warmup_teacher_temp: float = 0.04
-    warmup_teacher_temp_frac: float = 0.3   # fraction of training to warm the teacher temperature up
-    center_momentum: float = 0.9
-    momentum_teacher: float = 0.996
-    momentum_final: float = 1.0
-    clip_view: str = "global"       # CLIP loss on: global (the first global crop) | base (the usual augmentation)
+    student_temp: float = option(0.1, min=0, min_exclusive=True)
+    teacher_temp: float = option(0.07, min=0, min_exclusive=True)
+    warmup_teacher_temp: float = option(0.04, min=0, min_exclusive=True)
+    warmup_teacher_temp_frac: float = option(0.3, min=0, max=1)  # fraction of training to warm the teacher temperature up
+    center_momentum: float = option(0.9, min=0, max=1)
+    momentum_teacher: float = option(0.996, min=0, max=1)
+    momentum_final: float = option(1.0, min=0, max=1)
+    clip_view: Literal["global", "base"] = "global"  # CLIP loss on: the first global crop | the usual augmentation
     crops: MultiCropConfig = field(default_factory=MultiCropConfig)
 
-    def __post_init__(self):
-        from rsdix.errors import ConfigError
-
-        if self.clip_view not in ("global", "base"):
-            raise ConfigError(f"dino.clip_view must be 'global' or 'base', got {self.clip_view!r}")
+    def validate(self):
         if self.crops.n_global < 1 or self.crops.n_global + self.crops.n_local < 2:
-            raise ConfigError("DINO needs at least one global crop and two crops in all")
+            raise ConfigError("crops: DINO needs at least one global crop and two crops in all")
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,8 +107,6 @@ class MultiCropTransform:
 
     def __init__(self, cfg: MultiCropConfig, size: int, mean: Sequence[float], std: Sequence[float],
                  patch_size: int = 1):
-        from torchvision import transforms as T
-
         self.cfg = cfg
         self.global_size = cfg.global_size or size
         self.local_size = cfg.local_size or default_local_size(self.global_size, patch_size)
@@ -203,18 +204,6 @@ def teacher_temperature(step: int, total: int, cfg: DINOConfig) -> float:
 def ema_momentum(step: int, total: int, cfg: DINOConfig) -> float:
     """DINO's teacher momentum: cosine from ``momentum_teacher`` to ``momentum_final``."""
     return cosine_schedule(cfg.momentum_teacher, cfg.momentum_final, step, total)
-
-
-@torch.no_grad()
-def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
-    """``t <- m t + (1 - m) s`` for every parameter (buffers copied)."""
-    t_params = dict(teacher.named_parameters())
-    for name, s in student.named_parameters():
-        t = t_params[name]
-        t.mul_(momentum).add_(s.detach().to(t.dtype), alpha=1.0 - momentum)
-    t_bufs = dict(teacher.named_buffers())
-    for name, b in student.named_buffers():
-        t_bufs[name].copy_(b)
 
 
 class DINOLoss(nn.Module):
@@ -371,8 +360,8 @@ class DINOObjective(nn.Module):
     def update_teacher(self, visual: nn.Module, step: int) -> float:
         """EMA step of teacher tower and head towards the student (call after ``optimizer.step``)."""
         m = ema_momentum(step, self.total_steps, self.cfg)
-        ema_update(self.teacher_visual, visual, m)
-        ema_update(self.teacher_head, self.student_head, m)
+        ema_update(self.teacher_visual, visual, m, lerp=False)
+        ema_update(self.teacher_head, self.student_head, m, lerp=False)
         return m
 
 
@@ -396,8 +385,6 @@ class DinoViews:
 
 def dino_views(cfg: DINOConfig, bundle, base=None) -> DinoViews:
     """The multi-crop views transform for a model bundle (its input size, patch size and normalisation)."""
-    from rsdix.data.transforms import find_normalize
-
     pre = bundle.preprocess_config or {}
     norm = None if pre.get("mean") else find_normalize(bundle.preprocess_val)
     mean = pre.get("mean") or norm.mean
@@ -489,8 +476,6 @@ class ViewsCollate:
         self.tokenizer = tokenizer
 
     def __call__(self, items):
-        from rsdix.training.multilingual import stack_views
-
         images, captions = zip(*items)
         batch = stack_views(images)
         batch.update(text=self.tokenizer(list(captions)), caption=list(captions))

@@ -24,44 +24,47 @@ Plugging in a different model, e.g. a captioner (issue: captioning)::
                                  ignore_index=0)
             return {"loss": ce, "ce": ce}
 
-    cfg = load_config(LoopConfig, "rsdix/configs/caption/cpu.yaml")   # or LoopConfig(...)
+    cfg = LoopConfig(steps=1000, lr=1e-4)                                # or a config's loop section
     result = fit(model, CaptionObjective(), dataset, cfg, collate_fn=my_collate,
                  run_dir=dirs.run / "caption_s0", resume=True)
     result.model, result.history                                        # trained model, log rows
 
-More terms in the same loop (issue: RS-M-CLIP's DINO term): :class:`SumObjective`
-adds named objectives with weights, e.g. ``SumObjective({"clip": (1.0, clip), "dino": (0.5,
-dino)})``; the dataset returns extra views in the batch dict and each term reads what it needs.
+More terms in the same loop (issue: RS-M-CLIP's DINO term):
+:class:`rsdix.training.objectives.SumObjective` adds named objectives with weights, e.g.
+``SumObjective({"clip": (1.0, clip), "dino": (0.5, dino)})``; the dataset returns extra views in
+the batch dict and each term reads what it needs.
 
-Building blocks usable on their own: :func:`param_groups`, :func:`build_optimizer`,
-:func:`cosine_with_warmup`, :class:`EMATeacher`, :class:`Checkpointer` /
-:func:`save_checkpoint` / :func:`load_checkpoint`, :func:`rng_state` / :func:`set_rng_state`,
-:class:`BatchPlan` + :class:`SeededView` (deterministic, resumable data order and augmentation).
-
-The CLIP objectives and the ``python -m rsdix.training.loop --config ...`` entry point live in
-:mod:`rsdix.training.clip`; this module's ``main`` forwards to it.
+The building blocks live beside it: :mod:`rsdix.training.optim` (parameter groups, AdamW, the
+cosine schedule), :mod:`rsdix.training.ema` (the EMA teacher), :mod:`rsdix.training.objectives`
+(:class:`~rsdix.training.objectives.Trainee`, the sum of objectives), :mod:`rsdix.training.data_order`
+(the seeded, resumable data order and RNG states), :mod:`rsdix.training.checkpoints` (atomic
+checkpoints, the same-run rule). The CLIP objectives are in :mod:`rsdix.training.clip_objectives`,
+the CLIP entry point :func:`rsdix.training.clip.train_clip`.
 """
 from __future__ import annotations
 
-import copy
 import csv
-import json
 import math
 import os
-import random
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+from typing import Callable, Literal, Mapping, Sequence
 
-import numpy as np
 import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.state import AcceleratorState, GradientState
 from torch import nn
 
 from rsdix.config import option
-from rsdix.errors import ConfigError, DataError, RsdixError
-from rsdix.utils import progress, seed_everything, stable_hash, torch_save_atomic
+from rsdix.errors import RsdixError
+from rsdix.training.checkpoints import Checkpointer, check_same_run, load_checkpoint
+from rsdix.training.data_order import BatchPlan, SeededView, rng_state, set_rng_state
+from rsdix.training.ema import EMATeacher
+from rsdix.training.objectives import Trainee
+from rsdix.training.optim import apply_freeze, build_optimizer, cosine_with_warmup
+from rsdix.utils import progress, seed_everything
 
 
 class NonFiniteLossError(RsdixError, FloatingPointError):
@@ -95,305 +98,6 @@ class LoopConfig:
     cpu: bool = False                 # force CPU even with a GPU
 
 
-# ---------------------------------------------------------------- optimizer and schedule
-
-TOWER_PREFIXES = {
-    "image": ("visual.",),
-    "text": ("text.", "transformer.", "token_embedding.", "positional_embedding", "ln_final.",
-             "text_projection"),
-}
-NO_DECAY_WORDS = ("bias", "norm", "ln_", ".ln", "bn", "logit_scale", "logit_bias", "log_scale",
-                  "temperature")
-
-
-def _expand_prefixes(prefixes: Iterable[str]) -> list[str]:
-    out = []
-    for p in prefixes:
-        out.extend(TOWER_PREFIXES.get(p, (p,)))
-    return out
-
-
-def no_weight_decay(name: str, param: torch.Tensor) -> bool:
-    """Norms, biases, scalars and temperatures take no weight decay (1-D or named so)."""
-    return param.ndim < 2 or any(w in name for w in NO_DECAY_WORDS)
-
-
-def apply_freeze(model: nn.Module, freeze: Sequence[str]) -> int:
-    """Set ``requires_grad=False`` on parameters whose name starts with a prefix; returns count."""
-    prefixes = _expand_prefixes(freeze)
-    n = 0
-    for name, p in model.named_parameters():
-        if any(name.startswith(pre) for pre in prefixes):
-            p.requires_grad_(False)
-            n += p.numel()
-    if freeze and n == 0:
-        raise ConfigError(f"freeze={list(freeze)} matched no parameter names")
-    return n
-
-
-def param_groups(named: Iterable[tuple[str, nn.Parameter]], lr: float, weight_decay: float,
-                 lr_mult: Mapping[str, float] | None = None) -> list[dict]:
-    """AdamW groups: (lr multiplier) x (decay / no decay); frozen parameters are left out.
-
-    ``lr_mult`` maps a name prefix (or ``"image"`` / ``"text"`` for a CLIP tower) to a
-    multiplier of ``lr``; the first matching prefix wins. Each group records ``lr_mult`` so the
-    schedule scales all groups alike.
-    """
-    mults = [(pre, float(m)) for key, m in (lr_mult or {}).items() for pre in _expand_prefixes([key])]
-    groups: dict[tuple[float, bool], dict] = {}
-    for name, p in named:
-        if not p.requires_grad:
-            continue
-        mult = next((m for pre, m in mults if name.startswith(pre)), 1.0)
-        decay = not no_weight_decay(name, p)
-        g = groups.setdefault((mult, decay), {"params": [], "names": [], "lr": lr * mult,
-                                              "initial_lr": lr * mult, "lr_mult": mult,
-                                              "weight_decay": weight_decay if decay else 0.0})
-        g["params"].append(p)
-        g["names"].append(name)
-    if not groups:
-        raise ConfigError("no trainable parameters (everything frozen?)")
-    return list(groups.values())
-
-
-def build_optimizer(named: Iterable[tuple[str, nn.Parameter]], cfg: LoopConfig) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups` with ``cfg.lr``, ``betas``, ``eps``, ``weight_decay``."""
-    groups = param_groups(named, cfg.lr, cfg.weight_decay, cfg.lr_mult)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
-
-
-def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
-                       min_lr_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step schedule: linear warmup from lr/warmup to lr, then cosine down to lr*min_lr_ratio.
-
-    Call ``scheduler.step()`` once per optimizer step.
-    """
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-# ---------------------------------------------------------------- EMA teacher
-
-class EMATeacher(nn.Module):
-    """Exponential moving average of a model: ``t <- d t + (1 - d) s``, no gradients.
-
-    ``d = min(max_decay, (1 + n) / (10 + n))`` with n the number of updates so far (OTTER /
-    RSDiX); buffers are copied. ``teacher.module`` is the averaged copy.
-    """
-
-    def __init__(self, model: nn.Module, max_decay: float = 0.999):
-        super().__init__()
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
-        self.max_decay = max_decay
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-
-    def decay(self) -> float:
-        n = int(self.updates)
-        return min(self.max_decay, (1 + n) / (10 + n))
-
-    @torch.no_grad()
-    def update(self, student: nn.Module) -> None:
-        d = self.decay()
-        s_params = dict(student.named_parameters())
-        for name, t in self.module.named_parameters():
-            t.lerp_(s_params[name].detach().to(t.dtype), 1 - d)
-        s_bufs = dict(student.named_buffers())
-        for name, b in self.module.named_buffers():
-            b.copy_(s_bufs[name])
-        self.updates += 1
-
-    def train(self, mode: bool = True):  # the teacher always stays in eval mode
-        super().train(mode)
-        self.module.eval()
-        return self
-
-    def forward(self, *args, **kwargs):
-        with torch.no_grad():
-            return self.module(*args, **kwargs)
-
-    def __getattr__(self, name):  # teacher.encode_image(...) etc. reach the averaged model
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["module"], name)
-
-
-# ---------------------------------------------------------------- objectives
-
-class SumObjective(nn.Module):
-    """Weighted sum of named objectives: ``{"clip": (1.0, clip), "dino": (0.5, dino)}``.
-
-    Returns ``loss`` (the weighted sum) and every term's own entries prefixed by its name
-    (``clip/loss``, ``dino/loss``, ...). It needs a teacher if any term does.
-    """
-
-    def __init__(self, terms: Mapping[str, tuple[float, nn.Module]]):
-        super().__init__()
-        self.weights = {k: float(w) for k, (w, _) in terms.items()}
-        self.terms = nn.ModuleDict({k: obj for k, (_, obj) in terms.items()})
-        self.needs_teacher = any(getattr(o, "needs_teacher", False) for o in self.terms.values())
-
-    def forward(self, batch, student, teacher=None):
-        out, total = {}, 0.0
-        for name, obj in self.terms.items():
-            res = obj(batch, student, teacher)
-            total = total + self.weights[name] * res["loss"]
-            out.update({f"{name}/{k}": v for k, v in res.items()})
-        out["loss"] = total
-        return out
-
-
-class Trainee(nn.Module):
-    """Student + objective as one module, so DDP and autocast see a single forward."""
-
-    def __init__(self, model: nn.Module, objective: nn.Module):
-        super().__init__()
-        self.model = model
-        self.objective = objective
-
-    def forward(self, batch, teacher=None):
-        return self.objective(batch, self.model, teacher)
-
-
-# ---------------------------------------------------------------- RNG, data order, checkpoints
-
-def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _item_seed(seed: int, epoch: int, index: int) -> int:
-    return (seed * 1_000_003 + epoch * 10_007 + index * 7_919 + 17) % (2 ** 31 - 1)
-
-
-class SeededView(torch.utils.data.Dataset):
-    """Index with ``(epoch, i)``: sets the dataset's epoch and seeds python/numpy/torch RNGs from
-    (seed, epoch, i) around ``dataset[i]``, so random augmentations and caption draws depend
-    only on the sample, never on worker count, batch position or resume point."""
-
-    def __init__(self, dataset, seed: int = 0):
-        self.dataset, self.seed = dataset, seed
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, key):
-        epoch, index = key
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-        s = _item_seed(self.seed, epoch, index)
-        # torch and python RNG states are restored afterwards (model-side randomness such as
-        # dropout keeps its own stream); numpy's is only re-seeded (nothing in the model uses it)
-        torch_state, py_state = torch.default_generator.get_state(), random.getstate()
-        torch.default_generator.manual_seed(s)
-        random.seed(s)
-        np.random.seed(s)
-        try:
-            return self.dataset[index]
-        finally:
-            torch.default_generator.set_state(torch_state)
-            random.setstate(py_state)
-
-
-class BatchPlan(torch.utils.data.Sampler):
-    """This process's micro-batches ``[(epoch, i), ...]`` from micro-step ``start`` to ``stop``.
-
-    Each epoch is a permutation drawn from (seed, epoch); global batch b of an epoch is
-    ``perm[b*B:(b+1)*B]`` (incomplete last batch dropped), and process r takes its r-th slice,
-    so the processes' slices concatenated are exactly the single-process batch.
-    """
-
-    def __init__(self, n: int, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
-                 start: int = 0, stop: int | None = None):
-        if batch_size % world:
-            raise ConfigError(f"batch_size {batch_size} is not divisible by the {world} processes")
-        if n < batch_size:
-            raise ConfigError(f"dataset has {n} items, fewer than one batch of {batch_size}")
-        self.n, self.batch, self.rank, self.world, self.seed = n, batch_size, rank, world, seed
-        self.per_epoch = n // batch_size
-        self.start, self.stop = start, stop
-
-    def epoch_of(self, micro_step: int) -> int:
-        return micro_step // self.per_epoch
-
-    def _perm(self, epoch: int) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 7_777 + epoch)
-        return torch.randperm(self.n, generator=g).tolist()
-
-    def __len__(self):
-        return (self.stop if self.stop is not None else 1 << 62) - self.start
-
-    def __iter__(self):
-        local = self.batch // self.world
-        m, epoch, perm = self.start, None, None
-        while self.stop is None or m < self.stop:
-            e, b = divmod(m, self.per_epoch)
-            if e != epoch:
-                epoch, perm = e, self._perm(e)
-            idx = perm[b * self.batch:(b + 1) * self.batch][self.rank * local:(self.rank + 1) * local]
-            yield [(e, i) for i in idx]
-            m += 1
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves a half checkpoint."""
-    return torch_save_atomic(state, path)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dict:
-    """Load a checkpoint; ``mmap=True`` maps the tensors instead of reading them (cheap when only
-    the config or step is wanted)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "checkpoint not found")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds on a damaged file
-        raise DataError(path, f"not a readable checkpoint ({exc.__class__.__name__}: {exc})") from exc
-
-
-class Checkpointer:
-    """``<dir>/checkpoint.pt`` (latest, atomically replaced); ``keep=True`` also keeps
-    ``step_<n>.pt`` copies."""
-
-    def __init__(self, directory: str | os.PathLike, keep: bool = False):
-        self.dir = Path(directory)
-        self.keep = keep
-
-    @property
-    def latest(self) -> Path:
-        return self.dir / "checkpoint.pt"
-
-    def exists(self) -> bool:
-        return self.latest.exists()
-
-    def save(self, state: dict) -> Path:
-        path = save_checkpoint(self.latest, state)
-        if self.keep:
-            save_checkpoint(self.dir / f"step_{state['step']}.pt", state)
-        return path
-
-    def load(self, map_location="cpu") -> dict:
-        return load_checkpoint(self.latest, map_location)
-
-
-# ---------------------------------------------------------------- the loop
-
 @dataclass
 class FitResult:
     model: nn.Module              # the trained student (unwrapped, on the training device)
@@ -422,9 +126,6 @@ def resolve_precision(precision: str, cpu: bool = False) -> str:
 def make_accelerator(cfg: LoopConfig):
     """An ``accelerate.Accelerator`` for ``cfg`` (a fresh state in single-process runs, so a
     notebook can train several models with different precision in one kernel)."""
-    from accelerate import Accelerator, DistributedDataParallelKwargs
-    from accelerate.state import AcceleratorState, GradientState
-
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
@@ -458,7 +159,7 @@ def _read_log(path: Path, upto: int) -> list[dict]:
     return [r for r in rows if r["step"] <= upto]
 
 
-def _seconds_from_log(rows: list[dict], images_per_step: int) -> float:
+def seconds_from_log(rows: list[dict], images_per_step: int) -> float:
     """Training time of a checkpoint written before checkpoints carried it, estimated from the
     log's throughput column (images between logged steps / img_per_s)."""
     total, prev = 0.0, 0
@@ -505,7 +206,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         model = model.to(memory_format=torch.channels_last)
     trainee = Trainee(model, objective)
     named = [(n[len("model."):] if n.startswith("model.") else n, p) for n, p in trainee.named_parameters()]
-    optimizer = build_optimizer(named, cfg)
+    optimizer = build_optimizer(named, cfg.lr, cfg.weight_decay, cfg.lr_mult, betas=cfg.betas, eps=cfg.eps)
     scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
     trainee = trainee.to(acc.device)
     teacher = (EMATeacher(model, cfg.ema_max_decay).to(acc.device)
@@ -519,7 +220,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
                    else (ckpt.latest if (resume and ckpt is not None) else None))
     if resume_path is not None and resume_path.exists():
         state = load_checkpoint(resume_path, map_location=acc.device)
-        _check_same_run(state.get("config") or {}, config_snapshot or {}, resume_path)
+        check_same_run(state.get("config") or {}, config_snapshot or {}, resume_path)
         core.load_state_dict(state["trainee"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -531,7 +232,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         start = int(state["step"])
         if run_dir is not None:
             history = _read_log(run_dir / "train_log.csv", start)
-        spent = float(state["seconds"]) if state.get("seconds") is not None else _seconds_from_log(
+        spent = float(state["seconds"]) if state.get("seconds") is not None else seconds_from_log(
             history, cfg.batch_size * max(1, cfg.grad_accum) * acc.num_processes)
         acc.print(f"resumed from {resume_path} at step {start}")
 
@@ -624,54 +325,6 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
                      step=final, seconds=spent + time.perf_counter() - t0, run_dir=run_dir)
 
 
-RESUME_MAY_CHANGE = ("steps", "ckpt_every", "log_every", "num_workers", "data_root")
-
-
-def _strip_resumable(d: dict) -> dict:
-    return {k: _strip_resumable(v) if isinstance(v, dict) else v for k, v in d.items() if k not in RESUME_MAY_CHANGE}
-
-
-def _config_diff(saved: dict, current: dict) -> list[str]:
-    """Top-level sections in which two config snapshots differ, ignoring what a resume may change
-    (empty when either has no config)."""
-    if not saved or not current:
-        return []
-    a, b = _strip_resumable(saved), _strip_resumable(current)
-    return sorted(k for k in set(a) | set(b) if stable_hash(a.get(k)) != stable_hash(b.get(k)))
-
-
-def checkpoint_config_differs(path: str | os.PathLike, config_snapshot: dict) -> list[str]:
-    """The top-level config sections in which the checkpoint at ``path`` differs from
-    ``config_snapshot`` (empty: same run, resumable; also empty when either has no config)."""
-    return _config_diff(load_checkpoint(path, mmap=True).get("config") or {}, config_snapshot)
-
-
-def retire_stale_run(run_dir: str | os.PathLike, config_snapshot: dict) -> list[str]:
-    """If ``run_dir/checkpoint.pt`` was written under another configuration, move the whole run to
-    ``<run_dir>.previous`` (replacing an older one) so the caller trains anew instead of failing
-    to resume; returns the sections that changed (empty: nothing moved)."""
-    import shutil
-
-    run_dir = Path(run_dir)
-    ckpt = run_dir / "checkpoint.pt"
-    changed = checkpoint_config_differs(ckpt, config_snapshot) if ckpt.exists() else []
-    if changed:
-        stale = run_dir.with_name(run_dir.name + ".previous")
-        shutil.rmtree(stale, ignore_errors=True)
-        run_dir.rename(stale)
-        print(f"{run_dir.name}: the config changed since {ckpt} (in {changed}); training anew, the old run "
-              f"moved to {stale}")
-    return changed
-
-
-def _check_same_run(saved: dict, current: dict, path) -> None:
-    """Resuming under a different configuration would silently mix two runs: refuse."""
-    diff = _config_diff(saved, current)
-    if diff:
-        raise ConfigError(f"{path}: checkpoint was written by a different configuration (differs in {diff}); "
-                          f"use another run directory or delete it to start over")
-
-
 def _to_device(batch, device):
     if torch.is_tensor(batch):
         return batch.to(device, non_blocking=True)
@@ -680,14 +333,3 @@ def _to_device(batch, device):
     if isinstance(batch, (list, tuple)) and batch and torch.is_tensor(batch[0]):
         return type(batch)(_to_device(v, device) for v in batch)
     return batch
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m rsdix.training.loop --config rsdix/configs/train/cpu.yaml [--resume] [key=value ...]``."""
-    from rsdix.training.clip import main as clip_main
-
-    clip_main(argv)
-
-
-if __name__ == "__main__":
-    main()

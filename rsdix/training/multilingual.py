@@ -31,6 +31,8 @@ import torch
 
 from rsdix.data.captions import CaptionDataset, CaptionRecord, read_captions
 from rsdix.errors import DataError, OfflineError
+from rsdix.models import hub_reachable
+from rsdix.utils import atomic_write_text, progress
 
 __all__ = ["RSMCLIP_LANGUAGES", "MARIAN_MODELS", "NLLB_CODES", "languages_of", "language_coverage",
            "merge_parallel", "read_parallel", "MultilingualCaptionDataset", "LanguageCollate",
@@ -221,11 +223,9 @@ class Translator:
 
     def _load(self) -> None:
         try:
-            from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+            from transformers import AutoModelForSeq2SeqLM, AutoTokenizer  # heavy: loads only when a translator is built
         except ImportError as exc:  # pragma: no cover - transformers is a dependency
             raise OfflineError("translation needs `transformers` (and `sentencepiece`)") from exc
-        from rsdix.models import hub_reachable
-
         local = os.path.isdir(self.name)
         offline = not local and (os.environ.get("HF_HUB_OFFLINE") == "1" or not hub_reachable())
         kwargs = {"local_files_only": True} if offline else {}
@@ -246,8 +246,6 @@ class Translator:
 
     @torch.no_grad()
     def __call__(self, texts: Sequence[str], batch_size: int = 32) -> list[str]:
-        from rsdix.utils import progress
-
         out: list[str] = []
         kwargs = {"max_length": self.max_length}
         if self.backend == "nllb":
@@ -295,8 +293,6 @@ def translate_records(records: Sequence[CaptionRecord], targets: Sequence[str],
                     raise DataError(f"translation en->{lang}", f"empty translation of {s!r}")
                 done[s] = str(t).strip()
             if cache_path:
-                from rsdix.utils import atomic_write_text
-
                 atomic_write_text(cache_path, json.dumps(cache, ensure_ascii=False, indent=1))
     result = []
     for r in records:

@@ -1,43 +1,16 @@
-"""Sentinel-2 reading and radiometry: synthetic GeoTIFFs in tmp_path plus the real fixtures."""
+"""Sentinel-2 reading and radiometry (rsdix.s2.products): synthetic GeoTIFFs in tmp_path plus the
+real fixtures."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from s2_fixtures import make_band_folder, write_band
+from rsdix.data.raster import to_reflectance
+from rsdix.errors import DataError
+from rsdix.s2.products import band_name, check_reflectance, find_band_files, read_mtd, read_scene, resolve_radiometry
+
 rasterio = pytest.importorskip("rasterio")
-from rasterio.transform import from_origin  # noqa: E402
-
-from rsdix.errors import DataError  # noqa: E402
-from rsdix.s2.products import (band_name, find_band_files, read_mtd, read_scene,  # noqa: E402
-                             resolve_radiometry)
-
-X0, Y0 = 600000.0, 5000000.0
-
-
-def write_band(path, array, res=10.0, crs="EPSG:32632", nodata=None, x0=X0, y0=Y0):
-    array = np.asarray(array)
-    if array.ndim == 2:
-        array = array[None]
-    with rasterio.open(path, "w", driver="GTiff", count=array.shape[0], height=array.shape[1],
-                       width=array.shape[2], dtype=array.dtype, crs=crs,
-                       transform=from_origin(x0, y0, res, res), nodata=nodata) as dst:
-        dst.write(array)
-    return path
-
-
-def make_band_folder(folder, size=8, offset_dn=1000, crs_b08="EPSG:32632"):
-    """B02/B03/B04 at 10 m, B08 at 10 m, B11 at 20 m (half the pixels), values known."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    bands = {}
-    for b in ("B02", "B03", "B04"):
-        bands[b] = rng.integers(1 + offset_dn, 3000 + offset_dn, (size, size)).astype(np.uint16)
-        write_band(folder / f"T32TPS_20220701T101559_{b}_10m.tif", bands[b])
-    bands["B08"] = rng.integers(1 + offset_dn, 3000 + offset_dn, (size, size)).astype(np.uint16)
-    write_band(folder / "T32TPS_20220701T101559_B08_10m.tif", bands["B08"], crs=crs_b08)
-    bands["B11"] = rng.integers(1 + offset_dn, 3000 + offset_dn, (size // 2, size // 2)).astype(np.uint16)
-    write_band(folder / "T32TPS_20220701T101559_B11_20m.tif", bands["B11"], res=20.0)
-    return bands
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -129,8 +102,6 @@ def test_malformed_mtd_names_file(tmp_path):
         read_mtd(bad)
 
 
-# ---------------------------------------------------------------------------------------------
-# real fixtures
 TOA = ["S2B_MSIL1C_20200406T101559_N0209_R065_T32UPC_20200406T130159",
        "S2B_MSIL1C_20220615T101559_N0400_R065_T32UPC_20220615T122549"]
 
@@ -156,8 +127,6 @@ def test_reflectance_equals_toa_fixture(data_root, stem):
     raw = scene.radiometry.to_reflectance(dn, scene.band_names)
     np.testing.assert_array_equal(raw, toa)
     # the other baseline's offset would be off by 0.1 everywhere
-    from rsdix.data.raster import to_reflectance
-
     wrong = to_reflectance(dn, offset=-1000 - expected_offset, nodata=None)
     np.testing.assert_allclose(np.abs(wrong - toa), 0.1, atol=1e-6)
 
@@ -212,9 +181,6 @@ def test_safe_l2a_layout(tmp_path):
 
 @pytest.mark.data
 def test_check_reflectance_against_fixture_and_bad_reference(data_root, tmp_path):
-    from rsdix.errors import DataError
-    from rsdix.s2.products import check_reflectance
-
     folder = data_root / "sentinel2/l1c_with_toa"
     if not (folder / f"{TOA[1]}.tif").exists():
         pytest.skip("l1c_with_toa fixture absent")

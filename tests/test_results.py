@@ -1,4 +1,5 @@
-"""Results tables."""
+"""Results tables: rows replaced not duplicated, NaN refused, published numbers joined, seeds
+summarised, and the RESULTS.md section a row names read back."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,8 @@ import pandas as pd
 import pytest
 
 from rsdix.errors import DataError
-from rsdix.results import Result, append_results, read_results, summarise, with_reference, write_table
+from rsdix.results import (Result, append_results, declared_sections, read_results, summarise, with_reference,
+                           write_table)
 
 
 def test_results_replace_rows_with_blank_keys_after_a_csv_round_trip(tmp_path):
@@ -51,3 +53,18 @@ def test_summarise_keeps_a_single_rows_own_ci(tmp_path):
     out = summarise(table).set_index("model")
     assert (out.loc["BLEU-4", "ci_low"], out.loc["BLEU-4", "ci_high"]) == (0.40, 0.50)
     assert out.loc["m", "ci_low"] < 12.0 < out.loc["m", "ci_high"] and out.loc["m", "count"] == 2
+
+
+def test_rows_name_their_section_and_it_survives_the_csv(tmp_path):
+    rows = [Result("A", "UCM", "study-x", "AUC", 0.6, seed=0, section="Study X"),
+            Result("A", "UCM", "study-x", "AUC", 0.8, seed=1, section="Study X"),
+            Result("m", "UCM", "zero-shot", "top1", 10.0, seed=0),
+            Result("B", "UCM", "study-y", "AUC", 0.5, seed=0, section="Study Y")]
+    append_results(rows, tmp_path / "r.csv")
+    table = read_results(tmp_path / "r.csv")
+    assert declared_sections(table) == ["Study X", "Study Y"]     # in the order they first appear
+    assert declared_sections(table.drop(columns="section")) == []  # a table written before sections
+    out = summarise(table, keep=["section"]).set_index("task")
+    assert out.loc["study-x", "section"] == "Study X" and out.loc["study-x", "count"] == 2
+    assert pd.isna(out.loc["zero-shot", "section"])
+    assert "section" not in summarise(table)                        # only what ``keep`` names

@@ -1,0 +1,94 @@
+"""Which models an evaluation run covers: the checkpoints notebook 03 saved, the config's
+baselines and any extra ``label=open_clip_name@pretrained`` specs, and loading them.
+
+    specs = models_to_evaluate(dirs.models, cfg, extra=["RemoteCLIP=ViT-B-32@/ckpt/RemoteCLIP-ViT-B-32.pt"])
+    bundles, not_evaluated = load_bundles(specs)
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from rsdix.errors import ConfigError, OfflineError
+from rsdix.models import load_model
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to evaluate: its row label, an open_clip name or checkpoint folder, the
+    pretrained tag or weights path, the seed its rows carry, and whether it is a trained checkpoint."""
+    label: str
+    name: str
+    pretrained: str | None = None
+    seed: int = 0
+    trained: bool = False
+
+
+def list_checkpoints(models_dir: str | os.PathLike) -> list[Path]:
+    """Model folders saved by :func:`rsdix.models.save_model` under ``models_dir`` (sorted)."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    return sorted(p for p in models_dir.iterdir() if (p / "open_clip_config.json").is_file())
+
+
+def parse_model_spec(spec: str) -> tuple[str, str, str | None]:
+    """``"label=name@pretrained"`` (``label=`` and ``@pretrained`` optional) ->
+    ``(label, name, pretrained)``; e.g. ``"RemoteCLIP=ViT-B-32@/ckpt/RemoteCLIP-ViT-B-32.pt"``."""
+    label, sep, rest = spec.partition("=")
+    if not sep:
+        label, rest = "", spec
+    name, _, pretrained = rest.partition("@")
+    if not name:
+        raise ConfigError(f"model spec {spec!r}: expected 'label=open_clip_name@pretrained'")
+    return label or (f"{name}-{pretrained}" if pretrained else name), name, pretrained or None
+
+
+def run_seed(run_name: str, default: int = 0) -> int:
+    """The seed in a run name such as ``rsdix_s1`` or ``infonce_frac0.1_s2``."""
+    m = re.search(r"_s(\d+)$", run_name)
+    return int(m.group(1)) if m else default
+
+
+def models_to_evaluate(models_dir: str | os.PathLike, config, extra: Sequence[str] = (), seed: int = 0
+                       ) -> list[ModelSpec]:
+    """The checkpoints under ``models_dir`` (seed read from the run name), or, when there is none,
+    ``config.fallback_preset`` untrained (a chance-level reference), then ``config.baselines`` and
+    ``extra`` (model specs, :func:`parse_model_spec`) with ``seed``."""
+    specs = [ModelSpec(folder.name, str(folder), None, run_seed(folder.name), trained=True)
+             for folder in list_checkpoints(models_dir)]
+    if not specs and config.fallback_preset:
+        specs.append(ModelSpec(f"{config.fallback_preset}-untrained", config.fallback_preset, None, seed))
+    for spec in list(config.baselines) + list(extra):
+        label, name, pretrained = parse_model_spec(spec)
+        specs.append(ModelSpec(label, name, pretrained, seed))
+    return specs
+
+
+def describe_models(specs: Sequence[ModelSpec], models_dir: str | os.PathLike, config) -> str:
+    """What will be evaluated: the trained checkpoints found (or why there are none) and every label."""
+    trained = [s.label for s in specs if s.trained]
+    lines = [f"{len(trained)} trained checkpoint(s) under {models_dir}: " + (", ".join(trained) or "none")]
+    if not trained:
+        lines.append("No trained checkpoints yet: run notebook 03 (03_distillation_training) first.")
+        if config.fallback_preset:
+            lines.append(f"Evaluating the untrained preset {config.fallback_preset!r} instead "
+                         f"(a chance-level reference).")
+    lines.append(f"models to evaluate: {[s.label for s in specs]}")
+    return "\n".join(lines)
+
+
+def load_bundles(specs: Sequence[ModelSpec]) -> tuple[dict, list[str]]:
+    """``({label: bundle}, [labels not evaluated])``: a model whose weights cannot be had offline
+    is reported (one line) and left out."""
+    bundles, not_evaluated = {}, []
+    for spec in specs:
+        try:
+            bundles[spec.label] = load_model(spec.name, pretrained=spec.pretrained)
+        except OfflineError as exc:
+            print(f"{spec.label}: not evaluated: {exc}")
+            not_evaluated.append(spec.label)
+    return bundles, not_evaluated

@@ -1,0 +1,105 @@
+"""Checkpoints of a training run: atomic save and load, the run folder's latest checkpoint, and the
+rule for when a checkpoint may be resumed.
+
+A checkpoint records the config snapshot it was trained under. Resuming under another config
+would mix two runs: :func:`check_same_run` refuses it, :func:`retire_stale_run` moves such a
+run aside so the caller trains anew. What a resume may change (:data:`RESUME_MAY_CHANGE`:
+more steps, checkpoint and log intervals, workers, the data root) does not count.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from rsdix.errors import ConfigError, DataError
+from rsdix.utils import stable_hash, torch_save_atomic
+
+RESUME_MAY_CHANGE = ("steps", "ckpt_every", "log_every", "num_workers", "data_root")
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
+    """``torch.save`` to a temporary file, then rename: a crash never leaves a half checkpoint."""
+    return torch_save_atomic(state, path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dict:
+    """Load a checkpoint; ``mmap=True`` maps the tensors instead of reading them (cheap when only
+    the config or step is wanted)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "checkpoint not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds on a damaged file
+        raise DataError(path, f"not a readable checkpoint ({exc.__class__.__name__}: {exc})") from exc
+
+
+class Checkpointer:
+    """``<dir>/checkpoint.pt`` (latest, atomically replaced); ``keep=True`` also keeps
+    ``step_<n>.pt`` copies."""
+
+    def __init__(self, directory: str | os.PathLike, keep: bool = False):
+        self.dir = Path(directory)
+        self.keep = keep
+
+    @property
+    def latest(self) -> Path:
+        return self.dir / "checkpoint.pt"
+
+    def exists(self) -> bool:
+        return self.latest.exists()
+
+    def save(self, state: dict) -> Path:
+        path = save_checkpoint(self.latest, state)
+        if self.keep:
+            save_checkpoint(self.dir / f"step_{state['step']}.pt", state)
+        return path
+
+    def load(self, map_location="cpu") -> dict:
+        return load_checkpoint(self.latest, map_location)
+
+
+def _strip_resumable(d: dict) -> dict:
+    return {k: _strip_resumable(v) if isinstance(v, dict) else v for k, v in d.items() if k not in RESUME_MAY_CHANGE}
+
+
+def config_diff(saved: dict, current: dict) -> list[str]:
+    """Top-level sections in which two config snapshots differ, ignoring what a resume may change
+    (empty when either has no config)."""
+    if not saved or not current:
+        return []
+    a, b = _strip_resumable(saved), _strip_resumable(current)
+    return sorted(k for k in set(a) | set(b) if stable_hash(a.get(k)) != stable_hash(b.get(k)))
+
+
+def check_same_run(saved: dict, current: dict, path) -> None:
+    """Resuming under a different configuration would silently mix two runs: refuse."""
+    diff = config_diff(saved, current)
+    if diff:
+        raise ConfigError(f"{path}: checkpoint was written by a different configuration (differs in {diff}); "
+                          f"use another run directory or delete it to start over")
+
+
+def checkpoint_config_differs(path: str | os.PathLike, config_snapshot: dict) -> list[str]:
+    """The top-level config sections in which the checkpoint at ``path`` differs from
+    ``config_snapshot`` (empty: same run, resumable; also empty when either has no config)."""
+    return config_diff(load_checkpoint(path, mmap=True).get("config") or {}, config_snapshot)
+
+
+def retire_stale_run(run_dir: str | os.PathLike, config_snapshot: dict) -> list[str]:
+    """If ``run_dir/checkpoint.pt`` was written under another configuration, move the whole run to
+    ``<run_dir>.previous`` (replacing an older one) so the caller trains anew instead of failing
+    to resume; returns the sections that changed (empty: nothing moved)."""
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoint.pt"
+    changed = checkpoint_config_differs(ckpt, config_snapshot) if ckpt.exists() else []
+    if changed:
+        stale = run_dir.with_name(run_dir.name + ".previous")
+        shutil.rmtree(stale, ignore_errors=True)
+        run_dir.rename(stale)
+        print(f"{run_dir.name}: the config changed since {ckpt} (in {changed}); training anew, the old run "
+              f"moved to {stale}")
+    return changed

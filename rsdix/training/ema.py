@@ -1,0 +1,70 @@
+"""Exponential moving averages of a model: :func:`ema_update` (one step) and :class:`EMATeacher`
+(the averaged copy the training loop keeps for distillation objectives).
+
+DINO's teacher (:mod:`rsdix.training.dino`) takes its steps through the same :func:`ema_update`,
+with its own momentum schedule.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float, lerp: bool = True) -> None:
+    """``t <- d t + (1 - d) s`` for every parameter of ``teacher``; buffers are copied from ``student``.
+
+    ``lerp=True`` computes it as ``t.lerp_(s, 1 - d)`` (:class:`EMATeacher`), ``lerp=False`` as
+    ``t * d + (1 - d) * s`` (DINO's teacher). The two forms round differently in the last bit;
+    each caller keeps the one its runs were made with, so their numbers do not move.
+    """
+    s_params = dict(student.named_parameters())
+    for name, t in teacher.named_parameters():
+        s = s_params[name].detach().to(t.dtype)
+        if lerp:
+            t.lerp_(s, 1 - decay)
+        else:
+            t.mul_(decay).add_(s, alpha=1.0 - decay)
+    s_bufs = dict(student.named_buffers())
+    for name, b in teacher.named_buffers():
+        b.copy_(s_bufs[name])
+
+
+class EMATeacher(nn.Module):
+    """Exponential moving average of a model: ``t <- d t + (1 - d) s``, no gradients.
+
+    ``d = min(max_decay, (1 + n) / (10 + n))`` with n the number of updates so far (OTTER /
+    RSDiX); buffers are copied. ``teacher.module`` is the averaged copy.
+    """
+
+    def __init__(self, model: nn.Module, max_decay: float = 0.999):
+        super().__init__()
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.max_decay = max_decay
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def decay(self) -> float:
+        n = int(self.updates)
+        return min(self.max_decay, (1 + n) / (10 + n))
+
+    @torch.no_grad()
+    def update(self, student: nn.Module) -> None:
+        ema_update(self.module, student, self.decay())
+        self.updates += 1
+
+    def train(self, mode: bool = True):  # the teacher always stays in eval mode
+        super().train(mode)
+        self.module.eval()
+        return self
+
+    def forward(self, *args, **kwargs):
+        with torch.no_grad():
+            return self.module(*args, **kwargs)
+
+    def __getattr__(self, name):  # teacher.encode_image(...) etc. reach the averaged model
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["module"], name)

@@ -1,0 +1,378 @@
+"""Notebook 03's experiment: the CLIP objectives compared, the best trained longer, DINO, data efficiency.
+
+:class:`StudyConfig` (``rsdix/configs/train_study/<profile>.yaml``) says what a profile trains;
+:class:`Study` trains it (every run through :func:`train_run`: resumable, saved for the later
+notebooks, quick-checked by the callables it is handed, e.g.
+:class:`rsdix.evaluation.quick_check.QuickCheck`); the functions below turn the runs into
+tables, figures and the notebook's conclusions::
+
+    study = Study(profile, data_root, seed, dirs)
+    main_runs = study.train_methods(check, val_check)
+    table = methods_table(main_runs)
+    display(Markdown(conclusions(table, frac_summary, study, best)))
+
+Run names follow :func:`run_name` / :func:`long_run_name` / :func:`fraction_run_name` (the
+convention the later notebooks read).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from rsdix import config, viz
+from rsdix.config import option, to_dict
+from rsdix.models import count_parameters, save_model
+from rsdix.results import Result, summarise
+from rsdix.training.checkpoints import retire_stale_run
+from rsdix.training.clip import ClipTrainConfig, load_clip_config, train_clip
+from rsdix.training.loop import resolve_precision
+
+Check = Callable[[object], dict]
+
+METHOD_COLUMNS = ["run", "method", "steps", "train_s", "val_mR", "i2t_R@1", "i2t_R@5", "i2t_R@10",
+                  "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR", "zs_top1", "ema_mR", "ema_zs_top1"]
+
+
+@dataclass
+class StudyConfig:
+    """What notebook 03 trains in a profile (``rsdix/configs/train_study/<profile>.yaml``)."""
+    methods: list = field(default_factory=lambda: ["infonce", "rsdix", "rsdix-sbert", "rsdix-siglip"])
+    steps: int | None = option(None, min=1)   # main runs; None: the profile's loop.steps
+    fractions: list = field(default_factory=lambda: [0.1, 0.3, 1.0])
+    fraction_methods: list = field(default_factory=lambda: ["infonce", "rsdix"])
+    fraction_seeds: list = field(default_factory=lambda: [0, 1, 2])
+    fraction_steps: int = option(100, min=1)
+    save_fraction_models: bool = False        # the data-efficiency models are many; keep results only
+    zero_shot_max: int | None = option(None, min=1)  # subsample WHU-RS19 for the quick check (None: all)
+    dino_steps: int | None = option(None, min=0)     # the RS-M-CLIP DINO run: None = main steps, 0 = skip
+    long_steps: int = option(0, min=0)        # then train the best method (by UCM *val* mR) this long; 0 = skip
+    check_teacher: bool = True                # also quick-check the EMA teacher of distillation runs
+
+
+def load_study_config(profile: str = "cpu", **overrides) -> StudyConfig:
+    return config.load("train_study", profile, **overrides)
+
+
+def run_name(method: str, seed: int, fraction: float = 1.0) -> str:
+    """``rsdix_s0``, ``infonce_frac0.1_s1`` (the convention later notebooks read)."""
+    return f"{method}_s{seed}" if fraction == 1.0 else f"{method}_frac{fraction:g}_s{seed}"
+
+
+def long_run_name(method: str, seed: int) -> str:
+    """``rsdix-siglip-long_s0``: the best method trained for ``StudyConfig.long_steps``."""
+    return f"{method}-long_s{seed}"
+
+
+def fraction_run_name(method: str, seed: int, fraction: float) -> str:
+    """``infonce_frac0.1_s1``; at 100% ``infonce_frac1_s1`` (apart from the main run ``infonce_s1``,
+    which trains for other steps)."""
+    return f"{method}_frac{fraction:g}_s{seed}"
+
+
+# ---------------------------------------------------------------- one run
+
+def train_run(cfg: ClipTrainConfig, name: str, dirs, check: Check | None = None, save: bool = True,
+              resume: bool = True, val_check: Check | None = None, check_teacher: bool = False) -> dict:
+    """Train one run into ``dirs.run/train/<name>`` (resuming a finished or interrupted run of the
+    same configuration; a run whose configuration changed is moved to ``<name>.previous`` and
+    trained anew), save the model to ``dirs.models/<name>`` with its ``train_log.csv``, and
+    quick-check it: ``check`` (test retrieval + zero-shot), ``val_check`` (validation retrieval,
+    as ``val_mR``, for choosing between runs) and, with ``check_teacher``, the EMA teacher's
+    weights too (as ``ema_<key>``; runs without a teacher have none)."""
+    run_dir = Path(dirs.run) / "train" / name
+    method = cfg.loss.method + ("+dino" if cfg.dino.enabled else "")
+    if resume:  # a run made under another configuration is stale: train anew, keep it aside
+        retire_stale_run(run_dir, to_dict(cfg))
+    res = train_clip(cfg, run_dir=run_dir, resume=resume, desc=name)
+    if save:
+        folder = save_model(res.bundle, Path(dirs.models) / name,
+                            extra={"method": method, "seed": cfg.loop.seed, "steps": res.step,
+                                   "fraction": cfg.data.fraction, "datasets": list(cfg.data.datasets)})
+        shutil.copyfile(run_dir / "train_log.csv", folder / "train_log.csv")
+    out = {"run": name, "method": method, "seed": cfg.loop.seed, "fraction": cfg.data.fraction,
+           "steps": res.step, "train_s": res.seconds, "history": res.history}
+    if check is not None:
+        out.update(check(res.bundle))
+    if val_check is not None:
+        out["val_mR"] = val_check(res.bundle)["mR"]
+    if check_teacher and check is not None and res.teacher is not None:
+        ema = dataclasses.replace(res.bundle, model=res.teacher.module)  # the averaged weights
+        out.update({f"ema_{k}": v for k, v in check(ema).items()})
+    return out
+
+
+def report_line(r: dict) -> str:
+    """One line per run: steps, training time, validation and test checks (and the EMA teacher's)."""
+    ema = f"  (EMA teacher: mR {r['ema_mR']:.1f}, {r['ema_zs_top1']:.1f}%)" if "ema_mR" in r else ""
+    return (f"{r['run']:>20}: {r['steps']} steps in {r['train_s']:.0f}s  val mR {r['val_mR']:.1f}  UCM mR "
+            f"{r['mR']:.1f}  WHU-RS19 zero-shot top-1 {r['zs_top1']:.1f}%{ema}")
+
+
+def result_rows(runs: Sequence[dict], profile: str, retrieval_title: str = "UCM",
+                zero_shot_title: str = "WHU-RS19", zero_shot_split: str = "all") -> list:
+    """Tidy :class:`rsdix.results.Result` rows from :func:`train_run` outputs. ``zero_shot_split``
+    names the images the zero-shot check used (the check's ``zero_shot_split`` attribute, e.g.
+    :class:`rsdix.evaluation.quick_check.QuickCheck`)."""
+    rows = []
+    for r in runs:
+        extra = {"method": r["method"], "fraction": r["fraction"], "steps": r["steps"]}
+        for key, value in r.items():
+            model = r["run"]
+            if key.startswith("ema_"):  # the EMA teacher's weights: a model of its own
+                key, model = key[len("ema_"):], f"{r['run']}-ema"
+            split = "val" if key == "val_mR" else "test"
+            if key.startswith(("i2t_", "t2i_")) or key in ("mR", "val_mR"):
+                rows.append(Result(model=model, dataset=retrieval_title, task="retrieval", metric="mR" if
+                                   key == "val_mR" else key, value=value, seed=r["seed"], split=split,
+                                   profile=profile, extra=extra))
+            elif key == "zs_top1":
+                rows.append(Result(model=model, dataset=zero_shot_title, task="zero-shot", metric="top1",
+                                   value=value, seed=r["seed"], split=zero_shot_split, profile=profile,
+                                   extra=extra))
+    return rows
+
+
+# ---------------------------------------------------------------- the study of a profile
+
+@dataclass
+class Study:
+    """The runs notebook 03 trains in ``profile``: its training config (``base``, from
+    ``rsdix/configs/train/<profile>.yaml``) and study config (``cfg``); ``minutes`` collects the
+    wall time of each part (training and checks)."""
+    profile: str
+    data_root: str | os.PathLike
+    seed: int
+    dirs: object                              # RunDirs: run, models, figures
+    cfg: StudyConfig | None = None
+    minutes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.cfg = self.cfg or load_study_config(self.profile)
+        self.base = self.config()
+
+    @property
+    def steps(self) -> int:
+        """Steps of the main runs."""
+        return self.cfg.steps or self.base.loop.steps
+
+    def config(self, source: str | None = None, **overrides) -> ClipTrainConfig:
+        """The profile's training config (or the train config named ``source``) on this data root and seed."""
+        overrides = {"data__data_root": str(self.data_root), "loop__seed": self.seed, **overrides}
+        return load_clip_config(source or self.profile, **overrides)
+
+    @contextmanager
+    def timed(self, part: str):
+        start = time.time()
+        try:
+            yield
+        finally:
+            self.minutes[part] = self.minutes.get(part, 0.0) + (time.time() - start) / 60
+
+    def train_methods(self, check: Check, val_check: Check) -> list[dict]:
+        """Every method of the study at the main steps (``<method>_s<seed>``)."""
+        runs = []
+        with self.timed("main runs"):
+            for method in self.cfg.methods:
+                cfg = self.config(method=method, loop__steps=self.steps)
+                runs.append(train_run(cfg, run_name(method, self.seed), self.dirs, check=check, val_check=val_check,
+                                      check_teacher=self.cfg.check_teacher))
+                print(report_line(runs[-1]))
+        print(f"main runs: {self.minutes['main runs']:.1f} min")
+        return runs
+
+    def run_dino(self, check: Check, val_check: Check) -> dict | None:
+        """RS-M-CLIP's CLIP + DINO run (``train/<profile>_dino.yaml``, ``dino_s<seed>``) with its loss-terms
+        figure (``03_dino_terms.png``); None where the study skips it (``dino_steps: 0``)."""
+        steps = self.steps if self.cfg.dino_steps is None else self.cfg.dino_steps
+        if not steps:
+            print(f"DINO run skipped in the {self.profile} profile (train_study/{self.profile}.yaml: dino_steps: 0): "
+                  f"it does not fit the time budget here; set dino_steps to run it (a CLIP+DINO step costs ~3.5x an "
+                  f"InfoNCE step, `make bench`).")
+            return None
+        cfg = self.config(f"{self.profile}_dino", loop__steps=steps)
+        print(describe_dino(cfg))
+        with self.timed("main runs"):
+            run = train_run(cfg, run_name("dino", self.seed), self.dirs, check=check, val_check=val_check)
+        print(report_line(run))
+        plot_dino_terms(run, path=Path(self.dirs.figures) / "03_dino_terms.png")
+        h = pd.DataFrame(run["history"])
+        print(f"DINO term: {h['dino/loss'].iloc[0]:.3f} at step {int(h['step'].iloc[0])}, {h['dino/loss'].iloc[-1]:.3f} "
+              f"at step {int(h['step'].iloc[-1])}; a uniform teacher (centred outputs all alike) gives log K = "
+              f"{math.log(cfg.dino.out_dim):.3f}, so the gap below it is what the image tower learned from DINO.")
+        return run
+
+    def best_method(self, runs: Sequence[dict]) -> str:
+        """The study method with the best UCM *validation* mR (test data never chooses anything)."""
+        ranked = sorted((r for r in runs if r["method"] in self.cfg.methods), key=lambda r: r["val_mR"], reverse=True)
+        best = ranked[0]["method"]
+        print("UCM val mR: " + ", ".join(f"{r['method']} {r['val_mR']:.1f}" for r in ranked) + f" -> {best}")
+        return best
+
+    def train_longer(self, method: str, check: Check, val_check: Check) -> list[dict]:
+        """``method`` once more at ``long_steps`` (``<method>-long_s<seed>``); none where ``long_steps`` is 0."""
+        if not self.cfg.long_steps:
+            print(f"no longer run in the {self.profile} profile (train_study/{self.profile}.yaml: long_steps: 0)")
+            return []
+        with self.timed("longer run"):
+            cfg = self.config(method=method, loop__steps=self.cfg.long_steps)
+            run = train_run(cfg, long_run_name(method, self.seed), self.dirs, check=check, val_check=val_check,
+                            check_teacher=self.cfg.check_teacher)
+            print(report_line(run))
+        return [run]
+
+    def train_fractions(self, check: Check) -> list[dict]:
+        """The data-efficiency grid: each fraction x seed x method at ``fraction_steps``."""
+        runs = []
+        with self.timed("data-efficiency runs"):
+            for fraction in self.cfg.fractions:
+                for s in self.cfg.fraction_seeds:
+                    for method in self.cfg.fraction_methods:
+                        cfg = self.config(method=method, loop__seed=s, loop__steps=self.cfg.fraction_steps,
+                                          data__fraction=fraction, loop__ckpt_every=0)
+                        runs.append(train_run(cfg, fraction_run_name(method, s, fraction), self.dirs, check=check,
+                                              save=self.cfg.save_fraction_models))
+        print(f"{len(runs)} data-efficiency runs: {self.minutes['data-efficiency runs']:.1f} min")
+        return runs
+
+
+# ---------------------------------------------------------------- tables, figures, conclusions
+
+def describe_config(study: Study, bundle) -> pd.DataFrame:
+    """The profile's training setup in one column (read from the YAML files, not typed)."""
+    base, cfg = study.base, study.cfg
+    n_all, n_train = count_parameters(bundle.model), count_parameters(bundle.model, trainable_only=True)
+    summary = {
+        "model": base.model, "pretrained": base.pretrained, "image size (px)": bundle.image_size,
+        "text trunk locked": base.lock_text, "parameters (M)": round(n_all / 1e6, 1),
+        "trainable (M)": round(n_train / 1e6, 1), "training data": ", ".join(base.data.datasets),
+        "batch": base.loop.batch_size, "lr": base.loop.lr, "weight decay": base.loop.weight_decay,
+        "warmup steps": base.loop.warmup_steps, "steps (main runs)": study.steps,
+        "steps (best method, longer run)": cfg.long_steps or "-",
+        "steps (data-efficiency runs)": cfg.fraction_steps,
+        "precision": f"{base.loop.precision} -> {resolve_precision(base.loop.precision, base.loop.cpu)}"
+                     + (", channels_last" if base.loop.channels_last else ""),
+        "frozen": ", ".join(base.loop.freeze) or "-",
+        "alpha": base.loss.alpha, "Sinkhorn eps / iters": f"{base.loss.sinkhorn_eps} / {base.loss.sinkhorn_iters}",
+        "augmentation": f"{base.data.augment} (crop scale {tuple(base.data.crop_scale)}, zoom-out up to "
+                        f"{base.data.zoom_out:g}x, colour jitter {base.data.color_jitter:g}, flips, 90-degree rotations)",
+    }
+    return pd.Series(summary, name=study.profile).to_frame()
+
+
+def describe_dino(cfg: ClipTrainConfig) -> str:
+    """The DINO settings of a CLIP + DINO config in one line."""
+    d = cfg.dino
+    return (f"DINO: {d.crops.n_global} global crops (scale {tuple(d.crops.global_scale)}), {d.crops.n_local} local "
+            f"crops (scale {tuple(d.crops.local_scale)}, {d.crops.local_size or 'auto'} px), K = {d.out_dim}, "
+            f"lambda = {d.weight}, teacher temperature {d.warmup_teacher_temp} -> {d.teacher_temp}, "
+            f"EMA momentum {d.momentum_teacher} -> {d.momentum_final}, CLIP loss method: {cfg.loss.method}")
+
+
+def methods_table(runs: Sequence[dict]) -> pd.DataFrame:
+    """One row per run: steps, training seconds, the checks (no history)."""
+    table = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in runs])
+    return table[[c for c in METHOD_COLUMNS if c in table]]
+
+
+def data_efficiency_summary(rows: Sequence[Result]) -> pd.DataFrame:
+    """Mean and Student-t 95% CI over seeds of test mR and zero-shot top-1, per method and fraction."""
+    frac = pd.DataFrame([{**r.extra, "seed": r.seed, "dataset": r.dataset, "task": r.task, "metric": r.metric,
+                          "value": r.value, "model": r.extra["method"] + f" @ {r.extra['fraction']:g}"}
+                         for r in rows])
+    frac = frac[frac.metric.isin(["mR", "top1"])]
+    return summarise(frac, by=("method", "fraction", "dataset", "metric"))
+
+
+def plot_dino_terms(run: dict, path: str | os.PathLike | None = None):
+    """The DINO run's loss terms and its teacher temperature schedule."""
+    h = pd.DataFrame(run["history"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    axes[0].plot(h["step"], h["dino/loss"], label="DINO term")
+    axes[0].plot(h["step"], h["hard"], label="InfoNCE term")
+    axes[0].set_title(f"{run['run']}: loss terms")
+    axes[0].legend(fontsize=7)
+    axes[1].plot(h["step"], h["dino/teacher_temp"], label="teacher temperature")
+    axes[1].set_title("teacher temperature schedule")
+    for ax in axes:
+        ax.set_xlabel("step")
+    if path is not None:
+        viz.save(fig, path)
+    return fig
+
+
+def plot_loss_curves(runs: Sequence[dict], path: str | os.PathLike | None = None):
+    """Contrastive term, distillation term and total loss of every run, per step."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    for r in runs:
+        h = pd.DataFrame(r["history"])
+        axes[0].plot(h["step"], h["hard"], label=r["run"])
+        if "distill" in h:
+            axes[1].plot(h["step"], h["distill"], label=r["run"])
+        axes[2].plot(h["step"], h["loss"], label=r["run"])
+    for ax, title in zip(axes, ["contrastive term (InfoNCE / SigLIP)", "distillation term", "total loss"]):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    if path is not None:
+        viz.save(fig, path)
+    return fig
+
+
+def plot_data_efficiency(summary: pd.DataFrame, fractions: Sequence[float], path: str | os.PathLike | None = None):
+    """Test mR and zero-shot top-1 against the share of training images, with 95% CIs over seeds."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, (metric, title) in zip(axes, [("mR", "UCM test retrieval mR"), ("top1", "WHU-RS19 zero-shot top-1 (%)")]):
+        for method, g in summary[summary.metric == metric].groupby("method"):
+            g = g.sort_values("fraction")
+            ax.errorbar(100 * g["fraction"], g["mean"],
+                        yerr=[g["mean"] - g["ci_low"].fillna(g["mean"]), g["ci_high"].fillna(g["mean"]) - g["mean"]],
+                        marker="o", capsize=4, label=method)
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks([100 * f for f in fractions])
+        ax.set_xticklabels([f"{100 * f:g}%" for f in fractions])
+        ax.set_xlabel("share of training images")
+        ax.set_title(title)
+        ax.legend()
+    if path is not None:
+        viz.save(fig, path)
+    return fig
+
+
+def conclusions(table: pd.DataFrame, frac_summary: pd.DataFrame, study: Study, best: str) -> str:
+    """What the numbers say, as markdown built from the tables: the comparison, the longer run
+    against the InfoNCE baseline, RSDiX vs InfoNCE per share of the data, the time spent."""
+    seed, steps = study.seed, study.steps
+    comparison = table[table.run.isin([run_name(m, seed) for m in study.cfg.methods])]
+    lines = [f"At {steps} steps, chosen on UCM val mR: **{best}**. Test numbers of the comparison: "
+             + ", ".join(f"{r.method} mR {r.mR:.1f} / {r.zs_top1:.1f}%" for r in comparison.itertuples()) + "."]
+    baseline = comparison[comparison.method == "infonce"]
+    if study.cfg.long_steps and len(baseline):
+        base_row = baseline.iloc[0]
+        final = table[table.run == long_run_name(best, seed)].iloc[0]
+        ema = (f"; its EMA teacher mR {final['ema_mR']:.1f} and {final['ema_zs_top1']:.1f}%"
+               if pd.notna(final.get("ema_mR")) else "")
+        lines.append(f"{final['run']}: UCM test mR {final['mR']:.1f} and WHU-RS19 zero-shot top-1 "
+                     f"{final['zs_top1']:.1f}% after {final['steps']} steps ({final['train_s'] / 60:.1f} min of "
+                     f"training here){ema}; the InfoNCE baseline at {steps} steps: mR {base_row['mR']:.1f} and "
+                     f"{base_row['zs_top1']:.1f}%.")
+    pivot = frac_summary[frac_summary.metric == "mR"].pivot(index="fraction", columns="method", values="mean")
+    for fraction, row in pivot.iterrows():
+        if {"rsdix", "infonce"} <= set(row.index):
+            lines.append(f"{100 * fraction:g}% of the images: RSDiX mR {row['rsdix']:.1f} vs InfoNCE "
+                         f"{row['infonce']:.1f} ({row['rsdix'] - row['infonce']:+.1f})")
+    minutes = study.minutes
+    lines.append(f"Time: main runs {minutes.get('main runs', 0.0):.1f} min, longer run "
+                 f"{minutes.get('longer run', 0.0):.1f} min, data-efficiency runs "
+                 f"{minutes.get('data-efficiency runs', 0.0):.1f} min.")
+    return "\n".join(f"- {line}" for line in lines)

@@ -1,0 +1,100 @@
+"""rsdix.training.clip: profiles and overrides, train_clip end to end, the locked text trunk, bf16."""
+import math
+
+import pytest
+import torch
+
+from rsdix.config import ConfigError
+from rsdix.models import load_model, lock_text_trunk, save_model
+from rsdix.training.clip import load_clip_config, train_clip
+
+
+CAPTIONS = ["many buildings and green trees", "a plane parked at the airport", "a river through a forest",
+            "a baseball field beside a road", "a beach with white waves", "dense houses and roads",
+            "an empty parking lot", "storage tanks near a harbour"]
+
+
+def _tiny():
+    torch.manual_seed(0)
+    return load_model("rsdix-tiny")
+
+
+def test_profiles_load_and_overrides():
+    for profile in ("smoke", "cpu", "paper"):
+        cfg = load_clip_config(profile)
+        assert cfg.loss.method == "rsdix"
+    paper = load_clip_config("paper")
+    assert paper.model == "ViT-B-32" and paper.pretrained == "openai" and paper.loop.batch_size == 512
+    assert paper.loop.lr == 5e-4 and set(paper.data.datasets) == {"rsicd", "ucm_captions", "rsitmd"}
+    cfg = load_clip_config("cpu", method="infonce", steps=7, loop__lr=1e-2, data__fraction=0.3)
+    assert (cfg.loss.method, cfg.loop.steps, cfg.loop.lr, cfg.data.fraction) == ("infonce", 7, 1e-2, 0.3)
+    with pytest.raises(ConfigError, match="method"):
+        load_clip_config("cpu", method="nope")
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_clip_config("cpu", loop__stepz=3)
+
+
+def test_train_clip_runs_and_saves(tmp_path):
+    bundle = _tiny()
+
+    class Synthetic(torch.utils.data.Dataset):
+        def __len__(self):
+            return 16
+
+        def __getitem__(self, i):
+            return torch.randn(3, 32, 32), CAPTIONS[i % 8]
+
+    cfg = load_clip_config("smoke", steps=3, batch_size=8, ckpt_every=0)
+    res = train_clip(cfg, run_dir=tmp_path / "run", bundle=bundle, dataset=Synthetic())
+    assert res.step == 3 and len(res.history) == 3 and (tmp_path / "run" / "checkpoint.pt").exists()
+    assert {"hard", "distill", "distill_tau", "lr", "img_per_s"} <= set(res.history[-1])
+    save_model(res.bundle, tmp_path / "model")
+    assert load_model(str(tmp_path / "model")).fingerprint() == res.bundle.fingerprint()
+
+
+def test_locked_text_trunk_cache_equals_uncached_forward():
+    bundle = load_model("rsdix-cnn")
+    tokens = bundle.tokenizer(CAPTIONS[:4] + CAPTIONS[:2])
+    with torch.no_grad():
+        ref = bundle.model.encode_text(tokens)
+    frozen = lock_text_trunk(bundle.model)
+    assert frozen > 0 and not any(p.requires_grad for p in bundle.model.text.transformer.parameters())
+    assert bundle.model.text.proj.weight.requires_grad
+    out = bundle.model.encode_text(tokens)
+    assert len(bundle.model.text._pooled_cache[None]) == 4  # fp32 (no autocast): 4 distinct sequences
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    out.sum().backward()
+    assert bundle.model.text.proj.weight.grad is not None
+
+
+def test_locked_text_trunk_cache_keeps_bf16_features_apart_from_fp32():
+    """Training fills the cache under bf16 autocast; a check after it (fp32) must see fp32 features."""
+    bundle = load_model("rsdix-cnn")
+    tokens = bundle.tokenizer(CAPTIONS[:4])
+    with torch.no_grad():
+        ref = bundle.model.encode_text(tokens)
+        lock_text_trunk(bundle.model)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = bundle.model.encode_text(tokens).float()
+        out = bundle.model.encode_text(tokens)
+    cache = bundle.model.text._pooled_cache
+    assert set(cache) == {torch.bfloat16, None} and all(len(c) == 4 for c in cache.values())  # 4 x (bf16, fp32)
+    assert (low - ref).abs().max() > 1e-4  # bf16 really differs ...
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)  # ... and does not leak into fp32
+
+
+@pytest.mark.parametrize("method", ["rsdix", "rsdix-siglip"])
+def test_bf16_mixed_precision_training_stays_finite(tmp_path, method):
+    bundle = _tiny()
+
+    class Synthetic(torch.utils.data.Dataset):
+        def __len__(self):
+            return 16
+
+        def __getitem__(self, i):
+            return torch.randn(3, 32, 32), CAPTIONS[i % 8]
+
+    cfg = load_clip_config("smoke", method=method, steps=2, batch_size=8, ckpt_every=0, precision="bf16",
+                           loss__sinkhorn_eps=0.05)
+    res = train_clip(cfg, bundle=bundle, dataset=Synthetic())
+    assert all(math.isfinite(r["loss"]) and math.isfinite(r["distill"]) for r in res.history)

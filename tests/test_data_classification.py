@@ -1,0 +1,70 @@
+"""Classification datasets (rsdix.data.classification): class folders and label CSVs, class-name
+cleaning and overrides, malformed override files naming the file."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from data_fixtures import make_image
+from rsdix.data.classification import ClassificationDataset, clean_class_name, read_overrides
+from rsdix.errors import DataError
+
+
+@pytest.mark.parametrize("raw,clean", [
+    ("denseresidential", "dense residential"), ("aGrass", "grass"), ("DenseResidential", "dense residential"),
+    ("dense_residential", "dense residential"), ("footballfield", "football field"),
+    ("railwaystation", "railway station"), ("storagetanks", "storage tanks"), ("Forest", "forest"),
+    ("HerbaceousVegetation", "herbaceous vegetation"), ("SeaLake", "sea lake"), ("fResident", "resident"),
+    ("baseballdiamond", "baseball diamond"), ("mobilehomepark", "mobile home park"), ("river", "river"),
+])
+def test_clean_class_name(raw, clean):
+    assert clean_class_name(raw) == clean
+
+
+def test_class_name_overrides(tmp_path):
+    path = tmp_path / "names.json"
+    path.write_text(json.dumps({"fResident": "residential area"}))
+    assert clean_class_name("fResident", read_overrides(path)) == "residential area"
+
+
+def test_classification_folders_and_csv(tmp_path):
+    for cls in ("denseresidential", "beach"):
+        for i in range(2):
+            make_image(tmp_path / "ds" / cls / f"{cls}{i}.jpg")
+    ds = ClassificationDataset.from_folders(tmp_path / "ds")
+    assert ds.classes == ["beach", "denseresidential"] and ds.class_names == ["beach", "dense residential"]
+    assert ds.labels == [0, 0, 1, 1]
+    (tmp_path / "ds" / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty.*class folder is empty"):
+        ClassificationDataset.from_folders(tmp_path / "ds")
+    csv = tmp_path / "labels.csv"
+    make_image(tmp_path / "flat" / "a.jpg")
+    csv.write_text("filename,label\na.jpg,beach\n")
+    ds = ClassificationDataset.from_csv(csv, tmp_path / "flat")
+    assert ds.classes == ["beach"] and ds[0][1] == 0
+    with pytest.raises(DataError, match=r"labels\.csv.*unknown class label.*'beach'"):
+        ClassificationDataset.from_csv(csv, tmp_path / "flat", classes=["forest"])
+    with pytest.raises(DataError, match="2 class names given for 1 classes"):
+        ClassificationDataset([tmp_path / "flat" / "a.jpg"], [0], ["beach"], class_names=["a", "b"])
+
+
+@pytest.mark.parametrize("name,text", [("names.json", '{"aGrass": "grass",'), ("names.yaml", "a: [b\n")])
+def test_malformed_class_name_override_names_the_file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataError, match=name):
+        read_overrides(path)
+
+
+@pytest.mark.data
+def test_real_whu_and_eurosat(whu_root, eurosat_ms_root):
+    whu = ClassificationDataset.from_folders(whu_root)
+    assert len(whu) == 1005 and len(whu.classes) == 19
+    assert "football field" in whu.class_names and "railway station" in whu.class_names
+    euro = ClassificationDataset.from_folders(eurosat_ms_root)
+    assert len(euro.classes) == 10 and "herbaceous vegetation" in euro.class_names
+    image = euro.load(0)
+    assert image.size == (64, 64) and image.mode == "RGB"
+    assert np.asarray(image).std() > 1.0        # a real rendering, not a blank image

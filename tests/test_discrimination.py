@@ -1,0 +1,40 @@
+"""Discrimination: per-query AUC and hit by hand, balanced reference sets, same-class distractors."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from metric_study_toys import toy_caption_set
+
+from rsdix.errors import DataError
+from rsdix.metric_study.captions import CaptionSet
+from rsdix.metric_study.discrimination import discrimination_queries, mean_ci, per_query_discrimination
+
+
+def test_per_query_discrimination_hand_computed():
+    rows = []
+    for q, own, others in ((0, 0.5, [0.2, 0.5, 0.7]), (1, 0.7, [0.7, 0.1])):
+        rows.append({"dataset": "t", "distractors": "random", "query": q, "target": "own", "M": own})
+        rows += [{"dataset": "t", "distractors": "random", "query": q, "target": "other", "M": o} for o in others]
+    pq = per_query_discrimination(pd.DataFrame(rows), metrics=("M",)).set_index("query")
+    assert pq.loc[0, "auc"] == pytest.approx(0.5) and pq.loc[0, "hit"] == 0.0
+    assert pq.loc[1, "auc"] == pytest.approx(0.75) and pq.loc[1, "hit"] == 0.5
+    value, lo, hi = mean_ci(pq["auc"], n_resamples=100)
+    assert value == pytest.approx(0.625) and lo <= value <= hi
+
+
+def test_discrimination_queries_balance_reference_sets():
+    cs = toy_caption_set()
+    q = discrimination_queries(cs, None, k=2, seed=0)
+    own = q[q.target == "own"]
+    assert (own["query"] == own["target_image"]).all()
+    counts = q.groupby("target_image").size()
+    assert (counts == 3).all()  # every reference set used k + 1 times: CIDEr IDF is the image set's
+    for row in q[q.target == "own"].itertuples():
+        assert row.candidate not in row.references and row.candidate in cs.captions[row.query]
+    same = discrimination_queries(cs, None, k=1, seed=0, distractors="same-class")
+    other = same[same.target == "other"]
+    assert (other["class"].to_numpy() == [cs.classes[j] for j in other.target_image]).all()
+    with pytest.raises(DataError, match="same-class distractors need image classes"):
+        discrimination_queries(CaptionSet("x", ["1", "2"], [["a b", "c d"]] * 2, [None, None]),
+                                  None, k=1, distractors="same-class")
+

@@ -1,0 +1,49 @@
+"""rsdix.training.ema: the EMA teacher's decay schedule and the one update step (both forms, bit for bit)."""
+import pytest
+import torch
+from torch import nn
+
+from rsdix.training.ema import EMATeacher, ema_update
+
+
+def test_ema_teacher_decay_and_update():
+    student = nn.Linear(2, 1)
+    teacher = EMATeacher(student, max_decay=0.999)
+    assert not any(p.requires_grad for p in teacher.parameters())
+    t0 = teacher.module.weight.clone()
+    with torch.no_grad():
+        student.weight.add_(1.0)
+    d = teacher.decay()
+    assert d == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
+    teacher.update(student)
+    assert torch.allclose(teacher.module.weight, d * t0 + (1 - d) * student.weight)
+    teacher.updates.fill_(10_000)
+    assert teacher.decay() == 0.999
+
+
+def test_ema_update():
+    torch.manual_seed(0)
+    s, t = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    expected = 0.9 * t.weight.detach() + 0.1 * s.weight.detach()
+    ema_update(t, s, 0.9, lerp=False)  # DINO's teacher step
+    assert torch.allclose(t.weight, expected)
+
+
+def test_ema_update_forms_are_the_previous_arithmetic_bit_for_bit():
+    """EMATeacher's step is ``lerp_``, DINO's ``mul_`` + ``add_``: the shared function keeps each exactly
+    (the two differ in the last bit, so the runs made with either keep their numbers)."""
+    torch.manual_seed(0)
+    student = nn.Sequential(nn.Linear(64, 64), nn.BatchNorm1d(64))
+    student(torch.randn(8, 64))  # running statistics: buffers to copy
+    for lerp in (True, False):
+        teacher = nn.Sequential(nn.Linear(64, 64), nn.BatchNorm1d(64))
+        before = {k: v.clone() for k, v in teacher.named_parameters()}
+        ema_update(teacher, student, 0.996, lerp=lerp)
+        s = dict(student.named_parameters())
+        for name, t in teacher.named_parameters():
+            old = before[name]
+            want = old.clone().lerp_(s[name].detach(), 1 - 0.996) if lerp else \
+                old.clone().mul_(0.996).add_(s[name].detach(), alpha=1.0 - 0.996)
+            assert torch.equal(t, want), (lerp, name)
+        for (name, b), (_, sb) in zip(teacher.named_buffers(), student.named_buffers()):
+            assert torch.equal(b, sb), name

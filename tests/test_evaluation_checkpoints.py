@@ -1,0 +1,36 @@
+"""Which models an evaluation covers: saved checkpoints, run seeds, model specs."""
+from __future__ import annotations
+
+import pytest
+
+from rsdix.errors import ConfigError
+from rsdix.evaluation.checkpoints import list_checkpoints, models_to_evaluate, parse_model_spec, run_seed
+from rsdix.evaluation.suite import EvalConfig
+from rsdix.models import save_model
+
+
+def test_list_checkpoints_and_run_seed(tmp_path, tiny_bundle):
+    assert list_checkpoints(tmp_path / "absent") == []
+    save_model(tiny_bundle, tmp_path / "rsdix_s1")
+    (tmp_path / "not_a_model").mkdir()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["rsdix_s1"]
+    assert run_seed("rsdix_s1") == 1 and run_seed("infonce_frac0.1_s2") == 2 and run_seed("RemoteCLIP") == 0
+
+
+def test_parse_model_spec():
+    assert parse_model_spec("RemoteCLIP=ViT-B-32@/c/R.pt") == ("RemoteCLIP", "ViT-B-32", "/c/R.pt")
+    assert parse_model_spec("ViT-B-32@openai") == ("ViT-B-32-openai", "ViT-B-32", "openai")
+    assert parse_model_spec("rsdix-tiny") == ("rsdix-tiny", "rsdix-tiny", None)
+    with pytest.raises(ConfigError):
+        parse_model_spec("label=")
+
+
+def test_models_to_evaluate(tmp_path, tiny_bundle):
+    cfg = EvalConfig(fallback_preset="rsdix-tiny", baselines=["CLIP=ViT-B-32@openai"])
+    specs = models_to_evaluate(tmp_path, cfg, ["rsdix-small"], seed=4)
+    assert [(s.label, s.name, s.pretrained, s.seed, s.trained) for s in specs] == [
+        ("rsdix-tiny-untrained", "rsdix-tiny", None, 4, False), ("CLIP", "ViT-B-32", "openai", 4, False),
+        ("rsdix-small", "rsdix-small", None, 4, False)]
+    save_model(tiny_bundle, tmp_path / "rsdix_s2")
+    specs = models_to_evaluate(tmp_path, cfg)
+    assert [(s.label, s.seed, s.trained) for s in specs] == [("rsdix_s2", 2, True), ("CLIP", 0, False)]

@@ -1,0 +1,49 @@
+"""Notebook 05's tables and markdown summary, read off result rows."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from rsdix.evaluation.report import (CountingBaselines, best_zero_shot, chance, describe_results, metric_table,
+                                     probe_note, probe_table, probe_tasks, zero_shot_table)
+
+
+def rows():
+    out = []
+    for model, base in (("a_s0", 10.0), ("b_s0", 30.0)):
+        out += [dict(model=model, dataset="UCM", task="zero-shot", metric="top1", value=base, note=""),
+                dict(model=model, dataset="WHU-RS19", task="zero-shot", metric="top1", value=base + 20, note=""),
+                dict(model=model, dataset="WHU-RS19", task="zero-shot", metric="top5", value=base + 40, note=""),
+                dict(model=model, dataset="UCM", task="retrieval", metric="mR", value=base / 2, note=""),
+                dict(model=model, dataset="WHU-RS19", task="few-shot-16", metric="top1", value=base + 3, note="fs"),
+                dict(model=model, dataset="WHU-RS19", task="few-shot-2", metric="top1", value=base + 1, note="fs"),
+                dict(model=model, dataset="WHU-RS19", task="linear-probe", metric="top1", value=base + 5,
+                     note="no official split"),
+                dict(model=model, dataset="UCM", task="counting", metric="top1", value=base + 7, note="")]
+    return pd.DataFrame(out)
+
+
+def test_tables_from_rows():
+    results = rows()
+    assert chance(4, "top1") == 25.0 and chance(4, "top5") == 100.0 and chance(20, "top5") == 25.0
+    table = zero_shot_table(results, {"UCM": 21, "WHU-RS19": 19})
+    assert list(table.columns) == ["dataset", "metric", "chance", "a_s0", "b_s0"]
+    assert table["chance"].tolist() == pytest.approx([100 / 21, 100 / 19, 500 / 19])
+    assert best_zero_shot(results) == ("b_s0", "WHU-RS19")
+    assert probe_tasks(results) == ["linear-probe", "knn", "few-shot-2", "few-shot-16"]
+    probes = probe_table(results)
+    assert probes["task"].tolist() == ["linear-probe", "few-shot-2", "few-shot-16"]
+    assert probe_note(results) == "fs" and probe_note(results.iloc[:0]) == "no probe rows"
+    assert metric_table(results, "counting")["a_s0"].tolist() == [17.0]
+
+
+def test_counting_baselines_and_summary():
+    base = CountingBaselines({1: 1, 2: 3})
+    assert base.n == 4 and base.majority_count == 2 and base.majority == 75.0
+    assert base.describe().splitlines()[1] == "chance top-1: 10.0%; always answering 2: 75.0%"
+    text = describe_results(rows(), {"UCM": 20, "WHU-RS19": 20}, base.majority, not_evaluated=["CLIP"])
+    lines = text.splitlines()
+    assert lines[0] == ("* **a_s0**: mean zero-shot top-1 20.0%, UCM retrieval mR 5.0, linear probe 15.0%, "
+                        "counting top-1 17.0% (majority baseline 75.0%)")
+    assert lines[2] == "* chance: mean zero-shot top-1 5.0% over these datasets"
+    assert lines[3] == "* not evaluated (weights unavailable offline): CLIP"

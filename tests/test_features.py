@@ -1,0 +1,63 @@
+"""The feature cache (hits across sessions, fingerprints) and text encoding with padding trimmed."""
+from __future__ import annotations
+
+import torch
+
+from evaluation_fixtures import class_folder, dict_bundle  # noqa: F401 (class_folder: a pytest fixture)
+from rsdix import features
+from rsdix.evaluation.datasets import load_classification
+from rsdix.evaluation.zero_shot import zero_shot
+from rsdix.features import FeatureCache, encode_texts, trimmable_pad_id
+from rsdix.models import load_model
+
+
+def test_feature_cache_second_run_encodes_nothing(class_folder, tmp_path):
+    bundle = dict_bundle()
+    ds = load_classification("toy", path=class_folder)
+    cache = FeatureCache(tmp_path / "features")
+    first = zero_shot(bundle, ds, templates="rs", cache=cache, dataset_name="toy")
+    calls = (bundle.model.image_calls, bundle.model.text_calls)
+    assert calls[0] > 0 and calls[1] > 0
+    again = zero_shot(bundle, ds, templates="rs", cache=cache, dataset_name="toy")
+    assert (bundle.model.image_calls, bundle.model.text_calls) == calls
+    # a new cache object on the same folder (a new session) reads from disk
+    fresh = FeatureCache(tmp_path / "features")
+    zero_shot(bundle, ds, templates="rs", cache=fresh, dataset_name="toy")
+    assert (bundle.model.image_calls, bundle.model.text_calls) == calls
+    assert fresh.stats.misses == 0 and fresh.stats.images_encoded == 0
+    assert again.metrics == first.metrics
+    # changed weights -> a different fingerprint -> encoded again
+    with torch.no_grad():
+        bundle.model.w += 1
+    zero_shot(bundle, ds, templates="rs", cache=cache, dataset_name="toy")
+    assert bundle.model.image_calls > calls[0]
+
+
+def test_text_features_same_with_padding_trimmed():
+    """rsdix-small's MiniLM tower masks padding: encode_texts trims it and sorts by length, and
+    must give the features of a plain full-length encode, in the input order."""
+    bundle = load_model("rsdix-small")
+    assert trimmable_pad_id(bundle.model) == 0
+    texts = ["There are two airplanes in the airport near some buildings and a road .", "a beach",
+             "many green trees", "a river"] * 3
+    modes = [m.training for m in bundle.model.modules()]
+    fast = encode_texts(bundle, texts, batch_size=5)
+    assert [m.training for m in bundle.model.modules()] == modes   # every submodule's mode restored
+    bundle.model.eval()
+    with torch.no_grad():
+        plain = torch.nn.functional.normalize(bundle.model.encode_text(bundle.tokenizer(texts)), dim=-1)
+    assert torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_cache_fingerprint_survives_a_reused_object_id(monkeypatch):
+    """CPython reuses the id of a freed model for the next one (notebooks load checkpoints in a
+    loop): a same-architecture model must never inherit the previous model's fingerprint."""
+    monkeypatch.setattr(features, "id", lambda obj: 1234, raising=False)   # every object: the same id
+    cache = FeatureCache()
+    torch.manual_seed(0)
+    first = load_model("rsdix-tiny")
+    torch.manual_seed(1)
+    second = load_model("rsdix-tiny")
+    assert first.fingerprint() != second.fingerprint()
+    assert cache.fingerprint(first) == first.fingerprint()
+    assert cache.fingerprint(second) == second.fingerprint()

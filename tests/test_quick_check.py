@@ -1,0 +1,37 @@
+"""rsdix.evaluation.quick_check: notebook 03's quick check reports what the evaluation suite reports."""
+import json
+
+import pytest
+import torch
+
+from rsdix.evaluation.datasets import load_classification, load_retrieval
+from rsdix.evaluation.quick_check import QuickCheck
+from rsdix.evaluation.retrieval import retrieval
+from rsdix.evaluation.zero_shot import zero_shot
+
+
+def test_quick_check_reports_what_the_evaluation_suite_reports(tmp_path, ucm_root, whu_root, tiny_bundle):
+    """Notebook 03's check and notebook 05's evaluation write rows with the same key (model,
+    dataset, task, metric, split): they must be the same numbers, not two definitions.
+    On a small slice of the real data (40 UCM test images, 4 WHU-RS19 classes x 6 images)."""
+    ann = json.loads((ucm_root / "dataset_ucm.json").read_text())
+    ann["images"] = [im for im in ann["images"] if im["split"] == "test"][:40]
+    (tmp_path / "ucm_captions").mkdir()
+    (tmp_path / "ucm_captions" / "dataset_ucm.json").write_text(json.dumps(ann))
+    (tmp_path / "ucm_captions" / "images").symlink_to(ucm_root / "images")
+    for cls in sorted(p.name for p in whu_root.iterdir() if p.is_dir())[:4]:
+        (tmp_path / "whu_rs19" / cls).mkdir(parents=True)
+        for img in sorted((whu_root / cls).iterdir())[:6]:
+            (tmp_path / "whu_rs19" / cls / img.name).symlink_to(img)
+
+    check = QuickCheck(tiny_bundle, tmp_path)
+    quick = check(tiny_bundle)
+    assert check.zero_shot_split == "all"
+    ret = retrieval(tiny_bundle, load_retrieval("ucm_captions", tmp_path))
+    zs = zero_shot(tiny_bundle, load_classification("whu_rs19", tmp_path), templates="rs")
+    assert set(ret) <= set(quick)
+    for key, value in ret.items():
+        assert quick[key] == pytest.approx(value, abs=1e-6), key
+    assert quick["zs_top1"] == pytest.approx(zs.metrics["top1"], abs=1e-6)
+    torch.testing.assert_close(check.zero_shot_scores(tiny_bundle), torch.as_tensor(zs.scores).float(),
+                               rtol=1e-4, atol=1e-5)  # same prompts, same class embeddings

@@ -1,0 +1,103 @@
+"""Image-text retrieval: recall@k by hand, chunking, exact ties, bad input, the task on a caption file."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from evaluation_fixtures import caption_file, unit  # noqa: F401 (caption_file: a pytest fixture)
+from rsdix.errors import DataError
+from rsdix.evaluation.datasets import load_retrieval
+from rsdix.evaluation.retrieval import hit_probability, retrieval, retrieval_metrics
+
+
+def test_retrieval_three_images_six_captions_by_hand():
+    # images are the three axes; captions 0,1 -> image 0, 2,3 -> image 1, 4,5 -> image 2
+    images = unit([1, 0, 0], [0, 1, 0], [0, 0, 1])
+    texts = unit([1, 0.1, 0], [0, 1, 0.2],       # image 0: one caption right, one pointing at image 1
+                 [0.9, 0.3, 0], [0.2, 0.8, 0.1],  # image 1: first points at image 0, second at image 1
+                 [1, 0, 0.5], [0.6, 0, 0.4])      # image 2: both point at image 0
+    t2i = [0, 0, 1, 1, 2, 2]
+    m = retrieval_metrics(images, texts, t2i, ks=(1, 2, 5))
+    # by hand (normalised captions): image 0 ranks caption 0 first; image 1 ranks caption 1 (not
+    # its own) first and its caption 3 second; image 2 ranks caption 5 first.
+    # text->image: caption 0 -> image 0 first; caption 1 puts image 0 last (third);
+    # caption 2 -> image 0 then image 1; caption 3 -> image 1 first; captions 4, 5 -> image 0 first.
+    sims = images @ texts.T
+    i2t_rank = [min(torch.argsort(sims[i], descending=True).tolist().index(j) for j in range(6) if t2i[j] == i)
+                for i in range(3)]
+    t2i_rank = [torch.argsort(sims[:, j], descending=True).tolist().index(t2i[j]) for j in range(6)]
+    assert i2t_rank == [0, 1, 0]
+    assert t2i_rank == [0, 2, 1, 0, 1, 1]
+    assert m["i2t_R@1"] == pytest.approx(100 * 2 / 3)
+    assert m["i2t_R@2"] == pytest.approx(100.0)
+    assert m["t2i_R@1"] == pytest.approx(100 * 2 / 6)
+    assert m["t2i_R@2"] == pytest.approx(100 * 5 / 6)
+    assert m["t2i_R@5"] == pytest.approx(100.0)
+    assert m["mR"] == pytest.approx(np.mean([100 * 2 / 3, 100, 100, 100 * 2 / 6, 100 * 5 / 6, 100]))
+
+
+def test_retrieval_chunking_does_not_change_results():
+    g = torch.Generator().manual_seed(0)
+    img = torch.nn.functional.normalize(torch.randn(37, 8, generator=g), dim=-1)
+    txt = torch.nn.functional.normalize(torch.randn(37 * 3, 8, generator=g), dim=-1)
+    t2i = [i // 3 for i in range(len(txt))]
+    assert retrieval_metrics(img, txt, t2i, chunk_size=5) == retrieval_metrics(img, txt, t2i, chunk_size=1000)
+
+
+def test_retrieval_matches_an_argsort_reference_at_real_sizes():
+    # UCM test size (210 images x 5 captions, 256-d): a query's own item must never count against
+    # it. The own score used to come from a separate dot product, which differs from the matmul in
+    # the last bits; the strict comparison then halved t2i R@1 (measured on a trained model).
+    g = torch.Generator().manual_seed(1)
+    img = torch.nn.functional.normalize(torch.randn(210, 256, generator=g), dim=-1)
+    t2i = torch.arange(210).repeat_interleave(5)
+    txt = torch.nn.functional.normalize(img[t2i] + 0.7 * torch.randn(1050, 256, generator=g), dim=-1)
+    sims = img @ txt.T
+    order_t = sims.argsort(dim=1, descending=True)                # image -> texts
+    i2t_rank = torch.stack([(t2i[order_t[i]] == i).nonzero()[0, 0] for i in range(210)])
+    t2i_rank = (sims.T.argsort(dim=1, descending=True) == t2i[:, None]).nonzero()[:, 1]
+    m = retrieval_metrics(img, txt, t2i.tolist())
+    for k in (1, 5, 10):
+        assert m[f"i2t_R@{k}"] == pytest.approx(100 * (i2t_rank < k).float().mean().item())
+        assert m[f"t2i_R@{k}"] == pytest.approx(100 * (t2i_rank < k).float().mean().item())
+    assert 5 < m["t2i_R@1"] < 95  # neither trivial nor hopeless
+
+
+def test_retrieval_breaks_exact_ties_at_random_in_expectation():
+    # identical captions (UCM repeats sentences across images): exact ties between images
+    img = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    txt = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])   # image 0 owns captions 0 and 1, image 1 owns 2
+    m = retrieval_metrics(img, txt, [0, 0, 1], ks=(1, 2))
+    # image 0: 2 own + 1 other tied -> P(top-1 is own) = 2/3; image 1: 1 own + 2 others -> 1/3
+    assert m["i2t_R@1"] == pytest.approx(100 * (2 / 3 + 1 / 3) / 2)
+    assert m["i2t_R@2"] == pytest.approx(100 * (1 + (1 - 1 / 3)) / 2)  # image 1: 1 - C(2,2)/C(3,2)
+    assert m["t2i_R@1"] == pytest.approx(50.0) and m["t2i_R@2"] == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("above,tied,own,k", [(0, 3, 1, 1), (1, 4, 2, 3), (0, 0, 1, 1), (2, 1, 1, 2), (0, 5, 3, 4)])
+def test_hit_probability_matches_enumerating_every_order(above, tied, own, k):
+    block = ["own"] * own + ["other"] * tied
+    orders = list(itertools.permutations(range(len(block))))
+    hits = sum(any(block[i] == "own" for i in order[:max(0, k - above)]) for order in orders)
+    p = hit_probability(torch.tensor([above]), torch.tensor([tied]), torch.tensor([own]), k)
+    assert p.item() == pytest.approx(hits / len(orders))
+
+
+def test_retrieval_perfect_and_bad_inputs():
+    img = torch.eye(4)
+    assert retrieval_metrics(img, img.repeat_interleave(2, 0), [0, 0, 1, 1, 2, 2, 3, 3])["mR"] == 100.0
+    with pytest.raises(DataError, match="no caption"):
+        retrieval_metrics(img, img[:3], [0, 1, 2])
+    with pytest.raises(DataError, match="empty"):
+        retrieval_metrics(img[:0], img, [0, 1, 2, 3])
+
+
+def test_retrieval_language_filter(caption_file, tiny_bundle):
+    fr = load_retrieval("toy", path=caption_file, split="train", languages=["fr"])
+    assert fr.texts() == ["une plage"] * 3
+    m = retrieval(tiny_bundle, fr, dataset_name="toy-fr", split="train")
+    assert set(m) == {"i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR"}
+    assert m["i2t_R@5"] == 100.0  # 3 images: everything is in the top 5

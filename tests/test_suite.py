@@ -1,0 +1,121 @@
+"""The evaluation entry point: rows of every task, the cache shared across calls and models,
+missing datasets, the multilingual hook, the task table, and the configs validated at load."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from evaluation_fixtures import caption_file, class_folder, dict_bundle  # noqa: F401 (pytest fixtures)
+from rsdix import features
+from rsdix.data.registry import REGISTRY, DatasetInfo
+from rsdix.errors import ConfigError, DataError
+from rsdix.evaluation.datasets import load_classification
+from rsdix.evaluation.suite import TASKS, EvalConfig, evaluate_model, load_eval_config, prefetch_image_features
+from rsdix.features import FeatureCache, encode_images
+from rsdix.paths import RunDirs
+
+
+def test_evaluate_model_rows_and_cache(caption_file, class_folder, tmp_path, monkeypatch):
+    bundle = dict_bundle()
+    # two toy sets registered under the data root tmp_path
+    monkeypatch.setitem(REGISTRY, "toy_cls", DatasetInfo("toy_cls", "Toy", "classification", "folders",
+                                                         class_folder.name))
+    monkeypatch.setitem(REGISTRY, "toy_caps", DatasetInfo("toy_caps", "Toy", "captions", "karpathy",
+                                                          caption_file.parent.name, caption_file.name))
+    dirs = RunDirs("smoke", run_dir=tmp_path / "run")
+    cfg = EvalConfig(zero_shot=["toy_cls"], retrieval=["Toy"], probe=["toy_cls"], counting=["toy_caps"],
+                     retrieval_split="train", counting_split="all", few_shot_shots=[1], few_shot_draws=2, train_fraction=0.67)
+    details = {}
+    rows = evaluate_model(bundle, None, dirs=dirs, seed=3, model_name="toy_s3", config=cfg,
+                          data_root=tmp_path, details=details)
+    assert set(rows["task"]) == {"zero-shot", "retrieval", "linear-probe", "knn", "few-shot-1", "counting"}
+    assert (rows["seed"] == 3).all() and (rows["model"] == "toy_s3").all() and (rows["dataset"] == "Toy").all()
+    zs = rows[(rows.task == "zero-shot") & (rows.metric == "top1")]["value"].item()
+    assert zs == pytest.approx(100 * 8 / 9)
+    assert rows[(rows.task == "counting") & (rows.metric == "top1")]["n"].item() == 4
+    stored = pd.read_csv(dirs.results)
+    assert len(stored) == len(rows)
+    calls = bundle.model.image_calls
+    evaluate_model(bundle, ["zero-shot", "knn:Toy"], dirs=dirs, seed=3, config=cfg, data_root=tmp_path,
+                   details=details)
+    assert bundle.model.image_calls == calls and details["cache_stats"].images_encoded == 0
+    with pytest.raises(ConfigError, match="unknown evaluation task"):
+        evaluate_model(bundle, ["segmentation"], config=cfg)
+    # a registered set absent from the data root: an error naming the folder, or skipped and listed
+    monkeypatch.setitem(REGISTRY, "gone", DatasetInfo("gone", "Gone", "classification", "folders", "gone"))
+    with pytest.raises(DataError, match="not found") as err:
+        evaluate_model(bundle, ["zero-shot:gone"], config=cfg, data_root=tmp_path, write=False)
+    assert str(tmp_path / "gone") in str(err.value)
+    cfg.skip_missing = True
+    with pytest.warns(UserWarning, match="skipping gone"):
+        out = evaluate_model(bundle, ["zero-shot:gone"], config=cfg, data_root=tmp_path, details=details)
+    assert out.empty and details["skipped"][0]["dataset"] == "gone"
+
+
+def test_evaluate_model_multilingual_hook(caption_file, class_folder, tmp_path, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "toy_cls", DatasetInfo("toy_cls", "Toy", "classification", "folders",
+                                                         class_folder.name))
+    monkeypatch.setitem(REGISTRY, "toy_caps", DatasetInfo("toy_caps", "Toy", "captions", "karpathy",
+                                                          caption_file.parent.name, caption_file.name))
+    cfg = EvalConfig(retrieval_split="train")
+    bundle = dict_bundle()
+    rows = evaluate_model(bundle, ["zero-shot:toy_cls", "retrieval:toy_caps"], config=cfg, data_root=tmp_path,
+                          templates=["una foto di {}."], languages=["fr"],
+                          class_names={"Toy": ["beach (spiaggia)", "forest (bosco)", "river (fiume)"]})
+    zs = rows[rows.task == "zero-shot"]
+    assert zs[zs.metric == "top1"]["value"].item() == pytest.approx(100 * 8 / 9)
+    assert "una foto di" in zs["note"].iloc[0] and "class names given" in zs["note"].iloc[0]
+    ret = rows[rows.task == "retrieval"]
+    assert "captions in ['fr']" in ret["note"].iloc[0] and ret["n"].iloc[0] == 3
+
+
+def test_prefetch_for_several_models_decodes_once(class_folder, tmp_path, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "toy_cls", DatasetInfo("toy_cls", "Toy", "classification", "folders",
+                                                         class_folder.name))
+    a, b = dict_bundle(), dict_bundle()
+    with torch.no_grad():
+        b.model.w += 0.5                      # different weights, same transform
+    loads = []
+    real = features._ImagesOnly.__getitem__
+    monkeypatch.setattr(features._ImagesOnly, "__getitem__", lambda self, i: loads.append(i) or real(self, i))
+    cfg = EvalConfig(zero_shot=["toy_cls"], probe=["toy_cls"])
+    cache = FeatureCache(tmp_path / "f")
+    sizes = prefetch_image_features({"a": a, "b": b}, ["zero-shot", "knn"], cfg, tmp_path, cache)
+    assert sizes == {"Toy classification": 9} and len(loads) == 9          # 9 images decoded once for 2 models
+    calls = (a.model.image_calls, b.model.image_calls)
+    for bundle in (a, b):
+        evaluate_model(bundle, ["zero-shot", "knn"], config=cfg, data_root=tmp_path, cache=cache)
+    assert (a.model.image_calls, b.model.image_calls) == calls and len(loads) == 9
+    # the shared pass gives the same features as encoding model b alone
+    ds = load_classification("toy_cls", tmp_path)
+    alone = encode_images(b, ds, FeatureCache(), dataset_name="toy_cls")
+    assert torch.allclose(alone, encode_images(b, ds, cache, dataset_name="toy_cls"))
+
+
+def test_profile_configs():
+    for profile in ("smoke", "cpu", "paper"):
+        cfg = load_eval_config(profile)
+        assert cfg.knn_k == 20 and cfg.knn_temperature == 0.07
+    assert load_eval_config("smoke").max_images is not None and load_eval_config("cpu").max_images is None
+    with pytest.raises(ConfigError):
+        load_eval_config("cpu", knn_kk=3)
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"retrieval_split": "tset"}, "retrieval_split"), ({"templates": "nope"}, "templates"),
+    ({"train_fraction": 1.0}, "train_fraction"), ({"train_fraction": 0}, "train_fraction"),
+    ({"knn_k": 0}, "knn_k"), ({"knn_temperature": 0}, "knn_temperature"), ({"probe_Cs": [1.0, -1.0]}, "probe_Cs"),
+    ({"few_shot_shots": [0, 2]}, "few_shot_shots"), ({"max_images": 0}, "max_images"),
+    ({"zero_shot": ["not_a_set"]}, "zero_shot"), ({"retrieval": ["whu_rs19"]}, "retrieval"),
+    ({"baselines": ["label="]}, "model spec")])
+def test_config_checked_at_load(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_eval_config("cpu", **override)
+
+
+def test_task_table_in_the_published_order():
+    assert list(TASKS) == ["zero-shot", "retrieval", "linear-probe", "knn", "few-shot", "counting"]
+    assert {name: spec.kind for name, spec in TASKS.items()}["counting"] == "captions"
+    assert TASKS["retrieval"].split_of(EvalConfig(retrieval_split="val")) == "val"
+    assert TASKS["knn"].split_of(EvalConfig()) == "all"

@@ -1,0 +1,48 @@
+"""Zero-shot classification: known answers with a model whose features are known, in two
+languages; class names and templates that do not fit; a real EuroSAT-MS run."""
+from __future__ import annotations
+
+import pytest
+
+from evaluation_fixtures import class_folder, dict_bundle  # noqa: F401 (class_folder: a pytest fixture)
+from rsdix.errors import ConfigError, DataError
+from rsdix.evaluation.datasets import load_classification
+from rsdix.evaluation.zero_shot import class_embeddings, zero_shot
+
+
+def test_zero_shot_known_answers(class_folder):
+    bundle = dict_bundle()
+    ds = load_classification("toy", path=class_folder)
+    res = zero_shot(bundle, ds, templates=["a photo of {}."])
+    assert res.class_names == ["beach", "forest", "river"]
+    assert res.metrics["top1"] == pytest.approx(100 * 8 / 9)
+    assert res.confusion.tolist() == [[3, 0, 0], [0, 2, 1], [0, 0, 3]]
+    # the same in another language: names and templates given, same answers
+    res_it = zero_shot(bundle, ds, templates=["una foto di {}."],
+                       class_names={"beach": "beach (spiaggia)", "forest": "forest (bosco)",
+                                    "river": "river (fiume)"})
+    assert res_it.metrics == res.metrics
+
+
+def test_class_names_that_do_not_match_folders(class_folder):
+    ds = load_classification("toy", path=class_folder)
+    with pytest.raises(DataError, match="3 classes") as err:
+        zero_shot(dict_bundle(), ds, class_names=["beach", "forest"])
+    assert str(class_folder) in str(err.value)
+    with pytest.raises(DataError, match="missing \\['river'\\], unknown \\['lake'\\]") as err:
+        load_classification("toy", path=class_folder, class_names={"beach": "b", "forest": "f", "lake": "l"})
+    assert str(class_folder) in str(err.value)
+
+
+def test_bad_templates():
+    with pytest.raises(ConfigError, match="exactly one"):
+        class_embeddings(dict_bundle(), ["beach"], ["no placeholder"])
+    with pytest.raises(ConfigError, match="unknown template set"):
+        class_embeddings(dict_bundle(), ["beach"], "nope")
+
+
+def test_real_eurosat_ms_zero_shot_runs(eurosat_ms_root, data_root, tiny_bundle):
+    ds = load_classification("eurosat_ms", data_root, max_images=20, seed=0)
+    res = zero_shot(tiny_bundle, ds, templates="rsdix")
+    assert res.confusion.sum() == len(ds) == 20
+    assert 0 <= res.metrics["top1"] <= 100 and "top5" in res.metrics
