@@ -13,8 +13,7 @@ from rsdix.data.box_captions import (annotations_to_records, article, box_to_cap
                                      counting_captions, counting_records, noun_phrase, number_word, pluralize,
                                      position_phrase, size_word)
 from rsdix.data.captions import CaptionDataset, read_karpathy, write_karpathy
-from rsdix.evaluation.counting import count_variants
-from rsdix.evaluation.suite import counting
+from rsdix.evaluation.counting import count_variants, counting
 
 
 def test_number_words_and_plurals():
@@ -130,7 +129,7 @@ def test_counting_records():
 
 
 def test_counting_set_feeds_the_counting_evaluation(tmp_path, tiny_bundle):
-    """B2C counting records -> Karpathy JSON -> rsdix.evaluation.suite.counting (RemoteCount style)."""
+    """B2C counting records -> Karpathy JSON -> rsdix.evaluation.counting.counting (RemoteCount style)."""
     anns = [airport(), ImageAnnotation("cars.png", 90, 90, [Box("car", 10 * i, 0, 10 * i + 5, 5) for i in range(7)])]
     recs = counting_records(anns)
     for r in recs:

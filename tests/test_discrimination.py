@@ -7,7 +7,7 @@ from metric_study_toys import toy_caption_set
 
 from rsdix.errors import DataError
 from rsdix.metric_study.captions import CaptionSet
-from rsdix.metric_study.discrimination import discrimination_queries, mean_ci, per_query_discrimination
+from rsdix.metric_study.discrimination import discrimination_queries, mean_ci, per_query_discrimination, study_queries
 
 
 def test_per_query_discrimination_hand_computed():
@@ -38,3 +38,14 @@ def test_discrimination_queries_balance_reference_sets():
         discrimination_queries(CaptionSet("x", ["1", "2"], [["a b", "c d"]] * 2, [None, None]),
                                   None, k=1, distractors="same-class")
 
+
+
+def test_study_queries_skip_same_class_without_classes(capsys):
+    cs = toy_caption_set()
+    no_classes = CaptionSet("plain", cs.filenames, cs.captions, [None] * len(cs))
+    q = study_queries([cs, no_classes], None, k=1, seed=0)
+    assert set(zip(q.dataset, q.distractors)) == {("toy", "random"), ("toy", "same-class"), ("plain", "random")}
+    pd.testing.assert_frame_equal(q[q.dataset == "toy"].reset_index(drop=True), pd.concat(
+        [discrimination_queries(cs, None, k=1, seed=0, distractors=m) for m in ("random", "same-class")],
+        ignore_index=True), check_dtype=False)
+    assert "plain: no classes, same-class distractors skipped" in capsys.readouterr().out

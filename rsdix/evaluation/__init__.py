@@ -1,0 +1,17 @@
+"""Evaluation of CLIP-style models (notebook 05), metrics as plain functions over cached features.
+
+* ``suite``: :class:`EvalConfig`, the task table ``TASKS`` (one function per task),
+  ``evaluate_model``, ``evaluate_models``, ``prefetch_image_features``.
+* ``datasets``: registry lookup, classification and caption sets as the suite loads them.
+* ``classification``: top-1/top-5/balanced accuracy, confusion matrix, zero-shot class weights.
+* ``zero_shot``: class embeddings from names x templates, zero-shot classification.
+* ``templates``: the prompt-template sets.
+* ``retrieval``: image<->text recall@k (ties at random, in expectation), the retrieval task.
+* ``probes``: weighted k-NN, linear probe, few-shot probes, the seeded stratified split.
+* ``counting``: count words in captions, their ten variants, counting accuracy and task.
+* ``multilingual``: evaluation per language on one multilingual caption set.
+* ``quick_check``: the small check run during training (UCM mR, WHU-RS19 zero-shot top-1).
+* ``checkpoints``: which models a run evaluates (saved checkpoints, baselines, model specs).
+* ``published``: our numbers beside the published ones.
+* ``report``: notebook 05's tables and markdown summary; ``plots``: its figures.
+"""

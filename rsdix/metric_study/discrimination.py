@@ -2,7 +2,8 @@
 other references than against other images' (random or same-class distractors)?
 Leave-one-reference-out queries (:func:`discrimination_queries`), their scores
 (:func:`score_queries`), per-query AUC and hit (:func:`per_query_discrimination`) and the table with
-bootstrap CIs (:func:`discrimination_table`)."""
+bootstrap CIs (:func:`discrimination_table`); :func:`study_queries` builds the queries of all caption
+sets and distractor modes."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -72,6 +73,20 @@ def discrimination_queries(cs: CaptionSet, n_images: int | None, k: int = 4, see
     if not rows:
         raise DataError(cs.dataset, "no discrimination queries (too few images with 2+ distinct captions)")
     return pd.DataFrame(rows)
+
+
+def study_queries(caption_sets: Sequence[CaptionSet], n_images: int | None, k: int = 4, seed: int = 0,
+                  modes: Sequence[str] = DISTRACTORS) -> pd.DataFrame:
+    """:func:`discrimination_queries` of every caption set and distractor mode, one frame; a set
+    without classes gets no same-class queries (printed)."""
+    queries = []
+    for cs in caption_sets:
+        for mode in modes:
+            if mode == "same-class" and all(c is None for c in cs.classes):
+                print(f"{cs.dataset}: no classes, same-class distractors skipped")
+                continue
+            queries.append(discrimination_queries(cs, n_images, k=k, seed=seed, distractors=mode))
+    return pd.concat(queries, ignore_index=True)
 
 
 def score_queries(queries: pd.DataFrame, metrics: Sequence[str] = METRICS, sbert=None,
