@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import time
 
+from rsdix.data.registry import available, load_dataset
+from rsdix.data.transforms import rs_train_transform
+
 
 def run(quick: bool = False) -> list[dict]:
-    from rsdix.data.registry import available, load_dataset
-    from rsdix.data.transforms import rs_train_transform
-
     if "ucm_captions" not in available():
         return [{"benchmark": "ucm train view", "metric": "skipped", "value": float("nan"), "unit": "",
                  "note": "UCM-Captions not under the data root"}]

@@ -18,6 +18,14 @@ import time
 
 import numpy as np
 import torch
+from scipy import ndimage
+
+from rsdix.benchmarks import bench_model
+from rsdix.data.annotations import Box, ImageAnnotation, mask_to_boxes
+from rsdix.data.box_captions import box_to_captions
+from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
+from rsdix.training.dino import ClipWithDino, DINOConfig, DinoTerm, MultiCropConfig, default_local_size
+from rsdix.training.objectives import SumObjective
 
 
 def _timed(fn, n: int) -> float:
@@ -28,11 +36,6 @@ def _timed(fn, n: int) -> float:
 
 
 def _dino_steps(quick: bool) -> list[dict]:
-    from rsdix.training.dino import ClipWithDino, DINOConfig, DinoTerm, MultiCropConfig, default_local_size
-    from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
-    from rsdix.benchmarks import bench_model
-    from rsdix.training.objectives import SumObjective
-
     bundle, batch_size = bench_model(quick, quick_batch=16)
     model = bundle.model.train()
     size = bundle.image_size
@@ -80,9 +83,6 @@ def _dino_steps(quick: bool) -> list[dict]:
 
 
 def _captions(quick: bool) -> list[dict]:
-    from rsdix.data.annotations import Box, ImageAnnotation, mask_to_boxes
-    from rsdix.data.box_captions import box_to_captions
-
     rng = random.Random(0)
     classes = ["airplane", "ship", "storage tank", "vehicle", "bridge", "harbor", "tennis court"]
     n_images = 300 if quick else 3000
@@ -104,8 +104,7 @@ def _captions(quick: bool) -> list[dict]:
         cells = gen.integers(0, 6, (32, 32))
         masks.append(np.kron(cells, np.ones((16, 16), dtype=np.int64)))
     names = {i: f"class {i}" for i in range(1, 6)}
-    mask_to_boxes(masks[0], names)  # warm-up (imports scipy.ndimage)
-    from scipy import ndimage
+    mask_to_boxes(masks[0], names)  # warm-up
 
     structure = ndimage.generate_binary_structure(2, 2)
     m2b_s, floor_s, n_boxes = [], [], 0

@@ -11,12 +11,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import rasterio
+from rasterio.transform import from_origin
+
+from rsdix.s2.products import read_scene
+from rsdix.s2.render import render_true_colour
+from rsdix.s2.tiling import tile_scene, write_patches
 
 
 def _synthetic_scene(folder: Path, size: int) -> None:
-    import rasterio
-    from rasterio.transform import from_origin
-
     rng = np.random.default_rng(0)
     for band, res in (("B02", 10), ("B03", 10), ("B04", 10), ("B11", 20)):
         n = size * 10 // res
@@ -27,10 +31,6 @@ def _synthetic_scene(folder: Path, size: int) -> None:
 
 
 def run(quick: bool = True) -> list[dict]:
-    from rsdix.s2.products import read_scene
-    from rsdix.s2.render import render_true_colour
-    from rsdix.s2.tiling import tile_scene, write_patches
-
     size = 1024 if quick else 4096
     patch = 224
     rows = []
@@ -62,6 +62,5 @@ def run(quick: bool = True) -> list[dict]:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import pandas as pd
 
     print(pd.DataFrame(run(quick=True)).to_string(index=False))

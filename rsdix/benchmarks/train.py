@@ -10,10 +10,19 @@
 """
 from __future__ import annotations
 
+import copy
+import os
 import statistics
 import time
 
 import torch
+
+from rsdix.benchmarks import bench_model
+from rsdix.training import losses
+from rsdix.training.clip_data import ClipCollate
+from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
+from rsdix.training.ema import EMATeacher
+from rsdix.training.loop import LoopConfig, fit
 
 CAPTIONS = ["many buildings and green trees are around a playground", "a plane is parked at the airport",
             "a river goes through the dense forest", "a baseball field is beside a road",
@@ -22,8 +31,6 @@ CAPTIONS = ["many buildings and green trees are around a playground", "a plane i
 
 
 def _setup(quick: bool):
-    from rsdix.benchmarks import bench_model
-
     bundle, batch_size = bench_model(quick, quick_batch=32)
     size = bundle.image_size
     g = torch.Generator().manual_seed(0)
@@ -41,12 +48,6 @@ def _timed(fn, n: int) -> float:
 
 
 def run(quick: bool = False) -> list[dict]:
-    from rsdix.training import losses
-    from rsdix.training.clip_data import ClipCollate
-    from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
-    from rsdix.training.ema import EMATeacher
-    from rsdix.training.loop import LoopConfig, fit
-
     torch.set_num_threads(max(1, torch.get_num_threads()))
     bundle, batch, captions = _setup(quick)
     model = bundle.model.train()
@@ -84,7 +85,6 @@ def run(quick: bool = False) -> list[dict]:
     dataset = [(batch["image"][i], captions[i]) for i in range(len(captions))] * 2
     cfg = LoopConfig(steps=n_steps, batch_size=len(captions), lr=1e-5, warmup_steps=1, log_every=10 ** 6,
                      grad_clip=1.0, weight_decay=0.1)
-    import os
 
     os.environ["RSDIX_NO_PROGRESS"] = "1"
     loop_s = []
@@ -106,7 +106,6 @@ def run(quick: bool = False) -> list[dict]:
     loop_eff = statistics.median(bare_s) / statistics.median(loop_s)
 
     # bf16 autocast + channels_last vs fp32, same fit() loop, same batches, interleaved
-    import copy
 
     bf16_model = copy.deepcopy(model)
     bf16_cfg = LoopConfig(**{**cfg.__dict__, "precision": "bf16", "channels_last": True})
