@@ -6,6 +6,7 @@
     rsdix caption --encoder MODEL --dataset ucm_captions   train a captioner, caption the test split
     rsdix reproduce --profile cpu                     run the notebooks through papermill
     rsdix bench [--quick]                             speed benchmarks
+    rsdix box-captions coco instances.json out.json   captions from boxes / masks (RemoteCLIP B2C, M2B)
     rsdix wordnet install                             the offline WordNet for the metric study
 
 Every rsdix error prints one line, ``error: <file or key>: <problem>``, and exits with code 2;
@@ -134,6 +135,21 @@ def cmd_bench(args) -> int:
     return run_all(quick=args.quick, only=args.only, out=args.out)
 
 
+def cmd_box_captions(args) -> int:
+    from rsdix.data.box_captions import convert  # stage import when the command runs
+
+    classes = {}
+    for item in args.classes:
+        index, sep, name = item.partition("=")
+        if not sep or not index.strip().isdigit() or not name:
+            raise RsdixError(f"--classes {item!r}: expected index=name, e.g. 1=building")
+        classes[int(index)] = name.replace("_", " ")
+    path = convert(args.kind, args.source, args.out, args.images, classes, args.n_captions, args.seed,
+                   args.split, args.min_area)
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_wordnet(args) -> int:
     from rsdix.metric_study import wordnet  # stage import when the command runs
 
@@ -221,6 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", metavar="NAME", help="benchmark modules to run (the others' rows are kept)")
     p.add_argument("--out", default="figures/bench", help="output prefix (writes PREFIX.csv and PREFIX.md)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("box-captions", help="captions from boxes or masks (RemoteCLIP B2C / M2B) as Karpathy JSON")
+    p.add_argument("kind", choices=["coco", "dota", "voc", "dior", "masks"], help="annotation format")
+    p.add_argument("source", help="COCO JSON, or a folder of DOTA txt / VOC xml / mask PNG files")
+    p.add_argument("out", help="output Karpathy JSON")
+    p.add_argument("--images", default=None, help="image folder (DOTA: to read image sizes)")
+    p.add_argument("--classes", nargs="*", default=[], metavar="INDEX=NAME", help="masks: class of each mask value")
+    p.add_argument("--n-captions", type=int, default=5, help="captions per image")
+    p.add_argument("--seed", type=int, default=0, help="seed of the caption wording")
+    p.add_argument("--split", default="train", help="split written for every image")
+    p.add_argument("--min-area", type=int, default=16, help="masks: smallest region (pixels) that becomes a box")
+    p.set_defaults(func=cmd_box_captions)
 
     p = sub.add_parser("wordnet", help="the offline WordNet (nltk format) the metric study needs")
     p.add_argument("action", choices=["install", "check"], help="install: build it from /usr/share/wordnet")

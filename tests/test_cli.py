@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 from rsdix.cli import build_parser, main
 from rsdix.errors import ConfigError
 
-COMMANDS = {"data", "train", "evaluate", "caption", "reproduce", "bench", "wordnet"}
+COMMANDS = {"data", "train", "evaluate", "caption", "reproduce", "bench", "box-captions", "wordnet"}
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -68,3 +69,19 @@ def test_train_then_evaluate_from_the_command_line(ucm_root, whu_root, tmp_path,
     rows = pd.read_csv(out / "results.csv")
     assert set(rows["task"]) == {"zero-shot"} and set(rows["model"]) == {"model"}
     assert (out / "results.md").exists() and rows["value"].notna().all()
+
+
+def test_box_captions_from_the_command_line(tmp_path, capsys):
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
+            "annotations": [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20]},
+                            {"image_id": 1, "category_id": 1, "bbox": [60, 60, 20, 20]}],
+            "categories": [{"id": 1, "name": "storage_tank"}]}
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    out = tmp_path / "out.json"
+    assert main(["box-captions", "coco", str(tmp_path / "instances.json"), str(out), "--n-captions", "2"]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+    images = json.loads(out.read_text())["images"]
+    assert [im["filename"] for im in images] == ["a.png"] and len(images[0]["sentences"]) == 2
+    assert all("two storage tanks" in s["raw"].lower() for s in images[0]["sentences"])
+    assert main(["box-captions", "masks", str(tmp_path), str(out), "--classes", "building"]) == 2
+    assert "expected index=name" in capsys.readouterr().err

@@ -28,14 +28,13 @@ counting evaluation (the right count should rank first).
 
 Command line (:func:`main`; :func:`convert` does the work)::
 
-    python -m rsdix.data.box_captions coco instances.json out.json
-    python -m rsdix.data.box_captions dota labelTxt/ out.json --images images/
-    python -m rsdix.data.box_captions voc Annotations/ out.json
-    python -m rsdix.data.box_captions masks masks/ out.json --classes 1=building 2=car
+    rsdix box-captions coco instances.json out.json
+    rsdix box-captions dota labelTxt/ out.json --images images/
+    rsdix box-captions voc Annotations/ out.json
+    rsdix box-captions masks masks/ out.json --classes 1=building 2=car
 """
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import warnings
@@ -299,28 +298,3 @@ def convert(kind: str, source: str | os.PathLike, out: str | os.PathLike, images
         raise ValueError(f"unknown annotation kind {kind!r}: coco, dota, voc, masks")
     records = annotations_to_records(anns, n_captions=n_captions, seed=seed, split=split)
     return write_karpathy(records, out, dataset=dataset or f"{Path(source).stem}-b2c")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m rsdix.data.box_captions", description=__doc__.split("\n")[0])
-    p.add_argument("kind", choices=["coco", "dota", "voc", "dior", "masks"])
-    p.add_argument("source", help="COCO JSON, or folder of DOTA txt / VOC xml / mask PNG files")
-    p.add_argument("out", help="output Karpathy JSON")
-    p.add_argument("--images", help="image folder (DOTA: to read image sizes)")
-    p.add_argument("--classes", nargs="*", default=[], help="mask class map: index=name ...")
-    p.add_argument("--n-captions", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", default="train")
-    p.add_argument("--min-area", type=int, default=16)
-    args = p.parse_args(argv)
-    classes = {}
-    for item in args.classes:
-        idx, _, name = item.partition("=")
-        classes[int(idx)] = name.replace("_", " ")
-    path = convert(args.kind, args.source, args.out, args.images, classes, args.n_captions, args.seed,
-                   args.split, args.min_area)
-    print(f"wrote {path}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

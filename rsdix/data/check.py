@@ -1,4 +1,4 @@
-"""``python -m rsdix data check NAME [--root DIR]``: verify a local copy of a dataset against the
+"""``rsdix data check NAME [--root DIR]``: verify a local copy of a dataset against the
 registry (counts, unreadable or missing files, empty captions, unknown splits) and report."""
 from __future__ import annotations
 

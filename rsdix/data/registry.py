@@ -221,7 +221,7 @@ def load_dataset(name: str, root=None, split=None, transform=None, **kwargs):
     folder = dataset_path(name, root)
     if not folder.exists():
         raise DataError(folder, f"{info.title} not found under the data root; get it from {info.url} "
-                                f"(or `python -m rsdix data download {info.name}`)")
+                                f"(or `rsdix data download {info.name}`)")
     if info.kind == "captions":
         return CaptionDataset.from_file(folder / info.annotation, split=split, transform=transform, **kwargs)
     if info.format == "csv":

@@ -14,5 +14,5 @@ Modules:
 * ``study``: the study's config, written conclusions and results-table rows (with their
   RESULTS.md section);
 * ``plots``: the study's figures;
-* ``wordnet``: the offline WordNet for nltk (``python -m rsdix.metric_study.wordnet install``).
+* ``wordnet``: the offline WordNet for nltk (``rsdix wordnet install``).
 """

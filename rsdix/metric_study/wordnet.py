@@ -1,21 +1,19 @@
 """Offline WordNet for nltk, built from Debian's WordNet packages.
 
 nltk reads WordNet from ``<nltk_data>/corpora/wordnet/`` (real files, plus a ``lexnames`` file
-that the Debian packages leave out). ``python -m rsdix.metric_study.wordnet install`` copies the database from
+that the Debian packages leave out). ``rsdix wordnet install`` copies the database from
 ``/usr/share/wordnet`` (packages ``wordnet-base`` and ``wordnet-sense-index``) and writes
 ``lexnames`` (the 45 lexicographer files of lexnames(5WN)); :func:`load_wordnet` returns an nltk
 WordNet reader over that folder, without any download.
 
     apt-get update && apt-get install -y wordnet-base wordnet-sense-index
-    python -m rsdix.metric_study.wordnet install            # -> <cache>/nltk_data/corpora/wordnet
-    python -m rsdix.metric_study.wordnet check
+    rsdix wordnet install            # -> <cache>/nltk_data/corpora/wordnet
+    rsdix wordnet check
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -25,7 +23,7 @@ from rsdix.paths import cache_dir
 
 DEBIAN_SOURCE = Path("/usr/share/wordnet")
 APT_HINT = ("install the WordNet database with `apt-get update && apt-get install -y wordnet-base "
-            "wordnet-sense-index`, then run `python -m rsdix.metric_study.wordnet install`")
+            "wordnet-sense-index`, then run `rsdix wordnet install`")
 # Files nltk's WordNetCorpusReader opens (index.sense/cntlist.rev for lemma counts and sense keys).
 REQUIRED = tuple(f"{kind}.{pos}" for kind in ("data", "index") for pos in ("noun", "verb", "adj", "adv")) + (
     "noun.exc", "verb.exc", "adj.exc", "adv.exc", "index.sense")
@@ -85,7 +83,7 @@ def install(dest: str | os.PathLike | None = None, source: str | os.PathLike | N
             if (src / name).is_file():
                 shutil.copyfile(src / name, tmp / name)  # copyfile follows links: real files
         (tmp / "lexnames").write_text(lexnames_text())
-        (tmp / "README.rsdix").write_text(f"Copied from {src} by `python -m rsdix.metric_study.wordnet install`.\n")
+        (tmp / "README.rsdix").write_text(f"Copied from {src} by `rsdix wordnet install`.\n")
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
@@ -142,31 +140,3 @@ def wordnet_available(dest: str | os.PathLike | None = None) -> bool:
         return True
     except WordNetMissingError:
         return False
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rsdix.metric_study.wordnet", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p_install = sub.add_parser("install", help="build an nltk WordNet folder from /usr/share/wordnet")
-    p_install.add_argument("--dest", default=None, help="nltk_data folder (default: <cache>/nltk_data)")
-    p_install.add_argument("--source", default=None, help="WordNet dict folder (default /usr/share/wordnet)")
-    p_install.add_argument("--force", action="store_true", help="rebuild even when complete")
-    p_check = sub.add_parser("check", help="load WordNet and look up a word")
-    p_check.add_argument("--dest", default=None)
-    args = parser.parse_args(argv)
-    try:
-        if args.cmd == "install":
-            folder = install(args.dest, args.source, force=args.force)
-            print(f"WordNet ready in {folder / 'corpora' / 'wordnet'}")
-        else:
-            wn = load_wordnet(args.dest)
-            lemmas = sorted({l.name() for s in wn.synsets("airplane") for l in s.lemmas()})
-            print(f"WordNet {wn.get_version()} OK in {find_wordnet(args.dest)}; airplane -> {', '.join(lemmas)}")
-    except WordNetMissingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

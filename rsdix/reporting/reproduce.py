@@ -1,4 +1,4 @@
-"""Run the numbered notebooks through papermill: ``python -m rsdix.reporting.reproduce --profile cpu``.
+"""Run the numbered notebooks through papermill: ``rsdix reproduce --profile cpu`` (``make reproduce``).
 
 * notebooks ``notebooks/NN_*.ipynb`` run in order with parameters ``profile``, ``data_root``,
   ``seed``, ``out_dir``; executed copies (with outputs) go to ``runs/<profile>/notebooks/``;
@@ -17,11 +17,9 @@
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -166,21 +164,3 @@ def _print_times(rows, total):
     for row in rows:
         print(f"  {row['notebook']:38s} {row['status']:8s} {row['seconds']:8.1f} s")
     print(f"  {'total':38s} {'':8s} {total:8.1f} s ({total / 60:.1f} min)", flush=True)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true", help="rerun notebooks even when up to date")
-    parser.add_argument("--only", nargs="*", help="notebook prefixes to run, e.g. 01 03")
-    parser.add_argument("--out-dir", default=None, help="tables and figures folder (default figures/<profile>)")
-    parser.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebooks' own)")
-    args = parser.parse_args(argv)
-    run(args.profile, args.data_root, args.seed, args.force, args.only, args.out_dir, args.kernel)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
