@@ -40,7 +40,7 @@ def test_install_copies_real_files_and_writes_lexnames(tmp_path):
 
 
 def test_missing_database_names_apt_packages_and_command(tmp_path, capsys):
-    with pytest.raises(rw.WordNetMissingError, match=r"wordnet-base wordnet-sense-index.*python -m rsdix.metric_study.wordnet install"):
+    with pytest.raises(rw.WordNetMissingError, match=r"wordnet-base wordnet-sense-index.*rsdix wordnet install"):
         rw.install(tmp_path / "out", source=tmp_path / "nowhere")
     with pytest.raises(rw.WordNetMissingError, match=str(tmp_path / "empty")):
         rw.find_wordnet(tmp_path / "empty")
