@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from rsdix import cli
 from rsdix.metric_study import wordnet as rw
 
 
@@ -44,12 +45,12 @@ def test_missing_database_names_apt_packages_and_command(tmp_path, capsys):
         rw.install(tmp_path / "out", source=tmp_path / "nowhere")
     with pytest.raises(rw.WordNetMissingError, match=str(tmp_path / "empty")):
         rw.find_wordnet(tmp_path / "empty")
-    assert rw.main(["install", "--source", str(tmp_path / "nowhere"), "--dest", str(tmp_path / "o")]) == 1
+    assert cli.main(["wordnet", "install", "--source", str(tmp_path / "nowhere"), "--dest", str(tmp_path / "o")]) == 2
     assert "apt-get install -y wordnet-base wordnet-sense-index" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not rw.wordnet_available(), reason="WordNet not installed: apt-get install -y wordnet-base "
-                                                      "wordnet-sense-index && python -m rsdix.metric_study.wordnet install")
+                                                      "wordnet-sense-index && rsdix wordnet install")
 def test_real_wordnet_loads_offline():
     wn = rw.load_wordnet()
     lemmas = {l.name() for s in wn.synsets("airplane") for l in s.lemmas()}
