@@ -102,7 +102,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_caption(args) -> int:
-    from rsdix.captioning.pipeline import CaptionRun, run_captioning  # stage import when the command runs
+    from rsdix.captioning.experiment import CaptionRun, run_captioning  # stage import when the command runs
     from rsdix.results import append_results, read_results  # stage import when the command runs
 
     exp = config.load("captioning", args.config, overrides=args.overrides)

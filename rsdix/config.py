@@ -37,7 +37,7 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 AREAS = {
     "train": "rsdix.training.clip:ClipTrainConfig",
     "train_study": "rsdix.training.experiment:StudyConfig",
-    "captioning": "rsdix.captioning.pipeline:CaptioningExperiment",
+    "captioning": "rsdix.captioning.experiment:CaptioningExperiment",
     "evaluate": "rsdix.evaluation.suite:EvalConfig",
     "metric_stats": "rsdix.metric_study.study:MetricStudyConfig",
     "s2lcd": "rsdix.s2.construction:S2LCDConfig",

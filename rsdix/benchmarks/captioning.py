@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import time
 
+import torch
+
+from rsdix.captioning.data import CaptionCollate, CaptionTrainSet
+from rsdix.captioning.decoding import generate_tokens
+from rsdix.captioning.experiment import load_experiment
+from rsdix.captioning.model import build_captioner
+from rsdix.data.captions import CaptionRecord
+from rsdix.models import load_model
+
 
 def _best_of(fn, repeats: int) -> float:
     fn()  # warm-up
@@ -16,13 +25,6 @@ def _best_of(fn, repeats: int) -> float:
 
 
 def run(quick: bool = False) -> list[dict]:
-    import torch
-
-    from rsdix.captioning.pipeline import (CaptionCollate, CaptionTrainSet, build_captioner, generate_tokens,
-                                  load_experiment)
-    from rsdix.data.captions import CaptionRecord
-    from rsdix.models import load_model
-
     torch.manual_seed(0)
     encoder = "rsdix-tiny" if quick else "rsdix-small"
     bundle = load_model(encoder)

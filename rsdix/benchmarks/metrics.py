@@ -6,6 +6,13 @@ from __future__ import annotations
 
 import time
 
+from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.meteor.meteor import Meteor
+from pycocoevalcap.rouge.rouge import Rouge
+
+from rsdix.captioning.metrics import pairwise_scores
+from rsdix.captioning.pycoco import close_meteor, ptb_tokenize
+
 
 def _pairs(n: int) -> tuple[list[str], list[str]]:
     subjects = ["many planes", "some green trees", "a white building", "two tennis courts", "a curved river"]
@@ -19,12 +26,6 @@ def _pairs(n: int) -> tuple[list[str], list[str]]:
 
 
 def _naive(cands: list[str], refs: list[str]) -> None:
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.meteor.meteor import Meteor
-    from pycocoevalcap.rouge.rouge import Rouge
-
-    from rsdix.captioning.metrics import ptb_tokenize
-
     for c, r in zip(cands, refs):
         tc, tr = ptb_tokenize([c, r])  # one Java start per pair
         gts, res = {0: [tr]}, {0: [tc]}
@@ -36,8 +37,6 @@ def _naive(cands: list[str], refs: list[str]) -> None:
 
 
 def run(quick: bool = True) -> list[dict]:
-    from rsdix.captioning.metrics import close_meteor, pairwise_scores
-
     n_batched, n_naive = (200, 2) if quick else (2000, 10)
     metrics = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L")
     cands, refs = _pairs(n_batched)

@@ -40,8 +40,8 @@ def generate_tokens(captioner: ClipCap, embeds: torch.Tensor, method: str = "bea
     Generation stops at the end token or after ``max_len`` tokens; the end token is not allowed
     first (a caption has at least one token).
     """
-    from transformers import GenerationConfig  # heavy: transformers loads only when captions are decoded
-    from transformers.utils import logging as hf_logging  # heavy: as above
+    from transformers import GenerationConfig  # heavy: loads when decoding
+    from transformers.utils import logging as hf_logging  # heavy: loads when decoding
 
     if method not in DECODING_METHODS:
         raise ConfigError(f"decoding method must be 'greedy', 'beam' or 'nucleus', got {method!r}")

@@ -16,30 +16,30 @@ candidate and each reference, reduced per image by the max over references (``SB
 mean (``SBERT-sim-meanref``), then averaged over images (it has no pooled corpus form, so both
 tasks carry the same value).
 
-Java is required for the PTB tokenizer, METEOR and SPICE (pycocoevalcap runs jars). One Java
-process tokenizes all texts at once; one METEOR process is kept for the life of the Python
+Java is required for the PTB tokenizer, METEOR and SPICE (:mod:`rsdix.captioning.pycoco`): one
+Java process tokenizes all texts at once; one METEOR process is kept for the life of the Python
 process. SPICE needs Stanford CoreNLP 3.6.0 jars in pycocoevalcap's ``spice/lib``; without them it
 is skipped with one line, never downloaded.
 """
 from __future__ import annotations
 
-import atexit
 import math
-import os
-import shutil
-import subprocess
-import tempfile
-import threading
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.cider.cider_scorer import CiderScorer
+from pycocoevalcap.rouge.rouge import Rouge
+from pycocoevalcap.spice import spice as coco_spice
 
+from rsdix.captioning.pycoco import meteor_scorer, spice_available, spice_lib, tokenize_texts
 from rsdix.errors import DataError, RsdixError
 from rsdix.models import sbert_model
+from rsdix.results import Result
 
 BLEU = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
 COCO_METRICS = BLEU + ("METEOR", "ROUGE-L", "CIDEr", "SPICE")
@@ -53,124 +53,6 @@ class MetricSkipped(UserWarning):
     """A metric could not run here (e.g. SPICE without its CoreNLP jars) and was left out."""
 
 
-class JavaMissingError(RsdixError, RuntimeError):
-    """No Java runtime: pycocoevalcap's PTB tokenizer, METEOR and SPICE cannot run."""
-
-
-# --------------------------------------------------------------------------------------------
-# Java helpers
-# --------------------------------------------------------------------------------------------
-
-def java_available() -> bool:
-    return shutil.which("java") is not None
-
-
-def require_java(what: str = "the PTB tokenizer and METEOR") -> str:
-    java = shutil.which("java")
-    if java is None:
-        raise JavaMissingError(
-            f"Java runtime not found on PATH: pycocoevalcap needs it for {what}. Install one "
-            "(Debian/Ubuntu: `apt-get install -y default-jre-headless`; conda: `conda install openjdk`), "
-            "or use tokenizer='simple' and metrics without METEOR/SPICE (not coco-comparable).")
-    return java
-
-
-def _pycoco_dir() -> Path:
-    try:
-        import pycocoevalcap
-    except ImportError as exc:  # pragma: no cover - dependency of the package
-        raise RsdixError("pycocoevalcap is not installed: `pip install pycocoevalcap`") from exc
-    # a namespace package in some releases: no __file__
-    return Path(list(pycocoevalcap.__path__)[0]).resolve()
-
-
-def spice_available() -> bool:
-    """SPICE runs only when Java and the Stanford CoreNLP 3.6.0 jars are present (no download)."""
-    lib = _pycoco_dir() / "spice" / "lib"
-    return (java_available() and (lib / "stanford-corenlp-3.6.0.jar").exists()
-            and (lib / "stanford-corenlp-3.6.0-models.jar").exists())
-
-
-def _clean_line(text: str) -> str:
-    return " ".join(str(text).replace("|||", " ").split())
-
-
-def ptb_tokenize(texts: Sequence[str]) -> list[str]:
-    """PTB-tokenize, lower-case and strip punctuation as coco-caption does, in ONE Java call.
-
-    Runs the Stanford PTBTokenizer jar shipped with pycocoevalcap over a temporary file with one
-    text per line and removes pycocoevalcap's punctuation tokens.
-    """
-    from pycocoevalcap.tokenizer.ptbtokenizer import PUNCTUATIONS, STANFORD_CORENLP_3_4_1_JAR
-
-    java = require_java("the PTB tokenizer")
-    if not texts:
-        return []
-    jar = _pycoco_dir() / "tokenizer" / STANFORD_CORENLP_3_4_1_JAR
-    lines = [_clean_line(t) for t in texts]
-    with tempfile.TemporaryDirectory(prefix="rsdix_ptb_") as tmp:
-        src = Path(tmp) / "sentences.txt"
-        src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        proc = subprocess.run([java, "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer",
-                               "-preserveLines", "-lowerCase", str(src)],
-                              capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise RsdixError(f"PTB tokenizer ({jar}) failed: {proc.stderr.decode(errors='replace')[-500:]}")
-    out = proc.stdout.decode("utf-8").split("\n")
-    if out and out[-1] == "":
-        out = out[:-1]
-    if len(out) != len(lines):
-        raise RsdixError(f"PTB tokenizer returned {len(out)} lines for {len(lines)} texts")
-    punct = set(PUNCTUATIONS)
-    return [" ".join(w for w in line.rstrip().split(" ") if w and w not in punct) for line in out]
-
-
-def simple_tokenize(texts: Sequence[str]) -> list[str]:
-    """Java-free tokenizer (lower-case words, punctuation dropped): not coco-comparable."""
-    from rsdix.data.textstats import tokenize
-
-    return [" ".join(tokenize(t)) for t in texts]
-
-
-def tokenize_texts(texts: Sequence[str], tokenizer: str = "ptb") -> list[str]:
-    if tokenizer == "ptb":
-        return ptb_tokenize(texts)
-    if tokenizer == "simple":
-        return simple_tokenize(texts)
-    raise ValueError(f"unknown tokenizer {tokenizer!r}: use 'ptb' or 'simple'")
-
-
-_METEOR = None
-_METEOR_LOCK = threading.Lock()
-
-
-def meteor_scorer():
-    """The process-wide pycocoevalcap METEOR scorer (one Java subprocess, started once)."""
-    global _METEOR
-    with _METEOR_LOCK:
-        if _METEOR is None or _METEOR.meteor_p.poll() is not None:
-            require_java("METEOR")
-            from pycocoevalcap.meteor.meteor import Meteor
-
-            _METEOR = Meteor()
-        return _METEOR
-
-
-@atexit.register
-def close_meteor() -> None:
-    """Stop the METEOR subprocess (started again on next use)."""
-    global _METEOR
-    with _METEOR_LOCK:
-        if _METEOR is not None:
-            try:
-                _METEOR.meteor_p.stdin.close()
-                _METEOR.meteor_p.kill()
-                _METEOR.meteor_p.wait(timeout=10)
-            except Exception:  # noqa: BLE001 - best effort at shutdown
-                pass
-            _METEOR = None
-
-
 def _meteor(gts: dict, res: dict) -> tuple[float, list[float]]:
     score, scores = meteor_scorer().compute_score(gts, res)
     return float(score), [float(s) for s in scores]
@@ -178,8 +60,6 @@ def _meteor(gts: dict, res: dict) -> tuple[float, list[float]]:
 
 def _bleu(ids, gts: dict, res: dict) -> tuple[list[float], list[np.ndarray]]:
     """Corpus BLEU-1..4 (pooled n-gram counts) and sentence BLEU-1..4 per id, in ``ids`` order."""
-    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
-
     scorer = BleuScorer(n=4)
     for key in ids:
         scorer += (res[key][0], gts[key])
@@ -304,8 +184,6 @@ class CaptionEvaluation:
 
     def to_results(self, model: str, dataset: str, seed: int | None = None, profile: str = "",
                    split: str = "test", note: str = "") -> list:
-        from rsdix.results import Result
-
         return [Result(model=model, dataset=dataset, task=r.task, metric=r.metric, value=float(r.value),
                        seed=seed, split=split, n=int(r.n), profile=profile,
                        note="; ".join(x for x in (r.note, note) if x))
@@ -324,9 +202,6 @@ def evaluate_captions(candidates: Mapping[Hashable, str | Sequence[str]],
     otherwise logs one line and skips it; ``spice=False`` skips it; ``spice=True`` requires it.
     ``sbert``: a SentenceTransformer (default all-MiniLM-L6-v2 from the local package).
     """
-    from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.rouge.rouge import Rouge
-
     unknown = set(metrics) - set(COCO_METRICS) - set(SBERT_METRICS)
     if unknown:
         raise ValueError(f"unknown metric(s) {sorted(unknown)}; choose from {COCO_METRICS + SBERT_METRICS}")
@@ -365,11 +240,9 @@ def evaluate_captions(candidates: Mapping[Hashable, str | Sequence[str]],
             if spice is True or (spice == "auto" and spice_available()):
                 if not spice_available():
                     raise RsdixError("SPICE requested but Stanford CoreNLP 3.6.0 jars are missing in "
-                                     f"{_pycoco_dir() / 'spice' / 'lib'} (run pycocoevalcap's "
+                                     f"{spice_lib()} (run pycocoevalcap's "
                                      "spice/get_stanford_models.py where internet is available)")
-                from pycocoevalcap.spice.spice import Spice
-
-                score, scores = Spice().compute_score(gts, res)
+                score, scores = coco_spice.Spice().compute_score(gts, res)
                 by_id = dict(zip(sorted(gts), scores))   # pycocoevalcap's Spice scores images in sorted id order
                 add("SPICE", score, np.asarray([by_id[k]["All"]["f"] for k in ids], dtype=float),
                     "mean over images (coco definition)")
@@ -411,9 +284,6 @@ def pairwise_scores(candidates: Sequence[str], references: Sequence[str | Sequen
     smoothing constants, segment METEOR, ROUGE-L, CIDEr-D whose IDF comes from the reference sets
     of all pairs given, S-BERT cosine = max over references; ``SBERT-sim-meanref`` the mean).
     """
-    from pycocoevalcap.cider.cider_scorer import CiderScorer
-    from pycocoevalcap.rouge.rouge import Rouge
-
     if len(candidates) != len(references):
         raise DataError(source, f"{len(candidates)} candidates but {len(references)} references")
     unknown = set(metrics) - set(PAIR_METRICS) - set(SBERT_METRICS)

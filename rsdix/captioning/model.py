@@ -179,7 +179,7 @@ class ClipCap(nn.Module):
 
 def build_decoder(config: CaptionerConfig, tokenizer) -> nn.Module:
     """``GPT2LMHeadModel``: from scratch (``decoder="scratch"``) or pretrained by name/folder."""
-    from transformers import GPT2Config, GPT2LMHeadModel  # heavy: transformers loads only when a decoder is built
+    from transformers import GPT2Config, GPT2LMHeadModel  # heavy: GPT-2 loads when a decoder is built
 
     if config.decoder == "scratch":
         cfg = GPT2Config(vocab_size=len(tokenizer), n_positions=config.max_positions, n_embd=config.decoder_width,

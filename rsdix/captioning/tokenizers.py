@@ -21,8 +21,9 @@ def train_caption_tokenizer(captions: Sequence[str], kind: str = "words", vocab_
     ``kind="bpe"``: byte-pair encoding with at most ``vocab_size`` tokens. Returned as a
     ``transformers`` fast tokenizer with ``<pad> <bos> <eos> <unk>`` special tokens.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers  # heavy: with transformers, only when a tokenizer is trained
-    from transformers import PreTrainedTokenizerFast  # heavy: transformers loads only when a tokenizer is built
+    from tokenizers import (Tokenizer, decoders, models, normalizers,  # heavy: loads when a tokenizer is trained
+                            pre_tokenizers, trainers)
+    from transformers import PreTrainedTokenizerFast  # heavy: loads when a tokenizer is built
 
     captions = [c for c in captions]
     if not captions:
@@ -53,7 +54,7 @@ def hub_kwargs() -> dict:
 def load_tokenizer(name: str, train_captions: Sequence[str] | None = None, vocab_size: int = 4000):
     """A tokenizer by name: ``words``/``bpe`` (trained on ``train_captions``), ``minilm`` (the
     offline all-MiniLM-L6-v2 WordPiece), a local tokenizer folder, or a HF hub name (``gpt2``)."""
-    from transformers import AutoTokenizer  # heavy: transformers loads only when a tokenizer is built
+    from transformers import AutoTokenizer  # heavy: loads when a tokenizer is built
 
     if name in ("words", "bpe"):
         if train_captions is None:

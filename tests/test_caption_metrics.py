@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from rsdix.captioning import metrics
+from rsdix.captioning import metrics, pycoco
+from rsdix.captioning.metrics import MetricSkipped, evaluate_captions, pairwise_scores
+from rsdix.captioning.pycoco import JavaMissingError, java_available
 from rsdix.errors import DataError
-from rsdix.captioning.metrics import (JavaMissingError, MetricSkipped, evaluate_captions, java_available,
-                           pairwise_scores, ptb_tokenize)
 
 _no_java = pytest.mark.skipif(not java_available(), reason="no Java runtime: pycocoevalcap's PTB tokenizer "
                                                            "and METEOR need one (apt-get install default-jre-headless)")
@@ -25,12 +25,6 @@ REFS = {"img1": ["the plane is on the runway"], "img2": ["Many trees."]}
 
 def _coco(c, r, tokenizer="ptb", metrics_=("BLEU-1", "BLEU-2", "ROUGE-L")):
     return evaluate_captions(c, r, metrics=metrics_, tokenizer=tokenizer, spice=False)
-
-
-@needs_java
-def test_ptb_tokenizer_one_call_lowercases_and_strips_punctuation():
-    out = ptb_tokenize(["A plane, parked near the runway.", "Two planes!", "..."])
-    assert out == ["a plane parked near the runway", "two planes", ""]
 
 
 @pytest.mark.parametrize("tokenizer", [pytest.param("ptb", marks=[pytest.mark.java, _no_java]), "simple"])
@@ -83,10 +77,10 @@ def test_pairwise_matches_image_level_and_reuses_one_meteor_process():
     refs = ["an airplane is parked next to the runway", "some trees are near a white building",
             "the forest is crossed by a river"]
     pairs = pairwise_scores(cands, refs, metrics=("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"))
-    pid = metrics.meteor_scorer().meteor_p.pid
+    pid = pycoco.meteor_scorer().meteor_p.pid
     ev = evaluate_captions(dict(enumerate(cands)), {i: [r] for i, r in enumerate(refs)},
                            metrics=("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"), spice=False)
-    assert metrics.meteor_scorer().meteor_p.pid == pid  # no new Java process per call
+    assert pycoco.meteor_scorer().meteor_p.pid == pid  # no new Java process per call
     for m in ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"):
         np.testing.assert_allclose(pairs[m].to_numpy(), ev.per_image[m].to_numpy(), rtol=1e-9)
     assert list(pairs.columns) == ["BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"]
@@ -115,7 +109,7 @@ def test_spice_skipped_with_one_warning_when_unavailable(monkeypatch):
 
 
 def test_missing_java_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(metrics.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pycoco.shutil, "which", lambda name: None)
     with pytest.raises(JavaMissingError, match="Java runtime not found.*default-jre-headless"):
         evaluate_captions(CANDS, REFS, metrics=("BLEU-1",), tokenizer="ptb")
 
