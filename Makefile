@@ -19,7 +19,7 @@ help:
 	@echo "make test        the test suite (real-data tests use DATA_ROOT=$(DATA_ROOT))"
 	@echo "make reproduce   run notebooks 01-06 through papermill (PROFILE=cpu|paper|smoke)"
 	@echo "make smoke       make reproduce PROFILE=smoke (minutes; what CI runs)"
-	@echo "make lab         JupyterLab on notebooks/"
+	@echo "make lab         JupyterLab on notebooks/ (REMOTE=1 PORT=8888 on a remote box)"
 	@echo "make bench       speed benchmarks, written to figures/bench.{csv,md}"
 
 setup: $(VENV)/.rsdix-installed wordnet
@@ -48,8 +48,12 @@ reproduce: $(VENV)/.rsdix-installed
 smoke:
 	$(MAKE) reproduce PROFILE=smoke
 
+# JupyterLab; as root (containers, GPU boxes) with --allow-root; on a remote box
+# `make lab REMOTE=1 [PORT=8888]`: no browser, listening on every interface (tunnel or firewall it)
+PORT ?= 8888
+LAB_ARGS = --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(if $(REMOTE),--no-browser --ip=0.0.0.0)
 lab: $(VENV)/.rsdix-installed
-	$(PY) -m jupyter lab notebooks/
+	$(PY) -m jupyter lab notebooks/ $(LAB_ARGS)
 
 bench: $(VENV)/.rsdix-installed
 	$(VENV)/bin/rsdix bench --out figures/bench

@@ -1,13 +1,20 @@
 """Notebook 04's experiment: profile configs (validated at load), planned runs, word-less captions."""
 from __future__ import annotations
 
+import json
+
 import pytest
+from PIL import Image
 
 from rsdix import config
 from rsdix.captioning.experiment import (NO_WORDS, CaptioningExperiment, describe_experiment, for_scoring,
                                          load_experiment, plan_runs, runs_table)
-from rsdix.errors import ConfigError
+from rsdix.captioning import experiment as ex
+from rsdix.errors import ConfigError, DataError
+from rsdix.results import Result, read_results
+from rsdix.s2.dataset import read_s2lcd
 from rsdix.models import save_model
+from s2_fixtures import make_s2lcd
 
 
 def test_profile_configs_load():
@@ -53,3 +60,68 @@ def test_plan_runs_prefers_notebook03_models_and_says_when_it_falls_back(tmp_pat
     assert runs_table(runs).to_dict("records")[1] == {"model": "clipcap-rsdix_s0-unfrozen",
                                                       "encoder": str(tmp_path / "rsdix_s0"), "frozen": False,
                                                       "fallback preset": False}
+
+
+class _Evaluation:
+    def value(self, metric):
+        return 0.5
+
+
+def _fake_run(results_by_dataset):
+    def run_captioning(run, exp, dataset, **kwargs):
+        if isinstance(results_by_dataset[dataset], Exception):
+            raise results_by_dataset[dataset]
+        return {"run": run, "evaluation": _Evaluation(), "results": results_by_dataset[dataset],
+                "times": {"dataset": dataset}}
+    return run_captioning
+
+
+def _karpathy(root, name, with_images):
+    folder = root / name
+    (folder / "images").mkdir(parents=True)
+    if with_images:
+        Image.new("RGB", (16, 16)).save(folder / "images" / "a.png")
+    (folder / "dataset.json").write_text(json.dumps({"images": [
+        {"filename": "a.png", "split": "train", "sentences": [{"raw": "a plane"}]}]}))
+    return folder / "dataset.json"
+
+
+def test_run_experiment_skips_absent_datasets_and_writes_rows_as_each_run_finishes(tmp_path, monkeypatch, capsys):
+    """Notebook 04 in the paper profile: a missing dataset is skipped with one line, and rows of
+    finished runs are in the results table even when a later run fails."""
+    row = Result(model="clipcap-x-frozen", dataset="UCM", task="captioning", metric="CIDEr", value=0.5, seed=0)
+    monkeypatch.setattr(ex, "run_captioning", _fake_run({"ucm_captions": [row], "rsicd": [row],
+                                                         "sydney_captions": RuntimeError("late failure")}))
+    missing = {"rsicd": "rsicd: caption file of RSICD not found"}
+    monkeypatch.setattr(ex, "missing_reason", lambda dataset, root=None: missing.get(dataset))
+    exp = CaptioningExperiment(datasets=["ucm_captions", "rsicd", "sydney_captions"])
+    table = tmp_path / "results.csv"
+    with pytest.raises(RuntimeError, match="late failure"):
+        ex.run_experiment(exp, [ex.CaptionRun("x", "rsdix-tiny")], results=table)
+    assert "rsicd: skipped: rsicd: caption file of RSICD not found" in capsys.readouterr().out
+    saved = read_results(table)
+    assert list(saved["model"]) == ["clipcap-x-frozen"] and list(saved["value"]) == [0.5]
+
+
+def test_missing_reason_names_absent_caption_files_and_caption_only_copies(tmp_path, monkeypatch):
+    with_images = _karpathy(tmp_path, "full", True)
+    captions_only = _karpathy(tmp_path, "bare", False)
+    files = {"ucm_captions": with_images, "rsicd": captions_only}
+
+    def caption_file(name, root=None):
+        if name not in files:
+            raise DataError(tmp_path / name, "caption file not found")
+        return files[name]
+
+    monkeypatch.setattr(ex, "caption_file", caption_file)
+    assert ex.missing_reason("ucm_captions") is None
+    assert "images of RSICD are not there" in ex.missing_reason("rsicd")
+    assert "caption file not found" in ex.missing_reason("nwpu_captions")
+
+
+def test_s2lcd_without_split_fields_gets_the_80_10_10_split_by_scene(tmp_path):
+    make_s2lcd(tmp_path / "s2lcd", with_split=False)
+    records = ex.caption_records("s2lcd", tmp_path)
+    assert len(records) == 6 and all(r.split in ("train", "val", "test") for r in records)
+    # the same assignment as the S2LCD loader's
+    assert [r.split for r in records] == [r.split for r in read_s2lcd(tmp_path)]

@@ -1,14 +1,19 @@
 """Training a captioner: save/load round trip, a changed encoder retrains, exact resume, bad data."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from captioning_fixtures import CAPTIONS, FakeBundle, batch_for, records, tiny_captioner, train_cfg
 from rsdix.captioning.data import CaptionTrainSet
-from rsdix.captioning.training import load_captioner, save_captioner, train_captioner
+from rsdix import config
+from rsdix.captioning.training import (CaptionTrainConfig, load_captioner, save_captioner, schedule,
+                                     train_captioner)
 from rsdix.data.captions import CaptionRecord
 from rsdix.errors import DataError
+from rsdix.training.loop import LoopConfig
 
 
 def test_save_load_roundtrip(tmp_path):
@@ -65,3 +70,22 @@ def test_empty_caption_in_training_data_names_the_file(tmp_path, monkeypatch):
     cap = tiny_captioner()
     with pytest.raises(DataError, match=r"caps\.json \(27\.jpg\) sentences\[1\].*empty caption"):
         CaptionTrainSet(bad, cap.tokenizer, source="caps.json")
+
+
+def test_the_paper_schedule_reaches_its_peak_learning_rate_on_rs_sized_data():
+    """ClipCap's 5000 warmup steps never ended on UCM-Captions (2100 steps in all): the paper
+    config's warmup is now a share of each run's steps."""
+    cfg = config.load("captioning", "paper").train
+    ucm_items = 1680 * 5                       # UCM-Captions train: 1680 images x 5 captions
+    loop = schedule(cfg, ucm_items)
+    assert loop.steps == 2100 and loop.warmup_steps == math.ceil(0.035 * 2100) < loop.steps
+    s2lcd = schedule(cfg, 6132)                # ~1533 steps
+    assert s2lcd.warmup_steps < s2lcd.steps
+
+
+def test_a_warmup_as_long_as_the_run_is_warned_about_naming_the_key():
+    cfg = CaptionTrainConfig(epochs=1, loop=LoopConfig(batch_size=10, warmup_steps=50))
+    with pytest.warns(UserWarning, match=r"train\.loop\.warmup_steps: 50 warmup steps for a run of 10 steps"):
+        assert schedule(cfg, 100).steps == 10
+    cfg = CaptionTrainConfig(epochs=1, warmup_fraction=0.1, loop=LoopConfig(batch_size=10, warmup_steps=50))
+    assert schedule(cfg, 100).warmup_steps == 1

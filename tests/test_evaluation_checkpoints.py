@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 
 from rsdix.errors import ConfigError
-from rsdix.evaluation.checkpoints import list_checkpoints, models_to_evaluate, parse_model_spec, run_seed
+from rsdix.evaluation.checkpoints import list_checkpoints, load_bundles, models_to_evaluate, parse_model_spec, run_seed
 from rsdix.evaluation.suite import EvalConfig
 from rsdix.models import save_model
+from rsdix.paths import repo_root
 
 
 def test_list_checkpoints_and_run_seed(tmp_path, tiny_bundle):
@@ -34,3 +35,17 @@ def test_models_to_evaluate(tmp_path, tiny_bundle):
     save_model(tiny_bundle, tmp_path / "rsdix_s2")
     specs = models_to_evaluate(tmp_path, cfg)
     assert [(s.label, s.seed, s.trained) for s in specs] == [("rsdix_s2", 2, True), ("CLIP", 0, False)]
+
+
+def test_relative_baseline_weights_resolve_against_the_repo_not_the_notebook_folder(tmp_path, monkeypatch):
+    """Notebook 05 runs in notebooks/: the paper config's checkpoints/RemoteCLIP-ViT-B-32.pt is
+    the repository's checkpoints folder, and a weights file not downloaded yet is reported and
+    left out instead of stopping the notebook."""
+    monkeypatch.chdir(tmp_path)
+    cfg = EvalConfig(baselines=["RemoteCLIP=rsdix-tiny@checkpoints/RemoteCLIP-ViT-B-32.pt",
+                                "CLIP=ViT-B-32@openai"], fallback_preset=None)
+    specs = models_to_evaluate(tmp_path / "no-models", cfg)
+    assert specs[0].pretrained == str(repo_root() / "checkpoints" / "RemoteCLIP-ViT-B-32.pt")
+    assert specs[1].pretrained == "openai"
+    bundles, not_evaluated = load_bundles(specs[:1])
+    assert bundles == {} and not_evaluated == ["RemoteCLIP"]

@@ -25,9 +25,11 @@ from rsdix.captioning.training import CaptionTrainConfig, caption_images, load_c
 from rsdix.config import deep_update, from_dict, option
 from rsdix.data.captions import find_image_dir, read_captions, select_split
 from rsdix.data.registry import caption_file, get_info
-from rsdix.errors import ConfigError
+from rsdix.errors import ConfigError, DataError
 from rsdix.models import load_model
 from rsdix.paths import cache_dir
+from rsdix.results import append_results
+from rsdix.s2.dataset import read_s2lcd
 from rsdix.utils import atomic_path, pick_device, seed_everything
 
 NO_WORDS = "nowords"
@@ -186,7 +188,7 @@ def run_captioning(run: CaptionRun, exp: CaptioningExperiment, dataset: str, roo
     """
     info = get_info(dataset)
     path = caption_file(dataset, root)
-    records = read_captions(path)
+    records = caption_records(dataset, root, seed)
     train = _limit(select_split(records, exp.train_split, path), exp.limit_train)
     test = _limit(select_split(records, exp.test_split, path), exp.limit_test)
     image_dir = find_image_dir(path)
@@ -233,17 +235,49 @@ def run_captioning(run: CaptionRun, exp: CaptioningExperiment, dataset: str, roo
             "times": times, "records": test, "image_dir": image_dir}
 
 
+def caption_records(dataset: str, root=None, seed: int = 0) -> list:
+    """The caption records of a registry dataset; S2LCD files without ``split`` fields get
+    RSDiX's 80/10/10 split by scene (as :func:`rsdix.s2.dataset.read_s2lcd` assigns it)."""
+    if get_info(dataset).name == "s2lcd":
+        return read_s2lcd(root, seed=seed)
+    return read_captions(caption_file(dataset, root))
+
+
+def missing_reason(dataset: str, root=None) -> str | None:
+    """Why ``dataset`` cannot be trained on under ``root`` (no caption file, or captions whose
+    images are absent, e.g. a caption-only copy), or ``None`` when it can."""
+    try:
+        path = caption_file(dataset, root)
+    except DataError as exc:
+        return str(exc)
+    records = read_captions(path)
+    if records and not (find_image_dir(path) / records[0].filename).exists():
+        return f"{path}: the images of {get_info(dataset).title} are not there (only the captions)"
+    return None
+
+
 def run_experiment(exp: CaptioningExperiment, runs: Sequence[CaptionRun], root=None, run_root=None,
-                   seed: int = 0, profile: str = "", device: str | None = None) -> list[dict]:
+                   seed: int = 0, profile: str = "", device: str | None = None,
+                   results: str | os.PathLike | None = None) -> list[dict]:
     """:func:`run_captioning` for every dataset and run (``times["total_s"]`` added), printing one
-    line per run (corpus CIDEr and BLEU-4, wall-clock seconds)."""
+    line per run (corpus CIDEr and BLEU-4, wall-clock seconds).
+
+    A dataset absent under the data root is skipped with one line saying why; with ``results``
+    (a results table path) each run's rows are appended as soon as it finishes, so a failure in
+    a later run loses nothing earlier."""
     outputs = []
     for dataset in exp.datasets:
+        reason = missing_reason(dataset, root)
+        if reason:
+            print(f"{dataset}: skipped: {reason}")
+            continue
         for run in runs:
             t0 = time.perf_counter()
             out = run_captioning(run, exp, dataset, root=root, run_root=run_root, seed=seed, profile=profile,
                                  device=device)
             out["times"]["total_s"] = time.perf_counter() - t0
+            if results is not None:
+                append_results(out["results"], results)
             outputs.append(out)
             print(f"{out['run'].name} on {out['times']['dataset']}: CIDEr {out['evaluation'].value('CIDEr'):.3f}, "
                   f"BLEU-4 {out['evaluation'].value('BLEU-4'):.3f} (corpus) in {out['times']['total_s']:.0f} s")

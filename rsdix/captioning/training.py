@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -49,12 +50,30 @@ class CaptionTrainConfig:
     loop: LoopConfig = field(default_factory=_loop_config)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     epochs: float = option(10.0, min=0)  # passes over the training items; 0: use loop.steps
+    warmup_fraction: float | None = option(None, min=0, max=0.5)  # warmup = this share of the run's steps
+                                                                 # (None: loop.warmup_steps as given)
     freeze_encoder: bool = True     # True: cached embeddings, only mapper + decoder train
     encoder_lr_mult: float = option(0.1, min=0)  # trained encoder: its lr = loop.lr * encoder_lr_mult
     augment: Literal["none", "rs", "openclip"] = "none"  # trained encoder's augmentation (rsdix.data.transforms)
     all_captions: bool = True       # every (image, caption) pair per epoch, else one random caption per image
     warm_start: bool = False        # trained encoder: start mapper + decoder from the frozen run's captioner
     embed_batch_size: int = option(64, min=1)
+
+
+def schedule(cfg: CaptionTrainConfig, n_items: int) -> LoopConfig:
+    """The loop config of a run over ``n_items`` training items: ``steps`` from ``epochs`` (when
+    > 0) and the warmup from ``warmup_fraction`` (when set). A warmup as long as the run (the peak
+    learning rate never reached, the cosine decay never started) is warned about, naming the key."""
+    loop = cfg.loop
+    if cfg.epochs > 0:
+        loop = dataclasses.replace(loop, steps=max(1, math.ceil(cfg.epochs * n_items / loop.batch_size)))
+    if cfg.warmup_fraction is not None:
+        loop = dataclasses.replace(loop, warmup_steps=math.ceil(cfg.warmup_fraction * loop.steps))
+    if loop.warmup_steps >= loop.steps:
+        warnings.warn(f"captioning train.loop.warmup_steps: {loop.warmup_steps} warmup steps for a run of "
+                      f"{loop.steps} steps: the peak learning rate is never reached and the cosine decay never "
+                      f"starts; set train.warmup_fraction (e.g. 0.05) or fewer warmup steps")
+    return loop
 
 
 class CaptionObjective(nn.Module):
@@ -187,9 +206,7 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
     embed_seconds = time.perf_counter() - t0
 
     dataset = CaptionTrainSet(records, tokenizer, cfg.model.max_caption_tokens, source, load, cfg.all_captions)
-    loop = cfg.loop
-    if cfg.epochs > 0:
-        loop = dataclasses.replace(loop, steps=max(1, math.ceil(cfg.epochs * len(dataset) / loop.batch_size)))
+    loop = schedule(cfg, len(dataset))
     if not cfg.freeze_encoder:
         loop = dataclasses.replace(loop, lr_mult={"encoder.": cfg.encoder_lr_mult, **loop.lr_mult})
     loop = dataclasses.replace(loop, seed=seed)

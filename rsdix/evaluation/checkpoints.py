@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from rsdix.errors import ConfigError, OfflineError
+from rsdix.errors import ConfigError, DataError, OfflineError
 from rsdix.models import load_model
+from rsdix.paths import repo_root
+
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,17 @@ def models_to_evaluate(models_dir: str | os.PathLike, config, extra: Sequence[st
         specs.append(ModelSpec(f"{config.fallback_preset}-untrained", config.fallback_preset, None, seed))
     for spec in list(config.baselines) + list(extra):
         label, name, pretrained = parse_model_spec(spec)
-        specs.append(ModelSpec(label, name, pretrained, seed))
+        specs.append(ModelSpec(label, name, resolve_weights(pretrained), seed))
     return specs
+
+
+def resolve_weights(pretrained: str | None) -> str | None:
+    """A relative weights path in a config (``checkpoints/RemoteCLIP-ViT-B-32.pt``) is relative to
+    the repository root, wherever the caller runs (papermill runs notebooks in ``notebooks/``);
+    open_clip tags and absolute paths are returned as they are."""
+    if not pretrained or os.path.isabs(pretrained) or not pretrained.endswith(WEIGHT_SUFFIXES):
+        return pretrained
+    return str(repo_root() / pretrained)
 
 
 def describe_models(specs: Sequence[ModelSpec], models_dir: str | os.PathLike, config) -> str:
@@ -82,13 +94,13 @@ def describe_models(specs: Sequence[ModelSpec], models_dir: str | os.PathLike, c
 
 
 def load_bundles(specs: Sequence[ModelSpec]) -> tuple[dict, list[str]]:
-    """``({label: bundle}, [labels not evaluated])``: a model whose weights cannot be had offline
-    is reported (one line) and left out."""
+    """``({label: bundle}, [labels not evaluated])``: a model whose weights cannot be had (offline,
+    or a weights file not downloaded yet) is reported (one line) and left out."""
     bundles, not_evaluated = {}, []
     for spec in specs:
         try:
             bundles[spec.label] = load_model(spec.name, pretrained=spec.pretrained)
-        except OfflineError as exc:
+        except (OfflineError, DataError) as exc:
             print(f"{spec.label}: not evaluated: {exc}")
             not_evaluated.append(spec.label)
     return bundles, not_evaluated
