@@ -4,9 +4,11 @@ import math
 import pytest
 import torch
 
+from rsdix import config
 from rsdix.config import ConfigError
+from rsdix.data.registry import get_info
 from rsdix.models import load_model, lock_text_trunk, save_model
-from rsdix.training.clip import load_clip_config, train_clip
+from rsdix.training.clip import load_clip_config, train_clip, with_epochs
 
 
 CAPTIONS = ["many buildings and green trees", "a plane parked at the airport", "a river through a forest",
@@ -98,3 +100,22 @@ def test_bf16_mixed_precision_training_stays_finite(tmp_path, method):
                            loss__sinkhorn_eps=0.05)
     res = train_clip(cfg, bundle=bundle, dataset=Synthetic())
     assert all(math.isfinite(r["loss"]) and math.isfinite(r["distill"]) for r in res.history)
+
+
+def test_the_paper_steps_follow_from_its_epochs_over_the_images_present():
+    """paper.yaml said "20 epochs of ~16.7k images (~650 steps)"; the train splits hold 14,705
+    images: the steps are now derived from the epochs."""
+    cfg = config.load("train", "paper")
+    n_images = sum(get_info(name).splits["train"] for name in cfg.data.datasets)
+    assert n_images == 14705 and cfg.epochs == 20
+    assert with_epochs(cfg, n_images).loop.steps == math.ceil(20 * 14705 / 512) == 575
+    assert with_epochs(config.load("train", "smoke"), 10_000).loop.steps == 4   # no epochs: loop.steps
+
+
+@pytest.mark.data
+def test_train_clip_runs_the_derived_number_of_steps(ucm_root, tmp_path):
+    cfg = config.load("train", "smoke", epochs=0.5, data={"data_root": str(ucm_root.parent), "cache_images": False},
+                      loop={"batch_size": 16, "ckpt_every": 0})
+    result = train_clip(cfg, run_dir=tmp_path / "run")
+    n_images = round(1680 * cfg.data.fraction)
+    assert result.step == math.ceil(0.5 * n_images / 16) == result.config.loop.steps

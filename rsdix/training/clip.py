@@ -10,11 +10,13 @@ is ``rsdix train`` (:mod:`rsdix.cli`).
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 
 from rsdix import config
-from rsdix.config import to_dict
+from rsdix.config import option, to_dict
 from rsdix.models import load_model, lock_text_trunk
 from rsdix.training.clip_data import ClipCollate, ClipDataConfig, build_train_dataset
 from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
@@ -33,6 +35,17 @@ class ClipTrainConfig:
     data: ClipDataConfig = field(default_factory=ClipDataConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     dino: DINOConfig = field(default_factory=DINOConfig)   # RS-M-CLIP: + weight * DINO (enabled: true)
+    epochs: float | None = option(None, min=0, min_exclusive=True)  # passes over the training images;
+                                                                    # sets loop.steps (None: loop.steps)
+
+
+def with_epochs(cfg: ClipTrainConfig, n_images: int) -> ClipTrainConfig:
+    """``cfg`` with ``loop.steps`` derived from ``epochs`` over ``n_images`` training images
+    (one caption drawn per image per step; unchanged when ``epochs`` is None)."""
+    if cfg.epochs is None:
+        return cfg
+    steps = max(1, math.ceil(cfg.epochs * n_images / cfg.loop.batch_size))
+    return dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, steps=steps))
 
 
 def load_clip_config(source: str | os.PathLike | dict = "cpu", **overrides) -> ClipTrainConfig:
@@ -77,6 +90,7 @@ def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, r
     """Build model, data and objective from ``cfg`` and run :func:`rsdix.training.loop.fit`."""
     bundle = bundle or build_model(cfg)
     dataset = dataset if dataset is not None else build_train_dataset(cfg, bundle)
+    cfg = with_epochs(cfg, len(dataset))
     objective = ClipObjective(cfg.loss)
     collate = ClipCollate(bundle.tokenizer)
     if cfg.data.languages:
