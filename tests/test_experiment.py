@@ -1,8 +1,9 @@
 """rsdix.training.experiment: notebook 03's runs (resume, retrain, checks, EMA rows) and its report."""
 from types import SimpleNamespace
 
-from rsdix.training.clip import load_clip_config
-from rsdix.training.experiment import (StudyConfig, conclusions, data_efficiency_summary, fraction_run_name,
+from rsdix.paths import RunDirs
+from rsdix.training.clip import load_clip_config, with_epochs
+from rsdix.training.experiment import (Study, StudyConfig, conclusions, data_efficiency_summary, fraction_run_name,
                                       long_run_name, methods_table, plot_data_efficiency, plot_loss_curves,
                                       result_rows, run_name, train_run)
 
@@ -78,3 +79,16 @@ def test_tables_figures_and_conclusions_come_from_the_runs(tmp_path):
     plot_loss_curves(runs, path=tmp_path / "loss.png")
     plot_data_efficiency(summary, [0.1, 0.3], path=tmp_path / "frac.png")
     assert (tmp_path / "loss.png").exists() and (tmp_path / "frac.png").exists()
+
+
+def test_the_paper_study_trains_by_epochs_and_explicit_steps_win(tmp_path):
+    """Paper study: main runs take the profile's epochs (steps: null); data-efficiency runs their
+    own fraction_steps, which the profile's epochs must not override."""
+    study = Study("paper", tmp_path, 0, RunDirs("smoke", run_dir=tmp_path / "run"))
+    assert study.steps is None
+    main = study.config(method="rsdix", loop__steps=study.steps)
+    assert main.epochs == 20 and with_epochs(main, 14705).loop.steps == 575
+    fraction = study.config(method="rsdix", loop__steps=study.cfg.fraction_steps)
+    assert fraction.epochs is None and with_epochs(fraction, 14705).loop.steps == study.cfg.fraction_steps
+    cpu = Study("cpu", tmp_path, 0, RunDirs("smoke", run_dir=tmp_path / "run2"))
+    assert cpu.steps == cpu.cfg.steps and cpu.config(loop__steps=cpu.steps).loop.steps == cpu.cfg.steps

@@ -161,13 +161,18 @@ class Study:
         self.base = self.config()
 
     @property
-    def steps(self) -> int:
-        """Steps of the main runs."""
-        return self.cfg.steps or self.base.loop.steps
+    def steps(self) -> int | None:
+        """Steps of the main runs (None: the profile's ``epochs`` set them, as in the paper profile)."""
+        return self.cfg.steps or (None if self.base.epochs else self.base.loop.steps)
 
     def config(self, source: str | None = None, **overrides) -> ClipTrainConfig:
-        """The profile's training config (or the train config named ``source``) on this data root and seed."""
+        """The profile's training config (or the train config named ``source``) on this data root and
+        seed; explicit ``loop__steps`` win over the config's ``epochs`` (None: keep the config's)."""
         overrides = {"data__data_root": str(self.data_root), "loop__seed": self.seed, **overrides}
+        if overrides.get("loop__steps") is not None:
+            overrides["epochs"] = None
+        else:
+            overrides.pop("loop__steps", None)
         return load_clip_config(source or self.profile, **overrides)
 
     @contextmanager
@@ -194,7 +199,7 @@ class Study:
         """RS-M-CLIP's CLIP + DINO run (``train/<profile>_dino.yaml``, ``dino_s<seed>``) with its loss-terms
         figure (``03_dino_terms.png``); None where the study skips it (``dino_steps: 0``)."""
         steps = self.steps if self.cfg.dino_steps is None else self.cfg.dino_steps
-        if not steps:
+        if steps == 0:
             print(f"DINO run skipped in the {self.profile} profile (train_study/{self.profile}.yaml: dino_steps: 0): "
                   f"it does not fit the time budget here; set dino_steps to run it (a CLIP+DINO step costs ~3.5x an "
                   f"InfoNCE step, `make bench`).")
