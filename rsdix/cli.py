@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Sequence
 
 from rsdix import config
-from rsdix.errors import RsdixError
-from rsdix.paths import runs_dir
+from rsdix.errors import DataError, RsdixError
+from rsdix.paths import PROFILES, RunDirs, runs_dir
 from rsdix.utils import pick_device
 
 
@@ -58,11 +58,19 @@ def cmd_train(args) -> int:
 
     extra = {"data": {"data_root": args.data_root}} if args.data_root else {}
     cfg = config.load("train", args.config, overrides=args.overrides, **extra)
-    run_dir = Path(args.run_dir) if args.run_dir else runs_dir() / "train" / cfg.loss.method
+    run_dir, model_dir = default_run(args.config, cfg)
+    run_dir = Path(args.run_dir) if args.run_dir else run_dir
+    args.save_model = args.save_model or (None if args.run_dir else model_dir)
+    if args.resume and not (run_dir / "checkpoint.pt").exists():
+        raise DataError(run_dir, "--resume: no checkpoint.pt in this run folder (a mistyped --run-dir? "
+                                 "leave out --resume to start a new run)")
     result = train_clip(cfg, run_dir=run_dir, resume=args.resume)
     main_process = PartialState().is_main_process
     if args.save_model and main_process:
-        save_model(result.bundle, args.save_model, extra={"method": cfg.loss.method, "steps": result.step})
+        method = cfg.loss.method + ("+dino" if cfg.dino.enabled else "")
+        save_model(result.bundle, args.save_model, extra={"method": method, "seed": cfg.loop.seed, "steps": result.step,
+                                                          "fraction": cfg.data.fraction,
+                                                          "datasets": list(cfg.data.datasets)})
     last = result.history[-1] if result.history else {}
     if main_process:
         print(f"done: {result.step} steps in {result.seconds:.0f}s, final loss {last.get('loss', math.nan):.4f}; "
@@ -73,6 +81,21 @@ def cmd_train(args) -> int:
         scores = quick_check(result.bundle, cfg.data.data_root)
         print("quick check: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
     return 0
+
+
+def default_run(config_name: str, cfg) -> tuple[Path, Path | None]:
+    """Where ``rsdix train`` writes when no ``--run-dir`` is given: for a profile's config
+    (``paper``, ``paper_dino`` ...) the run folder and model folder notebook 03 reads
+    (``runs/<profile>/train/<method>_s<seed>``, ``runs/<profile>/models/<method>_s<seed>``), so the
+    notebooks pick the trained model up; for a YAML path ``runs/train/<method>`` (no model folder)."""
+    from rsdix.training.experiment import run_name  # stage import when the command runs
+
+    profile = str(config_name).split("_")[0]
+    if profile not in PROFILES or Path(str(config_name)).suffix:
+        return runs_dir() / "train" / cfg.loss.method, None
+    dirs = RunDirs(profile)
+    name = run_name("dino" if cfg.dino.enabled else cfg.loss.method, cfg.loop.seed)
+    return dirs.run / "train" / name, dirs.models / name
 
 
 def _load_model_spec(spec: str, device: str | None):
@@ -186,9 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a CLIP model (InfoNCE, RSDiX, S-BERT teacher, SigLIP, DINO)")
     p.add_argument("--config", default="cpu",
                    help=f"config name ({', '.join(config.config_names('train'))}) or a YAML path")
-    p.add_argument("--run-dir", default=None, help="checkpoint and train_log.csv (default runs/train/<method>)")
+    p.add_argument("--run-dir", default=None,
+                   help="checkpoint and train_log.csv (default for a profile's config: runs/<profile>/train/"
+                        "<method>_s<seed>, where notebook 03 looks; for a YAML path: runs/train/<method>)")
     p.add_argument("--resume", action="store_true", help="continue from <run-dir>/checkpoint.pt")
-    p.add_argument("--save-model", default=None, metavar="DIR", help="also save the trained model (open_clip folder)")
+    p.add_argument("--save-model", default=None, metavar="DIR",
+                   help="also save the trained model (open_clip folder; default for a profile's config without "
+                        "--run-dir: runs/<profile>/models/<method>_s<seed>, where notebooks 04 and 05 look)")
     p.add_argument("--data-root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
     p.add_argument("--quick-check", action="store_true",
                    help="after training, UCM test retrieval mR and WHU-RS19 zero-shot top-1")

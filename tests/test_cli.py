@@ -9,7 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
-from rsdix.cli import build_parser, main
+from rsdix import config
+from rsdix.cli import build_parser, default_run, main
+from rsdix.paths import RunDirs
 from rsdix.errors import ConfigError
 
 COMMANDS = {"data", "train", "evaluate", "caption", "reproduce", "bench", "box-captions", "wordnet"}
@@ -85,3 +87,16 @@ def test_box_captions_from_the_command_line(tmp_path, capsys):
     assert all("two storage tanks" in s["raw"].lower() for s in images[0]["sentences"])
     assert main(["box-captions", "masks", str(tmp_path), str(out), "--classes", "building"]) == 2
     assert "expected index=name" in capsys.readouterr().err
+
+
+def test_train_writes_where_the_notebooks_look(tmp_path, monkeypatch):
+    """`rsdix train --config paper` trained into runs/train/rsdix while notebook 03 looks in
+    runs/paper/train/rsdix_s0 (and notebooks 04/05 in runs/paper/models/rsdix_s0)."""
+    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path))
+    cfg = config.load("train", "paper", overrides=["loop.seed=1"])
+    run_dir, model_dir = default_run("paper", cfg)
+    assert run_dir == RunDirs("paper").run / "train" / "rsdix_s1" and model_dir == RunDirs("paper").models / "rsdix_s1"
+    dino = config.load("train", "paper_dino")
+    assert default_run("paper_dino", dino)[0].name == "dino_s0"
+    yaml_path = tmp_path / "mine.yaml"
+    assert default_run(str(yaml_path), cfg) == (tmp_path / "train" / "rsdix", None)
