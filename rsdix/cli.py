@@ -16,6 +16,7 @@ Every rsdix error prints one line, ``error: <file or key>: <problem>``, and exit
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Sequence
 from rsdix import config
 from rsdix.errors import DataError, RsdixError
 from rsdix.paths import PROFILES, RunDirs, runs_dir
-from rsdix.utils import pick_device
+from rsdix.utils import atomic_write_text, pick_device
 
 
 # ---------------------------------------------------------------- the commands
@@ -110,16 +111,26 @@ def _load_model_spec(spec: str, device: str | None):
 
 def cmd_evaluate(args) -> int:
     from rsdix.evaluation.suite import evaluate_model  # stage import when the command runs
+    from rsdix.evaluation.suites import suite_tasks, summary_markdown  # stage import when the command runs
     from rsdix.results import write_table  # stage import when the command runs
 
     cfg = config.load("evaluate", args.config, overrides=args.overrides)
+    tasks = args.tasks or None
+    if args.suite:
+        tasks = suite_tasks(args.suite, cfg, [t.partition(":")[0] for t in args.tasks or []])
+        if args.suite != ["rsdix"] and not cfg.skip_missing:   # a published suite: run what is present
+            cfg = dataclasses.replace(cfg, skip_missing=True)
     label, bundle = _load_model_spec(args.model, args.device)
     out = Path(args.out) if args.out else runs_dir() / "evaluate" / label
-    rows = evaluate_model(bundle, tasks=args.tasks or None, seed=args.seed, model_name=label, config=cfg,
-                          data_root=args.data_root, write=False)
+    details: dict = {}
+    rows = evaluate_model(bundle, tasks=tasks, seed=args.seed, model_name=label, config=cfg,
+                          data_root=args.data_root, write=False, details=details)
     csv, md = write_table(rows, "results", out)
+    atomic_write_text(md, summary_markdown(rows, f"rsdix evaluate {label}"))
     shown = rows[["dataset", "task", "metric", "value"]] if len(rows) else rows
     print(shown.to_string(index=False))
+    if details.get("skipped"):
+        print(f"skipped (not in the data root): {', '.join(d['dataset'] for d in details['skipped'])}")
     print(f"written {csv} and {md}")
     return 0
 
@@ -228,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"evaluation config ({', '.join(config.config_names('evaluate'))}) or a YAML path")
     p.add_argument("--tasks", nargs="*", default=None,
                    help="task or task:dataset (e.g. zero-shot retrieval:UCM); default: every task of the config")
+    p.add_argument("--suite", nargs="+", default=None, metavar="SUITE_OR_DATASET",
+                   help="rsdix (the config's tasks), remoteclip (the sets RemoteCLIP reports, those present), "
+                        "all, or registry dataset names (each with the config's tasks of its kind)")
     p.add_argument("--out", default=None, help="folder for results.csv and results.md (default runs/evaluate/<label>)")
     p.add_argument("--data-root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled splits (probe, few-shot)")

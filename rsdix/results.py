@@ -14,16 +14,18 @@ from __future__ import annotations
 import math
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
+from filelock import FileLock, Timeout
 from scipy import stats
 
 from rsdix.data.registry import REGISTRY
 from rsdix.errors import DataError
-from rsdix.utils import atomic_path
+from rsdix.utils import atomic_path, remove_stale_temps
 
 COLUMNS = ["model", "dataset", "task", "metric", "value", "seed", "split", "n", "ci_low", "ci_high",
            "profile", "note", "section", "source"]
@@ -71,6 +73,24 @@ def _rows_to_frame(rows: Iterable[Result | dict]) -> pd.DataFrame:
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
 
 
+LOCK_SECONDS = 600
+
+
+@contextmanager
+def table_lock(path: Path):
+    """Hold ``.<name>.lock`` beside the table while it is read, changed and written, so appends of
+    several processes keep every row; stale temporary files of killed writes in its folder go."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        with FileLock(str(lock), timeout=LOCK_SECONDS):
+            remove_stale_temps(path.parent)
+            yield
+    except Timeout as exc:
+        raise DataError(path, f"results table locked by another process for {LOCK_SECONDS} s "
+                              f"(lock file {lock}; delete it if no rsdix process runs)") from exc
+
+
 ROW_KEY = ["model", "dataset", "task", "metric", "seed", "split"]
 
 
@@ -98,16 +118,17 @@ def append_results(rows: Iterable[Result | dict], path: str | os.PathLike,
     """
     path = Path(path)
     new = _rows_to_frame(rows)
-    if path.exists() and path.stat().st_size > 0:
-        old = pd.read_csv(path)
-        if replace and len(old):
-            old_keys = _row_keys(old)
-            old = old[~old_keys.isin(set(_row_keys(new)))]
-        table = pd.concat([old, new], ignore_index=True)
-    else:
-        table = new
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
+    with table_lock(path):
+        if path.exists() and path.stat().st_size > 0:
+            old = pd.read_csv(path)
+            if replace and len(old):
+                old_keys = _row_keys(old)
+                old = old[~old_keys.isin(set(_row_keys(new)))]
+            table = pd.concat([old, new], ignore_index=True)
+        else:
+            table = new
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
     return table
 
 
@@ -118,15 +139,16 @@ def drop_stale_rows(path: str | os.PathLike, source: str) -> int:
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         return 0
-    table = pd.read_csv(path)
-    if "source" not in table:
-        return 0
-    notebook = source.split("@")[0] + "@"
-    src = table["source"].map(_key_text)   # blank (float NaN) for rows written outside make reproduce
-    stale = src.str.startswith(notebook) & (src != source)
-    if stale.any():
-        with atomic_path(path) as tmp:
-            table[~stale].to_csv(tmp, index=False)
+    with table_lock(path):
+        table = pd.read_csv(path)
+        if "source" not in table:
+            return 0
+        notebook = source.split("@")[0] + "@"
+        src = table["source"].map(_key_text)   # blank (float NaN) for rows written outside make reproduce
+        stale = src.str.startswith(notebook) & (src != source)
+        if stale.any():
+            with atomic_path(path) as tmp:
+                table[~stale].to_csv(tmp, index=False)
     return int(stale.sum())
 
 

@@ -1,17 +1,24 @@
 """Small shared helpers: seeding, atomic writes, progress bars, hashing, tables."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import random
+import re
+import shutil
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from rsdix.errors import DataError
 
 
 def seed_everything(seed: int) -> None:
@@ -35,19 +42,72 @@ def progress(iterable: Iterable | None = None, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
+STALE_TMP_SECONDS = 600  # a temporary file unchanged this long is left over from a killed write
+
+
+def _tmp_tag() -> str:
+    return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` when a write was killed
+    (``.<name>.<host>-<pid>-<random>.tmp``): those of a process of this host that no longer runs,
+    and any unchanged for :data:`STALE_TMP_SECONDS`. Returns the files removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    host, removed, now = socket.gethostname().replace(".", "_"), [], time.time()
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            owner = re.search(r"\.([^.]+)-(\d+)-[^.]*\.tmp$", tmp.name)
+            dead = (owner is not None and owner.group(1) == host and int(owner.group(2)) != os.getpid()
+                    and not _pid_alive(int(owner.group(2))))
+            if dead or now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:  # gone meanwhile, or not ours to delete
+            continue
+    return removed
+
+
+def disk_full_error(folder: str | os.PathLike, name: str) -> DataError:
+    folder = Path(folder)
+    try:
+        free = f"{shutil.disk_usage(folder).free / 2 ** 20:.0f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return DataError(folder, f"disk full while writing {name} ({free}); the previous file is kept: "
+                             f"free some space and run again")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
 
-    A crash midway leaves the old file (or none), never a half-written one.
+    A crash midway leaves the old file (or none), never a half-written one; a full disk is a
+    :class:`DataError` naming the folder.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_tmp_tag()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise disk_full_error(path.parent, path.name) from exc
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -63,7 +123,12 @@ def torch_save_atomic(obj, path: str | os.PathLike) -> Path:
     import torch  # heavy: torch loads only where needed, so the config layer and `rsdix --help` stay light
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch's zip writer reports a failed write as "unexpected pos ..."
+            if "unexpected pos" in str(exc) or "file write failed" in str(exc):
+                raise disk_full_error(Path(path).parent, Path(path).name) from exc
+            raise
     return Path(path)
 
 

@@ -15,7 +15,7 @@ STAGES = {
     "rsdix": 0, "rsdix.errors": 0, "rsdix.paths": 0, "rsdix.utils": 0, "rsdix.config": 0, "rsdix.viz": 0,
     "rsdix.data": 1,
     "rsdix.s2": 2,
-    "rsdix.models": 3, "rsdix.features": 3, "rsdix.results": 3,
+    "rsdix.models": 3, "rsdix.hf_adapter": 3, "rsdix.features": 3, "rsdix.results": 3,
     "rsdix.training": 4,
     "rsdix.captioning": 5, "rsdix.evaluation": 5,
     "rsdix.metric_study": 6,

@@ -122,6 +122,7 @@ def test_missing_java_is_a_clear_error(monkeypatch):
     ({"a": float("nan")}, {"a": ["x y"]}, r"image 'a'.*candidate caption is missing or NaN"),
     ({"a": "x y"}, {"a": ["x y", float("nan")]}, r"image 'a' reference 1.*NaN"),
     ({"a": "..."}, {"a": ["x y"]}, r"image 'a'.*no words after tokenization"),
+    ({"a": "x y"}, {"a": ["x y", "? !"]}, r"image 'a' reference 1: reference caption '\? !' has no words after tokenization"),
 ])
 def test_bad_input_names_source_and_image(cands, refs, match):
     with pytest.raises(DataError, match=match) as info:
@@ -151,3 +152,14 @@ def test_spice_per_image_scores_follow_image_ids_not_sorted_order(monkeypatch):
     ev = evaluate_captions(cands, refs, metrics=("SPICE",), tokenizer="simple")
     assert ev.per_image.loc["zeta", "SPICE"] == 3.0
     assert ev.per_image.loc["alpha", "SPICE"] == 1.0
+
+
+@needs_java
+@pytest.mark.parametrize("metric", ["METEOR", "BLEU-1"])
+def test_a_reference_of_only_punctuation_is_an_error_not_a_score(metric):
+    """It used to score METEOR 0.87 with the PTB tokenizer; now it names the image and reference."""
+    with pytest.raises(DataError, match=r"pairs image 1 reference 0: reference caption '\. ,' has no words"):
+        pairwise_scores(["a red roof", "two trees"], ["a red roof", ". ,"], metrics=(metric,))
+    with pytest.raises(DataError, match=r"preds.json image 'b' reference 0: .*no words"):
+        evaluate_captions({"a": "a red roof", "b": "x"}, {"a": ["a roof"], "b": ["..."]}, metrics=(metric,),
+                          source="preds.json")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import pathlib
 
 import pytest
 import torch
@@ -89,3 +90,28 @@ def test_a_warmup_as_long_as_the_run_is_warned_about_naming_the_key():
         assert schedule(cfg, 100).steps == 10
     cfg = CaptionTrainConfig(epochs=1, warmup_fraction=0.1, loop=LoopConfig(batch_size=10, warmup_steps=50))
     assert schedule(cfg, 100).warmup_steps == 1
+
+
+class Touch:
+    """Pickles to a call of ``Path.touch(marker)``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def test_captioner_weights_that_are_a_pickle_or_torn_are_one_line_naming_the_file(tmp_path):
+    save_captioner(tiny_captioner(), tmp_path / "cap")
+    weights = tmp_path / "cap" / "captioner.safetensors"
+    whole = weights.read_bytes()
+    for name, content in (("pickle", None), ("torn", whole[: len(whole) // 2])):
+        if content is None:
+            torch.save({"w": Touch(tmp_path / "marker")}, weights)
+        else:
+            weights.write_bytes(content)
+        with pytest.raises(DataError, match="captioner.safetensors: not a readable safetensors file") as err:
+            load_captioner(tmp_path / "cap")
+        assert "\n" not in str(err.value) and "SafetensorError" in str(err.value), name
+    assert not (tmp_path / "marker").exists()

@@ -100,3 +100,66 @@ def test_train_writes_where_the_notebooks_look(tmp_path, monkeypatch):
     assert default_run("paper_dino", dino)[0].name == "dino_s0"
     yaml_path = tmp_path / "mine.yaml"
     assert default_run(str(yaml_path), cfg) == (tmp_path / "train" / "rsdix", None)
+
+
+def test_train_resume_without_a_checkpoint_names_the_folder(tmp_path, capsys):
+    run = tmp_path / "mistyped"
+    assert main(["train", "--config", "cpu", "--run-dir", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run}: --resume: no checkpoint.pt in this run folder") and err.count("\n") == 1
+    assert not run.exists()
+
+
+# ---------------------------------------------------------------- rsdix evaluate: suites and formats (issue 17)
+
+
+def test_evaluate_suites_as_task_lists():
+    from rsdix.evaluation.suites import SUITES, suite_tasks
+    cfg = config.load("evaluate", "cpu")
+    assert suite_tasks("rsdix", cfg)[:3] == ["zero-shot:whu_rs19", "zero-shot:ucm_classification",
+                                             "zero-shot:eurosat_ms"]
+    remote = suite_tasks("remoteclip", cfg)
+    assert "retrieval:rsitmd" in remote and "knn:aid" in remote and not any(t.startswith("counting") for t in remote)
+    assert len(remote) == sum(len(d) for d in SUITES["remoteclip"].values())
+    assert set(suite_tasks("all", cfg)) == set(remote) | set(suite_tasks("rsdix", cfg))
+    assert suite_tasks(["whu_rs19"], cfg, ["zero-shot", "knn"]) == ["zero-shot:whu_rs19", "knn:whu_rs19"]
+    with pytest.raises(ConfigError, match="'nope' is neither a suite"):
+        suite_tasks(["nope"], cfg)
+
+
+def test_evaluate_summary_has_one_table_per_task():
+    from rsdix.evaluation.suites import summary_markdown
+    rows = pd.DataFrame({"task": ["zero-shot", "zero-shot", "retrieval"], "dataset": ["WHU-RS19"] * 2 + ["UCM"],
+                         "metric": ["top1", "top1", "mR"], "value": [10.0, 20.0, 5.0]})
+    md = summary_markdown(rows, "m")
+    assert md.count("## ") == 2 and "| WHU-RS19  | top1     |   15.00 |" in md
+
+
+@pytest.mark.data
+def test_evaluate_cli_matches_notebook_05(ucm_root, whu_root, tmp_path, capsys):
+    """A model saved as notebook 03 saves it gives the same rows through the CLI and through
+    notebook 05's calls (models_to_evaluate -> load_bundles -> evaluate_models)."""
+    from rsdix.evaluation.checkpoints import load_bundles, models_to_evaluate
+    from rsdix.evaluation.suite import evaluate_models
+    from rsdix.features import FeatureCache
+    from rsdix.models import load_model, save_model
+    root = str(ucm_root.parent)
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    folder = save_model(load_model("rsdix-tiny"), tmp_path / "models" / "tiny_s0")
+    cfg = config.load("evaluate", "smoke", overrides=["zero_shot=[whu_rs19]", "retrieval=[ucm_captions]",
+                                                     "probe=[whu_rs19]", "counting=[]"])
+    specs = models_to_evaluate(tmp_path / "models", cfg)
+    bundles, _ = load_bundles(specs)
+    nb, _, _ = evaluate_models(bundles, {s.label: s.seed for s in specs}, None, cfg, root,
+                               FeatureCache(tmp_path / "cache"))
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(folder), "--config", "smoke", "--suite", "whu_rs19", "ucm_captions",
+                 "--tasks", "zero-shot", "retrieval", "knn", "--data-root", root, "--out", str(out)]) == 0
+    cli = pd.read_csv(out / "results.csv")
+    key = ["dataset", "task", "metric"]
+    nb = nb[nb["task"].isin(cli["task"])]
+    merged = nb.merge(cli, on=key, suffixes=("_nb", "_cli"))
+    assert len(merged) == len(cli) == len(nb) > 0
+    assert (merged["value_nb"] - merged["value_cli"]).abs().max() < 1e-9
+    assert "## retrieval" in (out / "results.md").read_text()

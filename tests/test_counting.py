@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from evaluation_fixtures import unit
+from rsdix.errors import DataError
 from rsdix.evaluation.counting import count_distribution, count_variants, counting_accuracy, find_counts
 
 
@@ -36,3 +37,15 @@ def test_counting_accuracy_by_hand():
     m = counting_accuracy(img, variants, [3, 5])
     assert m["top1"] == 50.0 and m["top3"] == 100.0
     assert m["mean_abs_error"] == pytest.approx((0 + 4) / 2)
+
+
+def test_non_finite_features_are_refused_naming_counting():
+    img = torch.eye(3)
+    var = torch.eye(10, 3).expand(3, 10, 3).clone()
+    img[1, 0] = float("nan")
+    with pytest.raises(DataError, match=r"counting image features: 1 of 3 feature rows are NaN or infinite: rows 1"):
+        counting_accuracy(img, var, [1, 2, 3])
+    img[1, 0] = 0.0
+    var[2, 4, 1] = float("inf")
+    with pytest.raises(DataError, match=r"counting caption features: 1 of 3 feature rows .*rows 2"):
+        counting_accuracy(img, var, [1, 2, 3])

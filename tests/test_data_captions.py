@@ -103,3 +103,59 @@ def test_real_ucm_captions(ucm_root):
     assert len(recs) == 2100 and sum(len(r.captions) for r in recs) == 10500
     test = CaptionDataset.from_file(ucm_root / "dataset_ucm.json", split="test", mode="eval")
     assert len(test) == 210 and len(test.texts()) == 1050
+
+
+def _karpathy_file(tmp_path, images, name="bad.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps({"images": images}))
+    return path
+
+
+@pytest.mark.parametrize("entry,needle", [
+    ({"filename": 17, "split": "train", "sentences": [{"raw": "a"}]}, r"images\[0\]: field 'filename': expected a string, got int"),
+    ({"filename": ["a.jpg"], "split": "train", "sentences": [{"raw": "a"}]}, r"images\[0\]: field 'filename'.*list"),
+    ({"filename": "a.jpg", "split": "train", "sentences": [{"raw": 42}]}, r"images\[0\] \(a\.jpg\) sentences\[0\]: field 'raw': expected a string, got int"),
+    ({"filename": "a.jpg", "split": "train", "sentences": [{"tokens": ["a", 3]}]}, r"sentences\[0\]: field 'tokens'"),
+    ({"filename": "a.jpg", "split": "train", "sentences": [{"raw": "a", "lang": 1}]}, r"sentences\[0\]: field 'lang'"),
+    ({"filename": "a.jpg", "split": "train", "sentences": [7]}, r"sentences\[0\]: expected an object or a string"),
+    ({"filename": "a.jpg", "split": "tset", "sentences": [{"raw": "a"}]}, r"images\[0\] \(a\.jpg\): field 'split': unknown split 'tset'"),
+    ({"filename": "a.jpg", "split": 1, "sentences": [{"raw": "a"}]}, r"field 'split': expected a string"),
+])
+def test_wrong_field_types_and_values_name_entry_and_field(tmp_path, entry, needle):
+    path = _karpathy_file(tmp_path, [entry])
+    with pytest.raises(DataError, match=r"bad\.json .*" + needle):
+        read_karpathy(path)
+
+
+def test_filename_listed_twice_in_a_split_is_an_error(tmp_path):
+    sent = [{"raw": "a"}]
+    path = _karpathy_file(tmp_path, [{"filename": "a.jpg", "split": "test", "sentences": sent},
+                                     {"filename": "b.jpg", "split": "test", "sentences": sent},
+                                     {"filename": "a.jpg", "split": "test", "sentences": sent}])
+    with pytest.raises(DataError, match=r"images\[2\] \(a\.jpg\): filename listed twice in split 'test' \(also images\[0\]\)"):
+        read_karpathy(path)
+    # the same file in two splits, restval read as val, and lenient reading (data check) pass
+    ok = _karpathy_file(tmp_path, [{"filename": "a.jpg", "split": "train", "sentences": sent},
+                                   {"filename": "a.jpg", "split": "restval", "sentences": sent}], "ok.json")
+    assert [r.split for r in read_karpathy(ok)] == ["train", "val"]
+    assert len(read_karpathy(path, lenient=True)) == 3
+
+
+def test_latin1_caption_files_name_the_encoding(tmp_path):
+    path = tmp_path / "latin.json"
+    path.write_bytes(json.dumps({"images": [{"filename": "a.jpg", "split": "train",
+                                             "sentences": [{"raw": "caf\u00e9"}]}]},
+                                ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin\.json: not UTF-8 text \(byte 0xe9 at offset \d+\)"):
+        read_karpathy(path)
+    csv_path = tmp_path / "latin.csv"
+    csv_path.write_bytes("filename,title\na.jpg,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin\.csv: not UTF-8 text"):
+        read_captions(csv_path)
+
+
+def test_csv_unknown_split_names_the_line(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("filename,title,split\na.jpg,one,train\nb.jpg,two,tset\n")
+    with pytest.raises(DataError, match=r"c\.csv:3: column 'split': unknown split 'tset'"):
+        read_captions(path)

@@ -68,3 +68,35 @@ def test_real_whu_and_eurosat(whu_root, eurosat_ms_root):
     image = euro.load(0)
     assert image.size == (64, 64) and image.mode == "RGB"
     assert np.asarray(image).std() > 1.0        # a real rendering, not a blank image
+
+
+def test_label_csv_header_classes_and_duplicates(tmp_path):
+    from rsdix.data.classification import read_label_csv
+    path = tmp_path / "labels.csv"
+    path.write_text("a.png,forest\nb.png,river\n")
+    with pytest.raises(DataError, match=r"labels\.csv: expected a header with columns filename,label"):
+        read_label_csv(path)
+    path.write_text("filename,label\na.png,forest\nb.png,river\nc.png,forrest\n")
+    with pytest.raises(DataError, match=r"labels\.csv: unknown class label\(s\) \['forrest'\]"):
+        read_label_csv(path, classes=["forest", "river"])
+    path.write_text("filename,label\na.png,forest\nb.png,river\na.png,river\n")
+    with pytest.raises(DataError, match=r"labels\.csv:4: file 'a\.png' listed twice \(lines 2 and 4, labels 'forest' and 'river'\)"):
+        read_label_csv(path)
+    path.write_text("filename,label\na.png,forest\na.png,forest\n")
+    with pytest.raises(DataError, match=r"lines 2 and 3, the same label"):
+        read_label_csv(path)
+    path.write_bytes("filename,label\na.png,for\u00eat\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"labels\.csv: not UTF-8 text"):
+        read_label_csv(path)
+
+
+def test_class_folders_cleaning_to_one_prompt_name_are_an_error(tmp_path):
+    root = tmp_path / "ds"
+    for cls in ("DenseResidential", "dense_residential", "forest"):
+        make_image(root / cls / "0.png")
+    with pytest.raises(DataError, match=r"ds: classes 'DenseResidential' and 'dense_residential' both have "
+                                        r"the prompt name 'dense residential'"):
+        ClassificationDataset.from_folders(root)
+    # an override that separates them makes the dataset loadable
+    ds = ClassificationDataset.from_folders(root, overrides={"dense_residential": "dense residential area"})
+    assert ds.class_names == ["dense residential", "dense residential area", "forest"]

@@ -49,3 +49,8 @@ def test_study_queries_skip_same_class_without_classes(capsys):
         [discrimination_queries(cs, None, k=1, seed=0, distractors=m) for m in ("random", "same-class")],
         ignore_index=True), check_dtype=False)
     assert "plain: no classes, same-class distractors skipped" in capsys.readouterr().out
+
+
+def test_mean_ci_refuses_non_finite_values_naming_the_count():
+    with pytest.raises(DataError, match=r"bootstrap mean CI: 2 of 4 values are NaN or infinite: rows 1, 3"):
+        mean_ci([0.5, float("nan"), 0.7, float("inf")])

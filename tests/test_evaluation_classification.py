@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from evaluation_fixtures import unit
-from rsdix.evaluation.classification import classification_metrics, zero_shot_weights
+from rsdix.errors import DataError
+from rsdix.evaluation.classification import classification_metrics, confusion, zero_shot_weights
 
 
 def test_zero_shot_weights_average_templates_then_renormalise():
@@ -26,3 +27,20 @@ def test_classification_metrics_known_answers():
     # per-class recall: 1, 1, 0, 1, 0.5 -> mean 0.7
     assert m["balanced_acc"] == pytest.approx(70.0)
     assert "top5" not in classification_metrics(scores[:, :3], [0, 1, 2, 0, 1, 2])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_score_rows_are_refused_naming_task_and_count(bad):
+    scores = torch.eye(4)[[0, 1, 2, 3, 0, 1]]
+    scores[2, 1] = bad
+    scores[4, 0] = bad
+    with pytest.raises(DataError, match=r"^zero-shot toy: 2 of 6 score rows are NaN or \+inf: rows 2, 4$"):
+        classification_metrics(scores, [0, 1, 2, 3, 0, 1], task="zero-shot toy")
+    with pytest.raises(DataError, match="confusion: 2 of 6 score rows"):
+        confusion(scores, [0, 1, 2, 3, 0, 1], 4)
+
+
+def test_minus_inf_scores_mean_never_this_class():
+    """-inf is the probes' score for a class absent from training: allowed, never predicted."""
+    scores = torch.tensor([[0.1, -float("inf")], [-float("inf"), 0.3]])
+    assert classification_metrics(scores, [0, 1])["top1"] == 100.0

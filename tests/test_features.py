@@ -1,12 +1,16 @@
 """The feature cache (hits across sessions, fingerprints) and text encoding with padding trimmed."""
 from __future__ import annotations
 
+import pathlib
+
+import pytest
 import torch
 
 from evaluation_fixtures import class_folder, dict_bundle  # noqa: F401 (class_folder: a pytest fixture)
 from rsdix import features
 from rsdix.evaluation.datasets import load_classification
 from rsdix.evaluation.zero_shot import zero_shot
+from rsdix.errors import DataError
 from rsdix.features import FeatureCache, encode_texts, trimmable_pad_id
 from rsdix.models import load_model
 
@@ -61,3 +65,45 @@ def test_cache_fingerprint_survives_a_reused_object_id(monkeypatch):
     assert first.fingerprint() != second.fingerprint()
     assert cache.fingerprint(first) == first.fingerprint()
     assert cache.fingerprint(second) == second.fingerprint()
+
+
+class Touch:
+    """Pickles to a call of ``Path.touch(marker)``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def test_a_cache_entry_that_would_run_code_or_is_torn_is_one_line_naming_it(tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    torch.save({"features": Touch(tmp_path / "marker")}, tmp_path / "cache" / "img-bad.pt")
+    cache.put("img-good", torch.ones(2, 3))
+    good = tmp_path / "cache" / "img-good.pt"
+    (tmp_path / "cache" / "img-torn.pt").write_bytes(good.read_bytes()[:40])
+    for key in ("img-bad", "img-torn"):
+        with pytest.raises(DataError, match=f"{key}.pt: unreadable feature-cache entry") as err:
+            FeatureCache(tmp_path / "cache").get(key)
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "marker").exists()
+
+
+def test_non_finite_image_features_are_refused_naming_model_and_dataset(class_folder, monkeypatch):
+    """The encoder's outputs are checked once, before they are cached."""
+    bundle = dict_bundle()
+    real = bundle.model.encode_image
+
+    def nan_image(images):
+        out = real(images).clone()
+        out[0] = float("nan")
+        return out
+
+    monkeypatch.setattr(bundle.model, "encode_image", nan_image)
+    cache = FeatureCache()
+    ds = load_classification("toy", path=class_folder)
+    with pytest.raises(DataError, match=r"dict on toy: 1 of 9 feature rows are NaN or infinite"):
+        features.encode_images(bundle, ds, cache, dataset_name="toy", batch_size=16)
+    with pytest.raises(DataError, match="dict on toy"):  # nothing was cached
+        features.encode_images(bundle, ds, cache, dataset_name="toy", batch_size=16)

@@ -1,5 +1,6 @@
 """rsdix.training.loop: fit's determinism, exact resume, NaN guard, same-run rule, precision."""
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -171,3 +172,104 @@ def test_bf16_channels_last_trains_like_fp32():
     a, b = [r["loss"] for r in fp32.history], [r["loss"] for r in fast.history]
     assert all(math.isfinite(v) for v in b)
     assert max(abs(x - y) / max(abs(x), 1e-6) for x, y in zip(a, b)) < 0.05   # bf16 keeps ~3 digits
+
+
+# ---------------------------------------------------------------- issue 19: safe resume, faults
+import errno  # noqa: E402
+import pathlib  # noqa: E402
+
+from PIL import Image  # noqa: E402
+
+from rsdix.data.images import load_image  # noqa: E402
+from rsdix.errors import DataError  # noqa: E402
+from rsdix.training.data_order import BatchPlan  # noqa: E402
+
+
+class Touch:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def test_checkpoints_hold_only_tensors_and_plain_values(tmp_path):
+    fit(Net(), Mse(), NoisyData(), _cfg(steps=2, ckpt_every=0), run_dir=tmp_path,
+        config_snapshot={"data": {"root": tmp_path, "scale": (0.5, 1.0)}})
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)   # plain torch, no allowlist
+    assert state["config"] == {"data": {"root": str(tmp_path), "scale": [0.5, 1.0]}}
+
+
+def test_resume_from_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    marker = tmp_path / "marker"
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"step": 1, "trainee": Touch(marker)}, run / "checkpoint.pt")
+    objective = Mse()
+    with pytest.raises(DataError, match=r"run/checkpoint.pt: refused") as err:
+        fit(Net(), objective, NoisyData(), _cfg(), run_dir=run, resume=True)
+    assert not marker.exists() and objective.calls == 0 and "\n" not in str(err.value)
+
+
+def test_an_unwritable_run_folder_fails_before_any_step(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    objective = Mse()
+    with pytest.raises(DataError, match="file/run: run folder is not writable"):
+        fit(Net(), objective, NoisyData(), _cfg(ckpt_every=0), run_dir=tmp_path / "file" / "run")
+    run = tmp_path / "ro"
+    run.mkdir()
+    run.chmod(0o555)
+    if os.geteuid() == 0:   # root writes anyway: make the probe fail as a read-only folder does
+        def read_only(*a, **k):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        monkeypatch.setattr("rsdix.training.checkpoints.tempfile.mkstemp", read_only)
+    with pytest.raises(DataError, match="ro: run folder is not writable"):
+        fit(Net(), objective, NoisyData(), _cfg(ckpt_every=0), run_dir=run)
+    assert objective.calls == 0
+
+
+def test_a_full_disk_fails_before_any_step_or_names_the_folder_at_a_checkpoint(tmp_path, monkeypatch):
+    objective = Mse()
+    monkeypatch.setattr("rsdix.training.checkpoints.shutil.disk_usage",
+                        lambda p: type("U", (), {"free": 1000})())
+    with pytest.raises(DataError, match=r"full: disk full: 0 MB free"):
+        fit(Net(), objective, NoisyData(), _cfg(ckpt_every=0), run_dir=tmp_path / "full")
+    assert objective.calls == 0
+    monkeypatch.undo()
+
+    def full(obj, f, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(DataError, match=f"{tmp_path / 'run'}: disk full while writing checkpoint.pt"):
+        fit(Net(), Mse(), NoisyData(), _cfg(), run_dir=tmp_path / "run")
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    def __init__(self, files):
+        self.files = files
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        image = load_image(self.files[i])
+        x = torch.tensor(image.getpixel((0, 0)), dtype=torch.float32)[:3] / 255
+        return {"x": torch.cat([x, x[:1]]), "y": x.sum()}
+
+
+def test_an_unreadable_image_in_a_worker_names_the_file_and_keeps_the_last_checkpoint(tmp_path):
+    files = []
+    for i in range(24):
+        files.append(tmp_path / f"im{i}.png")
+        Image.new("RGB", (4, 4), (i * 10, 50, 240 - i * 10)).save(files[-1])
+    cfg = _cfg(steps=4, grad_accum=1, ckpt_every=1, num_workers=1)
+    # the corrupt image is one of step 3's batch (not in steps 1-2): checkpoints of steps 1, 2 exist
+    plan = list(BatchPlan(24, cfg.batch_size, seed=cfg.seed, stop=4))
+    early = {i for b in plan[:2] for _, i in b}
+    bad = next(i for _, i in plan[2] if i not in early)
+    files[bad].write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    with pytest.raises(DataError, match=rf"im{bad}.png: corrupt or unreadable image") as err:
+        fit(Net(), Mse(), ImageFiles(files), cfg, run_dir=tmp_path / "run")
+    assert "\n" not in str(err.value) and "worker" not in str(err.value)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2

@@ -63,3 +63,23 @@ def test_few_shot_draws_do_not_collide_across_seeds():
     b = sample_shots(labels, 4, seed=[1, 0, 4])
     assert not np.array_equal(a, b)
     assert np.array_equal(a, sample_shots(labels, 4, seed=[0, 10, 4]))
+
+
+@pytest.mark.parametrize("probe", ["knn", "linear", "few_shot"])
+@pytest.mark.parametrize("which", ["train", "test"])
+def test_non_finite_features_are_refused_naming_the_probe(probe, which):
+    rng = np.random.default_rng(0)
+    train_x, test_x = rng.normal(size=(8, 3)), rng.normal(size=(4, 3))
+    train_y, test_y = [0, 0, 0, 0, 1, 1, 1, 1], [0, 1, 0, 1]
+    bad = train_x if which == "train" else test_x
+    bad[1, 2] = np.nan
+    bad[3, 0] = np.inf
+    n = len(bad)
+    pattern = rf"{which} features: 2 of {n} feature rows are NaN or infinite: rows 1, 3"
+    with pytest.raises(DataError, match=pattern):
+        if probe == "knn":
+            knn_classify(train_x, train_y, test_x, k=3)
+        elif probe == "linear":
+            linear_probe(train_x, train_y, test_x, test_y, Cs=(1.0,))
+        else:
+            few_shot(train_x, train_y, test_x, test_y, shots=(1,), draws=1)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from rsdix.data.images import load_image
-from rsdix.data.raster import stretch_to_uint8, true_colour
+from rsdix.data.classification import ClassificationDataset
+from rsdix.data.raster import EUROSAT_BANDS, stretch_to_uint8, true_colour
 from rsdix.errors import DataError
 
 rasterio = pytest.importorskip("rasterio")
@@ -31,3 +32,48 @@ def test_multispectral_true_colour(tmp_path):
         dst.write(np.zeros((5, 2, 2), dtype=np.uint16))
     with pytest.raises(DataError, match=r"five\.tif.*expected 13 bands"):
         load_image(bad)
+
+
+def _write_tile(path, data, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", height=data.shape[1], width=data.shape[2], count=data.shape[0],
+                       dtype=str(data.dtype), crs="EPSG:32632", transform=from_origin(0, 40, 10, 10), **kwargs) as dst:
+        dst.write(data)
+    return path
+
+
+def ms_tile(value=1000, dtype=np.uint16, bands=13, size=8):
+    return np.full((bands, size, size), value, dtype=dtype)
+
+
+@pytest.mark.parametrize("data,needle", [
+    (ms_tile(0), "every value is 0 \\(the no-data value\\)"),
+    (ms_tile(np.nan, np.float32), "every value is NaN"),
+    (ms_tile(np.inf, np.float32), "every value is NaN or infinite"),
+    (ms_tile(bands=12), "expected 13 bands .* found 12 \\(uint16\\)"),
+])
+def test_no_data_and_wrong_band_tiles_are_errors(tmp_path, data, needle):
+    path = _write_tile(tmp_path / "bad.tif", data)
+    with pytest.raises(DataError, match=rf"bad\.tif: .*{needle}"):
+        load_image(path)
+    partly = ms_tile(np.nan, np.float32)
+    partly[:, 0, 0] = 0.1                                      # one valid pixel: rendered
+    assert load_image(_write_tile(tmp_path / "partly.tif", partly)).size == (8, 8)
+
+
+def test_rgb_tif_among_multispectral_tiles(tmp_path):
+    rgb = _write_tile(tmp_path / "rgb.tif", ms_tile(100, np.uint8, bands=3))
+    with pytest.raises(DataError, match=r"rgb\.tif: expected a 13-band multispectral tile, found 3 band\(s\) of uint8"):
+        load_image(rgb, multispectral_bands=EUROSAT_BANDS)
+    assert load_image(rgb).size == (8, 8)                       # without a band list: an RGB image
+
+
+def test_no_data_tiles_are_counted_skips(tmp_path):
+    root = tmp_path / "ms"
+    _write_tile(root / "Forest" / "ok.tif", ms_tile())
+    empty = _write_tile(root / "Forest" / "empty.tif", ms_tile(0))
+    nan = _write_tile(root / "River" / "nan.tif", ms_tile(np.nan, np.float32))
+    _write_tile(root / "River" / "ok.tif", ms_tile())
+    with pytest.warns(UserWarning, match=r"skipped 2 unreadable image\(s\), first: .*empty\.tif \(tile has no data"):
+        ds = ClassificationDataset.from_folders(root, skip_bad=True)
+    assert len(ds) == 2 and [p for p, _ in ds.skipped] == [str(empty), str(nan)]

@@ -3,6 +3,8 @@ summarised, and the RESULTS.md section a row names read back."""
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 
 import pandas as pd
 import pytest
@@ -68,3 +70,38 @@ def test_rows_name_their_section_and_it_survives_the_csv(tmp_path):
     assert out.loc["study-x", "section"] == "Study X" and out.loc["study-x", "count"] == 2
     assert pd.isna(out.loc["zero-shot", "section"])
     assert "section" not in summarise(table)                        # only what ``keep`` names
+
+
+def _append_many(path, worker, n):
+    for i in range(n):
+        append_results([Result(f"m{worker}", "ucm", "retrieval", "mR", float(i), seed=i)], path)
+
+
+def test_concurrent_appends_from_two_processes_keep_every_row(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    table = tmp_path / "results.csv"
+    procs = [ctx.Process(target=_append_many, args=(table, w, 25)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    rows = read_results(table)
+    assert len(rows) == 50 and sorted(rows.groupby("model").size()) == [25, 25]
+
+
+def test_the_next_append_removes_temporary_files_of_killed_writes(tmp_path):
+    table = tmp_path / "results.csv"
+    orphan = tmp_path / ".results.csv.abc123.tmp"   # left by a write killed midway
+    orphan.write_text("model,dat")
+    old = orphan.stat().st_mtime - 3600
+    os.utime(orphan, (old, old))
+    append_results([Result("m", "ucm", "retrieval", "mR", 1.0)], table)
+    assert not orphan.exists() and len(read_results(table)) == 1
+
+
+def test_summarise_refuses_non_finite_values_naming_rows():
+    rows = pd.DataFrame({"model": ["a_s0", "a_s1", "b"], "dataset": "d", "task": "t", "metric": "m",
+                         "split": "test", "value": [1.0, float("nan"), float("inf")]})
+    with pytest.raises(DataError, match=r"results summary: 2 of 3 result values are NaN or infinite: rows 1, 2"):
+        summarise(rows)

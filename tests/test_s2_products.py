@@ -193,3 +193,29 @@ def test_check_reflectance_against_fixture_and_bad_reference(data_root, tmp_path
     write_band(small, np.zeros((3, 3), np.float32))
     with pytest.raises(DataError, match="shape"):
         check_reflectance(folder / f"{TOA[1]}.tif", small)
+
+
+@pytest.mark.parametrize("band,res,dx,dy,size", [
+    ("B03", 10.0, 10.0, 0.0, 8),       # shifted one pixel east
+    ("B03", 10.0, 0.0, 20.0, 8),       # shifted two pixels north
+    ("B11", 20.0, 20.0, 0.0, 4),       # a 20 m band shifted by one 20 m pixel
+    ("SCL", 20.0, 0.0, -20.0, 4),      # the SCL layer on another grid
+    ("B04", 10.0, 0.0, 0.0, 6),        # a cropped band (another extent)
+])
+def test_band_on_another_grid_is_an_error_naming_it(tmp_path, band, res, dx, dy, size):
+    from s2_fixtures import X0, Y0
+    folder = tmp_path / "s"
+    folder.mkdir()
+    for b in ("B02", "B03", "B04"):
+        write_band(folder / f"{b}.tif", np.full((8, 8), 2000, np.uint16))
+    dtype, value = (np.uint8, 4) if band == "SCL" else (np.uint16, 2000)
+    write_band(folder / f"{band}.tif", np.full((size, size), value, dtype), res=res, x0=X0 + dx, y0=Y0 + dy)
+    wanted = ("B02", "B03", "B04") + (("B11",) if band == "B11" else ())
+    with pytest.raises(DataError, match=rf"{band}\.tif: extent .* differs from B02\.tif's .* a band on another grid"):
+        read_scene(folder, bands=wanted, offset=0)
+    # stated resampling: read, and the uncovered pixels are NaN / invalid (old behaviour, silent)
+    scene = read_scene(folder, bands=wanted, offset=0, resample_extent=True)
+    assert scene.shape == (8, 8) and 0 < scene.valid.sum() < 64
+    # within half a pixel is the same grid (floating-point noise in a GeoTIFF's origin)
+    write_band(folder / f"{band}.tif", np.full((int(80 / res),) * 2, value, dtype), res=res, x0=X0 + 0.1 * res)
+    assert read_scene(folder, bands=wanted, offset=0).valid.all()

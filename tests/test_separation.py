@@ -37,3 +37,12 @@ def test_separation_retention_and_paired_directions():
     assert paired.set_index("metric").loc["A", "rank_biserial"] == 1.0
     assert paired.set_index("metric").loc["B", "p"] > 0.99
 
+
+
+def test_non_finite_scores_are_refused_naming_auc_and_count():
+    from rsdix.errors import DataError
+    pos, neg = np.array([0.9, np.nan, 0.7]), np.array([0.1, 0.2, -np.inf, np.nan])
+    with pytest.raises(DataError, match=r"AUC preserved scores: 1 of 3 scores are NaN or infinite: rows 1"):
+        auc(pos, neg)
+    with pytest.raises(DataError, match=r"AUC changed scores: 2 of 4 scores are NaN or infinite: rows 2, 3"):
+        auc_ci(pos[[0, 2]], neg)

@@ -7,6 +7,7 @@ import pytest
 from metric_study_toys import toy_scored
 from scipy import stats as sps
 
+from rsdix.errors import DataError
 from rsdix.metric_study.significance import correct, rsdix_ttest, wilcoxon_paired
 
 
@@ -33,3 +34,14 @@ def test_ttest_and_corrections_against_scipy():
     np.testing.assert_allclose(out.p_bh[:4], sps.false_discovery_control([0.01, 0.04, 0.03, 0.5]))
     np.testing.assert_allclose(out.p_bonferroni, [0.04, 0.16, 0.12, 1.0, 0.02])
 
+
+
+def test_non_finite_scores_are_refused_naming_the_test_and_count():
+    x = np.array([0.1, 0.2, np.nan, 0.4, 0.5, 0.6])
+    y = np.array([0.2, 0.1, 0.3, np.inf, 0.4, 0.2])
+    with pytest.raises(DataError, match=r"Wilcoxon signed-rank: 2 of 6 pairs are NaN or infinite: rows 2, 3"):
+        wilcoxon_paired(x, y)
+    scored = toy_scored()
+    scored.loc[scored.index[scored.perturbation == "synonym"][:2], "BLEU-4"] = np.nan
+    with pytest.raises(DataError, match=r"t-test BLEU-4 vs SBERT-sim .*: 2 of \d+ scores are NaN"):
+        rsdix_ttest(scored, metrics=("BLEU-4",))

@@ -46,3 +46,23 @@ def test_real_eurosat_ms_zero_shot_runs(eurosat_ms_root, data_root, tiny_bundle)
     res = zero_shot(tiny_bundle, ds, templates="rsdix")
     assert res.confusion.sum() == len(ds) == 20
     assert 0 <= res.metrics["top1"] <= 100 and "top5" in res.metrics
+
+
+def test_nan_image_features_are_refused_naming_the_task(class_folder, monkeypatch):
+    """Features that bypass the encoder's own check (e.g. a hand-made cache entry) still give no
+    accuracy: the zero-shot scores are checked, naming the task and dataset."""
+    import torch
+
+    from rsdix.evaluation import zero_shot as zs
+    real = zs.encode_images
+
+    def nan_rows(*args, **kwargs):
+        feats = real(*args, **kwargs).clone()
+        feats[[1, 4, 7]] = float("nan")
+        return feats
+
+    monkeypatch.setattr(zs, "encode_images", nan_rows)
+    ds = load_classification("toy", path=class_folder)
+    with pytest.raises(DataError, match=r"zero-shot toy: 3 of 9 score rows are NaN or \+inf"):
+        zero_shot(dict_bundle(), ds, templates=["a photo of {}"], dataset_name="toy")
+    assert torch.isfinite(real(dict_bundle(), ds)).all()

@@ -135,7 +135,12 @@ def load_captioner(path: str | os.PathLike, device: str = "cpu") -> ClipCap:
     weights = path / "captioner.safetensors"
     if not weights.exists():
         raise DataError(path, "captioner.safetensors missing")
-    missing, unexpected = captioner.load_state_dict(load_file(str(weights)), strict=False)
+    try:
+        state = load_file(str(weights))  # safetensors: tensors only, no code runs
+    except Exception as exc:  # noqa: BLE001 - SafetensorError and OSError on a torn or foreign file
+        raise DataError(weights, f"not a readable safetensors file, truncated or foreign "
+                                 f"({exc.__class__.__name__}: {(str(exc).splitlines() or [''])[0][:200]})") from exc
+    missing, unexpected = captioner.load_state_dict(state, strict=False)
     missing = [k for k in missing if k != "decoder.lm_head.weight"]
     if missing or unexpected:
         raise DataError(weights, f"weights do not match the saved config: missing {missing[:3]}, "

@@ -12,6 +12,7 @@ the same captions). Evaluation view (``mode="eval"``): every caption of every im
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import random
@@ -27,6 +28,7 @@ from rsdix.errors import DataError
 from rsdix.utils import atomic_write_text, progress
 
 SPLITS = ("train", "val", "test")
+KNOWN_SPLITS = SPLITS + ("restval",)   # Karpathy's restval is read as val
 
 
 @dataclass
@@ -44,10 +46,13 @@ class CaptionRecord:
 
 
 def read_karpathy(path: str | os.PathLike, allow_empty: bool = False,
-                  missing_split: str | None = None) -> list[CaptionRecord]:
-    """Read a Karpathy-format JSON file. Empty captions and missing fields are errors.
+                  missing_split: str | None = None, lenient: bool = False) -> list[CaptionRecord]:
+    """Read a Karpathy-format JSON file. Empty captions, missing fields, a field of the wrong
+    type (a number as ``filename`` or caption), an unknown split (not train/val/test/restval)
+    and a filename listed twice in one split are errors naming the entry and field.
 
     ``missing_split``: the split given to entries without one (None: a missing split is an error).
+    ``lenient``: let unknown splits and repeated filenames through (``rsdix data check`` reports them).
     """
     path = Path(path)
     data = read_json(path, "caption file")
@@ -55,30 +60,53 @@ def read_karpathy(path: str | os.PathLike, allow_empty: bool = False,
     if not isinstance(images, list):
         raise DataError(path, "not a Karpathy caption file: expected a top-level 'images' list")
     records = []
+    seen: dict[tuple[str, str], int] = {}
     for i, entry in enumerate(images):
         where = f"{path} images[{i}]"
         if not isinstance(entry, dict):
             raise DataError(where, "entry is not an object")
         filename = entry.get("filename")
-        if not filename:
+        if filename is None or filename == "":
             raise DataError(where, "missing 'filename'")
+        if not isinstance(filename, str):
+            raise DataError(where, f"field 'filename': expected a string, got {type(filename).__name__} {filename!r}")
         split = entry.get("split", missing_split)
         if split is None:
             raise DataError(f"{where} ({filename})", "missing 'split'")
+        if not isinstance(split, str):
+            raise DataError(f"{where} ({filename})", f"field 'split': expected a string, got {type(split).__name__}")
+        if not lenient and split not in KNOWN_SPLITS and split != missing_split:
+            raise DataError(f"{where} ({filename})", f"field 'split': unknown split {split!r}; "
+                                                     f"expected one of {list(KNOWN_SPLITS)}")
         split = "val" if split == "restval" else split
+        if not lenient and (split, filename) in seen:
+            raise DataError(f"{where} ({filename})", f"filename listed twice in split {split!r} "
+                                                     f"(also images[{seen[split, filename]}])")
+        seen.setdefault((split, filename), i)
         sentences = entry.get("sentences")
         if not isinstance(sentences, list) or not sentences:
             raise DataError(f"{where} ({filename})", "no 'sentences'")
         caps, langs = [], []
         for j, sent in enumerate(sentences):
+            swhere = f"{where} ({filename}) sentences[{j}]"
+            if not isinstance(sent, (dict, str)):
+                raise DataError(swhere, f"expected an object or a string, got {type(sent).__name__}")
             raw = sent.get("raw") if isinstance(sent, dict) else sent
             if raw is None and isinstance(sent, dict) and sent.get("tokens"):
-                raw = " ".join(sent["tokens"])
+                tokens = sent["tokens"]
+                if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+                    raise DataError(swhere, "field 'tokens': expected a list of strings")
+                raw = " ".join(tokens)
+            if raw is not None and not isinstance(raw, str):
+                raise DataError(swhere, f"field 'raw': expected a string, got {type(raw).__name__} {raw!r}")
+            lang = sent.get("lang", "en") if isinstance(sent, dict) else "en"
+            if not isinstance(lang, str):
+                raise DataError(swhere, f"field 'lang': expected a string, got {type(lang).__name__}")
             raw = (raw or "").strip()
             if not raw and not allow_empty:
                 raise DataError(f"{where} ({filename}) sentences[{j}]", "empty caption")
             caps.append(raw)
-            langs.append(sent.get("lang", "en") if isinstance(sent, dict) else "en")
+            langs.append(lang)
         records.append(CaptionRecord(filename=filename, split=split, captions=caps, langs=langs,
                                      image_id=entry.get("imgid", entry.get("id", i))))
     return records
@@ -97,7 +125,12 @@ def read_openclip_csv(path: str | os.PathLike, img_key: str = "filename", captio
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
     grouped: dict[str, CaptionRecord] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                              "save the file as UTF-8 (it may be Latin-1)") from exc
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh, delimiter=sep)
         missing = {img_key, caption_key} - set(reader.fieldnames or [])
         if missing:
@@ -108,8 +141,12 @@ def read_openclip_csv(path: str | os.PathLike, img_key: str = "filename", captio
                 raise DataError(f"{path}:{line}", f"empty caption for {row[img_key]!r}")
             name = row[img_key]
             rec = grouped.get(name)
+            row_split = row.get("split") or split
+            if row.get("split") and row_split not in KNOWN_SPLITS:
+                raise DataError(f"{path}:{line}", f"column 'split': unknown split {row_split!r}; "
+                                                  f"expected one of {list(KNOWN_SPLITS)}")
             if rec is None:
-                rec = grouped[name] = CaptionRecord(filename=name, split=row.get("split") or split,
+                rec = grouped[name] = CaptionRecord(filename=name, split=row_split,
                                                     captions=[], langs=[], image_id=len(grouped))
             rec.captions.append(caption)
             rec.langs.append(row.get("lang") or "en")

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rsdix.data.captions import SPLITS, find_image_dir, read_karpathy
-from rsdix.data.classification import read_label_csv, scan_class_folders
+from rsdix.data.classification import check_distinct_names, clean_class_name, read_label_csv, scan_class_folders
 from rsdix.data.images import IMAGE_EXTS, verify_image
+from rsdix.data.raster import tiff_layout
 from rsdix.data.registry import DatasetInfo, get_info
 from rsdix.errors import DataError
 from rsdix.paths import data_root as resolve_root
@@ -69,11 +70,28 @@ def _check_images(paths, report: CheckReport, verify: bool) -> None:
             bad += 1
             report.errors.append(f"{path}: {problem}")
     report.facts["unreadable_or_missing_images"] = bad
+    if verify:
+        _check_tiff_layouts(paths, report)
+
+
+def _check_tiff_layouts(paths, report: CheckReport) -> None:
+    """TIFFs whose band count or type differs from most of the dataset's (a 3-band 8-bit
+    tile among 13-band ones) are errors naming the file."""
+    layouts = {p: tiff_layout(p) for p in paths if Path(p).suffix.lower() in (".tif", ".tiff")}
+    counts = Counter(v for v in layouts.values() if v is not None)
+    if len(counts) < 2:
+        return
+    (usual, n), = counts.most_common(1)
+    odd = [(p, v) for p, v in layouts.items() if v is not None and v != usual]
+    for p, (bands, dtype) in odd:
+        report.errors.append(f"{p}: {bands} band(s) of {dtype}, while {n} of {len(layouts)} TIFFs "
+                             f"have {usual[0]} band(s) of {usual[1]}")
+    report.facts["odd_tiff_layouts"] = len(odd)
 
 
 def _check_captions(info: DatasetInfo, folder: Path, report: CheckReport, verify: bool) -> None:
     ann = folder / info.annotation
-    records = read_karpathy(ann, allow_empty=True)
+    records = read_karpathy(ann, allow_empty=True, lenient=True)
     report.facts["images"] = len(records)
     report.facts["captions"] = sum(len(r.captions) for r in records)
     splits = Counter(r.split for r in records)
@@ -101,6 +119,10 @@ def _check_classification(info: DatasetInfo, folder: Path, report: CheckReport, 
         paths, labels, classes = read_label_csv(folder / info.annotation, folder / "images")
     else:
         paths, labels, classes = _scan_lenient(folder, report)
+    try:
+        check_distinct_names(classes, [clean_class_name(c) for c in classes], folder)
+    except DataError as exc:
+        report.errors.append(str(exc))
     counts = Counter(labels)
     report.facts["images"] = len(paths)
     report.facts["classes"] = len(classes)

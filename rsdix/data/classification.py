@@ -5,6 +5,7 @@ and class-name cleaning for prompts (``denseresidential`` -> ``dense residential
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import warnings
@@ -114,15 +115,27 @@ def read_label_csv(csv_path: str | os.PathLike, image_dir: str | os.PathLike | N
     if not csv_path.exists():
         raise DataError(csv_path, "label file not found")
     image_dir = Path(image_dir) if image_dir else csv_path.parent / "images"
-    rows = []
-    with csv_path.open(newline="") as fh:
+    rows, first_line = [], {}
+    try:
+        text = csv_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(csv_path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                                  f"{exc.start}); save the file as UTF-8") from exc
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         if not {"filename", "label"} <= set(reader.fieldnames or []):
-            raise DataError(csv_path, f"expected columns filename,label; found {reader.fieldnames}")
+            raise DataError(csv_path, f"expected a header with columns filename,label; found {reader.fieldnames}")
         for line, row in enumerate(reader, start=2):
             if not row["filename"] or not row["label"]:
                 raise DataError(f"{csv_path}:{line}", "empty filename or label")
-            rows.append((row["filename"], row["label"]))
+            name, label = row["filename"].strip(), row["label"].strip()
+            if name in first_line:
+                first, first_label = first_line[name]
+                same = "the same label" if first_label == label else f"labels {first_label!r} and {label!r}"
+                raise DataError(f"{csv_path}:{line}", f"file {name!r} listed twice (lines {first} and "
+                                                      f"{line}, {same})")
+            first_line[name] = (line, label)
+            rows.append((name, label))
     if not rows:
         raise DataError(csv_path, "label file has no rows")
     present = sorted({label for _, label in rows})
@@ -134,6 +147,17 @@ def read_label_csv(csv_path: str | os.PathLike, image_dir: str | os.PathLike | N
             raise DataError(csv_path, f"unknown class label(s) {unknown}; expected one of {list(classes)}")
     index = {c: i for i, c in enumerate(classes)}
     return [image_dir / f for f, _ in rows], [index[l] for _, l in rows], list(classes)
+
+
+def check_distinct_names(classes: Sequence[str], class_names: Sequence[str], source) -> None:
+    """``DataError`` naming both classes when two of them get the same prompt name
+    (folders ``DenseResidential`` and ``dense_residential`` both clean to ``dense residential``)."""
+    seen: dict[str, str] = {}
+    for cls, name in zip(classes, class_names):
+        if name in seen:
+            raise DataError(source, f"classes {seen[name]!r} and {cls!r} both have the prompt name {name!r}: "
+                                    "merge or rename the folders, or give a class-name override")
+        seen[name] = cls
 
 
 class ClassificationDataset:
@@ -152,6 +176,7 @@ class ClassificationDataset:
             self.class_names = list(class_names)
         else:
             self.class_names = [clean_class_name(c, overrides) for c in self.classes]
+        check_distinct_names(self.classes, self.class_names, source)
         self.skipped: list[tuple[str, str]] = []
         samples = []
         paths, labels = list(paths), list(labels)

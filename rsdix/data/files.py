@@ -24,6 +24,9 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", kind: str = "JSO
     path = _existing(path, what)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                              "save the file as UTF-8 (it may be Latin-1)") from exc
     except json.JSONDecodeError as exc:
         raise DataError(path, f"malformed {kind} at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
 

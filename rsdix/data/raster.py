@@ -88,7 +88,30 @@ def true_colour(array: np.ndarray, band_names=EUROSAT_BANDS, offset: float = 0.0
 def render_multispectral(path: str | os.PathLike, band_names=EUROSAT_BANDS, **kwargs):
     """Read a multispectral tile and return a PIL RGB image (true colour)."""
     array, _ = read_raster(path)
+    check_tile(path, array, band_names)
+    return Image.fromarray(true_colour(array, band_names=band_names, **kwargs))
+
+
+def check_tile(path, array: np.ndarray, band_names=EUROSAT_BANDS) -> None:
+    """``DataError`` naming the file when a multispectral tile has the wrong band count, a
+    non-numeric type, or no data (every value NaN, or every value 0, the no-data value)."""
     if array.shape[0] != len(band_names):
         raise DataError(path, f"expected {len(band_names)} bands ({', '.join(band_names)}), "
-                              f"found {array.shape[0]}")
-    return Image.fromarray(true_colour(array, band_names=band_names, **kwargs))
+                              f"found {array.shape[0]} ({array.dtype})")
+    if array.dtype.kind not in "uif":
+        raise DataError(path, f"unsupported band type {array.dtype}; expected integer or float")
+    if array.dtype.kind == "f" and not np.isfinite(array).any():
+        raise DataError(path, "tile has no data: every value is NaN or infinite")
+    if not np.any(array):
+        raise DataError(path, "tile has no data: every value is 0 (the no-data value)")
+
+
+def tiff_layout(path: str | os.PathLike) -> tuple[int, str] | None:
+    """``(band count, dtype)`` of a GeoTIFF, or None if rasterio cannot open it."""
+    import rasterio  # heavy: rasterio (GDAL), loaded on use
+
+    try:
+        with rasterio.open(path) as src:
+            return src.count, src.dtypes[0]
+    except Exception:  # noqa: BLE001 - not a GeoTIFF: the image check reports it
+        return None

@@ -9,6 +9,7 @@ import torch
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
 from rsdix.errors import DataError
+from rsdix.finite import require_finite
 
 
 def zero_shot_weights(text_features: torch.Tensor) -> torch.Tensor:
@@ -21,10 +22,12 @@ def zero_shot_weights(text_features: torch.Tensor) -> torch.Tensor:
 
 
 def classification_metrics(scores: torch.Tensor | np.ndarray, labels: Sequence[int],
-                           n_classes: int | None = None) -> dict[str, float]:
+                           n_classes: int | None = None, task: str = "classification") -> dict[str, float]:
     """top1, top5 (only with at least 5 classes) and balanced accuracy (mean per-class recall),
-    in percent. ``scores`` is ``(n, classes)``; ties resolve to the lower class index."""
+    in percent. ``scores`` is ``(n, classes)``; ties resolve to the lower class index. A score row
+    with NaN or +inf is an error naming ``task`` (-inf is allowed: "never this class")."""
     scores = torch.as_tensor(scores, dtype=torch.float32)
+    require_finite(scores, task, "score rows", allow_neg_inf=True)
     labels_t = torch.as_tensor(list(labels), dtype=torch.long)
     if len(labels_t) == 0:
         raise DataError("labels", "no samples to score")
@@ -42,5 +45,6 @@ def classification_metrics(scores: torch.Tensor | np.ndarray, labels: Sequence[i
 
 def confusion(scores, labels: Sequence[int], n_classes: int) -> np.ndarray:
     """Confusion matrix ``(true, predicted)`` counts."""
+    require_finite(scores, "confusion", "score rows", allow_neg_inf=True)
     pred = torch.as_tensor(scores).argmax(dim=1).numpy()
     return confusion_matrix(np.asarray(labels), pred, labels=list(range(n_classes)))

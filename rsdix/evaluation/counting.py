@@ -23,6 +23,7 @@ import torch
 from rsdix.data.captions import CaptionDataset
 from rsdix.errors import DataError
 from rsdix.features import FeatureCache, encode_images, encode_texts
+from rsdix.finite import require_finite
 
 NUMBER_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 _WORD_VALUE = {w: i + 1 for i, w in enumerate(NUMBER_WORDS)}
@@ -101,6 +102,8 @@ def counting_accuracy(image_features: torch.Tensor, variant_features: torch.Tens
     truth = torch.as_tensor(list(true_counts), dtype=torch.long) - 1
     if len(img) == 0:
         raise DataError("counting", "no captions with a count 1..10")
+    require_finite(img, "counting image features", "feature rows")
+    require_finite(var, "counting caption features", "feature rows")
     sims = torch.einsum("nd,nkd->nk", img, var)
     top3 = sims.topk(3, dim=1).indices
     pred = sims.argmax(dim=1)

@@ -13,6 +13,7 @@ from sklearn.model_selection import train_test_split
 
 from rsdix.errors import DataError
 from rsdix.evaluation.classification import classification_metrics
+from rsdix.finite import require_finite
 
 
 def knn_classify(train_x: torch.Tensor, train_y: Sequence[int], test_x: torch.Tensor, k: int = 20,
@@ -20,6 +21,7 @@ def knn_classify(train_x: torch.Tensor, train_y: Sequence[int], test_x: torch.Te
                  chunk_size: int = 4096) -> torch.Tensor:
     """Weighted k-NN class scores ``(n_test, classes)``: each of the k nearest training features
     (cosine) votes for its class with weight ``exp(sim / temperature)``."""
+    _check_features("k-NN", train_x, test_x)
     train_x = torch.nn.functional.normalize(torch.as_tensor(train_x, dtype=torch.float32), dim=-1)
     test_x = torch.nn.functional.normalize(torch.as_tensor(test_x, dtype=torch.float32), dim=-1)
     train_y = torch.as_tensor(list(train_y), dtype=torch.long)
@@ -36,6 +38,12 @@ def knn_classify(train_x: torch.Tensor, train_y: Sequence[int], test_x: torch.Te
     return torch.cat(out)
 
 
+def _check_features(probe: str, train_x, test_x) -> None:
+    """NaN/inf features give no accuracy: an error naming the probe, the side and the rows."""
+    require_finite(train_x, f"{probe} train features", "feature rows")
+    require_finite(test_x, f"{probe} test features", "feature rows")
+
+
 def fit_logistic(train_x, train_y, C: float, seed: int = 0, max_iter: int = 1000):
     """Multinomial logistic regression (L-BFGS) on the L2-normalised features as they are."""
     clf = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
@@ -46,6 +54,7 @@ def linear_probe(train_x, train_y, test_x, test_y, Cs: Sequence[float] = (0.1, 1
                  val_fraction: float = 0.2, seed: int = 0, n_classes: int | None = None) -> dict[str, float]:
     """Logistic regression on frozen features; C chosen by accuracy on a stratified validation
     split of the training set, then refit on the whole training set. Returns metrics + ``C``."""
+    _check_features("linear probe", train_x, test_x)
     train_x, test_x = np.asarray(train_x, dtype=np.float32), np.asarray(test_x, dtype=np.float32)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     n_classes = n_classes or int(max(train_y.max(), test_y.max())) + 1
@@ -94,6 +103,7 @@ def few_shot(train_x, train_y, test_x, test_y, shots: Sequence[int] = (1, 2, 4, 
              seed: int = 0, C: float = 10.0, n_classes: int | None = None) -> pd.DataFrame:
     """Linear probe on k images per class, ``draws`` random draws per k: one row per (shots, draw)
     with top1 and balanced accuracy. C is fixed (there is no validation data at k shots)."""
+    _check_features("few-shot probe", train_x, test_x)
     train_x, train_y = np.asarray(train_x, dtype=np.float32), np.asarray(train_y)
     n_classes = n_classes or int(max(train_y.max(), np.max(test_y))) + 1
     rows = []

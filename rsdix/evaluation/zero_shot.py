@@ -51,5 +51,6 @@ def zero_shot(bundle, dataset: ClassificationDataset, templates="rs", class_name
     weights = class_embeddings(bundle, names, templates, cache)
     scores = image_feats @ weights.T
     labels = dataset.labels
-    return ZeroShotResult(classification_metrics(scores, labels, len(names)),
+    task = f"zero-shot {dataset_name or dataset.source}"
+    return ZeroShotResult(classification_metrics(scores, labels, len(names), task=task),
                           confusion(scores, labels, len(names)), names, scores, labels)

@@ -14,6 +14,7 @@ from scipy import stats as sps
 
 from rsdix.captioning.metrics import pairwise_scores
 from rsdix.errors import DataError
+from rsdix.finite import require_finite
 from rsdix.metric_study.captions import CaptionSet, seeded_rng, subsample
 from rsdix.metric_study.scoring import METRICS
 from rsdix.utils import progress
@@ -120,8 +121,9 @@ def per_query_discrimination(scored_queries: pd.DataFrame, metrics: Sequence[str
 
 
 def mean_ci(values, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """Mean with a bootstrap CI (scipy.stats.bootstrap, percentile)."""
+    """Mean with a bootstrap CI (scipy.stats.bootstrap, percentile); NaN/inf values are an error."""
     values = np.asarray(values, float)
+    require_finite(values, "bootstrap mean CI", "values")
     if len(values) < 2 or np.all(values == values[0]):
         return float(values.mean()), float(values.mean()), float(values.mean())
     res = sps.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,

@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from rsdix.errors import DataError
+from rsdix.finite import require_finite
 from rsdix.metric_study.perturb import CHANGING, EDITS, PRESERVING
 from rsdix.metric_study.scoring import METRICS, long_scores
 
@@ -17,7 +18,10 @@ ANY_EDIT = "any edit"  # the minimal meaning-changing edits pooled (EDITS: all b
 
 
 def auc(pos: np.ndarray, neg: np.ndarray, axis: int = -1) -> np.ndarray:
-    """P(pos > neg) + 0.5 P(tie) = Mann-Whitney U / (n_pos n_neg) (scipy), vectorised over axis."""
+    """P(pos > neg) + 0.5 P(tie) = Mann-Whitney U / (n_pos n_neg) (scipy), vectorised over axis.
+    NaN/inf scores are an error (they would give a silently wrong AUC)."""
+    require_finite(np.moveaxis(np.asarray(pos, float), axis, 0), "AUC preserved scores", "scores")
+    require_finite(np.moveaxis(np.asarray(neg, float), axis, 0), "AUC changed scores", "scores")
     u = sps.mannwhitneyu(pos, neg, axis=axis, method="asymptotic", use_continuity=False).statistic
     return u / (np.shape(pos)[axis] * np.shape(neg)[axis])
 
@@ -26,7 +30,7 @@ def auc_ci(pos, neg, n_resamples: int = 1000, confidence: float = 0.95, seed: in
            method: str = "percentile") -> tuple[float, float, float]:
     """AUC with a bootstrap CI (scipy.stats.bootstrap, the two groups resampled independently)."""
     pos, neg = np.asarray(pos, float), np.asarray(neg, float)
-    value = float(auc(pos, neg))
+    value = float(auc(pos, neg))  # checks both groups are finite
     if len(pos) < 2 or len(neg) < 2:
         return value, np.nan, np.nan
     res = sps.bootstrap((pos, neg), lambda a, b, axis=-1: auc(a, b, axis=axis), n_resamples=n_resamples,

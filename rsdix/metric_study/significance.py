@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from rsdix.errors import DataError
+from rsdix.finite import require_finite
 from rsdix.metric_study.perturb import CHANGING, PRESERVING
 from rsdix.metric_study.scoring import METRICS, NGRAM_METRICS, REFERENCE_METRIC
 
@@ -38,6 +40,8 @@ def rsdix_ttest(scored: pd.DataFrame, metrics: Sequence[str] = NGRAM_METRICS, pe
         ref = group[reference].to_numpy(float)
         for m in metrics:
             x = group[m].to_numpy(float)
+            require_finite(np.stack([x, ref], axis=1), f"t-test {m} vs {reference} ({dataset}, {perturbation})",
+                           "scores")
             res = sps.ttest_ind(x, ref, alternative="less", equal_var=equal_var)
             rows.append({"dataset": dataset, "metric": m, "n": len(x), "mean": x.mean(), "std": x.std(ddof=1),
                          "sbert_mean": ref.mean(), "sbert_std": ref.std(ddof=1), "t": res.statistic,
@@ -55,10 +59,14 @@ def _paired_effects(d: np.ndarray) -> dict:
     return {"rank_biserial": rbc, "cohens_dz": float(d.mean() / sd) if sd and sd > 0 else np.nan}
 
 
-def wilcoxon_paired(x: np.ndarray, y: np.ndarray, alternative: str = "two-sided") -> dict:
+def wilcoxon_paired(x: np.ndarray, y: np.ndarray, alternative: str = "two-sided",
+                    where: str = "Wilcoxon signed-rank") -> dict:
     """scipy's Wilcoxon signed-rank test of x - y with effect sizes (zero differences dropped,
-    as in scipy's default ``zero_method='wilcox'``)."""
+    as in scipy's default ``zero_method='wilcox'``). NaN/inf pairs are an error naming ``where``."""
     x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.shape != y.shape:
+        raise DataError(where, f"{len(x)} scores paired with {len(y)}")
+    require_finite(np.stack([x, y], axis=1), where, "pairs")
     d = x - y
     if np.all(d == 0):
         return {"n": len(d), "n_nonzero": 0, "median_diff": 0.0, "W": np.nan, "p": 1.0,
@@ -75,7 +83,8 @@ def paired_metric_vs_reference(scored: pd.DataFrame, metrics: Sequence[str] = NG
     rows = []
     for dataset, group in scored[scored.perturbation == perturbation].groupby("dataset", sort=False):
         for m in metrics:
-            res = wilcoxon_paired(group[m], group[reference], alternative="less")
+            res = wilcoxon_paired(group[m], group[reference], alternative="less",
+                                  where=f"Wilcoxon {m} vs {reference} ({dataset}, {perturbation})")
             rows.append({"dataset": dataset, "metric": m, "vs": reference, **res})
     return correct(pd.DataFrame(rows), ["dataset"])
 
@@ -98,6 +107,7 @@ def paired_preserved_vs_changed(scored: pd.DataFrame, metrics: Sequence[str] = M
                 if len(both) < 5:
                     continue
                 for m in metrics:
-                    res = wilcoxon_paired(pres.loc[both, m], chg.loc[both, m], alternative="greater")
+                    res = wilcoxon_paired(pres.loc[both, m], chg.loc[both, m], alternative="greater",
+                                          where=f"Wilcoxon {m} {pkind} vs {kind} ({dataset})")
                     rows.append({"dataset": dataset, "metric": m, "preserved": pkind, "changed": kind, **res})
     return correct(pd.DataFrame(rows), ["dataset"])

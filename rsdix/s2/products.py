@@ -380,18 +380,35 @@ def _read_on_grid(src, index: int, grid, categorical: bool, where: Path) -> tupl
     return out, np.isfinite(out)
 
 
+def check_extent(src, ref, path: Path, ref_path: Path) -> None:
+    """``DataError`` naming ``path`` when ``src`` does not cover ``ref``'s extent (each edge
+    within half a pixel of ``src``'s size): another tile, a cropped band, a shifted grid."""
+    half = abs(src.transform.a) / 2
+    a, b = src.bounds, ref.bounds
+    shifts = [abs(x - y) for x, y in zip((a.left, a.bottom, a.right, a.top), (b.left, b.bottom, b.right, b.top))]
+    if max(shifts) > half:
+        raise DataError(path, f"extent (left {a.left:g}, bottom {a.bottom:g}, right {a.right:g}, top {a.top:g}) "
+                              f"differs from {ref_path.name}'s ({b.left:g}, {b.bottom:g}, {b.right:g}, {b.top:g}) "
+                              f"by up to {max(shifts):g} m: a band on another grid; pass "
+                              "resample_extent=True to resample it anyway")
+
+
 def read_scene(source: str | os.PathLike, bands: Sequence[str] | None = DEFAULT_BANDS,
                resolution: float | None = None, offset: float | None = None,
                quantification: float | None = None, mtd: str | os.PathLike | None = None,
                band_order: Sequence[str] | None = None, scl: bool | str | os.PathLike = True,
-               name: str | None = None, zero_is_nodata: bool = True, keep_dn: bool = False) -> Scene:
+               name: str | None = None, zero_is_nodata: bool = True, keep_dn: bool = False,
+               resample_extent: bool = False) -> Scene:
     """Read a Sentinel-2 scene (band folder or multi-band GeoTIFF) to reflectance on one grid.
 
     ``bands``: canonical band names to load (None: all present). ``resolution``: grid spacing in
     metres (None: the finest loaded band). ``offset``/``quantification``: state the radiometry
     when the product does not (see module doc). ``scl``: load the L2A scene classification when
     a ``SCL`` file is in the folder (or give its path; False: never). ``zero_is_nodata``: treat
-    DN 0 as no-data (the products' NODATA value).
+    DN 0 as no-data (the products' NODATA value). Every band (and SCL) must cover the extent of
+    the finest band (to half a pixel of its own size): a band on another extent or a shifted
+    grid is an error naming its file, unless ``resample_extent=True`` resamples it onto the
+    scene's grid anyway (the pixels it does not cover become NaN).
     """
     source = Path(source)
     if not source.exists():
@@ -432,6 +449,8 @@ def read_scene(source: str | os.PathLike, bands: Sequence[str] | None = DEFAULT_
             if srcs[path].crs != ref.crs:
                 raise DataError(path, f"CRS {srcs[path].crs} differs from {ref.crs} of {finest[1].name}; "
                                       "every band of a scene must share one CRS")
+            if not resample_extent:
+                check_extent(srcs[path], ref, path, finest[1])
         h, w = grid[2], grid[3]
         dn = np.empty((len(layers), h, w), dtype=np.float32)
         band_ok = np.ones((len(layers), h, w), dtype=bool)
@@ -450,6 +469,9 @@ def read_scene(source: str | os.PathLike, bands: Sequence[str] | None = DEFAULT_
         with _open(scl_path) as s:
             if s.crs != grid[0]:
                 raise DataError(scl_path, f"CRS {s.crs} differs from the scene's CRS {grid[0]}")
+            if not resample_extent and layers:
+                with _open(finest[1]) as ref:
+                    check_extent(s, ref, scl_path, finest[1])
             values, ok = _read_on_grid(s, 1, grid, True, scl_path)
         scl_arr = np.where(ok, values, 0).astype(np.uint8)
         valid &= ~np.isin(scl_arr, SCL_NODATA)

@@ -8,33 +8,81 @@ more steps, checkpoint and log intervals, workers, the data root) does not count
 """
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import shutil
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from rsdix.errors import ConfigError, DataError
-from rsdix.utils import stable_hash, torch_save_atomic
+from rsdix.utils import remove_stale_temps, stable_hash, torch_save_atomic
 
 RESUME_MAY_CHANGE = ("steps", "ckpt_every", "log_every", "num_workers", "data_root")
 
 
+def plain(value):
+    """``value`` as JSON-able plain types (paths as strings, tuples as lists), so a checkpoint that
+    holds it loads with ``weights_only=True``."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves a half checkpoint."""
+    """``torch.save`` to a temporary file, then rename: a crash never leaves a half checkpoint (a
+    full disk is a :class:`DataError` naming the folder; the previous checkpoint is kept)."""
     return torch_save_atomic(state, path)
 
 
+# numpy RNG states of checkpoints written before the RNG states were stored as tensors: plain
+# arrays, which torch's restricted unpickler may rebuild (no code runs)
+_LEGACY_NUMPY = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu", mmap: bool = False) -> dict:
-    """Load a checkpoint; ``mmap=True`` maps the tensors instead of reading them (cheap when only
-    the config or step is wanted)."""
+    """Load a checkpoint with ``weights_only=True`` (tensors and plain values only: a pickle that
+    would run code is refused, naming the file); ``mmap=True`` maps the tensors instead of reading
+    them (cheap when only the config or step is wanted)."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, "checkpoint not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
+        with torch.serialization.safe_globals(_LEGACY_NUMPY):
+            state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        raise DataError(path, "refused: the checkpoint holds objects other than tensors and plain values "
+                              "(loading it could run code); retrain, or load only a file you trust") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds on a damaged file
-        raise DataError(path, f"not a readable checkpoint ({exc.__class__.__name__}: {exc})") from exc
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise DataError(path, f"not a readable checkpoint, truncated or not a torch file "
+                              f"({exc.__class__.__name__}: {first})") from exc
+    if not isinstance(state, dict) or "step" not in state:
+        raise DataError(path, f"not an rsdix training checkpoint (a {type(state).__name__} without a step)")
+    return state
+
+
+def prepare_run_dir(run_dir: str | os.PathLike, need_bytes: int = 0) -> Path:
+    """Before training: create ``run_dir``, check it is writable and has ``need_bytes`` free
+    (:class:`DataError` naming the folder otherwise), and remove temporary files killed writes
+    left there."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=run_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataError(run_dir, f"run folder is not writable ({exc.strerror or exc}); checkpoints could "
+                                 f"not be saved") from exc
+    free = shutil.disk_usage(run_dir).free
+    if free < need_bytes:
+        raise DataError(run_dir, f"disk full: {free / 2 ** 20:.0f} MB free, a checkpoint needs about "
+                                 f"{need_bytes / 2 ** 20:.0f} MB")
+    remove_stale_temps(run_dir)
+    (run_dir / "train_log.csv.tmp").unlink(missing_ok=True)  # the log's temporary name before atomic_path
+    return run_dir
 
 
 class Checkpointer:

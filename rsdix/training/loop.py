@@ -58,13 +58,13 @@ from accelerate.state import AcceleratorState, GradientState
 from torch import nn
 
 from rsdix.config import option
-from rsdix.errors import RsdixError
-from rsdix.training.checkpoints import Checkpointer, check_same_run, load_checkpoint
+from rsdix.errors import DataError, RsdixError
+from rsdix.training.checkpoints import Checkpointer, check_same_run, load_checkpoint, plain, prepare_run_dir
 from rsdix.training.data_order import BatchPlan, SeededView, rng_state, set_rng_state
 from rsdix.training.ema import EMATeacher
 from rsdix.training.objectives import Trainee
 from rsdix.training.optim import apply_freeze, build_optimizer, cosine_with_warmup
-from rsdix.utils import progress, seed_everything
+from rsdix.utils import atomic_path, progress, seed_everything
 
 
 class NonFiniteLossError(RsdixError, FloatingPointError):
@@ -130,8 +130,10 @@ def make_accelerator(cfg: LoopConfig):
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)]
-    return Accelerator(mixed_precision=resolve_precision(cfg.precision, cfg.cpu), cpu=cfg.cpu,
-                       kwargs_handlers=handlers)
+    # accelerate starts a multi-process CPU run (gloo) only when told it is a CPU run: on a machine
+    # without a GPU, `torchrun --nproc_per_node N` would otherwise give N independent processes
+    cpu = cfg.cpu or not torch.cuda.is_available()
+    return Accelerator(mixed_precision=resolve_precision(cfg.precision, cpu), cpu=cpu, kwargs_handlers=handlers)
 
 
 def _default_collate(items):
@@ -174,12 +176,54 @@ def _write_log(path: Path, rows: list[dict]) -> None:
     keys: list[str] = []
     for r in rows:
         keys.extend(k for k in r if k not in keys)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
+
+
+class ItemFailure:
+    """What a data worker hands back instead of a batch when an item raised an rsdix error: the
+    error's type, file and problem travel intact (torch's worker re-raise keeps only a traceback
+    text), and the loop raises it as one line."""
+
+    def __init__(self, exc: RsdixError):
+        self.kind, self.args = type(exc), ((exc.where, exc.problem) if isinstance(exc, DataError) else exc.args)
+
+    def error(self) -> RsdixError:
+        try:
+            return self.kind(*self.args)
+        except TypeError:  # a subclass with another signature: the same line as a DataError
+            return DataError(*self.args) if len(self.args) == 2 else RsdixError(*self.args)
+
+
+class _Guarded(torch.utils.data.Dataset):
+    def __init__(self, view):
+        self.view = view
+
+    def __len__(self):
+        return len(self.view)
+
+    def __getitem__(self, key):
+        try:
+            return self.view[key]
+        except RsdixError as exc:
+            return ItemFailure(exc)
+
+
+class _GuardedCollate:
+    def __init__(self, collate_fn):
+        self.collate_fn = collate_fn
+
+    def __call__(self, items):
+        failed = next((i for i in items if isinstance(i, ItemFailure)), None)
+        return failed if failed is not None else self.collate_fn(items)
+
+
+def checkpoint_bytes(trainee: nn.Module, teacher: bool) -> int:
+    """About the size of a checkpoint: the weights, AdamW's two moments and an EMA copy."""
+    weights = sum(t.numel() * t.element_size() for t in trainee.state_dict().values())
+    return weights * (3 + int(teacher))
 
 
 def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
@@ -208,6 +252,11 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     named = [(n[len("model."):] if n.startswith("model.") else n, p) for n, p in trainee.named_parameters()]
     optimizer = build_optimizer(named, cfg.lr, cfg.weight_decay, cfg.lr_mult, betas=cfg.betas, eps=cfg.eps)
     scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
+    if run_dir is not None:
+        # before any step (on every process, so none waits on one that stopped): a read-only or
+        # full run folder fails now, not after the run
+        existing = ckpt.latest.stat().st_size if ckpt.exists() else 0
+        prepare_run_dir(run_dir, checkpoint_bytes(trainee, getattr(objective, "needs_teacher", False)) + existing)
     trainee = trainee.to(acc.device)
     teacher = (EMATeacher(model, cfg.ema_max_decay).to(acc.device)
                if getattr(objective, "needs_teacher", False) else None)
@@ -239,8 +288,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     accum = max(1, cfg.grad_accum)
     plan = BatchPlan(len(dataset), cfg.batch_size, acc.process_index, acc.num_processes, cfg.seed,
                      start=start * accum, stop=cfg.steps * accum)
-    loader = torch.utils.data.DataLoader(SeededView(dataset, cfg.seed), batch_sampler=plan,
-                                         collate_fn=collate_fn or _default_collate,
+    loader = torch.utils.data.DataLoader(_Guarded(SeededView(dataset, cfg.seed)), batch_sampler=plan,
+                                         collate_fn=_GuardedCollate(collate_fn or _default_collate),
                                          num_workers=cfg.num_workers,
                                          persistent_workers=False,
                                          # its own generator: making the iterator must not draw from
@@ -261,7 +310,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
                        "scheduler": scheduler.state_dict(),
                        "teacher": teacher.state_dict() if teacher is not None else None,
                        "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
-                       "rng": rngs, "config": config_snapshot or {}, "loop": cfg.__dict__,
+                       "rng": rngs, "config": plain(config_snapshot or {}), "loop": plain(cfg.__dict__),
                        "seconds": spent + time.perf_counter() - t0})
             _write_log(run_dir / "train_log.csv", history)
         acc.wait_for_everyone()
@@ -277,6 +326,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         terms: dict[str, float] = {}
         for micro in range(accum):
             batch = next(batches)
+            if isinstance(batch, ItemFailure):  # an unreadable item (in a worker or not): one line
+                raise batch.error()
             n_img += _batch_len(batch) * acc.num_processes
             batch = _to_device(batch, acc.device)
             sync = acc.no_sync(trainee) if (micro < accum - 1 and acc.num_processes > 1) else nullcontext()
