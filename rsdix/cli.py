@@ -131,6 +131,8 @@ def cmd_evaluate(args) -> int:
     print(shown.to_string(index=False))
     if details.get("skipped"):
         print(f"skipped (not in the data root): {', '.join(d['dataset'] for d in details['skipped'])}")
+    stats = details["cache_stats"]
+    print(f"{stats.images_encoded} images encoded, {stats.hits} feature reads from the cache")
     print(f"written {csv} and {md}")
     return 0
 

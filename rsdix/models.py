@@ -215,6 +215,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         elif _is_torchscript(path):
             state = torch.jit.load(str(path), map_location="cpu").state_dict()
+            for key in ("input_resolution", "context_length", "vocab_size"):  # OpenAI's scalars, as open_clip drops them
+                state.pop(key, None)
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch.load/jit/safetensors raise many types on a bad file

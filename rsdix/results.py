@@ -25,6 +25,7 @@ from scipy import stats
 
 from rsdix.data.registry import REGISTRY
 from rsdix.errors import DataError
+from rsdix.finite import require_finite
 from rsdix.utils import atomic_path, remove_stale_temps
 
 COLUMNS = ["model", "dataset", "task", "metric", "value", "seed", "split", "n", "ci_low", "ci_high",
@@ -226,8 +227,10 @@ def summarise(results: pd.DataFrame, by=("model", "dataset", "task", "metric", "
     the row's own CI (``ci_low``/``ci_high``, e.g. a bootstrap interval) when it has one.
 
     Run names that differ only in their seed suffix (``_s0``, ``_s1``) are pooled. Columns in
-    ``keep`` (e.g. ``section``) come along: the first non-blank value of each group.
+    ``keep`` (e.g. ``section``) come along: the first non-blank value of each group. A NaN or
+    infinite ``value`` is an error naming how many rows (a mean/CI over it would be wrong).
     """
+    require_finite(results["value"].to_numpy(dtype=float), "results summary", "result values")
     results = results.assign(model=results["model"].map(method_name),
                              **{c: results[c].mask(results[c].eq("")) for c in keep if c in results})
     if "split" in by:

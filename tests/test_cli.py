@@ -136,11 +136,11 @@ def test_evaluate_summary_has_one_table_per_task():
 
 
 @pytest.mark.data
-def test_evaluate_cli_matches_notebook_05(ucm_root, whu_root, tmp_path, capsys):
+def test_evaluate_cli_matches_notebook_05(ucm_root, whu_root, tmp_path, capsys, monkeypatch):
     """A model saved as notebook 03 saves it gives the same rows through the CLI and through
     notebook 05's calls (models_to_evaluate -> load_bundles -> evaluate_models)."""
     from rsdix.evaluation.checkpoints import load_bundles, models_to_evaluate
-    from rsdix.evaluation.suite import evaluate_models
+    from rsdix.evaluation.suite import evaluate_models, load_task_dataset
     from rsdix.features import FeatureCache
     from rsdix.models import load_model, save_model
     root = str(ucm_root.parent)
@@ -154,9 +154,15 @@ def test_evaluate_cli_matches_notebook_05(ucm_root, whu_root, tmp_path, capsys):
     nb, _, _ = evaluate_models(bundles, {s.label: s.seed for s in specs}, None, cfg, root,
                                FeatureCache(tmp_path / "cache"))
     out = tmp_path / "eval"
+    monkeypatch.setenv("RSDIX_CACHE", str(tmp_path / "cli_cache"))
+    capsys.readouterr()
     assert main(["evaluate", str(folder), "--config", "smoke", "--suite", "whu_rs19", "ucm_captions",
                  "--tasks", "zero-shot", "retrieval", "knn", "--data-root", root, "--out", str(out)]) == 0
     cli = pd.read_csv(out / "results.csv")
+    # every image once across zero-shot and k-NN (same WHU-RS19 subset) and retrieval (the UCM test split)
+    n_whu = len(load_task_dataset("classification", "whu_rs19", "all", cfg, root))
+    n_ucm = len(load_task_dataset("captions", "ucm_captions", cfg.retrieval_split, cfg, root).records)
+    assert f"\n{n_whu + n_ucm} images encoded," in capsys.readouterr().out
     key = ["dataset", "task", "metric"]
     nb = nb[nb["task"].isin(cli["task"])]
     merged = nb.merge(cli, on=key, suffixes=("_nb", "_cli"))

@@ -139,6 +139,9 @@ def test_filename_listed_twice_in_a_split_is_an_error(tmp_path):
                                    {"filename": "a.jpg", "split": "restval", "sentences": sent}], "ok.json")
     assert [r.split for r in read_karpathy(ok)] == ["train", "val"]
     assert len(read_karpathy(path, lenient=True)) == 3
+    counting = _karpathy_file(tmp_path, [{"filename": "a.jpg", "split": "test", "sentences": sent, "count_class": c}
+                                         for c in ("car", "ship")], "count.json")
+    assert len(read_karpathy(counting)) == 2          # a counting set: one entry per (image, class)
 
 
 def test_latin1_caption_files_name_the_encoding(tmp_path):

@@ -42,6 +42,6 @@ def test_non_finite_scores_are_refused_naming_the_test_and_count():
     with pytest.raises(DataError, match=r"Wilcoxon signed-rank: 2 of 6 pairs are NaN or infinite: rows 2, 3"):
         wilcoxon_paired(x, y)
     scored = toy_scored()
-    scored.loc[scored.index[scored.perturbation == "synonym"][:2], "BLEU-4"] = np.nan
-    with pytest.raises(DataError, match=r"t-test BLEU-4 vs SBERT-sim .*: 2 of \d+ scores are NaN"):
-        rsdix_ttest(scored, metrics=("BLEU-4",))
+    scored.loc[scored.index[scored.perturbation == "synonym"][:2], "A"] = np.nan
+    with pytest.raises(DataError, match=r"t-test A vs B \(toy, synonym\): 2 of 30 scores are NaN or infinite"):
+        rsdix_ttest(scored, metrics=("A",), reference="B")

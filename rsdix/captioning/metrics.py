@@ -91,7 +91,8 @@ def check_captions(candidates: Mapping[Hashable, str | Sequence[str]],
     """Validate one candidate and at least one reference per image; return ids and clean dicts.
 
     Raises :class:`DataError` naming ``source`` and the image id for: an image with a candidate
-    but no references (or the reverse), an empty, missing or NaN caption.
+    but no references (or the reverse), an empty, missing or NaN caption. (A caption with no
+    words after tokenization, e.g. only punctuation, is refused when the coco metrics tokenize.)
     """
     if not candidates:
         raise DataError(source, "no candidate captions to score")
@@ -132,6 +133,9 @@ def _tokenized_dicts(ids, cands, refs, tokenizer: str, source: str):
                                 "after tokenization")
             res[key] = [tok]
         else:
+            if not tok:
+                raise DataError(f"{source} image {key!r} reference {j}", f"reference caption {refs[key][j]!r} has "
+                                "no words after tokenization")
             gts[key].append(tok)
     return gts, res
 

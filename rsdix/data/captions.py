@@ -49,7 +49,8 @@ def read_karpathy(path: str | os.PathLike, allow_empty: bool = False,
                   missing_split: str | None = None, lenient: bool = False) -> list[CaptionRecord]:
     """Read a Karpathy-format JSON file. Empty captions, missing fields, a field of the wrong
     type (a number as ``filename`` or caption), an unknown split (not train/val/test/restval)
-    and a filename listed twice in one split are errors naming the entry and field.
+    and a filename listed twice in one split are errors naming the entry and field (a counting
+    set lists an image once per ``count_class``: that is allowed).
 
     ``missing_split``: the split given to entries without one (None: a missing split is an error).
     ``lenient``: let unknown splits and repeated filenames through (``rsdix data check`` reports them).
@@ -79,10 +80,11 @@ def read_karpathy(path: str | os.PathLike, allow_empty: bool = False,
             raise DataError(f"{where} ({filename})", f"field 'split': unknown split {split!r}; "
                                                      f"expected one of {list(KNOWN_SPLITS)}")
         split = "val" if split == "restval" else split
-        if not lenient and (split, filename) in seen:
+        key = (split, filename, str(entry.get("count_class", "")))   # counting sets: one entry per class
+        if not lenient and key in seen:
             raise DataError(f"{where} ({filename})", f"filename listed twice in split {split!r} "
-                                                     f"(also images[{seen[split, filename]}])")
-        seen.setdefault((split, filename), i)
+                                                     f"(also images[{seen[key]}])")
+        seen.setdefault(key, i)
         sentences = entry.get("sentences")
         if not isinstance(sentences, list) or not sentences:
             raise DataError(f"{where} ({filename})", "no 'sentences'")
