@@ -136,8 +136,11 @@ def load_model(name: str, pretrained: str | None = None, device: str | torch.dev
     """Create an open_clip model by name, preset, local folder, or hf-hub name.
 
     ``pretrained`` is an open_clip tag (``openai``, ``laion2b_s34b_b79k`` ...; needs the
-    internet), or a local checkpoint path (plain open_clip state dict, RemoteCLIP / GeoRSCLIP
-    ``.pt``, or an rsdix checkpoint), loaded with ``weights_only=True``.
+    internet), or a local checkpoint file (:func:`read_state_dict`: plain open_clip state dict,
+    RemoteCLIP / GeoRSCLIP / SkyCLIP ``.pt``, a training checkpoint, ``.safetensors``, OpenAI's
+    TorchScript ``.pt``), loaded with ``weights_only=True`` and checked key by key against
+    ``name``. ``name`` may also be a folder saved by :func:`save_model` or a transformers CLIP /
+    SigLIP folder (:mod:`rsdix.hf_adapter`).
     """
     if _is_local_dir(str(name)):
         return _load_local_dir(Path(name), device, precision)
@@ -252,7 +255,7 @@ def _match_problem(model: torch.nn.Module, state: dict) -> str | None:
 def _load_checkpoint_file(name: str, path: Path, model_config, device, precision, kwargs) -> ModelBundle:
     state = read_state_dict(path)
     model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
-        name, pretrained=None, precision="fp32", **kwargs)
+        name, pretrained=None, device=device, precision=precision, **kwargs)
     try:  # another image / context size of the same architecture: interpolate like open_clip
         open_clip.model.resize_pos_embed(state, model)
         open_clip.model.resize_text_pos_embed(state, model)
@@ -262,10 +265,6 @@ def _load_checkpoint_file(name: str, path: Path, model_config, device, precision
     if problem:
         raise DataError(path, f"checkpoint does not match architecture {name!r}: {problem}")
     model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()}, strict=False)
-    model = model.to(device)
-    if precision != "fp32":
-        model = model.to(dtype={"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32))
-    model.eval()
     return ModelBundle(model, open_clip.get_tokenizer(name), preprocess_train, preprocess_val, name=name,
                        pretrained=str(path), model_config=model_config or open_clip.get_model_config(name) or {},
                        preprocess_config=dict(getattr(model.visual, "preprocess_cfg", {}) or {}))

@@ -8,9 +8,15 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 
 from rsdix import config
 from rsdix.cli import build_parser, default_run, main
+from rsdix.evaluation.checkpoints import load_bundles, models_to_evaluate
+from rsdix.evaluation.suite import evaluate_models, load_task_dataset
+from rsdix.evaluation.suites import SUITES, suite_tasks, summary_markdown
+from rsdix.features import FeatureCache
+from rsdix.models import load_model, save_model
 from rsdix.paths import RunDirs
 from rsdix.errors import ConfigError
 
@@ -114,7 +120,6 @@ def test_train_resume_without_a_checkpoint_names_the_folder(tmp_path, capsys):
 
 
 def test_evaluate_suites_as_task_lists():
-    from rsdix.evaluation.suites import SUITES, suite_tasks
     cfg = config.load("evaluate", "cpu")
     assert suite_tasks("rsdix", cfg)[:3] == ["zero-shot:whu_rs19", "zero-shot:ucm_classification",
                                              "zero-shot:eurosat_ms"]
@@ -128,7 +133,6 @@ def test_evaluate_suites_as_task_lists():
 
 
 def test_evaluate_summary_has_one_table_per_task():
-    from rsdix.evaluation.suites import summary_markdown
     rows = pd.DataFrame({"task": ["zero-shot", "zero-shot", "retrieval"], "dataset": ["WHU-RS19"] * 2 + ["UCM"],
                          "metric": ["top1", "top1", "mR"], "value": [10.0, 20.0, 5.0]})
     md = summary_markdown(rows, "m")
@@ -139,12 +143,7 @@ def test_evaluate_summary_has_one_table_per_task():
 def test_evaluate_cli_matches_notebook_05(ucm_root, whu_root, tmp_path, capsys, monkeypatch):
     """A model saved as notebook 03 saves it gives the same rows through the CLI and through
     notebook 05's calls (models_to_evaluate -> load_bundles -> evaluate_models)."""
-    from rsdix.evaluation.checkpoints import load_bundles, models_to_evaluate
-    from rsdix.evaluation.suite import evaluate_models, load_task_dataset
-    from rsdix.features import FeatureCache
-    from rsdix.models import load_model, save_model
     root = str(ucm_root.parent)
-    torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     folder = save_model(load_model("rsdix-tiny"), tmp_path / "models" / "tiny_s0")
     cfg = config.load("evaluate", "smoke", overrides=["zero_shot=[whu_rs19]", "retrieval=[ucm_captions]",

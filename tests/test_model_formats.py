@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 import open_clip
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast, SiglipConfig, SiglipModel
 
-from rsdix.errors import DataError
+from rsdix.cli import main
+from rsdix.errors import DataError, OfflineError
 from rsdix.models import load_model, read_state_dict
 
 TEXTS = ["a red house", "green field with trees", "house"]
@@ -151,3 +153,27 @@ def test_transformers_folder(tmp_path, kind):
     ref = torch.nn.functional.normalize(ref_i, dim=-1), torch.nn.functional.normalize(ref_t, dim=-1)
     assert _same(ref, got)
     assert bundle.image_size == 32 and bundle.preprocess_config["mean"] == (0.5, 0.5, 0.5)
+
+
+@pytest.mark.data
+def test_transformers_folder_through_rsdix_evaluate(whu_root, tmp_path, capsys):
+    folder = tmp_path / "Git-RSCLIP-tiny"
+    _, n_vocab = _tokenizer(folder, ["<pad>", "<unk>"])
+    text = {"vocab_size": n_vocab, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "max_position_embeddings": 16, "pad_token_id": 0}
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}
+    SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).save_pretrained(str(folder))
+    assert main(["evaluate", str(folder), "--config", "smoke", "--suite", "whu_rs19", "--tasks", "zero-shot", "knn",
+                 "--data-root", str(whu_root.parent), "--out", str(tmp_path / "eval")]) == 0
+    rows = pd.read_csv(tmp_path / "eval" / "results.csv")
+    assert set(rows["task"]) == {"zero-shot", "knn"} and set(rows["model"]) == {"Git-RSCLIP-tiny"}
+    assert rows["value"].notna().all()
+
+
+def test_hf_hub_repo_that_cannot_be_fetched_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(OfflineError) as err:
+        load_model("hf-hub:nobody-here/RS-M-CLIP-missing")
+    assert "RS-M-CLIP-missing" in str(err.value) and "\n" not in str(err.value)
