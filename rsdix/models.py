@@ -163,6 +163,8 @@ def load_model(name: str, pretrained: str | None = None, device: str | torch.dev
     if pretrained is not None and os.path.isfile(str(pretrained)):
         return _load_checkpoint_file(name, Path(pretrained), model_config, device, precision, kwargs)
     needs_hub = name.startswith("hf-hub:") or (pretrained is not None and not os.path.isfile(str(pretrained)))
+    if uses_openai_weights(name, pretrained):  # OpenAI trained with QuickGELU; open_clip 3.x builds nn.GELU
+        kwargs.setdefault("force_quick_gelu", True)
     try:
         with _offline_unless_reachable(needs_hub):
             model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
@@ -186,9 +188,17 @@ def load_model(name: str, pretrained: str | None = None, device: str | torch.dev
     tokenizer = open_clip.get_tokenizer(name)
     if model_config is None:
         model_config = open_clip.get_model_config(name) or {}
+    if kwargs.get("force_quick_gelu"):  # recorded, so a saved folder loads back with the same activation
+        model_config = {**model_config, "quick_gelu": True}
     return ModelBundle(model, tokenizer, preprocess_train, preprocess_val, name=name, pretrained=pretrained,
                        model_config=model_config,
                        preprocess_config=dict(getattr(model.visual, "preprocess_cfg", {}) or {}))
+
+
+def uses_openai_weights(name: str, pretrained: str | None) -> bool:
+    """OpenAI's CLIP weights (``pretrained="openai"``) on a model name without ``-quickgelu``:
+    they were trained with QuickGELU, and open_clip 3.x only warns when the model uses ``nn.GELU``."""
+    return str(pretrained).lower() == "openai" and not str(name).endswith("-quickgelu")
 
 
 def _load_hf(path: Path, device) -> ModelBundle:

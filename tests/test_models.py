@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import pytest
+import open_clip
 import torch
+from open_clip.transformer import QuickGELU
 
+from rsdix import models
 from rsdix.errors import DataError, OfflineError
 from rsdix.models import load_model, model_fingerprint, save_model
 
@@ -112,3 +115,38 @@ def test_checkpoint_of_the_wrong_architecture(tmp_path, tiny_bundle):
     with pytest.raises(DataError, match="does not match architecture") as err:
         load_model("rsdix-tiny", pretrained=str(tmp_path / "wide.pt"))
     assert "wide.pt" in str(err.value)
+
+
+def test_openai_weights_are_loaded_with_quickgelu(monkeypatch):
+    """`ViT-B-32` + `pretrained=openai` built nn.GELU under open_clip 3.x (OpenAI trained with
+    QuickGELU; open_clip only warns): the activation is forced and recorded in the model config."""
+    seen = {}
+
+    def create(name, pretrained=None, **kwargs):
+        seen.update(kwargs, name=name, pretrained=pretrained)
+        model = open_clip.create_model("ViT-B-32", force_quick_gelu=kwargs.get("force_quick_gelu", False))
+        return model, None, None
+
+    monkeypatch.setattr(models.open_clip, "create_model_and_transforms", create)
+    monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: True)
+    bundle = models.load_model("ViT-B-32", pretrained="openai")
+    assert seen["force_quick_gelu"] is True and bundle.model_config["quick_gelu"] is True
+    assert isinstance(bundle.model.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
+    seen.clear()
+    models.load_model("ViT-B-32-quickgelu", pretrained="openai")   # the -quickgelu name needs nothing forced
+    assert seen["name"] == "ViT-B-32-quickgelu" and "force_quick_gelu" not in seen
+    assert not models.uses_openai_weights("ViT-B-32", "laion2b_s34b_b79k")
+
+
+def test_a_quickgelu_model_saved_by_rsdix_loads_back_identically_in_plain_open_clip(tmp_path):
+    bundle = models.load_model("rsdix-tiny", force_quick_gelu=True)
+    assert bundle.model_config["quick_gelu"] is True
+    models.save_model(bundle, tmp_path / "m")
+    back, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{tmp_path / 'm'}")
+    assert isinstance(back.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
+    images = torch.randn(2, 3, 32, 32)
+    text = bundle.tokenizer(["a plane", "a river"])
+    bundle.model.eval(), back.eval()
+    with torch.no_grad():
+        assert torch.allclose(bundle.model.encode_image(images), back.encode_image(images), atol=1e-6)
+        assert torch.allclose(bundle.model.encode_text(text), back.encode_text(text), atol=1e-6)
