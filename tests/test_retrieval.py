@@ -10,7 +10,7 @@ import torch
 from evaluation_fixtures import caption_file, unit  # noqa: F401 (caption_file: a pytest fixture)
 from rsdix.errors import DataError
 from rsdix.evaluation.datasets import load_retrieval
-from rsdix.evaluation.retrieval import hit_probability, retrieval, retrieval_metrics
+from rsdix.evaluation.retrieval import hit_probability, retrieval, retrieval_metrics, topk_recall
 
 
 def test_retrieval_three_images_six_captions_by_hand():
@@ -101,3 +101,45 @@ def test_retrieval_language_filter(caption_file, tiny_bundle):
     m = retrieval(tiny_bundle, fr, dataset_name="toy-fr", split="train")
     assert set(m) == {"i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR"}
     assert m["i2t_R@5"] == 100.0  # 3 images: everything is in the top 5
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_retrieval_duplicated_image_counts_as_a_tie_not_by_rounding(seed):
+    # two identical images, one random caption each: every caption ties between the two images,
+    # so text->image R@1 is exactly 50 (old code: 0, 25 or 100 depending on rounding)
+    gen = torch.Generator().manual_seed(seed)
+    image = torch.nn.functional.normalize(torch.randn(1, 512, generator=gen), dim=1)
+    images = torch.cat([image, image])
+    texts = torch.nn.functional.normalize(torch.randn(2, 512, generator=gen), dim=1)
+    m = retrieval_metrics(images, texts, [0, 1], ks=(1,), device="cpu")
+    assert m["t2i_R@1"] == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_retrieval_refuses_non_finite_features(bad):
+    images, texts = unit([1, 0], [0, 1]), unit([1, 0], [0, 1])
+    images[1, 0] = bad
+    with pytest.raises(DataError, match="retrieval: 1 of 2 image features are NaN or infinite"):
+        retrieval_metrics(images, texts, [0, 1])
+    images[1, 0] = 0.0
+    texts[0, 1] = bad
+    with pytest.raises(DataError, match="retrieval: 1 of 2 text features are NaN or infinite"):
+        retrieval_metrics(images, texts, [0, 1])
+
+
+def test_topk_recall_by_hand_and_on_a_duplicated_image():
+    # normalised: caption 0 ~ (0.64, 0.77), caption 1 ~ (0.20, 0.98); each image ranks its own
+    # caption first, but caption 0 scores image 1 (0.77) above its own image 0 (0.64)
+    images = unit([1, 0], [0, 1])
+    texts = unit([1, 1.2], [0.2, 1])            # caption 0 -> image 0, caption 1 -> image 1
+    m = topk_recall(images, texts, [0, 1], ks=(1, 2))
+    assert m["i2t_R@1"] == pytest.approx(100.0) and m["i2t_R@2"] == pytest.approx(100.0)
+    assert m["t2i_R@1"] == pytest.approx(50.0) and m["t2i_R@2"] == pytest.approx(100.0)
+    assert m == pytest.approx(retrieval_metrics(images, texts, [0, 1], ks=(1, 2), device="cpu"))  # no ties
+    for seed in range(5):
+        gen = torch.Generator().manual_seed(seed)
+        image = torch.nn.functional.normalize(torch.randn(1, 64, generator=gen), dim=1)
+        txt = torch.nn.functional.normalize(torch.randn(2, 64, generator=gen), dim=1)
+        both = torch.cat([image, image])
+        assert topk_recall(both, txt, [0, 1], ks=(1,))["t2i_R@1"] == pytest.approx(50.0)
+        assert retrieval_metrics(both, txt, [0, 1], ks=(1,), device="cpu")["t2i_R@1"] == pytest.approx(50.0)

@@ -14,6 +14,7 @@ import torch
 from rsdix.data.captions import CaptionDataset
 from rsdix.errors import DataError
 from rsdix.features import FeatureCache, encode_images, encode_texts
+from rsdix.finite import require_finite
 
 
 def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
@@ -40,6 +41,8 @@ def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
         raise DataError("retrieval", f"text_to_image has {len(t2i)} entries for {n_txt} texts")
     if int(t2i.min()) < 0 or int(t2i.max()) >= n_img:
         raise DataError("retrieval", f"text_to_image points outside 0..{n_img - 1}")
+    require_finite(img, "retrieval", "image features")
+    require_finite(txt, "retrieval", "text features")
     no_caption = torch.ones(n_img, dtype=torch.bool)
     no_caption[t2i] = False
     if no_caption.any():
@@ -58,8 +61,16 @@ def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
     zeros = lambda n: torch.zeros(n, dtype=torch.long, device=img.device)  # noqa: E731
     i2t = {"above": zeros(n_img), "tied": zeros(n_img), "own": zeros(n_img)}
     t2i_ = {"above": zeros(n_txt), "tied": zeros(n_txt), "own": torch.ones(n_txt, dtype=torch.long, device=img.device)}
-    own_score = (txt * img[t2i]).sum(dim=1)
     rows = torch.arange(n_img, device=img.device)
+    # first pass: each text's own-image score, read from the same chunked product as the rest
+    own_score = torch.empty(n_txt, dtype=img.dtype, device=img.device)
+    for start in range(0, n_img, chunk_size):
+        stop = min(start + chunk_size, n_img)
+        sims = img[start:stop] @ txt.T
+        inside = (t2i >= start) & (t2i < stop)
+        cols = inside.nonzero().squeeze(1)
+        own_score[cols] = sims[t2i[cols] - start, cols]
+        del sims
     for start in range(0, n_img, chunk_size):
         stop = min(start + chunk_size, n_img)
         sims = img[start:stop] @ txt.T                                   # (c, n_txt)
@@ -77,6 +88,28 @@ def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
         for k in ks:
             out[f"{name}_R@{k}"] = 100.0 * float(hit_probability(counts["above"], counts["tied"], counts["own"], k).mean())
     out = {key: out[key] for key in [f"{d}_R@{k}" for d in ("i2t", "t2i") for k in ks]}
+    out["mR"] = float(np.mean(list(out.values())))
+    return out
+
+
+def topk_recall(image_features: torch.Tensor, text_features: torch.Tensor, text_to_image: Sequence[int],
+                ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Recall@k (percent) and mR in the convention of CLIP_benchmark and RemoteCLIP's retrieval.py:
+    ``scores = text @ image.T``, ``torch.topk`` picks the top k (ties in topk's order), a query hits
+    when any positive is among them; image->text uses ``scores.T``. Full matrix: small sets only."""
+    img = torch.as_tensor(image_features, dtype=torch.float32)
+    txt = torch.as_tensor(text_features, dtype=torch.float32)
+    t2i = torch.as_tensor(list(text_to_image), dtype=torch.long)
+    require_finite(img, "retrieval", "image features")
+    require_finite(txt, "retrieval", "text features")
+    scores = txt @ img.T
+    positive = torch.zeros_like(scores, dtype=torch.bool)
+    positive[torch.arange(len(t2i)), t2i] = True
+    out = {}
+    for name, s, pos in (("i2t", scores.T, positive.T), ("t2i", scores, positive)):
+        for k in ks:
+            top = s.topk(min(k, s.shape[1]), dim=1).indices
+            out[f"{name}_R@{k}"] = 100.0 * pos.gather(1, top).any(dim=1).float().mean().item()
     out["mR"] = float(np.mean(list(out.values())))
     return out
 
