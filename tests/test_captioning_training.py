@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-import pathlib
 
 import pytest
 import torch
 
 from captioning_fixtures import CAPTIONS, FakeBundle, batch_for, records, tiny_captioner, train_cfg
+from malicious import Touch
 from rsdix.captioning.data import CaptionTrainSet
 from rsdix import config
 from rsdix.captioning.training import (CaptionTrainConfig, load_captioner, save_captioner, schedule,
@@ -91,15 +91,6 @@ def test_a_warmup_as_long_as_the_run_is_warned_about_naming_the_key():
     cfg = CaptionTrainConfig(epochs=1, warmup_fraction=0.1, loop=LoopConfig(batch_size=10, warmup_steps=50))
     assert schedule(cfg, 100).warmup_steps == 1
 
-
-class Touch:
-    """Pickles to a call of ``Path.touch(marker)``."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
 
 
 def test_captioner_weights_that_are_a_pickle_or_torn_are_one_line_naming_the_file(tmp_path):

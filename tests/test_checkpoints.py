@@ -17,7 +17,7 @@ def test_corrupt_checkpoint_names_file(tmp_path):
 # ---------------------------------------------------------------- safe loading (issue 19)
 import errno  # noqa: E402
 import os  # noqa: E402
-import pathlib  # noqa: E402
+from malicious import Touch  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -26,15 +26,6 @@ from rsdix.training import checkpoints  # noqa: E402
 from rsdix.training.checkpoints import (checkpoint_config_differs, prepare_run_dir, retire_stale_run,  # noqa: E402
                                         save_checkpoint)
 
-
-class Touch:
-    """Pickles to a call of ``Path.touch(marker)``: loading it with full pickle creates the marker."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
 
 
 def malicious_checkpoint(path, marker):

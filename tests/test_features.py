@@ -1,12 +1,12 @@
 """The feature cache (hits across sessions, fingerprints) and text encoding with padding trimmed."""
 from __future__ import annotations
 
-import pathlib
 
 import pytest
 import torch
 
 from evaluation_fixtures import class_folder, dict_bundle  # noqa: F401 (class_folder: a pytest fixture)
+from malicious import Touch
 from rsdix import features
 from rsdix.evaluation.datasets import load_classification
 from rsdix.evaluation.zero_shot import zero_shot
@@ -66,15 +66,6 @@ def test_cache_fingerprint_survives_a_reused_object_id(monkeypatch):
     assert cache.fingerprint(first) == first.fingerprint()
     assert cache.fingerprint(second) == second.fingerprint()
 
-
-class Touch:
-    """Pickles to a call of ``Path.touch(marker)``."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
 
 
 def test_a_cache_entry_that_would_run_code_or_is_torn_is_one_line_naming_it(tmp_path):

@@ -176,7 +176,7 @@ def test_bf16_channels_last_trains_like_fp32():
 
 # ---------------------------------------------------------------- issue 19: safe resume, faults
 import errno  # noqa: E402
-import pathlib  # noqa: E402
+from malicious import Touch  # noqa: E402
 
 from PIL import Image  # noqa: E402
 
@@ -184,13 +184,6 @@ from rsdix.data.images import load_image  # noqa: E402
 from rsdix.errors import DataError  # noqa: E402
 from rsdix.training.data_order import BatchPlan  # noqa: E402
 
-
-class Touch:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (self.marker,))
 
 
 def test_checkpoints_hold_only_tensors_and_plain_values(tmp_path):

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast, SiglipConfig, SiglipModel
 
+from malicious import Touch
 from rsdix.cli import main
 from rsdix.errors import DataError, OfflineError
 from rsdix.models import load_model, read_state_dict
@@ -98,17 +99,10 @@ def test_truncated_file_is_one_line(tiny, tmp_path, suffix):
     assert f"cut{suffix}" in str(err.value) and "\n" not in str(err.value)
 
 
-class _Evil:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
-
 
 def test_pickle_code_never_runs(tmp_path):
     marker = tmp_path / "pwned"
-    torch.save({"state_dict": {"w": torch.zeros(1)}, "x": _Evil(marker)}, tmp_path / "evil.pt")
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "x": Touch(marker)}, tmp_path / "evil.pt")
     with pytest.raises(DataError, match="evil.pt"):
         load_model("rsdix-tiny", pretrained=str(tmp_path / "evil.pt"))
     assert not marker.exists()
