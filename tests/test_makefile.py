@@ -12,15 +12,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _dry(*args: str) -> str:
-    return subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under `make test`
+    return subprocess.run(["make", "-n", "--no-print-directory", *args], cwd=REPO, capture_output=True, text=True,
+                          check=True, env=env).stdout
+
+
+def _command(output: str, needle: str) -> str:
+    return next(line for line in output.splitlines() if needle in line)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 def test_lab_runs_as_root_and_on_a_remote_box():
-    local = _dry("lab").strip().splitlines()[-1]
+    local = _command(_dry("lab"), "jupyter lab")
     assert "jupyter lab notebooks/" in local and "--port=8888" in local and "--no-browser" not in local
     assert ("--allow-root" in local) == (os.geteuid() == 0)   # Jupyter refuses root without it
-    remote = _dry("lab", "REMOTE=1", "PORT=9000").strip().splitlines()[-1]
+    remote = _command(_dry("lab", "REMOTE=1", "PORT=9000"), "jupyter lab")
     assert "--no-browser" in remote and "--ip=0.0.0.0" in remote and "--port=9000" in remote
 
 
