@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from training_fixtures import CAPTIONS, SyntheticCaptions, tiny_clip
 from rsdix import config
 from rsdix.config import ConfigError
 from rsdix.data.registry import get_info
@@ -11,14 +12,7 @@ from rsdix.models import load_model, lock_text_trunk, save_model
 from rsdix.training.clip import load_clip_config, train_clip, with_epochs
 
 
-CAPTIONS = ["many buildings and green trees", "a plane parked at the airport", "a river through a forest",
-            "a baseball field beside a road", "a beach with white waves", "dense houses and roads",
-            "an empty parking lot", "storage tanks near a harbour"]
 
-
-def _tiny():
-    torch.manual_seed(0)
-    return load_model("rsdix-tiny")
 
 
 def test_profiles_load_and_overrides():
@@ -37,17 +31,10 @@ def test_profiles_load_and_overrides():
 
 
 def test_train_clip_runs_and_saves(tmp_path):
-    bundle = _tiny()
-
-    class Synthetic(torch.utils.data.Dataset):
-        def __len__(self):
-            return 16
-
-        def __getitem__(self, i):
-            return torch.randn(3, 32, 32), CAPTIONS[i % 8]
+    bundle = tiny_clip()
 
     cfg = load_clip_config("smoke", steps=3, batch_size=8, ckpt_every=0)
-    res = train_clip(cfg, run_dir=tmp_path / "run", bundle=bundle, dataset=Synthetic())
+    res = train_clip(cfg, run_dir=tmp_path / "run", bundle=bundle, dataset=SyntheticCaptions())
     assert res.step == 3 and len(res.history) == 3 and (tmp_path / "run" / "checkpoint.pt").exists()
     assert {"hard", "distill", "distill_tau", "lr", "img_per_s"} <= set(res.history[-1])
     save_model(res.bundle, tmp_path / "model")
@@ -87,18 +74,11 @@ def test_locked_text_trunk_cache_keeps_bf16_features_apart_from_fp32():
 
 @pytest.mark.parametrize("method", ["rsdix", "rsdix-siglip"])
 def test_bf16_mixed_precision_training_stays_finite(tmp_path, method):
-    bundle = _tiny()
-
-    class Synthetic(torch.utils.data.Dataset):
-        def __len__(self):
-            return 16
-
-        def __getitem__(self, i):
-            return torch.randn(3, 32, 32), CAPTIONS[i % 8]
+    bundle = tiny_clip()
 
     cfg = load_clip_config("smoke", method=method, steps=2, batch_size=8, ckpt_every=0, precision="bf16",
                            loss__sinkhorn_eps=0.05)
-    res = train_clip(cfg, bundle=bundle, dataset=Synthetic())
+    res = train_clip(cfg, bundle=bundle, dataset=SyntheticCaptions())
     assert all(math.isfinite(r["loss"]) and math.isfinite(r["distill"]) for r in res.history)
 
 

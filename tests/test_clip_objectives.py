@@ -6,21 +6,15 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from rsdix.models import load_model, sbert_model
+from training_fixtures import CAPTIONS, tiny_clip
+from rsdix.models import sbert_model
 from rsdix.training import losses
 from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective, SBertSimilarity
 from rsdix.training.ema import EMATeacher
 from rsdix.training.objectives import Trainee
 
 
-CAPTIONS = ["many buildings and green trees", "a plane parked at the airport", "a river through a forest",
-            "a baseball field beside a road", "a beach with white waves", "dense houses and roads",
-            "an empty parking lot", "storage tanks near a harbour"]
 
-
-def _tiny():
-    torch.manual_seed(0)
-    return load_model("rsdix-tiny")
 
 
 def _batch(bundle, n=8, seed=1):
@@ -38,7 +32,7 @@ def _teacher(model):
 
 
 def test_objective_total_and_terms_match_the_losses():
-    bundle = _tiny()
+    bundle = tiny_clip()
     model, batch = bundle.model, _batch(bundle)
     teacher = _teacher(model)
     obj = ClipObjective(ClipLossConfig(method="rsdix", alpha=0.3))
@@ -58,7 +52,7 @@ def test_objective_total_and_terms_match_the_losses():
 
 @pytest.mark.parametrize("method", ["rsdix", "rsdix-siglip"])
 def test_gradient_reaches_student_and_temperature_never_teacher(method):
-    bundle = _tiny()
+    bundle = tiny_clip()
     model, batch = bundle.model, _batch(bundle)
     teacher = _teacher(model)
     obj = ClipObjective(ClipLossConfig(method=method))
@@ -71,7 +65,7 @@ def test_gradient_reaches_student_and_temperature_never_teacher(method):
 
 
 def test_infonce_and_siglip_need_no_teacher():
-    bundle = _tiny()
+    bundle = tiny_clip()
     for method in ("infonce", "siglip"):
         obj = ClipObjective(ClipLossConfig(method=method))
         assert not obj.needs_teacher
@@ -86,7 +80,7 @@ def test_sbert_similarities_replace_the_text_text_term():
     assert sims[0, 1].item() == pytest.approx(1.0, abs=1e-5) and sims[0, 2] < 0.5
     assert len(sbert.cache) == 2  # cached per distinct caption
     assert SBertSimilarity().model is sbert_model() is sbert.model  # one MiniLM per process
-    bundle = _tiny()
+    bundle = tiny_clip()
     model, batch = bundle.model, _batch(bundle)
     teacher = _teacher(model)
     plain = ClipObjective(ClipLossConfig(method="rsdix"))(batch, model, teacher)
@@ -100,7 +94,7 @@ def _ddp_worker(rank, world, init_file, out_dir, method):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        bundle = _tiny()
+        bundle = tiny_clip()
         teacher = _teacher(bundle.model)
         trainee = torch.nn.parallel.DistributedDataParallel(Trainee(bundle.model,
                                                                     ClipObjective(ClipLossConfig(method=method))))
@@ -118,7 +112,7 @@ def _ddp_worker(rank, world, init_file, out_dir, method):
 @pytest.mark.parametrize("method", ["rsdix"])
 def test_ddp_two_processes_equal_single_process_on_the_concatenated_batch(tmp_path, method):
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path), method), nprocs=2, join=True)
-    bundle = _tiny()
+    bundle = tiny_clip()
     teacher = _teacher(bundle.model)
     trainee = Trainee(bundle.model, ClipObjective(ClipLossConfig(method=method)))
     out = trainee(_batch(bundle), teacher=teacher)

@@ -8,22 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training_fixtures import Net
 from rsdix.errors import ConfigError
 from rsdix.training.checkpoints import load_checkpoint
 from rsdix.training.loop import LoopConfig, NonFiniteLossError, fit, resolve_precision, seconds_from_log
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(4, 8)
-        self.norm = nn.LayerNorm(8)
-        self.drop = nn.Dropout(0.2)
-        self.out = nn.Linear(8, 1)
-        self.logit_scale = nn.Parameter(torch.tensor(1.0))
-
-    def forward(self, x):
-        return self.out(self.drop(self.norm(self.lin(x)))).squeeze(-1) * self.logit_scale
 
 
 class Mse(nn.Module):

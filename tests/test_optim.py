@@ -5,20 +5,10 @@ import pytest
 import torch
 from torch import nn
 
+from training_fixtures import Net
 from rsdix.training.optim import cosine_with_warmup, param_groups
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(4, 8)
-        self.norm = nn.LayerNorm(8)
-        self.drop = nn.Dropout(0.2)
-        self.out = nn.Linear(8, 1)
-        self.logit_scale = nn.Parameter(torch.tensor(1.0))
-
-    def forward(self, x):
-        return self.out(self.drop(self.norm(self.lin(x)))).squeeze(-1) * self.logit_scale
 
 
 def test_cosine_with_warmup_values():
