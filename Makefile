@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make setup       virtual environment ($(VENV)) with torch and every dependency, rsdix editable, WordNet"
 	@echo "make test        the test suite (real-data tests use DATA_ROOT=$(DATA_ROOT))"
-	@echo "make reproduce   run notebooks 01-06 through papermill (PROFILE=cpu|paper|smoke)"
+	@echo "make reproduce   run notebooks 01-06 through papermill (PROFILE=cpu|paper|smoke; DRY_RUN=1: offline stand-ins)"
 	@echo "make smoke       make reproduce PROFILE=smoke (minutes; what CI runs)"
 	@echo "make lab         JupyterLab on notebooks/ (REMOTE=1 PORT=8888 on a remote box)"
 	@echo "make bench       speed benchmarks, written to figures/bench.{csv,md}"
@@ -43,7 +43,7 @@ test: $(VENV)/.rsdix-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: $(VENV)/.rsdix-installed
-	$(VENV)/bin/rsdix reproduce --profile $(PROFILE) --data-root "$(DATA_ROOT)"
+	$(VENV)/bin/rsdix reproduce --profile $(PROFILE) --data-root "$(DATA_ROOT)" $(if $(filter 1,$(DRY_RUN)),--dry-run)
 
 smoke:
 	$(MAKE) reproduce PROFILE=smoke
@@ -59,4 +59,4 @@ bench: $(VENV)/.rsdix-installed
 	$(VENV)/bin/rsdix bench --out figures/bench
 
 clean:
-	rm -rf runs/smoke .pytest_cache
+	rm -rf runs/smoke runs/paper-dry .pytest_cache

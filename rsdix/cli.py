@@ -1,6 +1,8 @@
 """The ``rsdix`` command line: one entry point for every stage.
 
     rsdix data list | check NAME | download NAME     the dataset registry
+    rsdix data shards NAME --out DIR                   a caption dataset as webdataset shards
+    rsdix data leakage A [B ...] --out DIR             duplicate images within and across datasets
     rsdix train --config cpu loss.method=infonce      train a CLIP model (accelerate launch -m rsdix train ...)
     rsdix evaluate MODEL --tasks zero-shot retrieval  evaluate a saved or published model
     rsdix caption --encoder MODEL --dataset ucm_captions   train a captioner, caption the test split
@@ -10,8 +12,10 @@
     rsdix wordnet install                             the offline WordNet for the metric study
 
 Every rsdix error prints one line, ``error: <file or key>: <problem>``, and exits with code 2;
-``--debug`` shows the traceback instead. Each command imports its stage only when it runs, so
-``rsdix --help`` answers at once (the stages import torch, open_clip and transformers).
+``--debug`` shows the traceback instead. Progress and notes are log lines on stderr
+(``rsdix --quiet ...``: warnings only, ``rsdix --verbose ...``: debug too). Each command
+imports its stage only when it runs, so ``rsdix --help`` answers at once (the stages import
+torch, open_clip and transformers).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from rsdix import config
+from rsdix import config, log
 from rsdix.errors import DataError, RsdixError
 from rsdix.paths import PROFILES, RunDirs, runs_dir
 from rsdix.utils import atomic_write_text, pick_device
@@ -34,6 +38,11 @@ def cmd_data(args) -> int:
     from rsdix.data import registry  # stage import when the command runs (keeps --help fast)
     from rsdix.data.check import check_dataset  # stage import when the command runs
 
+    names, args.name = list(args.name or []), (args.name or [None])[0]
+    if args.action == "leakage":
+        return cmd_leakage(args, names)
+    if len(names) > 1:
+        raise RsdixError(f"data {args.action}: one dataset name, got {names}")
     if args.action == "list":
         present = set(registry.available(args.root))
         for info in registry.REGISTRY.values():
@@ -46,8 +55,33 @@ def cmd_data(args) -> int:
         report = check_dataset(args.name, args.root, verify_images=not args.quick)
         print(report)
         return 0 if report.ok else 1
+    if args.action == "shards":
+        from rsdix.data.shards import write_dataset_shards  # stage import when the command runs
+
+        if not args.out:
+            raise RsdixError("data shards: give --out FOLDER for the .tar shards")
+        paths = write_dataset_shards(args.name, args.out, split=None if args.split == "all" else args.split,
+                                     shard_size=args.shard_size, image_format=args.format, root=args.root)
+        print(f"{args.name}: {len(paths)} shards in {args.out} (sizes.json beside them); "
+              f"train on them with data.datasets=[shards:{args.out}]")
+        return 0
     path = registry.download(args.name, args.root)
     print(f"{args.name}: laid out at {path}")
+    return 0
+
+
+def cmd_leakage(args, names: list[str]) -> int:
+    """``rsdix data leakage A [B ...]``: duplicate groups, exclusion list, counts per pair."""
+    from rsdix.evaluation.leakage_audit import leakage_audit  # stage import when the command runs
+
+    bundle = _load_model_spec(args.model, args.device)[1] if args.model else None
+    audit = leakage_audit(names, args.root, bundle=bundle, threshold=args.threshold, max_bits=args.max_bits,
+                          skip_missing=args.skip_missing)
+    print(audit.summary())
+    out = Path(args.out) if args.out else runs_dir() / "leakage"
+    written = audit.write(out)
+    print(f"written {written['groups']}, {written['counts']} and the exclusion list {written['exclude']} "
+          f"(train on without them: data.exclude=[{written['exclude']}])")
     return 0
 
 
@@ -110,11 +144,13 @@ def _load_model_spec(spec: str, device: str | None):
 
 
 def cmd_evaluate(args) -> int:
+    from rsdix.evaluation.checkpoints import training_sets  # stage import when the command runs
     from rsdix.evaluation.suite import evaluate_model  # stage import when the command runs
     from rsdix.evaluation.suites import suite_tasks, summary_markdown  # stage import when the command runs
     from rsdix.results import write_table  # stage import when the command runs
 
-    cfg = config.load("evaluate", args.config, overrides=args.overrides)
+    protocol = [f"protocol={args.protocol}"] if args.protocol else []
+    cfg = config.load("evaluate", args.config, overrides=[*args.overrides, *protocol])
     tasks = args.tasks or None
     if args.suite:
         tasks = suite_tasks(args.suite, cfg, [t.partition(":")[0] for t in args.tasks or []])
@@ -123,8 +159,10 @@ def cmd_evaluate(args) -> int:
     label, bundle = _load_model_spec(args.model, args.device)
     out = Path(args.out) if args.out else runs_dir() / "evaluate" / label
     details: dict = {}
+    model_path = args.model.partition("@")[0].rpartition("=")[2]
+    trained_on = args.trained_on if args.trained_on is not None else training_sets(model_path)
     rows = evaluate_model(bundle, tasks=tasks, seed=args.seed, model_name=label, config=cfg,
-                          data_root=args.data_root, write=False, details=details)
+                          data_root=args.data_root, write=False, details=details, trained_on=trained_on)
     csv, md = write_table(rows, "results", out)
     atomic_write_text(md, summary_markdown(rows, f"rsdix evaluate {label}"))
     shown = rows[["dataset", "task", "metric", "value"]] if len(rows) else rows
@@ -159,6 +197,11 @@ def cmd_caption(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    if args.dry_run:  # offline, stand-ins, capped configs; writes under runs/<profile>-dry/ (docs/paper.md)
+        from rsdix.reporting.dry_run import run as dry_run  # stage import when the command runs
+
+        dry_run(args.profile, args.data_root, args.seed, args.force, args.only, args.kernel)
+        return 0
     from rsdix.reporting.reproduce import run  # stage import when the command runs
 
     run(args.profile, args.data_root, args.seed, args.force, args.only, args.out_dir, args.kernel)
@@ -210,13 +253,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rsdix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="rsdix COMMAND --help shows each command's options.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("--quiet", "-q", action="store_true", help="log warnings and errors only")
+    noise.add_argument("--verbose", "-v", action="store_true", help="log debug messages too")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("data", help="dataset registry: list, check a local copy, download")
-    p.add_argument("action", choices=["list", "check", "download"], help="what to do")
-    p.add_argument("name", nargs="?", help="registry name (rsdix data list)")
+    p.add_argument("action", choices=["list", "check", "download", "shards", "leakage"], help="what to do")
+    p.add_argument("name", nargs="*", help="registry name (rsdix data list); leakage: one or more")
     p.add_argument("--root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
     p.add_argument("--quick", action="store_true", help="check: files exist, without decoding images")
+    p.add_argument("--out", default=None, help="shards: folder for the webdataset .tar shards")
+    p.add_argument("--split", default="train", help="shards: split written (train/val/test, or all)")
+    p.add_argument("--shard-size", type=int, default=1000, help="shards: samples per shard")
+    p.add_argument("--format", choices=["jpg", "png"], default="jpg", help="shards: image format (png: lossless)")
+    p.add_argument("--model", default=None,
+                   help="leakage: model whose image features the cosine part compares (default: rsdix-tiny, "
+                        "fixed random weights)")
+    p.add_argument("--device", default=None, help="leakage: device of --model (default: cuda when present)")
+    p.add_argument("--threshold", type=float, default=0.999,
+                   help="leakage: mean-centred cosine at or above which two images are near-duplicates")
+    p.add_argument("--max-bits", type=int, default=4, help="leakage: pHash Hamming distance (of 64 bits) for near-duplicates")
+    p.add_argument("--skip-missing", action="store_true", help="leakage: leave out datasets absent from the data root")
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("train", help="train a CLIP model (InfoNCE, RSDiX, S-BERT teacher, SigLIP, DINO)")
@@ -244,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", nargs="+", default=None, metavar="SUITE_OR_DATASET",
                    help="rsdix (the config's tasks), remoteclip (the sets RemoteCLIP reports, those present), "
                         "all, or registry dataset names (each with the config's tasks of its kind)")
+    p.add_argument("--protocol", default=None,
+                   help="evaluation protocol: rsdix (default), remoteclip, rsdix_paper, georsclip, clip_benchmark "
+                        "(template set and probe split; rsdix/evaluation/protocols/protocols.yaml)")
+    p.add_argument("--trained-on", nargs="*", default=None, metavar="CAPTION_SET",
+                   help="caption sets the model was trained on (default: read from an rsdix model folder); "
+                        "zero-shot rows on sets built on their images are marked 'not zero-shot'")
     p.add_argument("--out", default=None, help="folder for results.csv and results.md (default runs/evaluate/<label>)")
     p.add_argument("--data-root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled splits (probe, few-shot)")
@@ -273,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", metavar="NN", help="notebook prefixes to run, e.g. 01 03")
     p.add_argument("--out-dir", default=None, help="tables and figures folder (default figures/<profile>)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebooks' own)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="offline with random-weight stand-ins and stand-in data, the configs capped by "
+                        "rsdix/configs/dry_run.yaml; writes under runs/<profile>-dry/ (docs/paper.md)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="speed benchmarks, written as a table (CSV + markdown)")
@@ -304,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    level = "WARNING" if args.quiet else "DEBUG" if args.verbose else "INFO"
+    with log.configured_for(level):   # rsdix's log lines on stderr; the kernels it starts inherit the level
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         return args.func(args)
     except RsdixError as exc:

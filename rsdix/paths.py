@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from rsdix.errors import DataError
+from rsdix.log import setup as setup_logging
 
 
 def repo_root() -> Path:
@@ -64,6 +65,22 @@ def figures_dir() -> Path:
 
 PROFILES = ("smoke", "cpu", "paper")
 
+# dry run of a profile (``rsdix reproduce --dry-run``, rsdix.reporting.dry_run): set to 1 for the
+# notebooks' kernel; runs and figures then go to ``runs/<profile>-dry/`` and paper configs get the
+# caps of ``rsdix/configs/dry_run.yaml`` (rsdix.config.load)
+DRY_RUN_ENV = "RSDIX_DRY_RUN"
+# where relative weights paths of configs (``checkpoints/RemoteCLIP-ViT-B-32.pt``) are resolved
+WEIGHTS_ROOT_ENV = "RSDIX_WEIGHTS_ROOT"
+
+
+def is_dry_run() -> bool:
+    return os.environ.get(DRY_RUN_ENV, "") not in ("", "0")
+
+
+def weights_root() -> Path:
+    """``$RSDIX_WEIGHTS_ROOT`` (a dry run's stand-in folder), else the repository root."""
+    return _env_path(WEIGHTS_ROOT_ENV, repo_root())
+
 
 class RunDirs:
     """Where one profile's run writes: ``run`` (checkpoints, logs, caches, results table),
@@ -79,10 +96,12 @@ class RunDirs:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; use one of {PROFILES}")
         self.profile = profile
-        self.run = Path(run_dir) if run_dir else runs_dir() / profile
+        setup_logging()   # a notebook's first call: rsdix's log lines show (unless logging is set up)
+        dry = is_dry_run()  # a dry run writes under runs/<profile>-dry/ only, never figures/<profile>
+        self.run = Path(run_dir) if run_dir else runs_dir() / (f"{profile}-dry" if dry else profile)
         if out_dir:
             self.figures = Path(out_dir)
-        elif profile == "smoke":
+        elif profile == "smoke" or dry:
             self.figures = self.run / "figures"
         else:
             self.figures = figures_dir() / profile

@@ -90,9 +90,32 @@ def disk_full_error(folder: str | os.PathLike, name: str) -> DataError:
                              f"free some space and run again")
 
 
+def current_umask() -> int:
+    """The process's umask (read from /proc where it can be, so no other thread sees it change)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def with_umask_mode(path: str | os.PathLike, directory: bool = False) -> Path:
+    """Give ``path`` the mode a plain ``open()`` / ``mkdir()`` would: 0666 (folders 0777) less
+    the umask. ``tempfile.mkstemp`` makes 0600 files and ``mkdtemp`` 0700 folders, which would
+    keep colleagues on a shared machine from reading tables, checkpoints and models."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
+    return Path(path)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically,
+    with the mode the user's umask gives a new file.
 
     A crash midway leaves the old file (or none), never a half-written one; a full disk is a
     :class:`DataError` naming the folder.
@@ -103,6 +126,7 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        with_umask_mode(tmp)   # the user's umask, as for any file they write (mkstemp: 0600)
         os.replace(tmp, path)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:

@@ -1,11 +1,123 @@
-"""Plot helpers shared by the notebooks (matplotlib/seaborn); each returns a Figure and can save it."""
+"""Plot helpers shared by the notebooks (matplotlib/seaborn); each returns a Figure and can save it.
+
+Every figure of the package draws a model in the same colour (:func:`model_colour`, from the one
+palette :data:`MODEL_COLOURS`), says what its intervals are in a caption line under the axes
+(:func:`caption`), and draws intervals that stay inside the metric's range: a Wilson score interval
+for an accuracy over ``n`` test images (:func:`wilson_interval`), a percentile bootstrap of the
+mean over seeds or draws (:func:`bootstrap_interval`), chosen by :func:`accuracy_interval`.
+"""
 from __future__ import annotations
 
 import random
+import re
 import textwrap
+import zlib
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
+
+# one colour per model (method) across all figures; models not named here get a stable colour of
+# EXTRA_COLOURS from their name (:func:`model_colour`)
+MODEL_COLOURS = {
+    "infonce": "#4c72b0",        # the InfoNCE baseline (CLIP fine-tuning)
+    "rsdix": "#dd8452",          # RSDiX-CLIP: OT self-distillation
+    "rsdix-long": "#c44e52",     # the chosen method at the longer schedule
+    "rsdix-sbert": "#55a868",    # RSDiX-CLIP with the S-BERT teacher
+    "rsdix-siglip": "#8172b3",   # RSDiX-SigLIP
+    "siglip": "#937860",         # plain SigLIP
+    "dino": "#da8bc3",           # CLIP + DINO local/global (RS-M-CLIP)
+    "clip": "#8c8c8c",           # OpenAI CLIP, zero-shot
+    "remoteclip": "#ccb974",     # RemoteCLIP checkpoints
+    "georsclip": "#64b5cd",      # GeoRSCLIP checkpoints
+}
+EXTRA_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
+                 "#17becf", "#bcbd22"]
+PUBLISHED_COLOUR = "crimson"     # published numbers (markers)
+CHANCE_COLOUR = "black"          # chance level (dashed)
+
+
+def model_key(name: str) -> str:
+    """The palette key of a model or run name: lower case, without the seed suffix (``_s0``), the
+    data-share suffix (``_frac0.1``), the EMA-teacher suffix (``-ema``), and the captioner's
+    ``clipcap-`` prefix and ``-frozen`` / ``-trained`` suffix, so every run of a method (and the
+    captioner on its encoder) shares the method's colour; ``Label=spec`` keeps the label."""
+    key = str(name).split("=", 1)[0].strip().lower()
+    key = re.sub(r"^clipcap-", "", key)
+    key = re.sub(r"-(frozen|trained)$", "", key)
+    key = re.sub(r"_s\d+(?=$|[-_])", "", key)
+    key = re.sub(r"_frac[\d.]+", "", key)
+    key = re.sub(r"-ema$", "", key)
+    key = re.sub(r"_s\d+$", "", key)
+    return key
+
+
+def model_colour(name: str) -> str:
+    """The model's colour in every figure: :data:`MODEL_COLOURS` by :func:`model_key` (a known
+    name that starts a longer one, e.g. ``remoteclip-vit-b-32``, lends its colour), else a
+    colour of :data:`EXTRA_COLOURS` chosen by a stable hash of the key."""
+    key = model_key(name)
+    if key in MODEL_COLOURS:
+        return MODEL_COLOURS[key]
+    for known in sorted(MODEL_COLOURS, key=len, reverse=True):
+        if key.startswith(known + "-") and known in ("remoteclip", "georsclip", "clip"):
+            return MODEL_COLOURS[known]
+    return EXTRA_COLOURS[zlib.crc32(key.encode()) % len(EXTRA_COLOURS)]
+
+
+def wilson_interval(p: float, n: int, z: float = 1.959964, scale: float = 100.0) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``p`` (given on ``scale``: 100 for percent) measured on
+    ``n`` items; inside ``[0, scale]`` for every ``p`` and ``n``."""
+    if n is None or not n > 0:
+        raise ValueError(f"Wilson interval needs a positive number of items, got {n!r}")
+    q = float(p) / scale
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"Wilson interval: proportion {p} outside [0, {scale:g}]")
+    denom = 1 + z * z / n
+    centre = (q + z * z / (2 * n)) / denom
+    half = z * np.sqrt(q * (1 - q) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half) * scale), float(min(1.0, centre + half) * scale)
+
+
+def bootstrap_interval(values: Sequence[float], level: float = 0.95, n_boot: int = 4000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (seeds or draws); it never leaves
+    ``[min(values), max(values)]``, so it respects any metric's range. One value: ``(v, v)``."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ValueError(f"bootstrap interval needs finite values, got {values.tolist()}")
+    if values.size == 1:
+        return float(values[0]), float(values[0])
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def accuracy_interval(values: Sequence[float], n: int | None) -> tuple[float, float, str]:
+    """95% interval of an accuracy in percent and what it is: for one value, Wilson over its ``n``
+    test items (``"wilson"``; no interval, ``"none"``, without ``n``); for several seeds, the
+    percentile bootstrap of their mean (``"bootstrap"``)."""
+    values = [float(v) for v in values]
+    if len(values) > 1:
+        return (*bootstrap_interval(values), "bootstrap")
+    if n is not None and n == n and n > 0:
+        return (*wilson_interval(values[0], int(n)), "wilson")
+    return values[0], values[0], "none"
+
+
+INTERVAL_TEXT = {
+    "wilson": "95% Wilson score interval over the test images (one seed)",
+    "bootstrap": "95% percentile bootstrap of the mean over seeds (dots: the seeds)",
+}
+
+
+def caption(fig, text: str, width: int = 120):
+    """A caption line (wrapped) under the axes, saying what the marks and intervals are."""
+    fig.text(0.0, -0.01, "\n".join(textwrap.wrap(text, width)), ha="left", va="top", fontsize=8,
+             transform=fig.transFigure)
+    return fig
 
 
 def save(fig, path: str | Path, dpi: int = 120) -> Path:

@@ -12,7 +12,7 @@ MAX_LINES = 600
 
 # stage of each sub-package or root module; a module may import its own stage and earlier ones
 STAGES = {
-    "rsdix": 0, "rsdix.errors": 0, "rsdix.paths": 0, "rsdix.utils": 0, "rsdix.config": 0, "rsdix.viz": 0,
+    "rsdix": 0, "rsdix.errors": 0, "rsdix.paths": 0, "rsdix.utils": 0, "rsdix.config": 0, "rsdix.viz": 0, "rsdix.log": 0,
     "rsdix.data": 1,
     "rsdix.s2": 2,
     "rsdix.models": 3, "rsdix.hf_adapter": 3, "rsdix.features": 3, "rsdix.results": 3,

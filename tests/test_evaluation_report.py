@@ -37,6 +37,20 @@ def test_tables_from_rows():
     assert metric_table(results, "counting")["a_s0"].tolist() == [17.0]
 
 
+def test_zero_shot_table_names_the_images_and_marks_not_zero_shot_rows():
+    results = rows()
+    results["split"] = ["ucm_captions:test" if d == "UCM" else "all" for d in results["dataset"]]
+    results["caveat"] = ["not zero-shot: trained on ucm_captions" if (d, m) == ("UCM", "a_s0") else ""
+                         for d, m in zip(results["dataset"], results["model"])]
+    table = zero_shot_table(results, {"UCM": 21, "WHU-RS19": 19})
+    assert list(table.columns) == ["dataset", "images", "metric", "chance", "a_s0", "b_s0", "caveat"]
+    assert table["images"].tolist() == ["ucm_captions:test", "all", "all"]
+    assert table["caveat"].tolist() == ["a_s0: not zero-shot: trained on ucm_captions", "", ""]
+    text = describe_results(results, {"UCM": 21, "WHU-RS19": 19}, majority=50.0)
+    assert "a_s0**: mean zero-shot top-1 20.0% (includes UCM (not zero-shot: trained on ucm_captions))" in text
+    assert "b_s0**: mean zero-shot top-1 40.0%," in text
+
+
 def test_counting_baselines_and_summary():
     base = CountingBaselines({1: 1, 2: 3})
     assert base.n == 4 and base.majority_count == 2 and base.majority == 75.0

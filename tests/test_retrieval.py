@@ -10,7 +10,7 @@ import torch
 from evaluation_fixtures import caption_file, unit  # noqa: F401 (caption_file: a pytest fixture)
 from rsdix.errors import DataError
 from rsdix.evaluation.datasets import load_retrieval
-from rsdix.evaluation.retrieval import hit_probability, retrieval, retrieval_metrics, topk_recall
+from rsdix.evaluation.retrieval import hit_probability, retrieval, retrieval_metrics, tie_expected_recall, topk_recall
 
 
 def test_retrieval_three_images_six_captions_by_hand():
@@ -70,7 +70,9 @@ def test_retrieval_breaks_exact_ties_at_random_in_expectation():
     # identical captions (UCM repeats sentences across images): exact ties between images
     img = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     txt = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])   # image 0 owns captions 0 and 1, image 1 owns 2
-    m = retrieval_metrics(img, txt, [0, 0, 1], ks=(1, 2))
+    m = tie_expected_recall(img, txt, [0, 0, 1], ks=(1, 2))
+    assert m == pytest.approx({k[:-len("_tie_expected")]: v for k, v in retrieval_metrics(
+        img, txt, [0, 0, 1], ks=(1, 2)).items() if k.endswith("_tie_expected")})
     # image 0: 2 own + 1 other tied -> P(top-1 is own) = 2/3; image 1: 1 own + 2 others -> 1/3
     assert m["i2t_R@1"] == pytest.approx(100 * (2 / 3 + 1 / 3) / 2)
     assert m["i2t_R@2"] == pytest.approx(100 * (1 + (1 - 1 / 3)) / 2)  # image 1: 1 - C(2,2)/C(3,2)
@@ -99,7 +101,8 @@ def test_retrieval_language_filter(caption_file, tiny_bundle):
     fr = load_retrieval("toy", path=caption_file, split="train", languages=["fr"])
     assert fr.texts() == ["une plage"] * 3
     m = retrieval(tiny_bundle, fr, dataset_name="toy-fr", split="train")
-    assert set(m) == {"i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR"}
+    headline = {"i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR"}
+    assert set(m) == headline | {f"{k}_tie_expected" for k in headline}
     assert m["i2t_R@5"] == 100.0  # 3 images: everything is in the top 5
 
 
@@ -112,7 +115,8 @@ def test_retrieval_duplicated_image_counts_as_a_tie_not_by_rounding(seed):
     images = torch.cat([image, image])
     texts = torch.nn.functional.normalize(torch.randn(2, 512, generator=gen), dim=1)
     m = retrieval_metrics(images, texts, [0, 1], ks=(1,), device="cpu")
-    assert m["t2i_R@1"] == pytest.approx(50.0)
+    assert m["t2i_R@1"] == pytest.approx(50.0)            # topk: both rows tie alike, one text hits
+    assert m["t2i_R@1_tie_expected"] == pytest.approx(50.0)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
@@ -135,11 +139,87 @@ def test_topk_recall_by_hand_and_on_a_duplicated_image():
     m = topk_recall(images, texts, [0, 1], ks=(1, 2))
     assert m["i2t_R@1"] == pytest.approx(100.0) and m["i2t_R@2"] == pytest.approx(100.0)
     assert m["t2i_R@1"] == pytest.approx(50.0) and m["t2i_R@2"] == pytest.approx(100.0)
-    assert m == pytest.approx(retrieval_metrics(images, texts, [0, 1], ks=(1, 2), device="cpu"))  # no ties
+    assert m == pytest.approx(tie_expected_recall(images, texts, [0, 1], ks=(1, 2), device="cpu"))  # no ties
     for seed in range(5):
         gen = torch.Generator().manual_seed(seed)
         image = torch.nn.functional.normalize(torch.randn(1, 64, generator=gen), dim=1)
         txt = torch.nn.functional.normalize(torch.randn(2, 64, generator=gen), dim=1)
         both = torch.cat([image, image])
         assert topk_recall(both, txt, [0, 1], ks=(1,))["t2i_R@1"] == pytest.approx(50.0)
-        assert retrieval_metrics(both, txt, [0, 1], ks=(1,), device="cpu")["t2i_R@1"] == pytest.approx(50.0)
+        assert tie_expected_recall(both, txt, [0, 1], ks=(1,), device="cpu")["t2i_R@1"] == pytest.approx(50.0)
+
+
+def clip_benchmark_recall(images, texts, text_to_image, ks=(1, 5, 10)):
+    """A small re-implementation of CLIP_benchmark's zeroshot_retrieval (its recall_at_k and the
+    ``> 0`` per query): full ``scores = texts @ images.T``, topk per k, a positive_pairs matrix."""
+    scores = texts @ images.T
+    positive_pairs = torch.zeros_like(scores, dtype=torch.bool)
+    positive_pairs[torch.arange(len(scores)), torch.as_tensor(text_to_image)] = True
+
+    def recall_at_k(s, pos, k):
+        topk_indices = torch.topk(s, k, dim=1)[1]
+        onehot = torch.nn.functional.one_hot(topk_indices, num_classes=s.shape[1])
+        true_positive = (onehot * pos.view(len(s), 1, -1)).sum(dim=(1, 2))
+        return true_positive / pos.sum(dim=1)
+
+    out = {}
+    for k in ks:
+        out[f"i2t_R@{k}"] = 100 * (recall_at_k(scores.T, positive_pairs.T, k) > 0).float().mean().item()
+    for k in ks:
+        out[f"t2i_R@{k}"] = 100 * (recall_at_k(scores, positive_pairs, k) > 0).float().mean().item()
+    return out
+
+
+def tie_heavy(seed, n_images=60, per_image=5, n_sentences=12, dim=16):
+    """Images in 6 classes; each caption is one of 12 sentences (UCM repeats sentences), so many
+    captions are the very same vector and tie exactly."""
+    g = torch.Generator().manual_seed(seed)
+    sentences = torch.nn.functional.normalize(torch.randn(n_sentences, dim, generator=g), dim=1)
+    cls = torch.arange(n_images) % 6
+    images = torch.nn.functional.normalize(sentences[cls * 2] + 0.8 * torch.randn(n_images, dim, generator=g), dim=1)
+    t2i = torch.arange(n_images).repeat_interleave(per_image)
+    pick = cls[t2i] * 2 + torch.randint(0, 2, (len(t2i),), generator=g)
+    noisy = torch.rand(len(t2i), generator=g) < 0.3
+    pick[noisy] = torch.randint(0, n_sentences, (int(noisy.sum()),), generator=g)
+    return images, sentences[pick], t2i.tolist()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_headline_equals_clip_benchmark_convention_on_tie_heavy_data(seed):
+    images, texts, t2i = tie_heavy(seed)
+    ref = clip_benchmark_recall(images, texts, t2i)
+    m = retrieval_metrics(images, texts, t2i, device="cpu")
+    assert {k: m[k] for k in ref} == pytest.approx(ref)
+    assert m["mR"] == pytest.approx(np.mean(list(ref.values())))
+    # chunked queries: every row holds the same numbers, so topk picks the same items
+    assert topk_recall(images, texts, t2i, chunk_size=7, device="cpu") == topk_recall(images, texts, t2i, device="cpu")
+    # a headline value counts whole queries; the tie expectation counts fractions of them
+    assert all(abs(m[k] * len(images) / 100 - round(m[k] * len(images) / 100)) < 1e-6 for k in ref if "i2t" in k)
+
+
+def test_headline_and_tie_expected_differ_on_tie_heavy_data():
+    diffs = []
+    for seed in range(4):
+        m = retrieval_metrics(*tie_heavy(seed), device="cpu")
+        diffs.append(m["mR"] - m["mR_tie_expected"])
+    assert max(abs(d) for d in diffs) > 0.5     # the conventions differ where ties are common
+
+
+def test_topk_convention_on_a_hand_computed_tie_case():
+    # image 0 owns captions 0 and 1, image 1 owns caption 2; the three captions are one vector, so
+    # both image rows are (c, c, c): topk returns the same items for both rows, whichever they are.
+    img = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    txt = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    m = topk_recall(img, txt, [0, 0, 1], ks=(1, 2, 3), device="cpu")
+    picked2 = set(torch.topk(torch.tensor([[1.0, 1.0, 1.0]]), 2).indices[0].tolist())
+    # R@1: one caption, owned by exactly one image -> 50 whichever is picked (expectation: 50 too)
+    assert m["i2t_R@1"] == 50.0
+    # R@2: any two of {0, 1, 2} hold caption 0 or 1 (image 0 always hits); image 1 hits iff 2 is picked.
+    # Either 50 or 100, never the expectation's 83.3
+    assert m["i2t_R@2"] == (100.0 if 2 in picked2 else 50.0)
+    assert tie_expected_recall(img, txt, [0, 0, 1], ks=(2,))["i2t_R@2"] == pytest.approx(100 * (1 + 2 / 3) / 2)
+    assert m["i2t_R@3"] == 100.0
+    # text->image: every caption scores both images 1.0 -> the same image first for all three texts
+    first = torch.topk(torch.tensor([[1.0, 1.0]]), 1).indices.item()
+    assert m["t2i_R@1"] == pytest.approx(100 * (2 / 3 if first == 0 else 1 / 3))
+    assert m["t2i_R@2"] == 100.0

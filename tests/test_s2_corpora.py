@@ -61,3 +61,17 @@ def test_result_rows_and_description_of_the_comparison():
     stats.loc[1, "vocabulary@2"] = stats.loc[0, "vocabulary@2"] + 1
     stats.loc[0, "dataset"] = "S2LCD"
     assert "S2LCD ranks 2 of 2 on matched-size vocabulary." in describe_caption_stats(stats, 2)
+
+
+def test_s2lcd_as_published_without_splits_is_read(tmp_path):
+    """The released dataset_s2lcd.json has no ``split`` fields: notebook 02's comparison reads it
+    (it raised DataError "missing 'split'" before)."""
+    (tmp_path / "s2lcd").mkdir()
+    images = [{"filename": f"p{i}.tif", "sentences": [{"raw": f"a field near river {i}"}, {"raw": ""}]}
+              for i in range(3)]
+    (tmp_path / "s2lcd" / "dataset_s2lcd.json").write_text(json.dumps({"images": images}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        corpora = caption_corpora(tmp_path, names=["S2LCD"])
+    assert corpora == {"S2LCD": [[f"a field near river {i}"] for i in range(3)]}
+    assert any("dropped 3 empty caption(s)" in str(w.message) for w in caught)

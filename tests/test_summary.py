@@ -1,7 +1,9 @@
-"""RESULTS.md and the README's table: published numbers beside ours, seeds pooled, the sections
-rows name (the metric study's) shown without the report importing any study."""
+"""RESULTS.md and the README's block: headline tables first (rows = models, columns = datasets,
+cells = mean ± CI (n=seeds)), the published numbers once per dataset, the full table collapsed;
+sections rows name (the metric study's) shown without the report importing any study."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -10,53 +12,121 @@ import pandas as pd
 from rsdix.metric_study.separation import ANY_EDIT
 from rsdix.metric_study.study import to_results
 from rsdix.paths import RunDirs
-from rsdix.reporting.summary import SECTIONS, headline_table, write_results_summary
-from rsdix.results import Result, append_results
+from rsdix.reporting.summary import (README_END, README_START, RESULTS_CSV, regenerate_summary, update_readme,
+                                     write_results_summary)
+from rsdix.reporting.tables import cell, parameter_count, readme_table
+from rsdix.results import Result, append_results, summarise
 
 
-def test_results_summary_puts_published_numbers_beside_ours(tmp_path, monkeypatch):
+def _sections(text: str) -> dict[str, str]:
+    """``## title`` -> its text up to the next ``## ``."""
+    parts = text.split("\n## ")[1:]
+    return {p.split("\n", 1)[0]: p.split("\n", 1)[1] for p in parts}
+
+
+def _table(block: str, title: str, level: str = "###") -> list[list[str]]:
+    """The markdown table under ``### title`` as rows of cells (header first, rule left out)."""
+    body = block.split(f"{level} {title}\n\n", 1)[1].split("\n\n", 1)[0]
+    lines = [line for line in body.splitlines() if not line.startswith("|:") and not line.startswith("|-")]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+
+
+def _run(tmp_path, monkeypatch, rows):
     monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
     dirs = RunDirs("smoke", out_dir=tmp_path / "fig")
-    append_results([Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 31.0, seed=0),
-                    Result("rsdix_s1", "WHU-RS19", "zero-shot", "top1", 33.0, seed=1),
-                    Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 10.0, seed=0, split="val")], dirs.results)
+    append_results(rows, dirs.results)
+    return dirs
+
+
+SMALL = [Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 31.0, seed=0, split="all", n=1005),
+         Result("rsdix_s1", "WHU-RS19", "zero-shot", "top1", 33.0, seed=1, split="all", n=1005),
+         Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 10.0, seed=0, split="val"),
+         Result("infonce_s0", "WHU-RS19", "zero-shot", "top1", 28.46, seed=0, split="all"),
+         Result("infonce_s0", "EuroSAT-MS", "zero-shot", "top1", 12.22, seed=0, split="all"),
+         Result("infonce_s0", "UCM", "retrieval", "mR", 27.9, seed=0),
+         Result("infonce_s0", "UCM", "retrieval", "mR", 26.85, seed=0, split="val"),
+         Result("hidden_s0", "UCM", "s2-tiles", "count", 16.0, seed=0)]
+
+
+def test_cells_say_mean_ci_and_seeds():
+    assert cell(32.0, 19.29, 44.71, 2) == "32.0 ± 12.7 (n=2)"
+    assert cell(31.2, None, None, 1) == "31.2 (n=1)"
+    assert cell(0.4289, 0.395, 0.464, 1) == "0.429 [0.395, 0.464] (n=1)"
+    assert cell(1624.3, float("nan"), float("nan"), 1) == "1624 (n=1)"
+
+
+def test_results_md_is_headline_first_with_published_numbers_once_per_dataset(tmp_path, monkeypatch):
+    dirs = _run(tmp_path, monkeypatch, SMALL)
     text = open(write_results_summary(dirs)).read()
-    assert "RSDiX-CLIP ViT-B/32: 98.4" in text and "## Environment" in text
-    table = headline_table(dirs)
-    row = table[(table["model"] == "rsdix") & (table["split"] == "test")].iloc[0]
-    assert row["ours"].startswith("32 [") and row["seeds"] == 2     # seeds pooled, splits kept apart
+    sections = _sections(text)
+    assert list(sections) == ["Headline", "Published numbers (reference)", "All rows", "Environment"]
+    zero_shot = _table(sections["Headline"], "Zero-shot classification, top-1 % (notebook 05)")
+    assert zero_shot[0] == ["model", "EuroSAT-MS", "WHU-RS19"]                  # columns = datasets
+    rows = {r[0]: r[1:] for r in zero_shot[1:]}
+    assert set(rows) == {"rsdix", "infonce"}                                      # rows = models, seeds pooled
+    # mean 32, std sqrt(2), t(0.975, 1) = 12.706: half-width 12.7; the val row stays out of the headline
+    assert rows["rsdix"] == ["", "32.0 ± 12.7 (n=2)"] and rows["infonce"] == ["12.2 (n=1)", "28.5 (n=1)"]
+    assert _table(sections["Headline"], "Image-text retrieval, mean recall mR % (notebook 05)")[1] == [
+        "infonce", "27.9 (n=1)"]
+    published = sections["Published numbers (reference)"]
+    assert published.count("### WHU-RS19") == 1 and text.count("98.4") == 1      # once, not per row
+    whu = _table(published, "WHU-RS19")
+    assert whu[0] == ["paper", "model", "backbone", "parameters", "task", "metric", "number", "source"]
+    assert ["RSDiX", "RSDiX-CLIP", "ViT-B/32", "151.3 M", "zero-shot", "top1", "98.4", "RSDiX-CLIP README"] in whu
+    # EuroSAT-MS's reference rows are the papers' EuroSAT RGB numbers: headed as that release
+    assert "### EuroSAT (the papers' release; ours is EuroSAT-MS" in published and "EuroSAT-MS\n" not in published
+    assert "### UCM" in published and "RemoteCLIP" in _table(published, "UCM")[1]
+    full = sections["All rows"]
+    assert "<details>" in full and "</details>" in full and "| val |" in full and "s2-tiles" in full
+    assert "s2-tiles" not in sections["Headline"] and "hidden" not in sections["Headline"]
+    assert (dirs.figures / RESULTS_CSV).exists()                                  # the tidy table beside it
 
 
-def test_results_summary_shows_the_metric_study_rows_notebook_06_writes(tmp_path, monkeypatch):
-    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
-    dirs = RunDirs("smoke", out_dir=tmp_path / "fig")
-    separation = pd.DataFrame([{"dataset": "ucm", "metric": "BLEU-4", "preserved": p, "changed": ANY_EDIT,
+def test_the_metric_study_rows_get_their_section_in_the_headline(tmp_path, monkeypatch):
+    separation = pd.DataFrame([{"dataset": "ucm", "metric": m, "preserved": p, "changed": ANY_EDIT,
                                 "auc": 0.61, "ci_low": 0.5, "ci_high": 0.7, "n_preserved": 10, "n_changed": 40}
-                               for p in ("synonym", "synonym-1")])
+                               for p in ("synonym", "synonym-1") for m in ("BLEU-4", "CIDEr")])
     discrimination = pd.DataFrame([{"dataset": "ucm", "metric": "BLEU-4", "distractors": "same-class", "k": 4,
                                     "auc": 0.55, "auc_low": 0.5, "auc_high": 0.6, "n_queries": 10}])
     rows = to_results(separation, discrimination, seed=0, profile="smoke")
-    append_results(rows, dirs.results)
-    text = open(write_results_summary(dirs)).read()
-    section = text.split("## Caption-metric study", 1)
-    assert len(section) == 2, "metric-study section missing from RESULTS.md"
-    for r in rows:
-        assert r.task in section[1]
-    # the README's compact table keeps RSDiX's own paraphrase (the full study is in RESULTS.md)
-    assert set(headline_table(dirs)["task"]) == {"metric-separation-synonym"}
+    dirs = _run(tmp_path, monkeypatch, rows + SMALL[:1])
+    headline = _sections(open(write_results_summary(dirs)).read())["Headline"]
+    titles = [line[4:] for line in headline.splitlines() if line.startswith("### ")]
+    section = rows[0].section
+    assert titles == ["Zero-shot classification, top-1 % (notebook 05)", section]
+    tasks = [line[5:] for line in headline.split(f"### {section}")[1].splitlines() if line.startswith("#### ")]
+    assert {t.split(",")[0] for t in tasks} == {r.task for r in rows if r.section}
+    table = _table(headline, "metric-separation-synonym, AUC", "####")
+    assert table[0] == ["model", "UCM"] and ["BLEU-4", "0.610 [0.500, 0.700] (n=1)"] in table
 
 
-def test_sections_rows_name_follow_the_task_sections(tmp_path, monkeypatch):
-    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
-    dirs = RunDirs("smoke", out_dir=tmp_path / "fig")
-    append_results([Result("A", "UCM", "study-y", "AUC", 0.5, seed=0, section="Study Y"),
-                    Result("A", "UCM", "study-hidden", "AUC", 0.7, seed=0),
-                    Result("m", "WHU-RS19", "zero-shot", "top1", 31.0, seed=0),
-                    Result("A", "UCM", "study-x", "AUC", 0.6, seed=0, section="Study X")], dirs.results)
-    text = open(write_results_summary(dirs)).read()
-    titles = [line[3:] for line in text.splitlines() if line.startswith("## ")]
-    assert titles[:3] == [SECTIONS[0][0], "Study Y", "Study X"]
-    assert "study-y" in text.split("## Study Y")[1].split("## ")[0] and "study-hidden" not in text
+def test_readme_block_is_the_five_row_headline_and_regenerates_from_the_figures_folder(tmp_path, monkeypatch):
+    rows = [Result(f"{m}_s0", ds, task, metric, v + i, seed=0, split="all" if task == "zero-shot" else "test")
+            for i, m in enumerate(["infonce", "rsdix", "rsdix-long", "rsdix-sbert", "rsdix-siglip", "dino"])
+            for ds, task, metric, v in (("UCM", "retrieval", "mR", 20.0), ("WHU-RS19", "zero-shot", "top1", 25.0))]
+    rows += [Result("rsdix_s0-ema", "UCM", "retrieval", "mR", 99.0, seed=0),
+             Result("rsdix_frac0.1_s1", "UCM", "retrieval", "mR", 98.0, seed=1)]
+    table = readme_table(summarise(pd.DataFrame([r.__dict__ for r in rows]).drop(columns="extra")))
+    assert list(table.columns) == ["model", "UCM retrieval mR", "WHU-RS19 zero-shot top-1"]
+    assert table["model"].tolist() == ["dino", "rsdix-siglip", "rsdix-sbert", "rsdix-long", "rsdix"]  # best 5
+    assert table.iloc[0, 1] == "25.0 (n=1)"
+    dirs = _run(tmp_path, monkeypatch, rows)
+    write_results_summary(dirs)
+    (dirs.figures / "RESULTS.md").unlink()
+    dirs.results.unlink()                                     # the run folder is gone: the figures remain
+    assert regenerate_summary("smoke", dirs.figures) == str(dirs.figures / "RESULTS.md")
+    env = json.loads((dirs.figures / "run_environment.json").read_text())
+    assert f"- time_utc: {env['time_utc']}" in (dirs.figures / "RESULTS.md").read_text()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{README_START}\nold\n{README_END}\n\nafter\n")
+    assert update_readme(pd.read_csv(dirs.figures / RESULTS_CSV), env, readme)
+    block = readme.read_text().split(README_START)[1].split(README_END)[0]
+    assert "old" not in block and block.count("\n| ") == 6 and readme.read_text().endswith("after\n")
+
+
+def test_parameter_counts_come_from_the_open_clip_configs():
+    assert parameter_count("ViT-B/32") == "151.3 M" and parameter_count("ViT-L/14") == "427.6 M"
+    assert parameter_count("best") == ""
 
 
 def test_the_report_loads_no_study():

@@ -2,14 +2,16 @@
 
 Each module here has ``run(quick) -> list[dict]``; rows are ``{"benchmark", "metric", "value",
 "unit", "goal", "ok", ...}``. Targets are measured as ratios within one run, never as timed
-tests. :func:`run_all` runs every module and writes one table (CSV + markdown); with ``only``
-the other modules' rows already in the table are kept.
+tests. :func:`run_all` runs every module and writes the CSV (every row and field) and a markdown
+page with one small table per benchmark (:func:`bench_markdown`: what, value, goal, ok,
+machine, and the benchmark's own measurements under it); with ``only`` the other modules' rows
+already in the table are kept. :func:`regenerate_markdown` rewrites the page from the CSV.
 """
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -17,11 +19,91 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from rsdix.log import get_logger
 from rsdix.models import load_model, lock_text_trunk
 from rsdix.reporting.summary import environment
-from rsdix.results import write_table
+from rsdix.utils import atomic_path, atomic_write_text
+
+log = get_logger(__name__)
 
 ENV_COLUMNS = ("torch", "cpu_count", "device", "git_commit", "time_utc")
+ROW_COLUMNS = ("module", "benchmark", "metric", "value", "unit", "goal", "ok")
+
+
+def _number(value) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return f"{value:.0f}" if abs(value) >= 1000 or value.is_integer() else f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def _given(row: dict, key: str) -> bool:
+    value = row.get(key)
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and value != ""
+
+
+def machine(row: dict) -> str:
+    """Where a row was measured: device, CPU cores, torch."""
+    parts = [str(row["device"]) if _given(row, "device") else "",
+             f"{_number(row['cpu_count'])} CPU cores" if _given(row, "cpu_count") else "",
+             f"torch {row['torch']}" if _given(row, "torch") else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def bench_markdown(table: pd.DataFrame, csv_name: str = "bench.csv") -> str:
+    """One small table per benchmark: what (the metric, or the stage of a staged benchmark), value
+    (with its unit), goal, ok, machine; the benchmark's own measurements (the fields only its rows
+    fill) and the commit and time follow as one line."""
+    lines = ["# Benchmarks (`make bench`)", "",
+             f"Generated from [`{csv_name}`]({csv_name}) (every row and field). Each target is a ratio measured "
+             "within one run (`goal`, `ok`); rows without a goal are measurements.", ""]
+    records = table.to_dict("records")
+    for module, benchmark in dict.fromkeys((r.get("module"), r["benchmark"]) for r in records):
+        rows = [r for r in records if r.get("module") == module and r["benchmark"] == benchmark]
+        lines += [f"## {benchmark}", "", "| what | value | goal | ok | machine |", "|---|---|---|---|---|"]
+        shown = set(ROW_COLUMNS) | set(ENV_COLUMNS)
+        for r in rows:
+            what = r["metric"] if _given(r, "metric") else (r.get("stage") if _given(r, "stage") else "")
+            shown.add("stage" if not _given(r, "metric") else "metric")
+            value = _number(r.get("value")) if _given(r, "value") else _number(r.get("seconds"))
+            unit = r.get("unit") if _given(r, "unit") else ("s" if not _given(r, "value") and _given(r, "seconds")
+                                                            else "")
+            if not _given(r, "value"):
+                shown.add("seconds")
+            ok = "" if not _given(r, "ok") else ("yes" if str(r["ok"]).lower() in ("true", "1") else "**no**")
+            lines.append(f"| {what} | {value} {unit} | {_number(r.get('goal'))} | {ok} | {machine(r)} |"
+                         .replace("  |", " |"))
+        details = []
+        for key in table.columns:
+            if key in shown or not any(_given(r, key) for r in rows):
+                continue
+            values = list(dict.fromkeys(_number(r.get(key)) for r in rows if _given(r, key)))
+            details.append(f"{key} {' / '.join(values)}")
+        first = rows[0]
+        where = [f"commit {first['git_commit']}" if _given(first, "git_commit") else "",
+                 f"{first['time_utc']} UTC" if _given(first, "time_utc") else ""]
+        lines += ["", "; ".join([", ".join(details)] * bool(details) + [", ".join(w for w in where if w)]), ""]
+    return "\n".join(lines)
+
+
+def write_bench(table: pd.DataFrame, out: str | Path) -> tuple[Path, Path]:
+    """``<out>.csv`` (every row and field) and ``<out>.md`` (:func:`bench_markdown`)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    csv, md = out.with_suffix(".csv"), out.with_suffix(".md")
+    with atomic_path(csv) as tmp:
+        table.to_csv(tmp, index=False)
+    atomic_write_text(md, bench_markdown(table, csv.name) + "\n")
+    return csv, md
+
+
+def regenerate_markdown(out: str | Path = "figures/bench") -> Path:
+    """Rewrite ``<out>.md`` from ``<out>.csv`` without running a benchmark."""
+    csv = Path(out).with_suffix(".csv")
+    md = Path(out).with_suffix(".md")
+    atomic_write_text(md, bench_markdown(pd.read_csv(csv), csv.name) + "\n")
+    return md
 
 
 def bench_model(quick: bool, quick_batch: int, full_batch: int = 64):
@@ -47,7 +129,7 @@ def run_all(quick: bool = False, only: list[str] | None = None, out: str = "figu
     for name in modules():
         if only and name not in only:
             continue
-        print(f"[bench] {name} ...", flush=True)
+        log.info(f"{name} ...")
         start = time.time()
         try:
             for row in importlib.import_module(f"rsdix.benchmarks.{name}").run(quick=quick):
@@ -55,7 +137,7 @@ def run_all(quick: bool = False, only: list[str] | None = None, out: str = "figu
         except Exception:  # noqa: BLE001 - report and go on with the other benchmarks
             failed.append(name)
             traceback.print_exc()
-        print(f"[bench] {name} done in {time.time() - start:.0f}s", flush=True)
+        log.info(f"{name} done in {time.time() - start:.0f}s")
     out = Path(out)
     table = pd.DataFrame(rows)
     env = environment()
@@ -66,10 +148,10 @@ def run_all(quick: bool = False, only: list[str] | None = None, out: str = "figu
         previous = pd.read_csv(csv)
         table = pd.concat([previous[~previous["module"].isin(table["module"].unique())], table],
                           ignore_index=True).sort_values("module", kind="stable")
-    write_table(table, out.name, out.parent)
+    write_bench(table, out)
     print(table.drop(columns=list(ENV_COLUMNS), errors="ignore").to_string(index=False))
-    print(f"[bench] written {out}.csv and {out}.md")
+    log.info(f"written {out}.csv and {out}.md")
     if failed:
-        print(f"[bench] FAILED modules: {failed}", file=sys.stderr)
+        log.error(f"FAILED modules: {failed}")
         return 1
     return 0

@@ -26,11 +26,14 @@ from rsdix.config import deep_update, from_dict, option
 from rsdix.data.captions import find_image_dir, read_captions, select_split
 from rsdix.data.registry import caption_file, get_info
 from rsdix.errors import ConfigError, DataError
+from rsdix.log import get_logger
 from rsdix.models import load_model
 from rsdix.paths import cache_dir
 from rsdix.results import append_results
 from rsdix.s2.dataset import read_s2lcd
 from rsdix.utils import atomic_path, pick_device, seed_everything
+
+log = get_logger(__name__)
 
 NO_WORDS = "nowords"
 
@@ -269,7 +272,7 @@ def run_experiment(exp: CaptioningExperiment, runs: Sequence[CaptionRun], root=N
     for dataset in exp.datasets:
         reason = missing_reason(dataset, root)
         if reason:
-            print(f"{dataset}: skipped: {reason}")
+            log.warning(f"{dataset}: skipped: {reason}")
             continue
         for run in runs:
             t0 = time.perf_counter()
@@ -279,6 +282,6 @@ def run_experiment(exp: CaptioningExperiment, runs: Sequence[CaptionRun], root=N
             if results is not None:
                 append_results(out["results"], results)
             outputs.append(out)
-            print(f"{out['run'].name} on {out['times']['dataset']}: CIDEr {out['evaluation'].value('CIDEr'):.3f}, "
-                  f"BLEU-4 {out['evaluation'].value('BLEU-4'):.3f} (corpus) in {out['times']['total_s']:.0f} s")
+            log.info(f"{out['run'].name} on {out['times']['dataset']}: CIDEr {out['evaluation'].value('CIDEr'):.3f}, "
+                     f"BLEU-4 {out['evaluation'].value('BLEU-4'):.3f} (corpus) in {out['times']['total_s']:.0f} s")
     return outputs

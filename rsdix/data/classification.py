@@ -22,7 +22,7 @@ from rsdix.utils import progress
 RS_WORDS = """
 agricultural agriculture air airplane airplanes airport annual apartment area bare bareland baseball
 basketball beach bridge bridges building buildings bush car chaparral church circular cloud coastal
-commercial container court crop crossroads cultivated dam dense desert diamond dry dock farm farmland
+commercial container course court crop crossroads cultivated dam dense desert diamond dry dock farm farmland
 field fields football forest freeway golf golfcourse grass grassland greenhouse ground harbor harbour
 herbaceous highway home homes ice industrial intersection island lake land lake lakes lot low marina
 meadow medium mine mobile mountain nursing oil overpass palace park parking parkinglot pasture

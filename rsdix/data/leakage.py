@@ -4,23 +4,31 @@ Each image is named by a record ``(dataset, split, path)``; files with the same 
 one duplicate group (kind ``exact``). Near-duplicates (kind ``phash``): 64-bit pHash
 (``imagehash.phash``) within ``max_bits`` Hamming bits (default 4: resized and re-encoded JPEG
 copies of a scene land within 0-2 bits, unrelated scenes at ~32). Flips count as duplicates: each
-image is also hashed left-right and top-bottom flipped, and the smallest distance is kept. The
-feature (cosine) near-duplicate part is not built yet.
+image is also hashed left-right and top-bottom flipped, and the smallest distance is kept.
+Feature near-duplicates (kind ``cosine``): mean-centred cosine similarity of given image features
+at or above a threshold (:func:`feature_duplicates`; the features come from
+:mod:`rsdix.evaluation.leakage`). Exclusion lists (:func:`exclusion_rows`, :func:`write_exclusions`)
+name the training images that duplicate an image of another split or dataset; training configs
+read them as ``data.exclude: [file.csv]`` (:func:`read_exclusions`).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ImageOps
 
+from rsdix.data.images import load_image
 from rsdix.errors import DataError
+from rsdix.utils import progress
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ def file_sha1(path: Path) -> str:
 def exact_duplicates(records: list[tuple[str, str, Path]]) -> list[Duplicate]:
     """Groups of byte-identical files among ``(dataset, split, path)`` records (groups of 2+)."""
     by_hash: dict[str, list[tuple[str, str, Path]]] = defaultdict(list)
-    for dataset, split, path in records:
+    for dataset, split, path in progress(records, desc="sha1 of the images", unit="image"):
         by_hash[file_sha1(path)].append((dataset, split, path))
     rows: list[Duplicate] = []
     members = [m for m in by_hash.values() if len(m) > 1]
@@ -84,11 +92,7 @@ def write_groups(rows: list[Duplicate], out: Path) -> Path:
 
 def phash_bits(path: Path) -> np.ndarray:
     """(3, 64) bool: pHash of the image, of its left-right flip and of its top-bottom flip."""
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB") if img.mode not in ("RGB", "L") else img.copy()
-    except (OSError, ValueError) as err:
-        raise DataError(str(path), f"cannot read image: {err}") from err
+    img = load_image(path)   # multispectral GeoTIFFs rendered to true colour; DataError naming the file
     variants = (img, ImageOps.mirror(img), ImageOps.flip(img))
     return np.stack([imagehash.phash(v).hash.ravel() for v in variants])
 
@@ -101,7 +105,7 @@ def phash_duplicates(records: list[tuple[str, str, Path]], max_bits: int = 4) ->
     """
     if not records:
         return []
-    bits = np.stack([phash_bits(p) for _, _, p in records])  # (n, 3, 64)
+    bits = np.stack([phash_bits(p) for _, _, p in progress(records, desc="pHash of the images", unit="image")])
     plain = bits[:, 0, :].astype(np.int16)
     dist = np.full((len(records), len(records)), 64, dtype=np.int16)
     for v in range(3):
@@ -109,6 +113,14 @@ def phash_duplicates(records: list[tuple[str, str, Path]], max_bits: int = 4) ->
         d = plain @ (1 - other).T + (1 - plain) @ other.T
         dist = np.minimum(dist, np.minimum(d, d.T))
     np.fill_diagonal(dist, 64)
+    pairs = np.nonzero(np.triu(dist <= max_bits, 1))
+    return grouped(records, pairs, dist.min(axis=1).astype(float), "phash")
+
+
+def grouped(records: list[tuple[str, str, Path]], pairs: tuple[np.ndarray, np.ndarray], distance: np.ndarray,
+            kind: str) -> list[Duplicate]:
+    """Duplicate rows of the connected components (2+ members) of the graph of index ``pairs``
+    ``(i, j)``; ``distance[i]``: member i's distance to its nearest other member."""
     parent = list(range(len(records)))
 
     def root(i):
@@ -117,7 +129,7 @@ def phash_duplicates(records: list[tuple[str, str, Path]], max_bits: int = 4) ->
             i = parent[i]
         return i
 
-    for i, j in zip(*np.nonzero(np.triu(dist <= max_bits, 1))):
+    for i, j in zip(*pairs):
         parent[root(int(i))] = root(int(j))
     comps: dict[int, list[int]] = defaultdict(list)
     for i in range(len(records)):
@@ -126,5 +138,87 @@ def phash_duplicates(records: list[tuple[str, str, Path]], max_bits: int = 4) ->
     for group, members in enumerate(m for m in comps.values() if len(m) > 1):
         for i in members:
             dataset, split, path = records[i]
-            rows.append(Duplicate(group, dataset, split, str(path), "phash", float(dist[i].min())))
+            rows.append(Duplicate(group, dataset, split, str(path), kind, float(distance[i])))
     return rows
+
+
+COSINE_THRESHOLD = 0.999   # mean-centred cosine; resized / re-encoded JPEG copies score >= 0.9994 (tests)
+
+
+def feature_duplicates(records: list[tuple[str, str, Path]], features, threshold: float = COSINE_THRESHOLD,
+                       centre: bool = True, chunk: int = 2048) -> list[Duplicate]:
+    """Pairs of images whose feature vectors (one row per record) have cosine similarity
+    ``>= threshold`` after subtracting the mean feature (``centre``: a random or weak encoder puts
+    every image near one direction; centring spreads them). One group per pair (not connected
+    components: similarity chains through runs of uniform images, e.g. sea tiles); ``distance``
+    is ``1 - cosine`` of the pair."""
+    feats = np.asarray(features, dtype=np.float32)
+    if feats.ndim != 2 or len(feats) != len(records):
+        raise DataError("leakage", f"{len(feats)} feature rows for {len(records)} images")
+    if not np.isfinite(feats).all():
+        raise DataError("leakage", "image features hold NaN or infinite values")
+    if centre and len(feats) > 1:
+        feats = feats - feats.mean(axis=0, keepdims=True)
+    norms = np.linalg.norm(feats, axis=1, keepdims=True)
+    feats = feats / np.where(norms > 0, norms, 1.0)
+    rows: list[Duplicate] = []
+    for start in range(0, len(feats), chunk):      # chunks of rows: 40k images stay within memory
+        sims = feats[start:start + chunk] @ feats.T
+        for i, j in zip(*np.nonzero(sims >= threshold)):
+            a, b = start + int(i), int(j)
+            if a < b:
+                group, distance = len(rows) // 2, float(1.0 - sims[i, j])
+                for k in (a, b):
+                    dataset, split, path = records[k]
+                    rows.append(Duplicate(group, dataset, split, str(path), "cosine", max(distance, 0.0)))
+    return rows
+
+
+def exclusion_rows(rows: list[Duplicate], train_splits: Sequence[str] = ("train",)) -> list[dict]:
+    """Training images to leave out: every member of a ``train_splits`` split whose duplicate group
+    (of any kind) also holds an image of another split or another dataset (one row per file)."""
+    groups: dict[tuple[str, int], list[Duplicate]] = defaultdict(list)
+    for r in rows:
+        groups[(r.kind, r.group)].append(r)
+    out: dict[str, dict] = {}
+    for (kind, _), members in groups.items():
+        for r in members:
+            others = {(m.dataset, m.split) for m in members if m.file != r.file} - {(r.dataset, r.split)}
+            if r.split in train_splits and others:
+                reason = f"{kind} duplicate of " + ", ".join(sorted(f"{d}/{s}" for d, s in others))
+                out.setdefault(r.file, {"dataset": r.dataset, "split": r.split, "file": r.file, "reason": reason})
+    return list(out.values())
+
+
+def write_exclusions(rows: list[dict], out: Path, root: str | os.PathLike | None = None) -> Path:
+    """An exclusion list (CSV: dataset, split, file, reason), file paths relative to ``root``
+    (the data root) where they lie under it, so the list travels with the data."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    base = Path(root).resolve() if root is not None else None
+    with out.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["dataset", "split", "file", "reason"])
+        writer.writeheader()
+        for r in rows:
+            path = Path(r["file"]).resolve()
+            rel = path.relative_to(base) if base is not None and path.is_relative_to(base) else path
+            writer.writerow({**r, "file": rel.as_posix()})
+    return out
+
+
+def read_exclusions(paths: Sequence[str | os.PathLike], root: str | os.PathLike | None = None) -> set[Path]:
+    """The image files (resolved paths) named by exclusion lists; relative paths are under ``root``.
+    A missing file or one without a ``file`` column is a DataError naming it."""
+    out: set[Path] = set()
+    for p in paths or []:
+        p = Path(p)
+        if not p.is_file():
+            raise DataError(p, "exclusion list not found")
+        with p.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if "file" not in (reader.fieldnames or []):
+                raise DataError(p, f"exclusion list needs a 'file' column; found {reader.fieldnames}")
+            for row in reader:
+                f = Path(row["file"])
+                out.add((f if f.is_absolute() or root is None else Path(root) / f).resolve())
+    return out

@@ -6,7 +6,8 @@
 * ``classification``: top-1/top-5/balanced accuracy, confusion matrix, zero-shot class weights.
 * ``zero_shot``: class embeddings from names x templates, zero-shot classification.
 * ``templates``: the prompt-template sets.
-* ``retrieval``: image<->text recall@k (ties at random, in expectation), the retrieval task.
+* ``retrieval``: image<->text recall@k (headline: torch.topk as CLIP_benchmark; ``*_tie_expected``:
+  ties at random, in expectation), the retrieval task.
 * ``probes``: weighted k-NN, linear probe, few-shot probes, the seeded stratified split.
 * ``counting``: count words in captions, their ten variants, counting accuracy and task.
 * ``multilingual``: evaluation per language on one multilingual caption set.

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from rsdix.data.files import read_json
 from rsdix.errors import ConfigError, DataError, OfflineError
+from rsdix.log import get_logger
 from rsdix.models import load_model
-from rsdix.paths import repo_root
+from rsdix.paths import weights_root
+
+log = get_logger(__name__)
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
@@ -22,12 +26,25 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 @dataclass(frozen=True)
 class ModelSpec:
     """One model to evaluate: its row label, an open_clip name or checkpoint folder, the
-    pretrained tag or weights path, the seed its rows carry, and whether it is a trained checkpoint."""
+    pretrained tag or weights path, the seed its rows carry, whether it is a trained checkpoint and
+    the caption sets it was trained on (zero-shot rows on sets built on them are marked)."""
     label: str
     name: str
     pretrained: str | None = None
     seed: int = 0
     trained: bool = False
+    trained_on: tuple = ()
+
+
+def training_sets(folder: str | os.PathLike) -> tuple:
+    """The caption sets a model folder saved by rsdix was trained on (``rsdix.datasets`` of its
+    ``open_clip_config.json``); ``()`` for anything else."""
+    config = Path(folder) / "open_clip_config.json"
+    if not config.is_file():
+        return ()
+    meta = read_json(config, "model config")
+    datasets = meta.get("rsdix", {}).get("datasets", []) if isinstance(meta, dict) else []
+    return tuple(str(d) for d in datasets or [])
 
 
 def list_checkpoints(models_dir: str | os.PathLike) -> list[Path]:
@@ -61,7 +78,8 @@ def models_to_evaluate(models_dir: str | os.PathLike, config, extra: Sequence[st
     """The checkpoints under ``models_dir`` (seed read from the run name), or, when there is none,
     ``config.fallback_preset`` untrained (a chance-level reference), then ``config.baselines`` and
     ``extra`` (model specs, :func:`parse_model_spec`) with ``seed``."""
-    specs = [ModelSpec(folder.name, str(folder), None, run_seed(folder.name), trained=True)
+    specs = [ModelSpec(folder.name, str(folder), None, run_seed(folder.name), trained=True,
+                       trained_on=training_sets(folder))
              for folder in list_checkpoints(models_dir)]
     if not specs and config.fallback_preset:
         specs.append(ModelSpec(f"{config.fallback_preset}-untrained", config.fallback_preset, None, seed))
@@ -73,11 +91,11 @@ def models_to_evaluate(models_dir: str | os.PathLike, config, extra: Sequence[st
 
 def resolve_weights(pretrained: str | None) -> str | None:
     """A relative weights path in a config (``checkpoints/RemoteCLIP-ViT-B-32.pt``) is relative to
-    the repository root, wherever the caller runs (papermill runs notebooks in ``notebooks/``);
+    the repository root (``$RSDIX_WEIGHTS_ROOT`` if set: rsdix.paths.weights_root), wherever the caller runs (papermill runs notebooks in ``notebooks/``);
     open_clip tags and absolute paths are returned as they are."""
     if not pretrained or os.path.isabs(pretrained) or not pretrained.endswith(WEIGHT_SUFFIXES):
         return pretrained
-    return str(repo_root() / pretrained)
+    return str(weights_root() / pretrained)   # the repository root; a dry run's stand-ins folder
 
 
 def describe_models(specs: Sequence[ModelSpec], models_dir: str | os.PathLike, config) -> str:
@@ -101,6 +119,6 @@ def load_bundles(specs: Sequence[ModelSpec]) -> tuple[dict, list[str]]:
         try:
             bundles[spec.label] = load_model(spec.name, pretrained=spec.pretrained)
         except (OfflineError, DataError) as exc:
-            print(f"{spec.label}: not evaluated: {exc}")
+            log.warning(f"{spec.label}: not evaluated: {exc}")
             not_evaluated.append(spec.label)
     return bundles, not_evaluated

@@ -1,45 +1,99 @@
 """Notebook 05's figures: zero-shot top-1 per dataset (chance and a published model marked), the
 confusion matrix of one zero-shot result, few-shot accuracy against shots. Each returns the
-figure and, given ``path``, saves it through :func:`rsdix.viz.save`."""
+figure and, given ``path``, saves it through :func:`rsdix.viz.save`.
+
+Models keep their colour of :func:`rsdix.viz.model_colour`; intervals stay inside 0-100 %
+(:func:`rsdix.viz.accuracy_interval`) and a caption line under the axes says what they are; a
+published number is marked only on the dataset release it was published on (:func:`same_release`)."""
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
 from rsdix import viz
+from rsdix.data.registry import REGISTRY
 from rsdix.evaluation.zero_shot import ZeroShotResult
+from rsdix.log import get_logger
+from rsdix.results import method_name
+
+log = get_logger(__name__)
 
 
 def _saved(fig, path: str | os.PathLike | None):
     if path is not None:
-        print("saved", viz.save(fig, path))
+        log.info("saved %s", viz.save(fig, path))
     return fig
+
+
+def same_release(published: pd.Series) -> pd.Series:
+    """``published`` (dataset title -> number) without the datasets whose numbers were published on
+    another release of their images (``DatasetInfo.published_as``, e.g. EuroSAT-MS, whose
+    reference rows are the papers' EuroSAT RGB numbers): only a like-for-like number is marked."""
+    other_release = {info.title for info in REGISTRY.values() if info.published_as}
+    return published[[ds not in other_release for ds in published.index]]
+
+
+def _pooled(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per dataset x method (seeds pooled): mean, 95% interval (its kind) and the seeds."""
+    rows = rows.assign(method=rows["model"].map(method_name))
+    n = rows["n"] if "n" in rows else pd.Series(np.nan, index=rows.index)
+    out = []
+    for (ds, method), group in rows.assign(n=n).groupby(["dataset", "method"], sort=False):
+        values = group["value"].astype(float).tolist()
+        low, high, kind = viz.accuracy_interval(values, group["n"].iloc[0] if len(values) == 1 else None)
+        out.append({"dataset": ds, "method": method, "mean": float(np.mean(values)), "low": low, "high": high,
+                    "kind": kind, "values": values})
+    return pd.DataFrame(out)
 
 
 def plot_zero_shot_top1(results: pd.DataFrame, n_classes: Mapping[str, int], published: pd.Series | None = None,
                         published_label: str = "published", path: str | os.PathLike | None = None):
-    """Bars of zero-shot top-1 per dataset and model, chance as a dashed line, ``published``
-    (dataset -> top-1, e.g. :func:`~rsdix.evaluation.published.published_for`) as stars."""
+    """Bars of zero-shot top-1 per dataset and model (seeds pooled: bar = mean, dots = seeds),
+    95% intervals (Wilson over the test images for one seed, bootstrap over seeds for several),
+    chance as a dashed line, ``published`` (dataset -> top-1, e.g.
+    :func:`~rsdix.evaluation.published.published_for`) as stars on the same dataset release only."""
     top1 = results[(results["task"] == "zero-shot") & (results["metric"] == "top1")]
-    fig, ax = plt.subplots(figsize=(max(6, 2.2 * top1["dataset"].nunique()), 4))
-    sns.barplot(data=top1, x="dataset", y="value", hue="model", ax=ax)
-    published = published if published is not None else pd.Series(dtype=float)
-    datasets = top1["dataset"].unique()          # seaborn's order: first appearance
-    first_published = next((ds for ds in datasets if ds in published.index), None)
+    pooled = _pooled(top1)
+    datasets = list(dict.fromkeys(pooled["dataset"]))
+    methods = list(dict.fromkeys(pooled["method"]))
+    width = 0.8 / max(1, len(methods))
+    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(datasets)), 4))
+    kinds = set()
+    for j, method in enumerate(methods):
+        part = pooled[pooled["method"] == method]
+        xs = np.array([datasets.index(d) for d in part["dataset"]]) - 0.4 + width * (j + 0.5)
+        colour = viz.model_colour(method)
+        ax.bar(xs, part["mean"], width=width * 0.95, color=colour, label=method)
+        ax.errorbar(xs, part["mean"], yerr=[part["mean"] - part["low"], part["high"] - part["mean"]], fmt="none",
+                    ecolor="black", elinewidth=1, capsize=2)
+        for x, values in zip(xs, part["values"]):
+            if len(values) > 1:
+                ax.scatter([x] * len(values), values, s=10, color="black", zorder=3)
+        kinds |= set(part["kind"])
+    marked = same_release(published if published is not None else pd.Series(dtype=float))
+    first_published = next((ds for ds in datasets if ds in marked.index), None)
     for i, ds in enumerate(datasets):
-        ax.hlines(100.0 / n_classes[ds], i - 0.4, i + 0.4, colors="k", linestyles="--", lw=1,
+        ax.hlines(100.0 / n_classes[ds], i - 0.4, i + 0.4, colors=viz.CHANCE_COLOUR, linestyles="--", lw=1,
                   label="chance" if i == 0 else None)
-        if ds in published.index:
-            ax.scatter([i], [published[ds]], marker="*", s=120, color="crimson", zorder=3,
+        if ds in marked.index:
+            ax.scatter([i], [marked[ds]], marker="*", s=120, color=viz.PUBLISHED_COLOUR, zorder=4,
                        label=published_label if ds == first_published else None)
+    ax.set_xticks(range(len(datasets)))
+    ax.set_xticklabels(datasets)
+    ax.set_ylim(0, 100)
     ax.set_ylabel("zero-shot top-1 (%)")
-    ax.set_xlabel("")
+    ax.set_xlabel("dataset")
     ax.set_title("Zero-shot top-1 per dataset")
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    whiskers = "; ".join(viz.INTERVAL_TEXT[k] for k in sorted(kinds) if k in viz.INTERVAL_TEXT)
+    viz.caption(fig, f"Bars: mean top-1; whiskers: {whiskers or 'none (no test-set size in the rows)'}. "
+                     "Dashed: chance (1 / classes). Stars: the published number on the same dataset release "
+                     "(none where the papers used another release, e.g. EuroSAT RGB for EuroSAT-MS).")
     return _saved(fig, path)
 
 
@@ -57,16 +111,21 @@ def plot_confusion(result: ZeroShotResult, title: str = "", path: str | os.PathL
 
 
 def plot_few_shot(details: Mapping[str, dict], results: pd.DataFrame, path: str | os.PathLike | None = None):
-    """Few-shot top-1 against images per class (mean ± std over draws), one line per model, with
-    the model's linear probe on all training images dotted."""
+    """Few-shot top-1 against images per class, one line per model in its colour: the mean over
+    draws with the percentile bootstrap 95% interval of that mean (inside 0-100 %), with the
+    model's linear probe on all training images dotted."""
     fs = pd.concat([info["few_shot"].assign(model=m) for m, info in details.items() if len(info["few_shot"])],
                    ignore_index=True)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (model, group) in enumerate(fs.groupby("model")):
-        stats = group.groupby("shots")["top1"].agg(["mean", "std"]).reset_index()
-        colour = f"C{i}"
-        ax.errorbar(stats["shots"], stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=model,
-                    color=colour)
+    for model, group in fs.groupby("model"):
+        shots, means, lows, highs = [], [], [], []
+        for k, draws in group.groupby("shots"):
+            low, high = viz.bootstrap_interval(draws["top1"].astype(float).tolist())
+            shots.append(k), means.append(draws["top1"].mean()), lows.append(low), highs.append(high)
+        means = np.array(means)
+        colour = viz.model_colour(model)
+        ax.errorbar(shots, means, yerr=[means - np.array(lows), np.array(highs) - means], marker="o", capsize=3,
+                    label=model, color=colour)
         full = results[(results["model"] == model) & (results["task"] == "linear-probe")
                        & (results["metric"] == "top1")]
         if len(full):
@@ -75,9 +134,11 @@ def plot_few_shot(details: Mapping[str, dict], results: pd.DataFrame, path: str 
     ax.set_xscale("log", base=2)
     ax.set_xticks(shots)
     ax.set_xticklabels([str(k) for k in shots])
+    ax.set_ylim(0, 100)
     ax.set_xlabel("training images per class")
     ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"Few-shot linear probe on {fs['dataset'].iloc[0]}\n"
-                 "(mean ± std over draws; dotted: probe on all training images)")
+    ax.set_title(f"Few-shot linear probe on {fs['dataset'].iloc[0]}")
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    viz.caption(fig, "Points: mean top-1 over the draws of training images; whiskers: 95% percentile bootstrap "
+                     "of that mean over draws. Dotted: the model's linear probe on all training images.")
     return _saved(fig, path)

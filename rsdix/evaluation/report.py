@@ -35,9 +35,19 @@ def metric_table(results: pd.DataFrame, task: str) -> pd.DataFrame:
 
 
 def zero_shot_table(results: pd.DataFrame, n_classes: Mapping[str, int]) -> pd.DataFrame:
-    """:func:`metric_table` of zero-shot with a ``chance`` column."""
+    """:func:`metric_table` of zero-shot with a ``chance`` column, the images used (``images``: the
+    rows' split, e.g. ``ucm_captions:test``) and ``caveat``: the models for which a row is not
+    zero-shot ("model: not zero-shot: trained on ucm_captions"), blank where it is."""
     table = metric_table(results, "zero-shot")
     table.insert(2, "chance", [chance(n_classes[d], m) for d, m in zip(table["dataset"], table["metric"])])
+    rows = results[results["task"] == "zero-shot"]
+    if "split" in rows:
+        table.insert(1, "images", table["dataset"].map(rows.groupby("dataset")["split"].first()))
+    if "caveat" in rows:
+        marked = rows[rows["caveat"].fillna("").astype(bool)]
+        marks = {d: "; ".join(sorted({f"{m}: {c}" for m, c in zip(g["model"], g["caveat"])}))
+                 for d, g in marked.groupby("dataset")}
+        table["caveat"] = [marks.get(d, "") for d in table["dataset"]]
     return table
 
 
@@ -117,6 +127,10 @@ def describe_results(results: pd.DataFrame, n_classes: Mapping[str, int], majori
         r = results[results["model"] == model].set_index(["dataset", "task", "metric"])["value"]
         zs_mean = r.xs("zero-shot", level="task").xs("top1", level="metric").mean()
         parts = [f"mean zero-shot top-1 {zs_mean:.1f}%"]
+        zs = results[(results["model"] == model) & (results["task"] == "zero-shot")]
+        caveats = sorted({f"{d} ({c})" for d, c in zip(zs["dataset"], zs["caveat"]) if c}) if "caveat" in zs else []
+        if caveats:
+            parts[0] += " (includes " + ", ".join(caveats) + ")"
         if ("UCM", "retrieval", "mR") in r.index:
             parts.append(f"UCM retrieval mR {r[('UCM', 'retrieval', 'mR')]:.1f}")
         for task, label in (("linear-probe", "linear probe"), ("knn", "k-NN")):

@@ -1,7 +1,13 @@
-"""Image-text retrieval: recall@k both ways over cached features (exact ties broken at random,
-in expectation) and the task on a model and a caption set.
+"""Image-text retrieval: recall@k both ways over cached features, and the task on a model and a
+caption set.
 
-    m = retrieval(bundle, load_retrieval("ucm_captions"))   # {"i2t_R@1": ..., "mR": ...}
+Two tie conventions, both reported. The headline ``i2t_R@k`` / ``t2i_R@k`` / ``mR`` follow the
+field (CLIP_benchmark, RemoteCLIP's ``retrieval.py``, the published tables): ``scores = text @
+image.T``, each query takes ``torch.topk`` of its row (tied items in topk's own order), a query
+hits when any of its positives is among them. The same names with ``_tie_expected`` appended
+(``mR_tie_expected``) break exact ties at random, in expectation (order-independent).
+
+    m = retrieval(bundle, load_retrieval("ucm_captions"))   # {"i2t_R@1": ..., "mR": ..., "mR_tie_expected": ...}
 """
 from __future__ import annotations
 
@@ -17,20 +23,23 @@ from rsdix.features import FeatureCache, encode_images, encode_texts
 from rsdix.finite import require_finite
 
 
+TIE_EXPECTED = "_tie_expected"   # suffix of the tie-expectation metrics
+
+
 def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
                       text_to_image: Sequence[int], ks: Sequence[int] = (1, 5, 10),
                       chunk_size: int = 1024, device: str | None = None) -> dict[str, float]:
-    """Image->text and text->image recall@k (percent) and mR, the mean of all of them.
+    """The headline recall@k and mR in the field's convention (:func:`topk_recall`), then the
+    same metrics with ties in expectation (:func:`tie_expected_recall`), named ``<metric>_tie_expected``."""
+    out = topk_recall(image_features, text_features, text_to_image, ks, chunk_size, device)
+    expected = tie_expected_recall(image_features, text_features, text_to_image, ks, chunk_size, device)
+    out.update({f"{key}{TIE_EXPECTED}": value for key, value in expected.items()})
+    return out
 
-    A query scores a hit at k when any correct item ranks in its top k (an image has several
-    captions). Exact ties are common: UCM-Captions repeats the same sentence for many images, so
-    an image's best caption often ties with other images' identical captions. Tied items are
-    taken in random order, in expectation: a query counts the probability that some correct item
-    lands in the top k (order-independent; the usual tools break ties by index order, which
-    matches this on average; counting ties in the query's favour instead inflated UCM i2t R@1
-    from about 7 to 26 for the same model). One chunked pass over the similarity matrix serves
-    both directions, so 10k images x 50k captions never materialises the full matrix.
-    """
+
+def check_retrieval_inputs(image_features, text_features, text_to_image, device: str | None = None):
+    """``(images, texts, text_to_image)`` as float32 / long tensors on ``device`` (cuda when present
+    and none given), after checking sizes, indices, finiteness and that every image has a caption."""
     img = torch.as_tensor(image_features, dtype=torch.float32)
     txt = torch.as_tensor(text_features, dtype=torch.float32)
     t2i = torch.as_tensor(list(text_to_image), dtype=torch.long)
@@ -52,6 +61,54 @@ def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
         device = "cuda"
     if device:
         img, txt, t2i = img.to(device), txt.to(device), t2i.to(device)
+    return img, txt, t2i
+
+
+def topk_recall(image_features: torch.Tensor, text_features: torch.Tensor, text_to_image: Sequence[int],
+                ks: Sequence[int] = (1, 5, 10), chunk_size: int = 1024, device: str | None = None
+                ) -> dict[str, float]:
+    """Recall@k (percent) and mR in the convention of CLIP_benchmark and RemoteCLIP's retrieval.py.
+
+    ``scores = text @ image.T``; text->image: each text's row, ``torch.topk(k)`` (a separate call
+    per k, ties in topk's order), a hit when its image is among them; image->text: the rows of
+    ``scores.T``, a hit when any of the image's captions is among them. Queries are taken in
+    chunks of ``chunk_size`` (a row holds the same numbers, so topk picks the same items)."""
+    img, txt, t2i = check_retrieval_inputs(image_features, text_features, text_to_image, device)
+    n_img, n_txt = len(img), len(txt)
+    hits = {f"{d}_R@{k}": 0 for d in ("i2t", "t2i") for k in ks}
+    for start in range(0, n_txt, chunk_size):                       # text -> image
+        scores = txt[start:start + chunk_size] @ img.T
+        own = t2i[start:start + chunk_size, None]
+        for k in ks:
+            top = scores.topk(min(k, n_img), dim=1).indices
+            hits[f"t2i_R@{k}"] += int((top == own).any(dim=1).sum())
+    for start in range(0, n_img, chunk_size):                       # image -> text: rows of scores.T
+        scores = (txt @ img[start:start + chunk_size].T).T
+        rows = torch.arange(start, start + len(scores), device=img.device)[:, None]
+        for k in ks:
+            top = scores.topk(min(k, n_txt), dim=1).indices
+            hits[f"i2t_R@{k}"] += int((t2i[top] == rows).any(dim=1).sum())
+    out = {key: 100.0 * n / (n_img if key.startswith("i2t") else n_txt) for key, n in hits.items()}
+    out["mR"] = float(np.mean(list(out.values())))
+    return out
+
+
+def tie_expected_recall(image_features: torch.Tensor, text_features: torch.Tensor,
+                        text_to_image: Sequence[int], ks: Sequence[int] = (1, 5, 10),
+                        chunk_size: int = 1024, device: str | None = None) -> dict[str, float]:
+    """Image->text and text->image recall@k (percent) and mR, exact ties at random in expectation.
+
+    A query scores a hit at k when any correct item ranks in its top k (an image has several
+    captions). Exact ties are common: UCM-Captions repeats the same sentence for many images, so
+    an image's best caption often ties with other images' identical captions. Tied items are
+    taken in random order, in expectation: a query counts the probability that some correct item
+    lands in the top k (order-independent; :func:`topk_recall`, the field's convention, takes
+    ties in ``torch.topk``'s order, which matches this on average; counting ties in the query's
+    favour instead inflated UCM i2t R@1 from about 7 to 26 for the same model). One chunked pass over the similarity matrix serves
+    both directions, so 10k images x 50k captions never materialises the full matrix.
+    """
+    img, txt, t2i = check_retrieval_inputs(image_features, text_features, text_to_image, device)
+    n_img, n_txt = len(img), len(txt)
     # Per query: items scoring strictly higher than the best correct one (above), other items tied
     # with it (tied), correct items tied at that score (own). The own item never counts against
     # its query: an image's best caption score is read from the same matrix product as the rest
@@ -92,28 +149,6 @@ def retrieval_metrics(image_features: torch.Tensor, text_features: torch.Tensor,
     return out
 
 
-def topk_recall(image_features: torch.Tensor, text_features: torch.Tensor, text_to_image: Sequence[int],
-                ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """Recall@k (percent) and mR in the convention of CLIP_benchmark and RemoteCLIP's retrieval.py:
-    ``scores = text @ image.T``, ``torch.topk`` picks the top k (ties in topk's order), a query hits
-    when any positive is among them; image->text uses ``scores.T``. Full matrix: small sets only."""
-    img = torch.as_tensor(image_features, dtype=torch.float32)
-    txt = torch.as_tensor(text_features, dtype=torch.float32)
-    t2i = torch.as_tensor(list(text_to_image), dtype=torch.long)
-    require_finite(img, "retrieval", "image features")
-    require_finite(txt, "retrieval", "text features")
-    scores = txt @ img.T
-    positive = torch.zeros_like(scores, dtype=torch.bool)
-    positive[torch.arange(len(t2i)), t2i] = True
-    out = {}
-    for name, s, pos in (("i2t", scores.T, positive.T), ("t2i", scores, positive)):
-        for k in ks:
-            top = s.topk(min(k, s.shape[1]), dim=1).indices
-            out[f"{name}_R@{k}"] = 100.0 * pos.gather(1, top).any(dim=1).float().mean().item()
-    out["mR"] = float(np.mean(list(out.values())))
-    return out
-
-
 def hit_probability(above: torch.Tensor, tied: torch.Tensor, own: torch.Tensor, k: int) -> torch.Tensor:
     """P(some correct item is in the top k) when ``above`` items score higher and the ``tied``
     other items and ``own`` correct items share the best correct score, in random order:
@@ -134,3 +169,4 @@ def retrieval(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None
                                 batch_size=batch_size, num_workers=num_workers)
     text_feats = encode_texts(bundle, dataset.texts(), cache, desc="encode captions")
     return retrieval_metrics(image_feats, text_feats, dataset.text_to_image(), **kwargs)
+

@@ -28,7 +28,8 @@ from rsdix.evaluation.checkpoints import parse_model_spec
 from rsdix.evaluation.classification import classification_metrics
 from rsdix.evaluation.counting import counting
 from rsdix.evaluation.datasets import dataset_note, load_classification, load_retrieval, resolve_dataset
-from rsdix.evaluation.probes import few_shot, knn_classify, linear_probe, train_test_split_indices
+from rsdix.evaluation.probes import few_shot, knn_classify, linear_probe
+from rsdix.evaluation.protocols import get_protocol, not_zero_shot, probe_split, protocols, template_set
 from rsdix.evaluation.retrieval import retrieval
 from rsdix.evaluation.templates import TEMPLATE_SETS
 from rsdix.evaluation.zero_shot import zero_shot
@@ -48,6 +49,9 @@ class EvalConfig:
     probe: list[str] = field(default_factory=lambda: ["whu_rs19"])   # linear probe, k-NN, few-shot
     counting: list[str] = field(default_factory=lambda: ["ucm_captions"])
     templates: str = option("rs", choices=tuple(TEMPLATE_SETS))
+    # evaluation protocol (rsdix/evaluation/protocols/protocols.yaml): template set and probe split;
+    # "rsdix" keeps `templates` and the seeded split below. Every row names it (column `protocol`)
+    protocol: str = option("rsdix", choices=tuple(protocols()))
     retrieval_split: Split = "test"
     counting_split: Split = "test"
     # seeded split for sets without an official one: this fraction of each class trains (0 < f < 1)
@@ -117,6 +121,7 @@ class EvalRun:
     templates: str | Sequence[str] | None = None
     class_names: dict | None = None
     languages: Sequence[str] | None = None
+    trained_on: Sequence[str] = ()   # caption sets the model was trained on (registry keys or files)
     rows: list[Result] = field(default_factory=list)
     zero_shot: dict = field(default_factory=dict)       # title -> ZeroShotResult
     few_shot: list[pd.DataFrame] = field(default_factory=list)
@@ -128,12 +133,19 @@ class EvalRun:
         """Keyword arguments of the feature encoders."""
         return dict(batch_size=self.config.batch_size, num_workers=self.config.num_workers)
 
-    def add(self, info, task: str, metrics: dict, n: int, split: str = "test", note: str = "") -> None:
-        """One row per metric, noted with the dataset's note (:func:`dataset_note`) and ``note``."""
-        note = "; ".join(x for x in (dataset_note(info.name, self.config), note) if x)
+    @property
+    def protocol(self):
+        return get_protocol(self.config.protocol)
+
+    def add(self, info, task: str, metrics: dict, n: int, split: str = "test", note: str = "",
+            caveat: str = "") -> None:
+        """One row per metric, noted with the dataset's note (:func:`dataset_note`) and ``note``;
+        columns ``protocol`` and ``caveat`` (e.g. "not zero-shot: trained on ucm_captions")."""
+        note = "; ".join(x for x in (caveat, dataset_note(info.name, self.config), note) if x)
         for metric, value in metrics.items():
             self.rows.append(Result(self.model_name, info.title, task, metric, float(value), seed=self.seed,
-                                    split=split, n=n, profile=self.profile, note=note))
+                                    split=split, n=n, profile=self.profile, note=note,
+                                    extra={"protocol": self.config.protocol, "caveat": caveat}))
 
     def dataset(self, kind: str, name: str, split: str):
         """The dataset (loaded once per call), or None when it is absent and ``config.skip_missing``."""
@@ -201,12 +213,15 @@ def zero_shot_task(run: EvalRun, info, ds, split: str) -> None:
     """Zero-shot top-1/top-5/balanced accuracy; :class:`ZeroShotResult` into ``run.zero_shot``."""
     given = run.class_names or {}
     names = given.get(info.name, given.get(info.title))
-    templates = run.templates or run.config.templates
+    templates = run.templates or template_set(run.protocol, info.name, run.config.templates)
     res = zero_shot(run.bundle, ds, templates, class_names=names, cache=run.cache, dataset_name=info.name,
                     **run.encode)
     run.zero_shot[info.title] = res
+    # a set restricted to a caption split's images says so (``ucm_captions:test``), not "all"
+    split = run.config.split_from.get(info.name, split)
     run.add(info, "zero-shot", res.metrics, len(ds), split=split,
-            note=f"templates={describe_templates(templates)}" + ("; class names given" if names is not None else ""))
+            note=f"templates={describe_templates(templates)}" + ("; class names given" if names is not None else ""),
+            caveat=not_zero_shot(info.name, run.trained_on))
 
 
 def language_note(run: EvalRun) -> str:
@@ -229,6 +244,7 @@ class ProbeData:
     test: np.ndarray
     n_classes: int
     note: str
+    caveat: str = ""   # e.g. "model trained on ucm_captions": its training saw this set's caption set
 
 
 def probe_data(run: EvalRun, info, ds) -> ProbeData:
@@ -236,10 +252,9 @@ def probe_data(run: EvalRun, info, ds) -> ProbeData:
     cfg = run.config
     feats = encode_images(run.bundle, ds, run.cache, dataset_name=info.name, split="all", **run.encode)
     labels = np.asarray(ds.labels)
-    tr, te = train_test_split_indices(labels, cfg.train_fraction, cfg.split_seed)
-    note = (f"no official split: seeded stratified {cfg.train_fraction:g}/{1 - cfg.train_fraction:g} split "
-            f"(split_seed={cfg.split_seed})")
-    return ProbeData(feats, labels, tr, te, len(ds.classes), note)
+    tr, te, note = probe_split(run.protocol, [p for p, _ in ds.samples], labels, cfg.train_fraction, cfg.split_seed)
+    return ProbeData(feats, labels, tr, te, len(ds.classes), note,
+                     not_zero_shot(info.name, run.trained_on).replace("not zero-shot: ", "model "))
 
 
 @task("linear-probe", "classification", "probe")
@@ -249,7 +264,8 @@ def linear_probe_task(run: EvalRun, info, ds, split: str) -> None:
     m = linear_probe(p.features[p.train], p.labels[p.train], p.features[p.test], p.labels[p.test],
                      run.config.probe_Cs, seed=run.seed, n_classes=p.n_classes)
     best_C = m.pop("C")
-    run.add(info, "linear-probe", m, len(p.test), note=f"{p.note}; C={best_C:g} chosen on validation")
+    run.add(info, "linear-probe", m, len(p.test), note=f"{p.note}; C={best_C:g} chosen on validation",
+            caveat=p.caveat)
 
 
 @task("knn", "classification", "probe")
@@ -259,7 +275,7 @@ def knn_task(run: EvalRun, info, ds, split: str) -> None:
     scores = knn_classify(p.features[p.train], p.labels[p.train], p.features[p.test], cfg.knn_k,
                           cfg.knn_temperature, p.n_classes)
     run.add(info, "knn", classification_metrics(scores, p.labels[p.test], p.n_classes), len(p.test),
-            note=f"{p.note}; k={cfg.knn_k}, T={cfg.knn_temperature:g}")
+            note=f"{p.note}; k={cfg.knn_k}, T={cfg.knn_temperature:g}", caveat=p.caveat)
 
 
 @task("few-shot", "classification", "probe")
@@ -278,7 +294,7 @@ def few_shot_task(run: EvalRun, info, ds, split: str) -> None:
     for k, group in draws.groupby("shots"):
         run.add(info, f"few-shot-{k}", {"top1": group["top1"].mean(), "top1_std": group["top1"].std(ddof=0),
                                         "balanced_acc": group["balanced_acc"].mean()}, len(p.test),
-                note=f"{p.note}; mean over {len(group)} draws, C={cfg.few_shot_C:g}")
+                note=f"{p.note}; mean over {len(group)} draws, C={cfg.few_shot_C:g}", caveat=p.caveat)
 
 
 @task("counting", "captions", "counting", split="counting_split")
@@ -312,7 +328,7 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
                    data_root: str | os.PathLike | None = None, cache: FeatureCache | None = None,
                    write: bool = True, details: dict | None = None,
                    templates: str | Sequence[str] | None = None, class_names: dict | None = None,
-                   languages: Sequence[str] | None = None) -> pd.DataFrame:
+                   languages: Sequence[str] | None = None, trained_on: Sequence[str] = ()) -> pd.DataFrame:
     """Run evaluation tasks on one model; tidy rows (model, dataset, task, metric, value, seed).
 
     Multilingual evaluation goes through the same call: ``templates`` (a set name or a list of
@@ -328,13 +344,15 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
     ``details`` to receive ``details["zero_shot"][title]`` (:class:`ZeroShotResult`, with the
     confusion matrix), ``details["few_shot"]`` (one row per shots x draw),
     ``details["skipped"]`` (datasets absent, with ``config.skip_missing``) and
-    ``details["cache_stats"]``.
+    ``details["cache_stats"]``. ``trained_on``: the caption sets the model was trained on; zero-shot
+    rows on a set built on their images say "not zero-shot: trained on <set>" (column ``caveat``).
+    Every row names ``config.protocol`` (column ``protocol``).
     """
     config = config or EvalConfig()
     if cache is None:
         cache = FeatureCache((dirs.run / "features") if dirs is not None else cache_dir() / "features")
     run = EvalRun(bundle, config, cache, model_name or bundle.name, seed, getattr(dirs, "profile", ""),
-                  data_root, templates, class_names, languages)
+                  data_root, templates, class_names, languages, tuple(trained_on))
     for name, dataset in parse_tasks(tasks, config):
         spec = TASKS[name]
         info = resolve_dataset(dataset, spec.kind)
@@ -342,7 +360,7 @@ def evaluate_model(bundle, tasks: Sequence[str] | None = None, dirs=None, seed: 
         ds = run.dataset(spec.kind, info.name, split)
         if ds is not None:
             spec.run(run, info, ds, split)
-    frame = pd.DataFrame([{k: v for k, v in r.__dict__.items() if k != "extra"} for r in run.rows])
+    frame = pd.DataFrame([{**{k: v for k, v in r.__dict__.items() if k != "extra"}, **r.extra} for r in run.rows])
     if dirs is not None and write and run.rows:
         append_results(run.rows, dirs.results)
     if details is not None:
@@ -382,17 +400,20 @@ def prefetch_image_features(bundles: dict, tasks: Sequence[str] | None = None, c
 
 
 def evaluate_models(bundles: dict, seeds: dict[str, int], dirs=None, config: EvalConfig | None = None,
-                    data_root: str | os.PathLike | None = None, cache: FeatureCache | None = None
+                    data_root: str | os.PathLike | None = None, cache: FeatureCache | None = None,
+                    trained_on: dict[str, Sequence[str]] | None = None
                     ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """:func:`evaluate_model` for each ``label -> bundle`` (its rows labelled ``label``, with
-    ``seeds[label]``): ``(all rows, label -> details, seconds and images encoded per model)``."""
+    ``seeds[label]`` and the caption sets ``trained_on[label]``): ``(all rows, label -> details,
+    seconds and images encoded per model)``."""
     cache = cache if cache is not None else FeatureCache()
     rows, details, timings = [], {}, []
     for label, bundle in bundles.items():
         start, before = time.time(), cache.stats.images_encoded
         details[label] = {}
         rows.append(evaluate_model(bundle, dirs=dirs, seed=seeds[label], model_name=label, config=config,
-                                   data_root=data_root, cache=cache, details=details[label]))
+                                   data_root=data_root, cache=cache, details=details[label],
+                                   trained_on=(trained_on or {}).get(label, ())))
         timings.append({"model": label, "seconds": round(time.time() - start, 1),
                         "images_encoded": cache.stats.images_encoded - before})
     return pd.concat(rows, ignore_index=True), details, pd.DataFrame(timings)

@@ -54,11 +54,19 @@ def suite_tasks(suite: str | Sequence[str] | None, config, tasks: Sequence[str] 
 
 
 def summary_markdown(rows: pd.DataFrame, title: str, floatfmt: str = ".2f") -> str:
-    """``# title`` then one table per task: a row per dataset and metric (mean over seeds/draws)."""
+    """``# title``, the protocol, then one table per task: a row per dataset, split and metric (mean
+    over seeds/draws), with the ``caveat`` column where a row has one (not zero-shot)."""
     lines = [f"# {title}", ""]
     if not len(rows):
         return "\n".join(lines + ["(no results)", ""])
+    if "protocol" in rows:
+        lines += [f"Protocol: {', '.join(rows['protocol'].dropna().unique())} "
+                  "(rsdix/evaluation/protocols/protocols.yaml)", ""]
     for task, part in rows.groupby("task", sort=False):
-        table = part.groupby(["dataset", "metric"], sort=False)["value"].mean().reset_index()
+        keys = ["dataset"] + [c for c in ("split", "protocol") if c in part] + ["metric"]
+        if "caveat" in part and part["caveat"].fillna("").astype(bool).any():
+            keys.append("caveat")     # "not zero-shot: trained on ucm_captions"
+        part = part.fillna({k: "" for k in keys})
+        table = part.groupby(keys, sort=False)["value"].mean().reset_index()
         lines += [f"## {task}", "", table.to_markdown(index=False, floatfmt=floatfmt), ""]
     return "\n".join(lines)

@@ -15,9 +15,12 @@ from scipy import stats as sps
 from rsdix.captioning.metrics import pairwise_scores
 from rsdix.errors import DataError
 from rsdix.finite import require_finite
+from rsdix.log import get_logger
 from rsdix.metric_study.captions import CaptionSet, seeded_rng, subsample
 from rsdix.metric_study.scoring import METRICS
 from rsdix.utils import progress
+
+log = get_logger(__name__)
 
 DISTRACTORS = ("random", "same-class")  # distractor images: any other image, or one of the same class
 
@@ -84,7 +87,7 @@ def study_queries(caption_sets: Sequence[CaptionSet], n_images: int | None, k: i
     for cs in caption_sets:
         for mode in modes:
             if mode == "same-class" and all(c is None for c in cs.classes):
-                print(f"{cs.dataset}: no classes, same-class distractors skipped")
+                log.info(f"{cs.dataset}: no classes, same-class distractors skipped")
                 continue
             queries.append(discrimination_queries(cs, n_images, k=k, seed=seed, distractors=mode))
     return pd.concat(queries, ignore_index=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rsdix.errors import RsdixError
 from rsdix.paths import cache_dir
+from rsdix.utils import with_umask_mode
 
 DEBIAN_SOURCE = Path("/usr/share/wordnet")
 APT_HINT = ("install the WordNet database with `apt-get update && apt-get install -y wordnet-base "
@@ -77,7 +78,7 @@ def install(dest: str | os.PathLike | None = None, source: str | os.PathLike | N
     if _is_complete(target) and not force:
         return dest
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".wordnet_", dir=target.parent))
+    tmp = with_umask_mode(tempfile.mkdtemp(prefix=".wordnet_", dir=target.parent), directory=True)  # not 0700
     try:
         for name in REQUIRED + OPTIONAL:
             if (src / name).is_file():

@@ -5,5 +5,9 @@ Modules:
 * ``reproduce``: runs the numbered notebooks through papermill (``run``), skipping the up-to-date
   ones, then writes the summary;
 * ``summary``: ``RESULTS.md`` (headline numbers beside the published ones, the environment) and
-  the README's compact results table.
+  the README's compact results table;
+* ``dry_run``: the paper profile's dry run (``rsdix reproduce --profile paper --dry-run``),
+  offline on the stand-ins of ``standins`` (random-weight OpenAI CLIP, RemoteCLIP, GPT-2 in the
+  hub's formats) and ``standin_data`` (the dry run's data root), configs capped by
+  ``rsdix/configs/dry_run.yaml``.
 """

@@ -19,16 +19,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
+from rsdix.log import get_logger
 from rsdix.paths import RunDirs, repo_root
 from rsdix.reporting.summary import write_results_summary
 from rsdix.results import SOURCE_ENV, drop_stale_rows
+
+log = get_logger(__name__)
+# the kernel's own log (IPKernelApp): without this each notebook prints "Kernel is running over TCP
+# without encryption" (localhost, HMAC-signed) and "KeyboardInterrupt caught in kernel" at shutdown
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 def notebooks(folder: Path | None = None) -> list[Path]:
@@ -75,7 +83,7 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
         # every notebook runs again and writes its rows again: start the results table afresh, so
         # rows whose key a code change retired (a renamed model, a relabelled split) do not linger
         dirs.results.replace(dirs.results.with_name("results.previous.csv"))
-        print(f"[reproduce] --force: previous results table kept as {dirs.results.with_name('results.previous.csv')}")
+        log.info(f"--force: previous results table kept as {dirs.results.with_name('results.previous.csv')}")
     last = _last_runs(times_path)              # notebook -> (seconds, finished_utc) of its latest real run
     rows, upstream, total_start = [], "", time.time()
     for nb in notebooks():
@@ -88,18 +96,20 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
             continue
         target = executed_dir / nb.name
         if not force and stamps.get(nb.name) == stamp and target.exists():
-            print(f"[reproduce] {nb.name}: up to date, skipped", flush=True)
+            log.info(f"{nb.name}: up to date, skipped")
             prev = last.get(nb.name, (float("nan"), ""))
             rows.append({"notebook": nb.name, "status": "skipped", "seconds": 0.0,
                          "last_run_s": prev[0], "last_run_utc": prev[1]})
             continue
-        print(f"[reproduce] {nb.name}: running (profile={profile})", flush=True)
+        status = CellStatus(nb.name)
+        log.info(f"{nb.name}: running (profile={profile}, {status.count(nb)} code cells)")
         start = time.time()
         source = f"{nb.name}@{datetime.now(timezone.utc).isoformat(timespec='microseconds')}"
         os.environ[SOURCE_ENV] = source    # the kernel inherits it: its result rows carry it
         try:
             pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent),
-                                kernel_name=kernel, progress_bar=False, log_output=False)
+                                kernel_name=kernel, progress_bar=False, log_output=False,
+                                extra_arguments=KERNEL_ARGS, **status.hooks())
         except pm.PapermillExecutionError as exc:
             elapsed = time.time() - start
             stamps.pop(nb.name, None)
@@ -110,22 +120,23 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
             raise SystemExit(f"[reproduce] FAILED: {nb.name}, cell {cell_no} (`{first_line}`) "
                              f"raised {exc.ename}: {str(exc.evalue)[:500]}; executed copy with outputs: {target}")
         finally:
+            status.close()
             os.environ.pop(SOURCE_ENV, None)
         elapsed = time.time() - start
         dropped = drop_stale_rows(dirs.results, source)   # rows it wrote before and no longer writes
         if dropped:
-            print(f"[reproduce] {nb.name}: dropped {dropped} result rows of its earlier runs that it no longer writes")
+            log.info(f"{nb.name}: dropped {dropped} result rows of its earlier runs that it no longer writes")
         stamps[nb.name] = stamp
         stamps_path.write_text(json.dumps(stamps, indent=1))
         rows.append({"notebook": nb.name, "status": "ran", "seconds": elapsed, "last_run_s": elapsed,
                      "last_run_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())})
-        print(f"[reproduce] {nb.name}: done in {elapsed:.0f}s", flush=True)
+        log.info(f"{nb.name}: done in {elapsed:.0f}s")
     times = pd.DataFrame(rows)
     total = time.time() - total_start
     _print_times(rows, total)
     times.to_csv(times_path, index=False)
     summary = write_results_summary(dirs, times)
-    print(f"[reproduce] summary: {summary}")
+    log.info(f"summary: {summary}")
     return times
 
 
@@ -160,7 +171,59 @@ def _last_runs(path: Path) -> dict:
 
 
 def _print_times(rows, total):
-    print("\n[reproduce] elapsed per notebook:")
-    for row in rows:
-        print(f"  {row['notebook']:38s} {row['status']:8s} {row['seconds']:8.1f} s")
-    print(f"  {'total':38s} {'':8s} {total:8.1f} s ({total / 60:.1f} min)", flush=True)
+    lines = ["elapsed per notebook:"] + [f"  {row['notebook']:38s} {row['status']:8s} {row['seconds']:8.1f} s"
+                                        for row in rows]
+    lines.append(f"  {'total':38s} {'':8s} {total:8.1f} s ({total / 60:.1f} min)")
+    log.info("\n".join(lines))
+
+
+class CellStatus:
+    """One line per code cell while papermill runs a notebook (nbclient's cell hooks):
+    ``[reproduce] 03_distillation_training.ipynb cell 7/21 `runs = study.train_methods(...)` 12.3 s``
+    (the cell's position in the notebook, as a failure names it). The line starts when the cell starts (so a long cell shows which one is running) and ends with
+    its seconds (``failed`` when it raised). Written to stderr, unless rsdix logs warnings only."""
+
+    def __init__(self, name: str, stream=None, width: int = 60):
+        self.name, self.stream, self.width = name, stream, width
+        self.total, self.injected, self.start, self.open = 0, False, 0.0, False
+
+    def count(self, nb: Path) -> int:
+        """The number of code cells of ``nb`` (its cells, markdown included, number the lines)."""
+        cells = json.loads(nb.read_text()).get("cells", [])
+        self.total = len(cells)
+        return sum(1 for c in cells if c.get("cell_type") == "code" and "".join(c.get("source", "")).strip())
+
+    def hooks(self) -> dict:
+        return {"on_cell_execute": self.cell_start, "on_cell_executed": self.cell_end} if self._shown() else {}
+
+    def _shown(self) -> bool:
+        return log.isEnabledFor(logging.INFO)
+
+    def _write(self, text: str) -> None:
+        out = self.stream or sys.stderr
+        out.write(text)
+        out.flush()
+
+    def cell_start(self, cell, cell_index: int, **_) -> None:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            self.injected = True   # papermill's cell, not one of the notebook's: later ones sit one further
+            return
+        self.close()
+        position = cell_index + 1 - int(self.injected)
+        first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+        first = first if len(first) <= self.width else first[:self.width - 3] + "..."
+        self.start, self.open = time.time(), True
+        self._write(f"[reproduce] {self.name} cell {position}/{self.total} `{first}` ")
+
+    def cell_end(self, cell, cell_index: int, execute_reply=None, **_) -> None:
+        if not self.open:
+            return
+        status = (execute_reply or {}).get("content", {}).get("status", "ok")
+        self._write(f"{time.time() - self.start:.1f} s{'' if status == 'ok' else ' failed'}\n")
+        self.open = False
+
+    def close(self) -> None:
+        """End a line left open (the kernel died or papermill stopped mid-cell)."""
+        if self.open:
+            self._write(f"{time.time() - self.start:.1f} s, stopped\n")
+            self.open = False

@@ -3,10 +3,12 @@ RSICD, RSITMD): the yardstick for a "wide vocabulary, diverse, detailed" claim."
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Sequence
 
 import pandas as pd
 
+from rsdix.data.captions import read_karpathy
 from rsdix.data.overview import caption_corpora as corpora_under_root
 from rsdix.data.textstats import caption_stats, matched_stats, self_overlap
 from rsdix.paths import data_root as resolve
@@ -25,8 +27,22 @@ def caption_corpora(data_root=None, names: Sequence[str] | None = None,
     root = resolve(data_root)
     s2 = find_s2lcd(s2lcd_root or root / "s2lcd", required=False)
     wanted = [n for n in COMPARISON + ("S2LCD",) if names is None or n in names]
-    found = corpora_under_root(root, names=wanted, extra={"S2LCD": s2} if s2 is not None else None)
+    found = corpora_under_root(root, names=[n for n in wanted if n != "S2LCD"])
+    if s2 is not None and "S2LCD" in wanted:   # the released file has no split fields: not an error here
+        found["S2LCD"] = s2lcd_captions(s2)
     return {n: found[n] for n in wanted if n in found}
+
+
+def s2lcd_captions(path: str | os.PathLike) -> list[list[str]]:
+    """S2LCD's captions per image (the file as published, with or without ``split`` fields), empty
+    captions dropped and counted in a warning, as :func:`rsdix.data.overview.caption_corpora` does."""
+    records = read_karpathy(path, allow_empty=True, missing_split="")
+    caps = [[c for c in r.captions if c.strip()] for r in records]
+    dropped = sum(len(r.captions) for r in records) - sum(len(c) for c in caps)
+    if dropped:
+        warnings.warn(f"{path}: dropped {dropped} empty caption(s) from the statistics "
+                      f"({sum(not c for c in caps)} image(s) left with none are left out)")
+    return [c for c in caps if c]
 
 
 def compare_caption_datasets(corpora: dict[str, Sequence[Sequence[str]]], sample_images: int | None = None,

@@ -19,7 +19,10 @@ import numpy as np
 import torch
 
 from rsdix.errors import ConfigError, DataError
+from rsdix.log import get_logger
 from rsdix.utils import remove_stale_temps, stable_hash, torch_save_atomic
+
+log = get_logger(__name__)
 
 RESUME_MAY_CHANGE = ("steps", "ckpt_every", "log_every", "num_workers", "data_root")
 
@@ -48,6 +51,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", mmap: bool = Fa
     path = Path(path)
     if not path.exists():
         raise DataError(path, "checkpoint not found")
+    if isinstance(map_location, (str, torch.device)) and torch.device(map_location).type == "cpu":
+        map_location = "cpu"  # accelerate's multi-process CPU device is cpu:0, which torch.load cannot map to
     try:
         with torch.serialization.safe_globals(_LEGACY_NUMPY):
             state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
@@ -148,6 +153,6 @@ def retire_stale_run(run_dir: str | os.PathLike, config_snapshot: dict) -> list[
         stale = run_dir.with_name(run_dir.name + ".previous")
         shutil.rmtree(stale, ignore_errors=True)
         run_dir.rename(stale)
-        print(f"{run_dir.name}: the config changed since {ckpt} (in {changed}); training anew, the old run "
-              f"moved to {stale}")
+        log.warning(f"{run_dir.name}: the config changed since {ckpt} (in {changed}); training anew, the old run "
+                    f"moved to {stale}")
     return changed

@@ -86,7 +86,8 @@ def build_model(cfg: ClipTrainConfig, seed: int | None = None):
 
 
 def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, resume: bool | str = False,
-               callbacks=(), bundle=None, dataset=None, desc: str | None = None) -> ClipTrainResult:
+               callbacks=(), bundle=None, dataset=None, desc: str | None = None,
+               grad_callbacks=()) -> ClipTrainResult:
     """Build model, data and objective from ``cfg`` and run :func:`rsdix.training.loop.fit`."""
     bundle = bundle or build_model(cfg)
     dataset = dataset if dataset is not None else build_train_dataset(cfg, bundle)
@@ -102,6 +103,6 @@ def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, r
         callbacks = [dino.after_step, *callbacks]
     res = fit(bundle.model, objective, dataset, cfg.loop, collate_fn=collate,
               run_dir=run_dir, resume=resume, callbacks=callbacks, desc=desc or cfg.loss.method + ("+dino" if cfg.dino.enabled else ""),
-              config_snapshot=to_dict(cfg))
+              config_snapshot=to_dict(cfg), grad_callbacks=grad_callbacks)
     bundle.model = res.model
     return ClipTrainResult(**res.__dict__, bundle=bundle, config=cfg)

@@ -13,16 +13,20 @@ import torch
 
 from rsdix.config import option
 from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions, select_split
+from rsdix.data.leakage import read_exclusions
 from rsdix.data.registry import caption_file
+from rsdix.data.shards import ShardDataset, is_shard_spec, shard_urls
 from rsdix.data.transforms import bundle_train_transform
 from rsdix.errors import ConfigError
+from rsdix.paths import data_root
 from rsdix.training.dino import dino_views
 from rsdix.training.multilingual import MultilingualCaptionDataset
 
 
 @dataclass
 class ClipDataConfig:
-    datasets: list = field(default_factory=lambda: ["ucm_captions"])  # registry names or caption files
+    datasets: list = field(default_factory=lambda: ["ucm_captions"])  # registry names, caption files or
+                                                                       # shards:FOLDER / shards:PATTERN.tar
     split: str = "train"
     fraction: float = option(1.0, min=0, max=1, min_exclusive=True)  # share of the training images used (data-efficiency study)
     augment: Literal["rs", "openclip", "none"] = "rs"
@@ -33,6 +37,8 @@ class ClipDataConfig:
     data_root: str | None = None
     languages: list | None = None       # multilingual: sample one of these languages per step (None: any caption)
     language_per: Literal["batch", "item"] = "batch"  # one language per step (batch) or per item
+    shuffle_buffer: int = option(1000, min=0)  # shards: samples in the seeded shuffle buffer of each process
+    exclude: list = field(default_factory=list)  # exclusion lists (CSV, `rsdix data leakage`): images left out
 
 
 class ConcatCaptions(torch.utils.data.ConcatDataset):
@@ -85,12 +91,17 @@ def build_train_dataset(cfg, bundle, seed: int | None = None):
         transform = dino_views(cfg.dino, bundle, transform if cfg.dino.clip_view == "base" else None)
     dataset_cls = MultilingualCaptionDataset if cfg.data.languages else CaptionDataset
     lang_kwargs = {"languages": list(cfg.data.languages)} if cfg.data.languages else {}
+    if any(is_shard_spec(n) for n in cfg.data.datasets):
+        return _shard_dataset(cfg, transform, seed)
     parts = []
     for name in cfg.data.datasets:
         path = Path(name) if str(name).endswith((".json", ".csv", ".tsv")) else caption_file(name, cfg.data.data_root)
         if not path.is_absolute() and not path.exists() and cfg.data.data_root:
             path = Path(cfg.data.data_root) / path
         records = select_split(read_captions(path), cfg.data.split, path)
+        if cfg.data.exclude:   # paths in the lists are relative to the data root
+            excluded = read_exclusions(cfg.data.exclude, data_root(cfg.data.data_root))
+            records = [r for r in records if (find_image_dir(path) / r.filename).resolve() not in excluded]
         records = subset_records(records, cfg.data.fraction, seed)
         ds = dataset_cls(records, find_image_dir(path), transform=transform, seed=seed, source=path,
                          **lang_kwargs)
@@ -100,12 +111,32 @@ def build_train_dataset(cfg, bundle, seed: int | None = None):
     return parts[0] if len(parts) == 1 else ConcatCaptions(parts)
 
 
+def _shard_dataset(cfg, transform, seed: int) -> ShardDataset:
+    """A ``shards:`` entry of ``data.datasets``: webdataset shards streamed through
+    :class:`rsdix.data.shards.ShardDataset` (one entry, the whole data set; no ``fraction``,
+    ``languages`` or image cache: shards are the data as written)."""
+    names = list(cfg.data.datasets)
+    if len(names) != 1:
+        raise ConfigError(f"data.datasets: a shards entry cannot be mixed with other datasets ({names}); "
+                          f"write them into one set of shards")
+    if cfg.data.fraction != 1 or cfg.data.languages:
+        raise ConfigError(f"data.datasets: {names[0]}: data.fraction and data.languages do not apply to "
+                          f"shards (write the subset or language as its own shards)")
+    return ShardDataset(shard_urls(names[0], cfg.data.data_root), transform, seed=seed,
+                        shuffle_buffer=cfg.data.shuffle_buffer, source=str(names[0]))
+
+
 class ClipCollate:
-    """``[(image, caption)] -> {"image", "text" (token ids), "caption"}``; picklable for workers."""
+    """``[(image, caption)] -> {"image", "text" (token ids), "caption"}``; picklable for workers.
+    Items ``(image, caption, key)`` (a :class:`~rsdix.data.shards.ShardDataset` with ``with_keys``)
+    add ``"key"``."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
 
     def __call__(self, items):
-        images, captions = zip(*items)
-        return {"image": torch.stack(images), "text": self.tokenizer(list(captions)), "caption": list(captions)}
+        images, captions, *keys = zip(*items)
+        batch = {"image": torch.stack(images), "text": self.tokenizer(list(captions)), "caption": list(captions)}
+        if keys:
+            batch["key"] = list(keys[0])
+        return batch

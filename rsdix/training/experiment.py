@@ -31,11 +31,14 @@ import pandas as pd
 
 from rsdix import config, viz
 from rsdix.config import option, to_dict
+from rsdix.log import get_logger
 from rsdix.models import count_parameters, save_model
 from rsdix.results import Result, summarise
 from rsdix.training.checkpoints import retire_stale_run
 from rsdix.training.clip import ClipTrainConfig, load_clip_config, train_clip
 from rsdix.training.loop import resolve_precision
+
+log = get_logger(__name__)
 
 Check = Callable[[object], dict]
 
@@ -191,8 +194,8 @@ class Study:
                 cfg = self.config(method=method, loop__steps=self.steps)
                 runs.append(train_run(cfg, run_name(method, self.seed), self.dirs, check=check, val_check=val_check,
                                       check_teacher=self.cfg.check_teacher))
-                print(report_line(runs[-1]))
-        print(f"main runs: {self.minutes['main runs']:.1f} min")
+                log.info(report_line(runs[-1]))
+        log.info(f"main runs: {self.minutes['main runs']:.1f} min")
         return runs
 
     def run_dino(self, check: Check, val_check: Check) -> dict | None:
@@ -200,39 +203,39 @@ class Study:
         figure (``03_dino_terms.png``); None where the study skips it (``dino_steps: 0``)."""
         steps = self.steps if self.cfg.dino_steps is None else self.cfg.dino_steps
         if steps == 0:
-            print(f"DINO run skipped in the {self.profile} profile (train_study/{self.profile}.yaml: dino_steps: 0): "
-                  f"it does not fit the time budget here; set dino_steps to run it (a CLIP+DINO step costs ~3.5x an "
-                  f"InfoNCE step, `make bench`).")
+            log.info(f"DINO run skipped in the {self.profile} profile (train_study/{self.profile}.yaml: dino_steps: 0): "
+                     f"it does not fit the time budget here; set dino_steps to run it (a CLIP+DINO step costs ~3.5x an "
+                     f"InfoNCE step, `make bench`).")
             return None
         cfg = self.config(f"{self.profile}_dino", loop__steps=steps)
-        print(describe_dino(cfg))
+        log.info(describe_dino(cfg))
         with self.timed("main runs"):
             run = train_run(cfg, run_name("dino", self.seed), self.dirs, check=check, val_check=val_check)
-        print(report_line(run))
+        log.info(report_line(run))
         plot_dino_terms(run, path=Path(self.dirs.figures) / "03_dino_terms.png")
         h = pd.DataFrame(run["history"])
-        print(f"DINO term: {h['dino/loss'].iloc[0]:.3f} at step {int(h['step'].iloc[0])}, {h['dino/loss'].iloc[-1]:.3f} "
-              f"at step {int(h['step'].iloc[-1])}; a uniform teacher (centred outputs all alike) gives log K = "
-              f"{math.log(cfg.dino.out_dim):.3f}, so the gap below it is what the image tower learned from DINO.")
+        log.info(f"DINO term: {h['dino/loss'].iloc[0]:.3f} at step {int(h['step'].iloc[0])}, {h['dino/loss'].iloc[-1]:.3f} "
+                 f"at step {int(h['step'].iloc[-1])}; a uniform teacher (centred outputs all alike) gives log K = "
+                 f"{math.log(cfg.dino.out_dim):.3f}, so the gap below it is what the image tower learned from DINO.")
         return run
 
     def best_method(self, runs: Sequence[dict]) -> str:
         """The study method with the best UCM *validation* mR (test data never chooses anything)."""
         ranked = sorted((r for r in runs if r["method"] in self.cfg.methods), key=lambda r: r["val_mR"], reverse=True)
         best = ranked[0]["method"]
-        print("UCM val mR: " + ", ".join(f"{r['method']} {r['val_mR']:.1f}" for r in ranked) + f" -> {best}")
+        log.info("UCM val mR: " + ", ".join(f"{r['method']} {r['val_mR']:.1f}" for r in ranked) + f" -> {best}")
         return best
 
     def train_longer(self, method: str, check: Check, val_check: Check) -> list[dict]:
         """``method`` once more at ``long_steps`` (``<method>-long_s<seed>``); none where ``long_steps`` is 0."""
         if not self.cfg.long_steps:
-            print(f"no longer run in the {self.profile} profile (train_study/{self.profile}.yaml: long_steps: 0)")
+            log.info(f"no longer run in the {self.profile} profile (train_study/{self.profile}.yaml: long_steps: 0)")
             return []
         with self.timed("longer run"):
             cfg = self.config(method=method, loop__steps=self.cfg.long_steps)
             run = train_run(cfg, long_run_name(method, self.seed), self.dirs, check=check, val_check=val_check,
                             check_teacher=self.cfg.check_teacher)
-            print(report_line(run))
+            log.info(report_line(run))
         return [run]
 
     def train_fractions(self, check: Check) -> list[dict]:
@@ -246,7 +249,7 @@ class Study:
                                           data__fraction=fraction, loop__ckpt_every=0)
                         runs.append(train_run(cfg, fraction_run_name(method, s, fraction), self.dirs, check=check,
                                               save=self.cfg.save_fraction_models))
-        print(f"{len(runs)} data-efficiency runs: {self.minutes['data-efficiency runs']:.1f} min")
+        log.info(f"{len(runs)} data-efficiency runs: {self.minutes['data-efficiency runs']:.1f} min")
         return runs
 
 

@@ -58,13 +58,16 @@ from accelerate.state import AcceleratorState, GradientState
 from torch import nn
 
 from rsdix.config import option
-from rsdix.errors import DataError, RsdixError
+from rsdix.errors import ConfigError, DataError, RsdixError
+from rsdix.log import get_logger
 from rsdix.training.checkpoints import Checkpointer, check_same_run, load_checkpoint, plain, prepare_run_dir
 from rsdix.training.data_order import BatchPlan, SeededView, rng_state, set_rng_state
 from rsdix.training.ema import EMATeacher
 from rsdix.training.objectives import Trainee
 from rsdix.training.optim import apply_freeze, build_optimizer, cosine_with_warmup
 from rsdix.utils import atomic_path, progress, seed_everything
+
+log = get_logger(__name__)
 
 
 class NonFiniteLossError(RsdixError, FloatingPointError):
@@ -211,6 +214,17 @@ class _Guarded(torch.utils.data.Dataset):
             return ItemFailure(exc)
 
 
+class _GuardedStream(torch.utils.data.IterableDataset):
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __iter__(self):
+        try:
+            yield from self.stream
+        except RsdixError as exc:
+            yield ItemFailure(exc)
+
+
 class _GuardedCollate:
     def __init__(self, collate_fn):
         self.collate_fn = collate_fn
@@ -229,15 +243,24 @@ def checkpoint_bytes(trainee: nn.Module, teacher: bool) -> int:
 def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         collate_fn: Callable | None = None, run_dir: str | os.PathLike | None = None,
         resume: bool | str = False, callbacks: Sequence[Callable[[int, dict], None]] = (),
-        accelerator=None, desc: str = "train", config_snapshot: dict | None = None) -> FitResult:
+        accelerator=None, desc: str = "train", config_snapshot: dict | None = None,
+        grad_callbacks: Sequence[Callable[[int, list], None]] = ()) -> FitResult:
     """Train ``model`` with ``objective`` on ``dataset`` for ``cfg.steps`` optimizer steps.
 
     ``run_dir`` (optional) receives ``checkpoint.pt`` (every ``cfg.ckpt_every`` steps and at
     the end) and ``train_log.csv``. ``resume=True`` continues from ``run_dir/checkpoint.pt``
     when it exists (a path: from that file); the result equals an uninterrupted run.
     ``callbacks(step, logs)`` run after every optimizer step (``logs`` holds this step's loss
-    terms). A NaN/inf loss raises :class:`NonFiniteLossError` naming the step, before anything
-    is saved.
+    terms). ``grad_callbacks(step, named_params)`` run on every process after the gradients are
+    synchronised and clipped, before the optimizer step (``named_params``: the trainable
+    ``(name, parameter)`` pairs, ``.grad`` set). A NaN/inf loss raises :class:`NonFiniteLossError`
+    naming the step, before anything is saved.
+
+    ``dataset`` is a map-style dataset (indexed through :class:`BatchPlan`: the processes' slices
+    concatenated are the single-process batch) or a stream, a ``torch.utils.data.IterableDataset``
+    with ``configure(rank, world, batch_size, start)`` (``batch_size`` per process, ``start`` the
+    first local batch, for a resume) and ``epoch_of(batch)``, such as
+    :class:`rsdix.data.shards.ShardDataset`, which splits itself across processes and workers.
     """
     acc = accelerator or make_accelerator(cfg)
     seed_everything(cfg.seed)
@@ -283,20 +306,34 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
             history = _read_log(run_dir / "train_log.csv", start)
         spent = float(state["seconds"]) if state.get("seconds") is not None else seconds_from_log(
             history, cfg.batch_size * max(1, cfg.grad_accum) * acc.num_processes)
-        acc.print(f"resumed from {resume_path} at step {start}")
+        if acc.is_main_process:
+            log.info(f"resumed from {resume_path} at step {start}")
 
     accum = max(1, cfg.grad_accum)
-    plan = BatchPlan(len(dataset), cfg.batch_size, acc.process_index, acc.num_processes, cfg.seed,
-                     start=start * accum, stop=cfg.steps * accum)
-    loader = torch.utils.data.DataLoader(_Guarded(SeededView(dataset, cfg.seed)), batch_sampler=plan,
-                                         collate_fn=_GuardedCollate(collate_fn or _default_collate),
-                                         num_workers=cfg.num_workers,
-                                         persistent_workers=False,
-                                         # its own generator: making the iterator must not draw from
-                                         # the global RNG (that would shift dropout after a resume)
-                                         generator=torch.Generator().manual_seed(cfg.seed))
+    if isinstance(dataset, torch.utils.data.IterableDataset):  # a stream splits itself (shards)
+        if cfg.batch_size % acc.num_processes:
+            raise ConfigError(f"loop.batch_size {cfg.batch_size} is not divisible by the {acc.num_processes} processes")
+        stream = dataset.configure(acc.process_index, acc.num_processes, cfg.batch_size // acc.num_processes,
+                                   start=start * accum)
+        epoch_of = stream.epoch_of
+        loader = torch.utils.data.DataLoader(_GuardedStream(stream), batch_size=cfg.batch_size // acc.num_processes,
+                                             collate_fn=_GuardedCollate(collate_fn or _default_collate),
+                                             num_workers=cfg.num_workers, persistent_workers=False,
+                                             generator=torch.Generator().manual_seed(cfg.seed))
+    else:
+        plan = BatchPlan(len(dataset), cfg.batch_size, acc.process_index, acc.num_processes, cfg.seed,
+                         start=start * accum, stop=cfg.steps * accum)
+        epoch_of = plan.epoch_of
+        loader = torch.utils.data.DataLoader(_Guarded(SeededView(dataset, cfg.seed)), batch_sampler=plan,
+                                             collate_fn=_GuardedCollate(collate_fn or _default_collate),
+                                             num_workers=cfg.num_workers,
+                                             persistent_workers=False,
+                                             # its own generator: making the iterator must not draw from
+                                             # the global RNG (that would shift dropout after a resume)
+                                             generator=torch.Generator().manual_seed(cfg.seed))
     batches = iter(loader)
-    params = [p for p in trainee.parameters() if p.requires_grad]
+    named_params = [(n, p) for n, p in core.named_parameters() if p.requires_grad]
+    params = [p for _, p in named_params]
 
     def save(step: int) -> None:
         if ckpt is None:
@@ -349,6 +386,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         if cfg.grad_clip:
             grad_norm = acc.clip_grad_norm_(params, cfg.grad_clip)
             terms["grad_norm"] = float(grad_norm)
+        for cb in grad_callbacks:
+            cb(step + 1, named_params)
         optimizer.step()
         if not acc.optimizer_step_was_skipped:
             scheduler.step()
@@ -357,7 +396,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         lr = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_mult", 1.0)
         if done % cfg.log_every == 0 or done == cfg.steps:
             now = time.perf_counter()
-            row = {"step": done, "epoch": plan.epoch_of(done * accum - 1), "lr": lr,
+            row = {"step": done, "epoch": epoch_of(done * accum - 1), "lr": lr,
                    "img_per_s": n_img / max(now - t_log, 1e-9), **terms}
             if teacher is not None:
                 row["ema_decay"] = teacher.decay()

@@ -1,0 +1,154 @@
+"""The study's grid: every arm x data share x seed, in an order whose partial results are useful
+(seed 0 of every cell, then seed 1, ...), each run's rows appended as it finishes (a crash loses
+only the run under way), finished runs skipped on resume, a progress bar per run and one over all.
+
+Rows are tidy (:class:`rsdix.results.Result`, ``figures/study/runs.csv``): model ``<arm>_frac<f>``
+(``-ema`` for the EMA teacher's weights of the same run), dataset, task, metric, value, seed, split,
+with ``run``, ``arm``, ``fraction``, ``weights`` (student | ema), ``steps``, ``train_s`` and
+``train_images`` columns.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from rsdix.efficiency.arms import arm_config, equal_time_steps, run_name, save_weights, timed_steps, train_arm
+from rsdix.efficiency.check import StudyCheck
+from rsdix.efficiency.config import EfficiencyConfig
+from rsdix.efficiency.shared import SharedCaches
+from rsdix.errors import DataError
+from rsdix.results import Result, append_results
+from rsdix.training.clip import build_model
+from rsdix.training.clip_data import build_train_dataset
+from rsdix.training.loop import resolve_precision
+from rsdix.utils import atomic_write_text, progress
+
+RUNS_CSV = "runs.csv"
+
+
+def plan(cfg: EfficiencyConfig) -> list[tuple[int, str, float]]:
+    """``(seed, arm, share)`` in run order: all cells of a seed before the next seed."""
+    return [(seed, arm, fraction) for seed in cfg.seeds for arm, fraction in cfg.cells()]
+
+
+def finished_runs(path: str | Path) -> set[str]:
+    """Names of the runs whose rows are in the table at ``path``."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return set()
+    return set(pd.read_csv(path, usecols=["run"])["run"].astype(str))
+
+
+def rows_of(metrics: dict, *, model: str, seed: int, profile: str, extra: dict,
+            n_images: dict) -> list[Result]:
+    return [Result(model=model, dataset=dataset, task=task, metric=metric, value=value, seed=seed, split=split,
+                   n=n_images.get(dataset), profile=profile, extra=extra)
+            for (dataset, task, metric, split), value in metrics.items()]
+
+
+@dataclass
+class StudyContext:
+    """What the runs of one process share: the caches, the check, the DINO step time."""
+    cfg: EfficiencyConfig
+    profile: str
+    out_dir: Path
+    weights_dir: Path | None
+    data_root: str | None = None
+    shared: SharedCaches = field(default_factory=SharedCaches)
+    check: StudyCheck | None = None
+    dino_step_s: float | None = None
+
+    def prepare(self) -> None:
+        """Build the check (decodes the evaluation images once) and fill the text cache with every
+        training caption, so no run's training time includes encoding captions."""
+        base = arm_config(self.cfg, "infonce", 1.0, self.cfg.seeds[0], self.data_root, steps=1)
+        bundle = build_model(base)
+        self.shared.install(bundle)
+        self.check = self.check or StudyCheck(bundle, self.data_root, self.cfg.zero_shot, self.cfg.zero_shot_max)
+        dataset = build_train_dataset(base, bundle)
+        captions = sorted({c for p in getattr(dataset, "datasets", [dataset]) for r in p.records for c in r.captions})
+        warm_text_cache(bundle, captions, resolve_precision(base.loop.precision, base.loop.cpu))
+        if any(arm == "rsdix-sbert" for arm in self.cfg.grid):
+            self.shared.sbert.embed(captions, "cpu")
+
+    def seconds_of(self, table: Path, arm: str, fraction: float, seed: int) -> float:
+        runs = pd.read_csv(table)
+        hit = runs[runs["run"] == run_name(arm, fraction, seed)]
+        if hit.empty:
+            raise DataError(table, f"no {run_name(arm, fraction, seed)} row: the dino arm needs its time first")
+        return float(hit["train_s"].iloc[0])
+
+
+@torch.no_grad()
+def warm_text_cache(bundle, captions: list[str], precision: str, batch: int = 256) -> None:
+    """Encode ``captions`` through the locked text tower under the training's autocast state (and
+    fp32, the checks'), filling the shared trunk cache once."""
+    states = [None] + (["bf16"] if precision == "bf16" else [])
+    for state in states:
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if state else torch.autocast("cpu", enabled=False)
+        with ctx:
+            for i in progress(range(0, len(captions), batch), desc=f"text cache ({state or 'fp32'})", leave=False):
+                bundle.model.encode_text(bundle.tokenizer(captions[i:i + batch]))
+
+
+def run_one(ctx: StudyContext, arm: str, fraction: float, seed: int) -> list[Result]:
+    """Train and check one run; returns its rows (student, and the EMA teacher's where it has one)."""
+    cfg, table = ctx.cfg, ctx.out_dir / RUNS_CSV
+    name = run_name(arm, fraction, seed)
+    train_cfg = arm_config(cfg, arm, fraction, seed, ctx.data_root)
+    target_s = None
+    if arm == "dino":  # equal wall-clock time: as many DINO steps as InfoNCE's time of this seed allows
+        target_s = ctx.seconds_of(table, "infonce", fraction, seed)
+        if ctx.dino_step_s is None:
+            ctx.dino_step_s = timed_steps(train_cfg, ctx.shared, cfg.dino_probe_steps)
+        steps = equal_time_steps(target_s, ctx.dino_step_s)
+        train_cfg = arm_config(cfg, arm, fraction, seed, ctx.data_root, steps=steps)
+    start = time.time()
+    res, bundle = train_arm(train_cfg, ctx.shared, desc=name)
+    extra = {"run": name, "arm": arm, "fraction": fraction, "steps": res.step, "train_s": round(res.seconds, 2),
+             "train_images": train_images(bundle, train_cfg), "target_s": target_s}
+    rows = rows_of(ctx.check(bundle), model=f"{arm}_frac{fraction:g}", seed=seed, profile=ctx.profile,
+                   extra={**extra, "weights": "student"}, n_images=ctx.check.n_images)
+    if cfg.check_teacher and res.teacher is not None:
+        ema = dataclasses.replace(bundle, model=res.teacher.module)
+        rows += rows_of(ctx.check(ema), model=f"{arm}_frac{fraction:g}-ema", seed=seed, profile=ctx.profile,
+                        extra={**extra, "weights": "ema"}, n_images=ctx.check.n_images)
+    if cfg.save_weights and ctx.weights_dir is not None:
+        save_weights(bundle.model, ctx.weights_dir / f"{name}.safetensors",
+                     {"arm": arm, "fraction": fraction, "seed": seed, "steps": res.step, "model": train_cfg.model})
+    for r in rows:
+        r.extra["wall_s"] = round(time.time() - start, 1)
+    return rows
+
+
+def train_images(bundle, train_cfg) -> int:
+    return len(build_train_dataset(train_cfg, bundle))
+
+
+def run_study(cfg: EfficiencyConfig, out_dir: str | Path, profile: str, data_root=None,
+              weights_dir: str | Path | None = None, max_minutes: float | None = None,
+              ctx: StudyContext | None = None) -> pd.DataFrame:
+    """Every run of :func:`plan` not yet in ``out_dir/runs.csv``; rows appended per run. Stops
+    starting runs after ``max_minutes`` (the rows so far are the study's). Returns the table."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = out_dir / RUNS_CSV
+    todo = [p for p in plan(cfg) if run_name(p[1], p[2], p[0]) not in finished_runs(table)]
+    ctx = ctx or StudyContext(cfg, profile, out_dir, Path(weights_dir) if weights_dir else None, data_root)
+    start = time.time()
+    if todo:
+        ctx.prepare()
+    bar = progress(todo, desc="study runs", unit="run")
+    for seed, arm, fraction in bar:
+        if max_minutes is not None and (time.time() - start) / 60 > max_minutes:
+            print(f"stopping after {max_minutes:g} min: {len(todo) - bar.n} runs left (run again to resume)")
+            break
+        append_results(run_one(ctx, arm, fraction, seed), table)
+    atomic_write_text(out_dir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
+    return pd.read_csv(table) if table.exists() else pd.DataFrame()

@@ -1,0 +1,127 @@
+"""The dry run of the paper profile: ``rsdix reproduce --profile paper --dry-run``
+(``make reproduce PROFILE=paper DRY_RUN=1``).
+
+It executes every line a GPU box would run for ``PROFILE=paper``, offline, on this machine:
+
+1. :func:`prepare` makes the stand-ins under ``runs/<profile>-dry/standins/``: random-weight
+   OpenAI CLIP, RemoteCLIP and GPT-2 in the hub's formats (:mod:`rsdix.reporting.standins`) and a
+   data root of real and stand-in datasets (:mod:`rsdix.reporting.standin_data`);
+2. :func:`environment` points the notebooks' kernel there (``HF_HUB_CACHE`` + ``HF_HUB_OFFLINE``,
+   ``RSDIX_DATA_ROOT``, ``RSDIX_WEIGHTS_ROOT``) and sets ``RSDIX_DRY_RUN=1``: paper configs then
+   get the caps of ``rsdix/configs/dry_run.yaml`` (:func:`rsdix.config.load`) and
+   :class:`rsdix.paths.RunDirs` writes under ``runs/<profile>-dry/`` only;
+3. :func:`run` runs the six notebooks through :func:`rsdix.reporting.reproduce.run`, then marks
+   every markdown table, figure and ``RESULTS.md`` of the run with :data:`MARK`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
+
+from rsdix import config
+from rsdix.paths import DRY_RUN_ENV, WEIGHTS_ROOT_ENV, data_root as resolve_data_root, runs_dir
+from rsdix.reporting import reproduce, standin_data, standins
+from rsdix.utils import atomic_path
+
+MARK = "dry run: random weights, stand-in data"
+
+
+def dry_folder(profile: str = "paper") -> Path:
+    return runs_dir() / f"{profile}-dry"
+
+
+def settings() -> dict:
+    """The ``standins`` section of ``rsdix/configs/dry_run.yaml`` (image counts of the stand-ins)."""
+    return dict(config.read_yaml(config.DRY_RUN_CAPS).get("standins") or {})
+
+
+def needed_datasets(profile: str = "paper") -> list[str]:
+    """Every dataset the profile's configs name: training, captioning, evaluation."""
+    train = config.load("train", profile)
+    cap = config.load("captioning", profile)
+    ev = config.load("evaluate", profile)
+    names = list(train.data.datasets) + list(cap.datasets) + list(ev.zero_shot) + list(ev.retrieval) + \
+        list(ev.counting) + list(ev.probe) + ["sydney_captions"]   # Sydney: notebooks 02 and 06
+    return list(dict.fromkeys(names))
+
+
+def prepare(profile: str = "paper", data_root: str | os.PathLike | None = None,
+            folder: str | os.PathLike | None = None) -> dict:
+    """Make (or reuse) the stand-ins; returns the environment for the notebooks' kernel."""
+    folder = Path(folder) if folder else dry_folder(profile)
+    standin_root = folder / "standins"
+    real = resolve_data_root(data_root)
+    opts = settings()
+    rows = standin_data.make_data_root(real, standin_root / "data", needed_datasets(profile), **opts)
+    print(f"[dry run] data root {standin_root / 'data'}:")
+    for r in rows:
+        print(f"  {r['dataset']:16s} {r['kind']:9s} {r['images']:6d} images  {r['note']}")
+    weights = standins.make_weights(standin_root, standin_data.caption_texts(standin_root / "data"))
+    for what, path in weights.items():
+        print(f"[dry run] stand-in {what}: {path}")
+    manifest = {"mark": MARK, "datasets": rows, "weights": {k: str(v) for k, v in weights.items()},
+                "left out": {"RS-M-CLIP (xlm-roberta-base-ViT-B-32 @ laion5b_s13b_b90k)":
+                             "no notebook trains train/paper_rsmclip.yaml (it needs translated captions)",
+                             **{k: v for k, v in standin_data.NO_STANDIN.items()}}}
+    (folder / "standins.json").write_text(json.dumps(manifest, indent=1))
+    return environment(standin_root)
+
+
+def environment(standin_root: str | os.PathLike) -> dict:
+    """The variables the notebooks' kernel inherits in a dry run."""
+    standin_root = Path(standin_root).resolve()
+    env = standins.hub_environment(standin_root / "hf" / "hub")
+    env.update({DRY_RUN_ENV: "1", "RSDIX_DATA_ROOT": str(standin_root / "data"),
+                WEIGHTS_ROOT_ENV: str(standin_root)})
+    return env
+
+
+def run(profile: str = "paper", data_root: str | os.PathLike | None = None, seed: int = 0, force: bool = False,
+        only: list[str] | None = None, kernel: str | None = None) -> pd.DataFrame:
+    """Stand-ins, then the notebooks with the paper configs and the caps, then the marks."""
+    env = prepare(profile, data_root)
+    os.environ.update(env)   # the kernel inherits it (as rsdix.results.SOURCE_ENV)
+    times = reproduce.run(profile, data_root=env["RSDIX_DATA_ROOT"], seed=seed, force=force, only=only,
+                          kernel=kernel)
+    marked = mark_outputs(dry_folder(profile))
+    print(f"[dry run] {marked} tables and figures marked {MARK!r} under {dry_folder(profile)}")
+    return times
+
+
+def mark_outputs(folder: str | os.PathLike) -> int:
+    """Mark every markdown file and PNG figure under ``folder`` (``figures/`` and the rest) as a
+    dry run's; files already marked are left alone. Returns how many were marked now."""
+    n = 0
+    for path in sorted(Path(folder).rglob("*")):
+        if "standins" in path.parts or not path.is_file():
+            continue
+        if path.suffix == ".md":
+            text = path.read_text()
+            if MARK not in (text.splitlines() or [""])[0]:
+                with atomic_path(path) as tmp:
+                    Path(tmp).write_text(f"_{MARK}_\n\n" + text)
+                n += 1
+        elif path.suffix == ".png":
+            n += mark_png(path)
+    return n
+
+
+def mark_png(path: Path) -> int:
+    with Image.open(path) as im:
+        if im.info.get("rsdix") == MARK:
+            return 0
+        im = im.convert("RGB")
+    band = max(18, im.height // 25)
+    out = Image.new("RGB", (im.width, im.height + band), "white")
+    out.paste(im, (0, band))
+    ImageDraw.Draw(out).text((8, band // 4), MARK.upper(), fill=(200, 0, 0))
+    info = PngInfo()
+    info.add_text("rsdix", MARK)
+    with atomic_path(path) as tmp:
+        out.save(tmp, format="PNG", pnginfo=info)
+    return 1

@@ -1,0 +1,135 @@
+"""The dry run of the paper profile: the caps of ``rsdix/configs/dry_run.yaml`` change only step
+counts, image counts and the CPU batch (and the three named ``cpu_time`` settings), only for paper
+configs, only in a dry run; a dry run writes under ``runs/<profile>-dry/`` and marks its outputs."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from rsdix import cli, config
+from rsdix.paths import DRY_RUN_ENV, RunDirs
+from rsdix.reporting import dry_run
+
+# the words a capped field's name may carry: steps, image counts, batch size, CPU workers
+CAP_WORDS = ("steps", "epochs", "images", "max_", "_max", "limit_", "batch_size", "num_workers", "n_discrimination",
+             "n_resamples", "log_every", "ckpt_every", "max_len")
+PAPER = [("train", "paper"), ("train", "paper_dino"), ("train", "paper_rsmclip"), ("train_study", "paper"),
+         ("captioning", "paper"), ("evaluate", "paper"), ("metric_stats", "paper"), ("s2lcd", "paper")]
+
+
+def flat(obj, prefix="") -> dict:
+    out = {}
+    for key, value in (dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+            out.update(flat(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def changed(area, name, monkeypatch) -> dict:
+    monkeypatch.delenv(DRY_RUN_ENV, raising=False)
+    plain = flat(config.load(area, name))
+    monkeypatch.setenv(DRY_RUN_ENV, "1")
+    capped = flat(config.load(area, name))
+    monkeypatch.delenv(DRY_RUN_ENV)
+    assert plain.keys() == capped.keys()
+    return {k: (plain[k], capped[k]) for k in plain if plain[k] != capped[k]}
+
+
+def test_caps_change_only_steps_images_and_batch(monkeypatch):
+    allowed = set(config.read_yaml(config.DRY_RUN_CAPS)["cpu_time"])
+    others = set()
+    for area, name in PAPER:
+        for key, (before, after) in changed(area, name, monkeypatch).items():
+            field = key.rsplit(".", 1)[-1]
+            if any(w in field for w in CAP_WORDS):
+                if isinstance(before, (int, float)) and isinstance(after, (int, float)) and field != "epochs":
+                    assert after <= before or field in ("warmup_steps",) or before == 0, (area, key, before, after)
+                continue
+            others.add(f"{area}.{key}")
+    assert others == allowed, f"caps beyond steps/images/batch not named in cpu_time: {others - allowed}"
+
+
+def test_caps_reach_the_paper_numbers_they_should(monkeypatch):
+    monkeypatch.setenv(DRY_RUN_ENV, "1")
+    train = config.load("train", "paper")
+    assert (train.epochs, train.loop.steps, train.loop.batch_size) == (None, 1, 4)
+    assert (train.model, train.pretrained, train.loss.method, train.loop.lr) == ("ViT-B-32", "openai", "rsdix", 5e-4)
+    assert config.load("train", "paper_dino").dino.out_dim == 65536          # the DINO head as published
+    cap = config.load("captioning", "paper")
+    assert (cap.train.model.decoder, cap.train.model.prefix_len, cap.limit_train) == ("gpt2", 40, 8)
+    assert config.load("evaluate", "paper").max_images == 8
+
+
+def test_caps_leave_other_profiles_and_explicit_overrides_alone(monkeypatch):
+    monkeypatch.setenv(DRY_RUN_ENV, "1")
+    assert config.load("train", "cpu") == config.load("train", "cpu")
+    monkeypatch.delenv(DRY_RUN_ENV)
+    cpu = config.load("train", "cpu")
+    monkeypatch.setenv(DRY_RUN_ENV, "1")
+    assert config.load("train", "cpu") == cpu
+    assert config.load("train", "paper", loop__steps=7).loop.steps == 7   # an explicit override wins
+    monkeypatch.setenv(DRY_RUN_ENV, "0")
+    assert config.load("train", "paper").epochs == 20
+
+
+def test_dry_run_writes_under_its_own_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("RSDIX_FIGURES", str(tmp_path / "figures"))
+    monkeypatch.setenv(DRY_RUN_ENV, "1")
+    dirs = RunDirs("paper")
+    assert dirs.run == tmp_path / "runs" / "paper-dry" and dirs.figures == dirs.run / "figures"
+    monkeypatch.delenv(DRY_RUN_ENV)
+    assert RunDirs("paper").figures == tmp_path / "figures" / "paper"
+
+
+def test_environment_points_the_kernel_at_the_standins(tmp_path):
+    env = dry_run.environment(tmp_path)
+    assert env[DRY_RUN_ENV] == "1" and env["HF_HUB_OFFLINE"] == "1"
+    assert env["HF_HUB_CACHE"] == str(tmp_path / "hf" / "hub") and env["RSDIX_DATA_ROOT"] == str(tmp_path / "data")
+
+
+def test_every_dataset_of_the_paper_configs_is_needed():
+    names = dry_run.needed_datasets("paper")
+    for name in ("rsicd", "rsitmd", "ucm_captions", "nwpu_captions", "s2lcd", "resisc45", "aid", "whu_rs19"):
+        assert name in names
+
+
+def test_marks_tables_figures_and_results_once(tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "RESULTS.md").write_text("# Results\n| a |\n")
+    Image.new("RGB", (40, 30), "blue").save(tmp_path / "figures" / "f.png")
+    (tmp_path / "standins").mkdir()
+    (tmp_path / "standins" / "x.md").write_text("not an output\n")
+    assert dry_run.mark_outputs(tmp_path) == 2
+    assert (tmp_path / "figures" / "RESULTS.md").read_text().startswith(f"_{dry_run.MARK}_\n\n# Results")
+    with Image.open(tmp_path / "figures" / "f.png") as im:
+        assert im.info["rsdix"] == dry_run.MARK and im.height > 30
+    assert dry_run.mark_outputs(tmp_path) == 0          # idempotent
+    assert (tmp_path / "standins" / "x.md").read_text() == "not an output\n"
+
+
+def test_cli_and_make_pass_the_dry_run_flag(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(dry_run, "run", lambda *a, **k: seen.setdefault("args", a))
+    assert cli.main(["reproduce", "--profile", "paper", "--dry-run"]) == 0
+    assert seen["args"][0] == "paper"
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(["make", "-n", "-s", "reproduce", "PROFILE=paper", "DRY_RUN=1"], cwd=root,
+                         capture_output=True, text=True).stdout
+    assert "reproduce --profile paper" in out and "--dry-run" in out
+    out = subprocess.run(["make", "-n", "-s", "reproduce", "PROFILE=paper"], cwd=root,
+                         capture_output=True, text=True).stdout
+    assert "--dry-run" not in out
+
+
+@pytest.mark.parametrize("area,name", PAPER)
+def test_paper_configs_load_capped(area, name, monkeypatch):
+    monkeypatch.setenv(DRY_RUN_ENV, "1")
+    config.load(area, name)   # validated at load: the caps are legal values
