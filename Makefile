@@ -12,7 +12,7 @@ export RSDIX_DATA_ROOT := $(DATA_ROOT)
 export HF_HUB_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
 
-.PHONY: help setup test reproduce smoke lab bench clean wordnet
+.PHONY: help setup test reproduce smoke lab bench clean wordnet study
 
 help:
 	@echo "make setup       virtual environment ($(VENV)) with torch and every dependency, rsdix editable, WordNet"
@@ -21,6 +21,7 @@ help:
 	@echo "make smoke       make reproduce PROFILE=smoke (minutes; what CI runs)"
 	@echo "make lab         JupyterLab on notebooks/ (REMOTE=1 PORT=8888 on a remote box)"
 	@echo "make bench       speed benchmarks, written to figures/bench.{csv,md}"
+	@echo "make study       the data-efficiency study into figures/study/ (resumes; ~2.5 h on 1 free core, docs/study.md)"
 
 setup: $(VENV)/.rsdix-installed wordnet
 
@@ -54,6 +55,9 @@ PORT ?= 8888
 LAB_ARGS = --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(if $(REMOTE),--no-browser --ip=0.0.0.0)
 lab: $(VENV)/.rsdix-installed
 	$(PY) -m jupyter lab notebooks/ $(LAB_ARGS)
+
+study: $(VENV)/.rsdix-installed
+	$(VENV)/bin/rsdix study --profile $(PROFILE) --data-root "$(DATA_ROOT)"
 
 bench: $(VENV)/.rsdix-installed
 	$(VENV)/bin/rsdix bench --out figures/bench

@@ -7,6 +7,7 @@
     rsdix evaluate MODEL --tasks zero-shot retrieval  evaluate a saved or published model
     rsdix caption --encoder MODEL --dataset ucm_captions   train a captioner, caption the test split
     rsdix reproduce --profile cpu                     run the notebooks through papermill
+    rsdix study [--profile cpu]                       the data-efficiency study (docs/study.md)
     rsdix bench [--quick]                             speed benchmarks
     rsdix box-captions coco instances.json out.json   captions from boxes / masks (RemoteCLIP B2C, M2B)
     rsdix wordnet install                             the offline WordNet for the metric study
@@ -208,6 +209,18 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from rsdix.efficiency import study as efficiency  # stage import when the command runs
+
+    if args.report_only:
+        efficiency.write_report(args.out_dir or efficiency.default_out_dir(args.profile))
+    else:
+        efficiency.study(args.profile, args.out_dir, args.data_root, args.overrides, args.max_minutes,
+                         curves=not args.no_curves)
+    print(f"study results: {Path(args.out_dir or efficiency.default_out_dir(args.profile)) / 'STUDY.md'}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from rsdix.benchmarks import run_all  # stage import when the command runs
 
@@ -341,6 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="offline with random-weight stand-ins and stand-in data, the configs capped by "
                         "rsdix/configs/dry_run.yaml; writes under runs/<profile>-dry/ (docs/paper.md)")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("study", help="the data-efficiency study: paired seeds, learning curves, STUDY.md (docs/study.md)")
+    p.add_argument("--profile", default="cpu", help="rsdix/configs/efficiency/<profile>.yaml (cpu, smoke, paper)")
+    p.add_argument("--data-root", default=None, help="the data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
+    p.add_argument("--out-dir", default=None, help="results folder (default: figures/study for cpu, runs/<profile>/study else)")
+    p.add_argument("--max-minutes", type=float, default=None, help="start no run after this many minutes (resume later)")
+    p.add_argument("--no-curves", action="store_true", help="skip the learning curves")
+    p.add_argument("--report-only", action="store_true", help="only rebuild the tables, figures and STUDY.md")
+    _overrides(p, "seeds=[0,1,2]")
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("bench", help="speed benchmarks, written as a table (CSV + markdown)")
     p.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")

@@ -34,12 +34,17 @@ def seed_everything(seed: int) -> None:
 
 
 def progress(iterable: Iterable | None = None, **kwargs):
-    """A tqdm progress bar that works in notebooks and terminals."""
+    """A tqdm progress bar that works in notebooks and terminals; ``RSDIX_NO_PROGRESS=1`` turns
+    every bar off (``0``, ``false``, ``no`` or empty leave them on)."""
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("mininterval", 1.0)
-    if os.environ.get("RSDIX_NO_PROGRESS"):
+    if progress_disabled():
         kwargs["disable"] = True
     return tqdm(iterable, **kwargs)
+
+
+def progress_disabled() -> bool:
+    return os.environ.get("RSDIX_NO_PROGRESS", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 STALE_TMP_SECONDS = 600  # a temporary file unchanged this long is left over from a killed write

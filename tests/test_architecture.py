@@ -18,7 +18,7 @@ STAGES = {
     "rsdix.models": 3, "rsdix.hf_adapter": 3, "rsdix.features": 3, "rsdix.results": 3,
     "rsdix.training": 4,
     "rsdix.captioning": 5, "rsdix.evaluation": 5,
-    "rsdix.metric_study": 6,
+    "rsdix.metric_study": 6, "rsdix.efficiency": 6,
     "rsdix.reporting": 7,
     "rsdix.benchmarks": 8, "rsdix.cli": 8, "rsdix.__main__": 8,
 }
@@ -26,7 +26,7 @@ STAGES = {
 SIBLINGS = {frozenset({"rsdix.captioning", "rsdix.evaluation"})}
 # later stages that still must not import an earlier one: the generic report knows no study
 # (a study registers its headline rows with rsdix.results)
-FORBIDDEN = {("rsdix.reporting", "rsdix.metric_study")}
+FORBIDDEN = {("rsdix.reporting", "rsdix.metric_study"), ("rsdix.reporting", "rsdix.efficiency")}
 
 
 def _modules() -> dict[str, Path]:

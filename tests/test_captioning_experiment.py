@@ -10,6 +10,7 @@ from rsdix import config
 from rsdix.captioning.experiment import (NO_WORDS, CaptioningExperiment, describe_experiment, for_scoring,
                                          load_experiment, plan_runs, runs_table)
 from rsdix.captioning import experiment as ex
+from rsdix.captioning.report import best_output
 from rsdix.errors import ConfigError, DataError
 from rsdix.results import Result, read_results
 from rsdix.s2.dataset import read_s2lcd
@@ -125,3 +126,31 @@ def test_s2lcd_without_split_fields_gets_the_80_10_10_split_by_scene(tmp_path):
     assert len(records) == 6 and all(r.split in ("train", "val", "test") for r in records)
     # the same assignment as the S2LCD loader's
     assert [r.split for r in records] == [r.split for r in read_s2lcd(tmp_path)]
+
+
+def test_run_experiment_keeps_only_the_best_captioner_in_memory(monkeypatch):
+    """Eight paper-profile captioners (2.5 GB each) held at once killed the dry run's kernel
+    (out of memory): only the best run's is kept, the one notebook 04 decodes again."""
+    scores = iter([0.2, 0.9, 0.4, 0.9])
+    held = []
+
+    class Evaluation:
+        def __init__(self, cider):
+            self.cider = cider
+
+        def value(self, metric):
+            return self.cider
+
+    def run_captioning(run, exp, dataset, **kwargs):
+        trained = object()
+        held.append(trained)
+        return {"run": run, "evaluation": Evaluation(next(scores)), "results": [], "times": {"dataset": dataset},
+                "trained": trained}
+
+    monkeypatch.setattr(ex, "run_captioning", run_captioning)
+    monkeypatch.setattr(ex, "missing_reason", lambda dataset, root=None: None)
+    exp = CaptioningExperiment(datasets=["ucm_captions", "rsicd"])
+    outputs = ex.run_experiment(exp, [ex.CaptionRun("a", "rsdix-tiny"), ex.CaptionRun("b", "rsdix-tiny")])
+    assert [o["trained"] is not None for o in outputs] == [False, True, False, False]
+    assert outputs[1]["trained"] is held[1]          # the first of the two best, as max() picks
+    assert best_output(outputs) is outputs[1]                # the one notebook 04 decodes again

@@ -133,3 +133,25 @@ def test_cli_and_make_pass_the_dry_run_flag(monkeypatch):
 def test_paper_configs_load_capped(area, name, monkeypatch):
     monkeypatch.setenv(DRY_RUN_ENV, "1")
     config.load(area, name)   # validated at load: the caps are legal values
+
+
+def test_prune_deletes_only_finished_runs_checkpoints(tmp_path):
+    def write(rel, size=10):
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * size)
+        return path
+
+    done = write("train/rsdix_s0/checkpoint.pt")
+    write("models/rsdix_s0/train_log.csv")
+    running = write("train/infonce_s0/checkpoint.pt")          # no saved model yet: still training
+    write("models/infonce_s0/open_clip_model.safetensors")
+    cap = write("captioning/rsicd/clipcap-rsdix_s0-frozen/checkpoint.pt", 20)
+    weights = write("captioning/rsicd/clipcap-rsdix_s0-frozen/captioner/captioner.safetensors", 5)
+    meta = write("captioning/rsicd/clipcap-rsdix_s0-frozen/captioner/captioner.json")
+    write("captioning/rsicd/clipcap-rsdix_s0-frozen/test_captions.csv")
+    cap_running = write("captioning/ucm_captions/clipcap-rsdix_s0-frozen/checkpoint.pt")
+    assert dry_run.prune_checkpoints(tmp_path) == 35
+    assert not done.exists() and not cap.exists() and not weights.exists()
+    assert running.exists() and cap_running.exists() and meta.exists()
+    assert dry_run.prune_checkpoints(tmp_path) == 0

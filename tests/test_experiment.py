@@ -3,9 +3,9 @@ from types import SimpleNamespace
 
 from rsdix.paths import RunDirs
 from rsdix.training.clip import load_clip_config, with_epochs
-from rsdix.training.experiment import (Study, StudyConfig, conclusions, data_efficiency_summary, fraction_run_name,
-                                      long_run_name, methods_table, plot_data_efficiency, plot_loss_curves,
-                                      result_rows, run_name, train_run)
+from rsdix import viz
+from rsdix.training.experiment import (Study, StudyConfig, conclusions, long_run_name, methods_table,
+                                      plot_loss_curves, result_rows, run_name, train_run)
 
 
 def test_train_run_resumes_same_config_and_retrains_a_changed_one(tmp_path, ucm_root):
@@ -55,8 +55,6 @@ def _fake_runs():
 
 def test_run_names_follow_the_convention_later_notebooks_read():
     assert run_name("rsdix", 0) == "rsdix_s0" and run_name("infonce", 1, 0.1) == "infonce_frac0.1_s1"
-    assert fraction_run_name("infonce", 1, 0.1) == run_name("infonce", 1, 0.1)
-    assert fraction_run_name("rsdix", 2, 1.0) == "rsdix_frac1_s2"  # apart from the main run rsdix_s2
     assert long_run_name("rsdix-siglip", 0) == "rsdix-siglip-long_s0"
 
 
@@ -64,31 +62,32 @@ def test_tables_figures_and_conclusions_come_from_the_runs(tmp_path):
     runs = _fake_runs()
     table = methods_table(runs)
     assert list(table.columns[:5]) == ["run", "method", "steps", "train_s", "val_mR"] and "history" not in table
-    frac_rows = [r for f in (0.1, 0.3) for s in (0, 1) for r in result_rows(
-        [{"run": fraction_run_name(m, s, f), "method": m, "seed": s, "fraction": f, "steps": 2,
-          "mR": 10 * f + s + (m == "rsdix"), "zs_top1": 5.0} for m in ("infonce", "rsdix")], "smoke")]
-    summary = data_efficiency_summary(frac_rows)
-    mr = summary[(summary.metric == "mR") & (summary.method == "rsdix") & (summary.fraction == 0.1)].iloc[0]
-    assert mr["mean"] == 2.5 and mr["count"] == 2
     study = SimpleNamespace(seed=0, steps=2, cfg=StudyConfig(methods=["infonce", "rsdix"], long_steps=4),
                             minutes={"main runs": 1.5})
-    text = conclusions(table, summary, study, "rsdix")
+    text = conclusions(table, study, "rsdix")
     assert "chosen on UCM val mR: **rsdix**" in text and "infonce mR 20.0 / 30.0%" in text
     assert "rsdix-long_s0: UCM test mR 25.0" in text and "EMA teacher mR 26.0" in text
-    assert "10% of the images: RSDiX mR 2.5 vs InfoNCE 1.5 (+1.0)" in text and "main runs 1.5 min" in text
-    plot_loss_curves(runs, path=tmp_path / "loss.png")
-    plot_data_efficiency(summary, [0.1, 0.3], path=tmp_path / "frac.png")
-    assert (tmp_path / "loss.png").exists() and (tmp_path / "frac.png").exists()
+    assert "main runs 1.5 min" in text and "of the images" not in text   # data efficiency: rsdix.efficiency
+    fig = plot_loss_curves(runs, path=tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").exists()
+    for ax in fig.axes[:3]:   # every panel has a y label, and a run has one colour across panels
+        assert ax.get_ylabel()
+    colours = {}
+    for ax in fig.axes[:3]:
+        for line in ax.get_lines():
+            colours.setdefault(line.get_label(), set()).add(line.get_color())
+    assert all(len(c) == 1 for c in colours.values())
+    assert colours["rsdix_s0"] == {viz.model_colour("rsdix")}
 
 
 def test_the_paper_study_trains_by_epochs_and_explicit_steps_win(tmp_path):
-    """Paper study: main runs take the profile's epochs (steps: null); data-efficiency runs their
-    own fraction_steps, which the profile's epochs must not override."""
+    """Paper study: main runs take the profile's epochs (steps: null); explicit steps (the longer
+    run's) override the profile's epochs."""
     study = Study("paper", tmp_path, 0, RunDirs("smoke", run_dir=tmp_path / "run"))
     assert study.steps is None
     main = study.config(method="rsdix", loop__steps=study.steps)
     assert main.epochs == 20 and with_epochs(main, 14705).loop.steps == 575
-    fraction = study.config(method="rsdix", loop__steps=study.cfg.fraction_steps)
-    assert fraction.epochs is None and with_epochs(fraction, 14705).loop.steps == study.cfg.fraction_steps
+    explicit = study.config(method="rsdix", loop__steps=300)
+    assert explicit.epochs is None and with_epochs(explicit, 14705).loop.steps == 300
     cpu = Study("cpu", tmp_path, 0, RunDirs("smoke", run_dir=tmp_path / "run2"))
     assert cpu.steps == cpu.cfg.steps and cpu.config(loop__steps=cpu.steps).loop.steps == cpu.cfg.steps

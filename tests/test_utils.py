@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from rsdix.errors import DataError
-from rsdix.utils import atomic_path, remove_stale_temps
+from rsdix.utils import atomic_path, progress, remove_stale_temps
 
 
 def test_atomic_write_keeps_old_file_on_crash(tmp_path):
@@ -46,3 +46,12 @@ def test_a_full_disk_in_an_atomic_write_names_the_folder(tmp_path):
         with atomic_path(target):
             raise OSError(errno.ENOSPC, "No space left on device")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["t.csv"]
+
+
+@pytest.mark.parametrize("value, disabled", [("1", True), ("yes", True), ("0", False), ("", False),
+                                             ("false", False)])
+def test_no_progress_variable(value, disabled, monkeypatch):
+    monkeypatch.setenv("RSDIX_NO_PROGRESS", value)
+    bar = progress(range(3))
+    assert bar.disable is disabled
+    bar.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import math
 import pkgutil
+import textwrap
 import time
 import traceback
 from pathlib import Path
@@ -55,9 +56,9 @@ def bench_markdown(table: pd.DataFrame, csv_name: str = "bench.csv") -> str:
     """One small table per benchmark: what (the metric, or the stage of a staged benchmark), value
     (with its unit), goal, ok, machine; the benchmark's own measurements (the fields only its rows
     fill) and the commit and time follow as one line."""
-    lines = ["# Benchmarks (`make bench`)", "",
-             f"Generated from [`{csv_name}`]({csv_name}) (every row and field). Each target is a ratio measured "
-             "within one run (`goal`, `ok`); rows without a goal are measurements.", ""]
+    intro = (f"Generated from [`{csv_name}`]({csv_name}) (every row and field). Each target is a ratio measured "
+             "within one run (`goal`, `ok`); rows without a goal are measurements.")
+    lines = ["# Benchmarks (`make bench`)", "", *textwrap.wrap(intro, 100, break_long_words=False), ""]
     records = table.to_dict("records")
     for module, benchmark in dict.fromkeys((r.get("module"), r["benchmark"]) for r in records):
         rows = [r for r in records if r.get("module") == module and r["benchmark"] == benchmark]
@@ -148,8 +149,8 @@ def run_all(quick: bool = False, only: list[str] | None = None, out: str = "figu
         previous = pd.read_csv(csv)
         table = pd.concat([previous[~previous["module"].isin(table["module"].unique())], table],
                           ignore_index=True).sort_values("module", kind="stable")
-    write_bench(table, out)
-    print(table.drop(columns=list(ENV_COLUMNS), errors="ignore").to_string(index=False))
+    csv, md = write_bench(table, out)
+    print(md.read_text())     # the page itself: one small table per benchmark
     log.info(f"written {out}.csv and {out}.md")
     if failed:
         log.error(f"FAILED modules: {failed}")

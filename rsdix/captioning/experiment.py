@@ -7,6 +7,7 @@ One YAML per profile: ``rsdix/configs/captioning/<profile>.yaml``, loaded with
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import re
@@ -284,4 +285,22 @@ def run_experiment(exp: CaptioningExperiment, runs: Sequence[CaptionRun], root=N
             outputs.append(out)
             log.info(f"{out['run'].name} on {out['times']['dataset']}: CIDEr {out['evaluation'].value('CIDEr'):.3f}, "
                      f"BLEU-4 {out['evaluation'].value('BLEU-4'):.3f} (corpus) in {out['times']['total_s']:.0f} s")
+            release_all_but_best(outputs)
     return outputs
+
+
+def release_all_but_best(outputs: Sequence[dict]) -> dict:
+    """Keep the trained captioner (with its encoder) of the best run so far only, by corpus CIDEr
+    as :func:`rsdix.captioning.report.best_output` picks it (notebook 04 decodes again with that
+    one alone); the others' become ``None``. Paper-profile captioners (GPT-2 plus RSDiX's 40-token
+    MLP mapper: 600M parameters, 2.5 GB each) do not fit in memory eight at a time."""
+    best = max(outputs, key=lambda o: o["evaluation"].value("CIDEr"))
+    freed = False
+    for out in outputs:
+        if out is not best and out.get("trained") is not None:
+            out["trained"], freed = None, True
+    if freed:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return best

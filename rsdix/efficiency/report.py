@@ -9,11 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from rsdix.efficiency.config import COMPARISONS
-from rsdix.efficiency.curves import CURVES_CSV, plateau_step
+from rsdix.efficiency.curves import plateau_step
 from rsdix.efficiency.runs import RUNS_CSV
 from rsdix.efficiency.stats import paired_difference
 from rsdix.errors import DataError
-from rsdix.utils import atomic_write_text
 
 # the metrics the answer is about: (dataset, task, metric, split) -> label
 HEADLINE = {("UCM", "retrieval", "mR", "test"): "UCM test mR",

@@ -23,18 +23,22 @@ from rsdix.efficiency.check import StudyCheck
 from rsdix.efficiency.config import EfficiencyConfig
 from rsdix.efficiency.shared import SharedCaches
 from rsdix.errors import DataError
+from rsdix.log import get_logger
 from rsdix.results import Result, append_results
 from rsdix.training.clip import build_model
 from rsdix.training.clip_data import build_train_dataset
 from rsdix.training.loop import resolve_precision
 from rsdix.utils import atomic_write_text, progress
 
+log = get_logger(__name__)
+
 RUNS_CSV = "runs.csv"
 
 
 def plan(cfg: EfficiencyConfig) -> list[tuple[int, str, float]]:
-    """``(seed, arm, share)`` in run order: all cells of a seed before the next seed."""
-    return [(seed, arm, fraction) for seed in cfg.seeds for arm, fraction in cfg.cells()]
+    """``(seed, arm, share)`` in run order: phase by phase (``grid``, then each of ``extra``), and in a
+    phase all its cells of a seed before the next seed."""
+    return [(seed, arm, fraction) for grid in cfg.grids() for seed in cfg.seeds for arm, fraction in cfg.cells(grid)]
 
 
 def finished_runs(path: str | Path) -> set[str]:
@@ -63,6 +67,7 @@ class StudyContext:
     shared: SharedCaches = field(default_factory=SharedCaches)
     check: StudyCheck | None = None
     dino_step_s: float | None = None
+    captions: list = field(default_factory=list)
 
     def prepare(self) -> None:
         """Build the check (decodes the evaluation images once) and fill the text cache with every
@@ -74,8 +79,11 @@ class StudyContext:
         dataset = build_train_dataset(base, bundle)
         captions = sorted({c for p in getattr(dataset, "datasets", [dataset]) for r in p.records for c in r.captions})
         warm_text_cache(bundle, captions, resolve_precision(base.loop.precision, base.loop.cpu))
-        if any(arm == "rsdix-sbert" for arm in self.cfg.grid):
-            self.shared.sbert.embed(captions, "cpu")
+        self.captions = captions      # the S-BERT arm embeds them on its first run
+
+    def warm_sbert(self) -> None:
+        if not self.shared.sbert.cache:
+            self.shared.sbert.embed(self.captions, "cpu")
 
     def seconds_of(self, table: Path, arm: str, fraction: float, seed: int) -> float:
         runs = pd.read_csv(table)
@@ -109,6 +117,8 @@ def run_one(ctx: StudyContext, arm: str, fraction: float, seed: int) -> list[Res
             ctx.dino_step_s = timed_steps(train_cfg, ctx.shared, cfg.dino_probe_steps)
         steps = equal_time_steps(target_s, ctx.dino_step_s)
         train_cfg = arm_config(cfg, arm, fraction, seed, ctx.data_root, steps=steps)
+    if arm == "rsdix-sbert":
+        ctx.warm_sbert()   # before the clock starts: its training time is the objective's, not the cache's
     start = time.time()
     res, bundle = train_arm(train_cfg, ctx.shared, desc=name)
     extra = {"run": name, "arm": arm, "fraction": fraction, "steps": res.step, "train_s": round(res.seconds, 2),
@@ -147,7 +157,7 @@ def run_study(cfg: EfficiencyConfig, out_dir: str | Path, profile: str, data_roo
     bar = progress(todo, desc="study runs", unit="run")
     for seed, arm, fraction in bar:
         if max_minutes is not None and (time.time() - start) / 60 > max_minutes:
-            print(f"stopping after {max_minutes:g} min: {len(todo) - bar.n} runs left (run again to resume)")
+            log.info(f"stopping after {max_minutes:g} min: {len(todo) - bar.n} runs left (run again to resume)")
             break
         append_results(run_one(ctx, arm, fraction, seed), table)
     atomic_write_text(out_dir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=1, default=str))

@@ -5,7 +5,10 @@
 * ``datasets``: registry lookup, classification and caption sets as the suite loads them.
 * ``classification``: top-1/top-5/balanced accuracy, confusion matrix, zero-shot class weights.
 * ``zero_shot``: class embeddings from names x templates, zero-shot classification.
-* ``templates``: the prompt-template sets.
+* ``templates``: the prompt-template sets (data: ``protocols/templates.yaml``, with sources).
+* ``protocols``: the evaluation protocols as data (template set, probe split, official splits,
+  class lists, which sets are built on which caption set: "not zero-shot" rows).
+* ``leakage_audit``: exact, pHash and feature near-duplicates across datasets (``rsdix data leakage``).
 * ``retrieval``: image<->text recall@k (headline: torch.topk as CLIP_benchmark; ``*_tie_expected``:
   ties at random, in expectation), the retrieval task.
 * ``probes``: weighted k-NN, linear probe, few-shot probes, the seeded stratified split.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -24,9 +25,12 @@ from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
 from rsdix import config
+from rsdix.log import get_logger
 from rsdix.paths import DRY_RUN_ENV, WEIGHTS_ROOT_ENV, data_root as resolve_data_root, runs_dir
 from rsdix.reporting import reproduce, standin_data, standins
 from rsdix.utils import atomic_path
+
+log = get_logger(__name__)
 
 MARK = "dry run: random weights, stand-in data"
 
@@ -58,12 +62,12 @@ def prepare(profile: str = "paper", data_root: str | os.PathLike | None = None,
     real = resolve_data_root(data_root)
     opts = settings()
     rows = standin_data.make_data_root(real, standin_root / "data", needed_datasets(profile), **opts)
-    print(f"[dry run] data root {standin_root / 'data'}:")
+    log.info(f"data root {standin_root / 'data'}:")
     for r in rows:
-        print(f"  {r['dataset']:16s} {r['kind']:9s} {r['images']:6d} images  {r['note']}")
+        log.info(f"  {r['dataset']:16s} {r['kind']:9s} {r['images']:6d} images  {r['note']}")
     weights = standins.make_weights(standin_root, standin_data.caption_texts(standin_root / "data"))
     for what, path in weights.items():
-        print(f"[dry run] stand-in {what}: {path}")
+        log.info(f"stand-in {what}: {path}")
     manifest = {"mark": MARK, "datasets": rows, "weights": {k: str(v) for k, v in weights.items()},
                 "left out": {"RS-M-CLIP (xlm-roberta-base-ViT-B-32 @ laion5b_s13b_b90k)":
                              "no notebook trains train/paper_rsmclip.yaml (it needs translated captions)",
@@ -86,11 +90,59 @@ def run(profile: str = "paper", data_root: str | os.PathLike | None = None, seed
     """Stand-ins, then the notebooks with the paper configs and the caps, then the marks."""
     env = prepare(profile, data_root)
     os.environ.update(env)   # the kernel inherits it (as rsdix.results.SOURCE_ENV)
-    times = reproduce.run(profile, data_root=env["RSDIX_DATA_ROOT"], seed=seed, force=force, only=only,
-                          kernel=kernel)
-    marked = mark_outputs(dry_folder(profile))
-    print(f"[dry run] {marked} tables and figures marked {MARK!r} under {dry_folder(profile)}")
+    try:
+        with Pruner(dry_folder(profile)) as pruner:
+            times = reproduce.run(profile, data_root=env["RSDIX_DATA_ROOT"], seed=seed, force=force, only=only,
+                                  kernel=kernel)
+        log.info(f"{pruner.freed / 1e9:.1f} GB of finished runs' checkpoints deleted on the way")
+    finally:   # a failed notebook's tables and figures are marked too
+        marked = mark_outputs(dry_folder(profile))
+        log.info(f"{marked} tables and figures marked {MARK!r} under {dry_folder(profile)}")
     return times
+
+
+def prune_checkpoints(folder: str | os.PathLike) -> int:
+    """Delete what a finished run no longer needs, returning the bytes freed: the resumable
+    ``checkpoint.pt`` of a CLIP run whose model notebook 03 saved (``models/<run>/train_log.csv``
+    is copied last) and, of a captioning run that wrote its ``test_captions.csv`` (last), the
+    checkpoint and the captioner's weights. The paper's models make these 2.4 GB (ViT-B/32 with
+    its EMA teacher and AdamW state) and 10 GB (GPT-2 with RSDiX's 40-token MLP mapper: 480M
+    parameters) per run, more than a CPU machine's disk holds for 25 runs; a rerun retrains."""
+    folder, freed = Path(folder), 0
+    done = [(folder / "train" / m.name / "checkpoint.pt") for m in (folder / "models").glob("*")
+            if (m / "train_log.csv").exists()]
+    for captions in (folder / "captioning").glob("*/*/test_captions.csv"):
+        done += [captions.parent / "checkpoint.pt", *captions.parent.glob("captioner/*.safetensors")]
+    for path in done:
+        try:
+            size = path.stat().st_size
+            path.unlink()
+            freed += size
+        except FileNotFoundError:
+            pass
+    return freed
+
+
+class Pruner:
+    """:func:`prune_checkpoints` every ``every`` seconds in a background thread, and once at exit."""
+
+    def __init__(self, folder: str | os.PathLike, every: float = 2.0):
+        self.folder, self.every, self.freed = Path(folder), every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.wait(self.every):
+            self.freed += prune_checkpoints(self.folder)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.freed += prune_checkpoints(self.folder)
 
 
 def mark_outputs(folder: str | os.PathLike) -> int:

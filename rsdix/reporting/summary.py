@@ -113,7 +113,14 @@ def results_markdown(results: pd.DataFrame, profile: str, source: str, times: pd
             lines += [f"End to end (sum of the latest runs): {times['last_run_s'].sum() / 60:.1f} min; "
                       f"this invocation: {times['seconds'].sum() / 60:.1f} min.", ""]
     lines += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()] + [""]
-    return "\n".join(lines)
+    return "\n".join(_wrapped(line) for line in lines)
+
+
+def _wrapped(line: str, width: int = 100) -> str:
+    """A prose line wrapped at ``width`` (tables, headings and list items unchanged)."""
+    if len(line) <= width or line.startswith(("|", "#", "- ", "<")):
+        return line
+    return "\n".join(textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False))
 
 
 def write_results_summary(dirs: RunDirs, times: pd.DataFrame | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Notebook 03's experiment: the CLIP objectives compared, the best trained longer, DINO, data efficiency.
+"""Notebook 03's experiment: the CLIP objectives compared, the best trained longer, DINO.
 
 :class:`StudyConfig` (``rsdix/configs/train_study/<profile>.yaml``) says what a profile trains;
 :class:`Study` trains it (every run through :func:`train_run`: resumable, saved for the later
@@ -9,10 +9,12 @@ tables, figures and the notebook's conclusions::
     study = Study(profile, data_root, seed, dirs)
     main_runs = study.train_methods(check, val_check)
     table = methods_table(main_runs)
-    display(Markdown(conclusions(table, frac_summary, study, best)))
+    display(Markdown(conclusions(table, study, best)))
 
-Run names follow :func:`run_name` / :func:`long_run_name` / :func:`fraction_run_name` (the
-convention the later notebooks read).
+Run names follow :func:`run_name` / :func:`long_run_name` (the convention the later notebooks
+read). The data-efficiency question (does RSDiX need fewer images?) is its own study, with paired
+seeds at a justified length: :mod:`rsdix.efficiency` (``make study``); notebook 03 shows its
+stored results.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from rsdix import config, viz
 from rsdix.config import option, to_dict
 from rsdix.log import get_logger
 from rsdix.models import count_parameters, save_model
-from rsdix.results import Result, summarise
+from rsdix.results import Result
 from rsdix.training.checkpoints import retire_stale_run
 from rsdix.training.clip import ClipTrainConfig, load_clip_config, train_clip
 from rsdix.training.loop import resolve_precision
@@ -51,11 +53,6 @@ class StudyConfig:
     """What notebook 03 trains in a profile (``rsdix/configs/train_study/<profile>.yaml``)."""
     methods: list = field(default_factory=lambda: ["infonce", "rsdix", "rsdix-sbert", "rsdix-siglip"])
     steps: int | None = option(None, min=1)   # main runs; None: the profile's loop.steps
-    fractions: list = field(default_factory=lambda: [0.1, 0.3, 1.0])
-    fraction_methods: list = field(default_factory=lambda: ["infonce", "rsdix"])
-    fraction_seeds: list = field(default_factory=lambda: [0, 1, 2])
-    fraction_steps: int = option(100, min=1)
-    save_fraction_models: bool = False        # the data-efficiency models are many; keep results only
     zero_shot_max: int | None = option(None, min=1)  # subsample WHU-RS19 for the quick check (None: all)
     dino_steps: int | None = option(None, min=0)     # the RS-M-CLIP DINO run: None = main steps, 0 = skip
     long_steps: int = option(0, min=0)        # then train the best method (by UCM *val* mR) this long; 0 = skip
@@ -74,12 +71,6 @@ def run_name(method: str, seed: int, fraction: float = 1.0) -> str:
 def long_run_name(method: str, seed: int) -> str:
     """``rsdix-siglip-long_s0``: the best method trained for ``StudyConfig.long_steps``."""
     return f"{method}-long_s{seed}"
-
-
-def fraction_run_name(method: str, seed: int, fraction: float) -> str:
-    """``infonce_frac0.1_s1``; at 100% ``infonce_frac1_s1`` (apart from the main run ``infonce_s1``,
-    which trains for other steps)."""
-    return f"{method}_frac{fraction:g}_s{seed}"
 
 
 # ---------------------------------------------------------------- one run
@@ -238,20 +229,6 @@ class Study:
             log.info(report_line(run))
         return [run]
 
-    def train_fractions(self, check: Check) -> list[dict]:
-        """The data-efficiency grid: each fraction x seed x method at ``fraction_steps``."""
-        runs = []
-        with self.timed("data-efficiency runs"):
-            for fraction in self.cfg.fractions:
-                for s in self.cfg.fraction_seeds:
-                    for method in self.cfg.fraction_methods:
-                        cfg = self.config(method=method, loop__seed=s, loop__steps=self.cfg.fraction_steps,
-                                          data__fraction=fraction, loop__ckpt_every=0)
-                        runs.append(train_run(cfg, fraction_run_name(method, s, fraction), self.dirs, check=check,
-                                              save=self.cfg.save_fraction_models))
-        log.info(f"{len(runs)} data-efficiency runs: {self.minutes['data-efficiency runs']:.1f} min")
-        return runs
-
 
 # ---------------------------------------------------------------- tables, figures, conclusions
 
@@ -266,7 +243,6 @@ def describe_config(study: Study, bundle) -> pd.DataFrame:
         "batch": base.loop.batch_size, "lr": base.loop.lr, "weight decay": base.loop.weight_decay,
         "warmup steps": base.loop.warmup_steps, "steps (main runs)": study.steps,
         "steps (best method, longer run)": cfg.long_steps or "-",
-        "steps (data-efficiency runs)": cfg.fraction_steps,
         "precision": f"{base.loop.precision} -> {resolve_precision(base.loop.precision, base.loop.cpu)}"
                      + (", channels_last" if base.loop.channels_last else ""),
         "frozen": ", ".join(base.loop.freeze) or "-",
@@ -292,15 +268,6 @@ def methods_table(runs: Sequence[dict]) -> pd.DataFrame:
     return table[[c for c in METHOD_COLUMNS if c in table]]
 
 
-def data_efficiency_summary(rows: Sequence[Result]) -> pd.DataFrame:
-    """Mean and Student-t 95% CI over seeds of test mR and zero-shot top-1, per method and fraction."""
-    frac = pd.DataFrame([{**r.extra, "seed": r.seed, "dataset": r.dataset, "task": r.task, "metric": r.metric,
-                          "value": r.value, "model": r.extra["method"] + f" @ {r.extra['fraction']:g}"}
-                         for r in rows])
-    frac = frac[frac.metric.isin(["mR", "top1"])]
-    return summarise(frac, by=("method", "fraction", "dataset", "metric"))
-
-
 def plot_dino_terms(run: dict, path: str | os.PathLike | None = None):
     """The DINO run's loss terms and its teacher temperature schedule."""
     h = pd.DataFrame(run["history"])
@@ -318,48 +285,39 @@ def plot_dino_terms(run: dict, path: str | os.PathLike | None = None):
     return fig
 
 
+LOSS_PANELS = [("hard", "contrastive term (InfoNCE / SigLIP)", "contrastive loss (per batch)"),
+               ("distill", "distillation term (RSDiX methods)", "distillation loss (KL / soft-target BCE)"),
+               ("loss", "total loss", "training loss (what the optimizer sees)")]
+
+
 def plot_loss_curves(runs: Sequence[dict], path: str | os.PathLike | None = None):
-    """Contrastive term, distillation term and total loss of every run, per step."""
+    """Contrastive term, distillation term and total loss of every run, per step; one fixed colour
+    per model (:func:`rsdix.viz.model_colour`) in every panel. The SigLIP terms (sigmoid loss, soft
+    binary targets) are on another scale than InfoNCE's and the KL term: compare a run with itself."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     for r in runs:
         h = pd.DataFrame(r["history"])
-        axes[0].plot(h["step"], h["hard"], label=r["run"])
-        if "distill" in h:
-            axes[1].plot(h["step"], h["distill"], label=r["run"])
-        axes[2].plot(h["step"], h["loss"], label=r["run"])
-    for ax, title in zip(axes, ["contrastive term (InfoNCE / SigLIP)", "distillation term", "total loss"]):
+        for ax, (key, _, _) in zip(axes, LOSS_PANELS):
+            if key in h:
+                ax.plot(h["step"], h[key], label=r["run"], color=viz.model_colour(r["run"]))
+    for ax, (_, title, ylabel) in zip(axes, LOSS_PANELS):
         ax.set_title(title)
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(ylabel)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    viz.caption(fig, "Logged training loss of each run (one batch per point, no smoothing); one colour per model "
+                     "in all panels.")
     if path is not None:
         viz.save(fig, path)
     return fig
 
 
-def plot_data_efficiency(summary: pd.DataFrame, fractions: Sequence[float], path: str | os.PathLike | None = None):
-    """Test mR and zero-shot top-1 against the share of training images, with 95% CIs over seeds."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, (metric, title) in zip(axes, [("mR", "UCM test retrieval mR"), ("top1", "WHU-RS19 zero-shot top-1 (%)")]):
-        for method, g in summary[summary.metric == metric].groupby("method"):
-            g = g.sort_values("fraction")
-            ax.errorbar(100 * g["fraction"], g["mean"],
-                        yerr=[g["mean"] - g["ci_low"].fillna(g["mean"]), g["ci_high"].fillna(g["mean"]) - g["mean"]],
-                        marker="o", capsize=4, label=method)
-        ax.set_xscale("log")
-        ax.minorticks_off()
-        ax.set_xticks([100 * f for f in fractions])
-        ax.set_xticklabels([f"{100 * f:g}%" for f in fractions])
-        ax.set_xlabel("share of training images")
-        ax.set_title(title)
-        ax.legend()
-    if path is not None:
-        viz.save(fig, path)
-    return fig
-
-
-def conclusions(table: pd.DataFrame, frac_summary: pd.DataFrame, study: Study, best: str) -> str:
+def conclusions(table: pd.DataFrame, study: Study, best: str) -> str:
     """What the numbers say, as markdown built from the tables: the comparison, the longer run
-    against the InfoNCE baseline, RSDiX vs InfoNCE per share of the data, the time spent."""
+    against the InfoNCE baseline, the time spent. (RSDiX against InfoNCE per share of the data is
+    the efficiency study's: :func:`rsdix.efficiency.report.answer_sentences`.)"""
     seed, steps = study.seed, study.steps
     comparison = table[table.run.isin([run_name(m, seed) for m in study.cfg.methods])]
     lines = [f"At {steps} steps, chosen on UCM val mR: **{best}**. Test numbers of the comparison: "
@@ -374,13 +332,7 @@ def conclusions(table: pd.DataFrame, frac_summary: pd.DataFrame, study: Study, b
                      f"{final['zs_top1']:.1f}% after {final['steps']} steps ({final['train_s'] / 60:.1f} min of "
                      f"training here){ema}; the InfoNCE baseline at {steps} steps: mR {base_row['mR']:.1f} and "
                      f"{base_row['zs_top1']:.1f}%.")
-    pivot = frac_summary[frac_summary.metric == "mR"].pivot(index="fraction", columns="method", values="mean")
-    for fraction, row in pivot.iterrows():
-        if {"rsdix", "infonce"} <= set(row.index):
-            lines.append(f"{100 * fraction:g}% of the images: RSDiX mR {row['rsdix']:.1f} vs InfoNCE "
-                         f"{row['infonce']:.1f} ({row['rsdix'] - row['infonce']:+.1f})")
     minutes = study.minutes
     lines.append(f"Time: main runs {minutes.get('main runs', 0.0):.1f} min, longer run "
-                 f"{minutes.get('longer run', 0.0):.1f} min, data-efficiency runs "
-                 f"{minutes.get('data-efficiency runs', 0.0):.1f} min.")
+                 f"{minutes.get('longer run', 0.0):.1f} min.")
     return "\n".join(f"- {line}" for line in lines)

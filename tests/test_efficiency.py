@@ -1,0 +1,86 @@
+"""The data-efficiency study end to end on the smoke profile (tiny model, real UCM / WHU-RS19 data):
+run order, resumable rows, the report; and the config's checks."""
+import shlex
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rsdix import cli, config
+from rsdix.efficiency import runs as runs_module
+from rsdix.efficiency.config import load_efficiency_config
+from rsdix.efficiency.runs import RUNS_CSV, plan
+from rsdix.efficiency.study import FIGURES, write_report
+from rsdix.errors import ConfigError
+
+
+def test_run_order_makes_partial_results_useful():
+    cfg = load_efficiency_config("cpu")
+    order = plan(cfg)
+    head = order[:2 * len(cfg.seeds)]      # the headline 10% pair for every seed first
+    assert head == [(s, arm, 0.1) for s in cfg.seeds for arm in ("infonce", "rsdix")]
+    seen = set()
+    for seed, arm, fraction in order:       # dino after the same seed's InfoNCE at its share
+        if arm == "dino":
+            assert (seed, "infonce", fraction) in seen
+        seen.add((seed, arm, fraction))
+    assert {(a, f) for _, a, f in order} >= {(a, f) for a in ("infonce", "rsdix") for f in (0.1, 0.3, 1.0)}
+    assert all(len(cfg.seeds) >= 5 for _ in cfg.cells())
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"grid": {"clip": [0.1]}}, "unknown arm"),
+    ({"grid": {"infonce": [0.2]}}, "no training length"),
+    ({"grid": {"infonce": [1.5]}, "steps": {1.5: 3}}, r"\(0, 1\]"),
+    ({"grid": {"dino": [1.0]}}, "InfoNCE's wall-clock"),
+    ({"seeds": [0, 0]}, "distinct seeds"),
+])
+def test_bad_configs_fail_naming_the_key(change, message):
+    base = {"grid": {"infonce": [0.1]}, "steps": {0.1: 2, 1.0: 3}}
+    with pytest.raises(ConfigError, match=message):
+        config.load("efficiency", {**base, **change})
+
+
+DOCUMENTED = ["rsdix study --profile smoke --out-dir runs/smoke/study",                # docs/study.md
+              "rsdix study --profile smoke --report-only --out-dir runs/smoke/study"]
+
+
+def run_documented(command: str, out, data_root) -> int:
+    argv = [str(out) if w == "runs/smoke/study" else w for w in shlex.split(command)[1:]]
+    return cli.main(argv if "--report-only" in argv else [*argv, "--data-root", str(data_root)])
+
+
+def test_smoke_study_runs_resumes_and_reports(tmp_path, ucm_root, whu_root, monkeypatch):
+    data_root, out = ucm_root.parent, tmp_path / "study"
+    assert run_documented(DOCUMENTED[0], out, data_root) == 0
+    runs = pd.read_csv(out / RUNS_CSV)
+    cfg = load_efficiency_config("smoke")
+    assert set(runs["run"]) == {f"{a}_frac{f:g}_s{s}" for s, a, f in plan(cfg)}
+    ema = runs[runs.weights == "ema"]
+    assert set(ema.arm) == {"rsdix"}                       # only distillation runs have a teacher
+    dino = runs[runs.arm == "dino"].drop_duplicates("run")
+    assert (dino["target_s"] > 0).all() and (dino["steps"] >= 1).all()
+    assert {"UCM", "WHU-RS19"} <= set(runs.dataset)
+    assert (tmp_path / "study" / "learning_curves.csv").exists()
+    text = (out / "STUDY.md").read_text()
+    assert "At 10% of the data RSDiX-CLIP changes UCM test mR against InfoNCE by" in text
+    assert "## Closing note" in text
+    for name in ("paired", "curves", "teacher"):
+        assert (out / FIGURES[name]).exists()
+    paired = pd.read_csv(out / "paired.csv")
+    assert set(paired.n) == {2}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+    monkeypatch.setattr(runs_module, "run_one", no_training)
+    # resume: everything is there, nothing trains, the report is the same
+    assert run_documented(DOCUMENTED[0], out, data_root) == 0
+    assert run_documented(DOCUMENTED[1], out, data_root) == 0
+    assert (out / "STUDY.md").read_text() == text == write_report(out)
+
+
+def test_make_study_runs_the_cpu_study():
+    recipe = subprocess.run(["make", "-n", "study", "VENV=.venv"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout
+    assert "rsdix study --profile cpu" in recipe

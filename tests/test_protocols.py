@@ -1,0 +1,165 @@
+"""Protocol files as data: class lists and cleaned names of every registry dataset, official
+splits, template sets with sources, RemoteCLIP's sorted 80/20 split, ``--protocol`` on the rows,
+and zero-shot rows on a set the model trained on marked "not zero-shot" with the images they use."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from evaluation_fixtures import dict_bundle
+from rsdix.cli import main
+from rsdix.data.classification import clean_class_name
+from rsdix.data.registry import REGISTRY, DatasetInfo
+from rsdix.errors import ConfigError, DataError
+from rsdix.evaluation.protocols import (class_lists, get_protocol, not_zero_shot, official_split, protocols,
+                                        sorted_split_indices, template_set)
+from rsdix.evaluation.suite import EvalConfig, evaluate_model, load_eval_config
+from rsdix.evaluation.suites import summary_markdown
+from rsdix.evaluation.templates import TEMPLATE_SETS, TEMPLATE_SOURCES, get_templates
+from rsdix.models import load_model, save_model
+
+UNVERIFIED = {"mlrsnet", "rsi_cb128", "rsi_cb256", "whu_earth"}   # class lists not verified here
+
+
+def test_golfcourse_is_cleaned_to_golf_course():
+    # the vocabulary comment promised it, but "course" was missing: UCM's prompt said "golfcourse"
+    assert clean_class_name("golfcourse") == "golf course"
+    assert clean_class_name("golf_course") == clean_class_name("GolfCourse") == "golf course"
+
+
+def test_every_registry_classification_set_has_a_class_list_equal_to_its_cleaned_names():
+    lists = class_lists()
+    classification = {k for k, info in REGISTRY.items() if info.kind == "classification"}
+    assert classification <= set(lists)
+    assert {k for k in classification if lists[k] is None} == UNVERIFIED
+    for name in classification - UNVERIFIED:
+        folders = lists[name]
+        assert len(folders) == REGISTRY[name].classes, name
+        assert {f: clean_class_name(f) for f in folders} == folders, name
+        assert len(set(folders.values())) == len(folders), name      # distinct prompt names
+
+
+@pytest.mark.data
+def test_class_lists_match_the_folders_of_the_shared_data(whu_root, ucm_root, eurosat_ms_root):
+    lists = class_lists()
+    assert sorted(os.listdir(whu_root)) == list(lists["whu_rs19"])
+    assert sorted(p for p in os.listdir(eurosat_ms_root) if (eurosat_ms_root / p).is_dir()) == list(lists["eurosat_ms"])
+    labels = {line.split(",")[1] for line in (ucm_root / "labels.csv").read_text().split()[1:]}
+    assert labels == set(lists["ucm_classification"])
+
+
+def test_every_registry_dataset_has_an_official_split_entry_and_every_protocol_resolves():
+    for name, info in REGISTRY.items():
+        split = official_split(name)
+        assert split is None or isinstance(split, str)
+        if info.kind == "captions":
+            assert split, name
+    for protocol in protocols().values():
+        assert protocol.source and protocol.description and protocol.probe_split in ("seeded", "sorted_80_20")
+        for name, info in REGISTRY.items():
+            if info.kind == "classification":
+                get_templates(template_set(protocol, name, "rs"))
+    assert template_set(get_protocol("clip_benchmark"), "resisc45", "rs") == "clip_benchmark_resisc45"
+    assert template_set(get_protocol("clip_benchmark"), "aid", "rs") == "clip_benchmark_eurosat"
+    assert template_set(get_protocol("rsdix"), "aid", "rs+clip") == "rs+clip"
+    assert TEMPLATE_SETS["remoteclip"] == ["a satellite photo of {}."]
+    assert TEMPLATE_SETS["rsdix"] == ["Aerial photograph of {}"]
+    assert len(TEMPLATE_SETS["georsclip"]) == 105 == len(set(TEMPLATE_SETS["georsclip"]))
+    assert all(TEMPLATE_SOURCES[name] for name in TEMPLATE_SETS)
+    with pytest.raises(ConfigError, match="unknown 'nope'; known: rsdix, remoteclip"):
+        get_protocol("nope")
+
+
+def test_remoteclip_split_sorts_file_names_per_class_and_takes_the_first_80_percent():
+    # class 0: five files given out of order; class 1: ten files
+    paths = ["c/e.png", "c/a.png", "c/d.png", "c/b.png", "c/c.png"] + [f"d/{i:02d}.png" for i in range(9, -1, -1)]
+    labels = [0] * 5 + [1] * 10
+    train, test = sorted_split_indices(paths, labels)
+    assert sorted(paths[i] for i in train if labels[i] == 0) == ["c/a.png", "c/b.png", "c/c.png", "c/d.png"]
+    assert [paths[i] for i in test if labels[i] == 0] == ["c/e.png"]
+    assert sorted(paths[i] for i in test if labels[i] == 1) == ["d/08.png", "d/09.png"]
+    assert len(train) == 4 + 8 and len(np.intersect1d(train, test)) == 0
+    with pytest.raises(DataError, match="class 0 has 1 image"):
+        sorted_split_indices(["x.png"], [0])
+
+
+def test_not_zero_shot_names_the_caption_set():
+    assert not_zero_shot("ucm_classification", ["ucm_captions"]) == "not zero-shot: trained on ucm_captions"
+    assert not_zero_shot("ucm_classification", ["/data/ucm_captions/dataset_ucm.json"]) == \
+        "not zero-shot: trained on ucm_captions"
+    assert not_zero_shot("resisc45", ["nwpu_captions", "rsicd"]) == "not zero-shot: trained on nwpu_captions"
+    assert not_zero_shot("whu_rs19", ["ucm_captions"]) == "" and not_zero_shot("ucm_classification") == ""
+
+
+@pytest.fixture
+def toy_ucm(tmp_path, monkeypatch):
+    """UCM-Captions and UCM-as-classification stand-ins: 6 caption images (4 train, 2 test) and a
+    labels.csv over the same images, registered under the real keys."""
+    images = tmp_path / "ucm" / "images"
+    images.mkdir(parents=True)
+    names, entries = ["beach", "forest", "river"], []
+    for i in range(6):
+        Image.new("RGB", (4, 4), ((i % 3) * 255 // 10 + 1, 0, 0)).save(images / f"{i}.png")
+        entries.append({"filename": f"{i}.png", "split": "train" if i < 4 else "test",
+                        "sentences": [{"raw": f"a {names[i % 3]}"}]})
+    (tmp_path / "ucm" / "dataset_ucm.json").write_text(__import__("json").dumps({"images": entries}))
+    (tmp_path / "ucm" / "labels.csv").write_text("filename,label\n" + "".join(
+        f"{i}.png,{names[i % 3]}\n" for i in range(6)))
+    monkeypatch.setitem(REGISTRY, "ucm_captions", DatasetInfo("ucm_captions", "UCM", "captions", "karpathy", "ucm",
+                                                              "dataset_ucm.json"))
+    monkeypatch.setitem(REGISTRY, "ucm_classification", DatasetInfo("ucm_classification", "UCM", "classification",
+                                                                    "csv", "ucm", "labels.csv"))
+    return tmp_path
+
+
+def test_zero_shot_rows_name_their_images_protocol_and_not_zero_shot(toy_ucm):
+    cfg = EvalConfig(split_from={"ucm_classification": "ucm_captions:test"})
+    rows = evaluate_model(dict_bundle(), ["zero-shot:ucm_classification"], config=cfg, data_root=toy_ucm,
+                          trained_on=["ucm_captions"])
+    assert (rows["split"] == "ucm_captions:test").all() and (rows["n"] == 2).all()   # was "all"
+    assert (rows["caveat"] == "not zero-shot: trained on ucm_captions").all()
+    assert rows["note"].str.startswith("not zero-shot: trained on ucm_captions").all()
+    assert (rows["protocol"] == "rsdix").all() and "templates=rs" in rows["note"].iloc[0]
+    md = summary_markdown(rows, "toy")
+    assert "Protocol: rsdix" in md and "not zero-shot: trained on ucm_captions" in md and "ucm_captions:test" in md
+    plain = evaluate_model(dict_bundle(), ["zero-shot:ucm_classification"], config=cfg, data_root=toy_ucm)
+    assert (plain["caveat"] == "").all() and "caveat" not in summary_markdown(plain, "toy")
+
+
+def test_protocol_picks_templates_and_probe_split(toy_ucm):
+    cfg = EvalConfig(split_from={}, protocol="remoteclip", few_shot_shots=[1], few_shot_draws=1)
+    rows = evaluate_model(dict_bundle(), ["zero-shot:ucm_classification", "knn:ucm_classification"], config=cfg,
+                          data_root=toy_ucm)
+    assert (rows["protocol"] == "remoteclip").all()
+    assert "templates=remoteclip" in rows[rows.task == "zero-shot"]["note"].iloc[0]
+    knn = rows[rows.task == "knn"]
+    assert "first 80% train (RemoteCLIP's split)" in knn["note"].iloc[0]
+    assert knn["n"].iloc[0] == 3     # 2 images per class: floor(1.6) = 1 train, 1 test each
+    assert load_eval_config("smoke", protocol="georsclip").protocol == "georsclip"
+    with pytest.raises(ConfigError, match="protocol"):
+        load_eval_config("smoke", protocol="nope")
+
+
+DOC_EVALUATE = "rsdix evaluate runs/smoke/models/rsdix_s0 --config smoke --protocol remoteclip --suite ucm_classification"
+
+
+@pytest.mark.data
+def test_cli_evaluate_with_a_protocol_marks_the_training_set(ucm_root, tmp_path):
+    # the command of docs/evaluation.md, on a saved rsdix folder that says it trained on UCM-Captions
+    folder = save_model(load_model("rsdix-tiny"), tmp_path / "rsdix_s0", extra={"datasets": ["ucm_captions"]})
+    args = DOC_EVALUATE.split()[1:]
+    args[1] = str(folder)
+    out = tmp_path / "eval"
+    assert main([*args, "--data-root", str(ucm_root.parent), "--out", str(out)]) == 0
+    rows = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert (rows["protocol"] == "remoteclip").all()
+    zs = rows[rows["task"] == "zero-shot"]
+    assert (zs["caveat"] == "not zero-shot: trained on ucm_captions").all()
+    assert (zs["split"] == "ucm_captions:test").all()
+    assert "per class, file names sorted" in rows[rows["task"] == "knn"]["note"].iloc[0]
+    md = (out / "results.md").read_text()
+    assert "Protocol: remoteclip" in md and "not zero-shot: trained on ucm_captions" in md
