@@ -68,6 +68,15 @@ def test_exclusion_rows_only_train_members_touching_another_split():
                                         {"a": "d/train", "b": "e/all", "exact": 0, "phash": 1, "cosine": 0}]
 
 
+def test_exclusion_rows_keep_only_the_kinds_asked_for():
+    # the random-weight feature model's cosine groups are look-alikes: the audit excludes them only
+    # when a trained model gave the features
+    rows = [Duplicate(0, "d", "train", "/r/d/a.jpg", "cosine", 0.9995), Duplicate(0, "d", "test", "/r/d/b.jpg", "cosine", 0.9995),
+            Duplicate(1, "d", "train", "/r/d/c.jpg", "exact", 0.0), Duplicate(1, "d", "val", "/r/d/e.jpg", "exact", 0.0)]
+    assert [r["file"] for r in exclusion_rows(rows)] == ["/r/d/a.jpg", "/r/d/c.jpg"]
+    assert [r["file"] for r in exclusion_rows(rows, kinds=("exact", "phash"))] == ["/r/d/c.jpg"]
+
+
 def test_exclusion_list_round_trip_and_training_leaves_the_images_out(tmp_path, ucm_root):
     root = ucm_root.parent
     excluded = [ucm_root / "images" / name for name in ("102.jpg", "103.jpg")]

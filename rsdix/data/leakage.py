@@ -174,12 +174,14 @@ def feature_duplicates(records: list[tuple[str, str, Path]], features, threshold
     return rows
 
 
-def exclusion_rows(rows: list[Duplicate], train_splits: Sequence[str] = ("train",)) -> list[dict]:
+def exclusion_rows(rows: list[Duplicate], train_splits: Sequence[str] = ("train",),
+                   kinds: Sequence[str] = ("exact", "phash", "cosine")) -> list[dict]:
     """Training images to leave out: every member of a ``train_splits`` split whose duplicate group
-    (of any kind) also holds an image of another split or another dataset (one row per file)."""
+    (of one of ``kinds``) also holds an image of another split or another dataset (one row per file)."""
     groups: dict[tuple[str, int], list[Duplicate]] = defaultdict(list)
     for r in rows:
-        groups[(r.kind, r.group)].append(r)
+        if r.kind in kinds:
+            groups[(r.kind, r.group)].append(r)
     out: dict[str, dict] = {}
     for (kind, _), members in groups.items():
         for r in members:

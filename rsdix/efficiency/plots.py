@@ -47,17 +47,18 @@ def plot_paired(paired: pd.DataFrame, runs: pd.DataFrame, kind: str = "arms",
                 d = (va.loc[seeds] - vb.loc[seeds]).to_numpy()
                 ax.scatter(np.full(len(d), xi + 0.04), d, s=9, color=colour, alpha=0.45, linewidths=0)
         ax.axhline(0, color="black", lw=0.8, ls="--")
+        ax.set_xlim(-0.5, len(shares) - 0.5)
         ax.set_xticks(range(len(shares)))
         ax.set_xticklabels([f"{100 * f:g}%" for f in shares])
         ax.set_xlabel("share of UCM-Captions training images")
-        ax.set_ylabel(f"paired difference in {metric}")
+        ax.set_ylabel("paired difference A - B (points)" if "%" in metric else "paired difference A - B (mR)")
         ax.set_title(metric)
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
     n = int(sub["n"].min()) if len(sub) else 0
     fig.tight_layout(rect=(0, 0.06, 1, 0.92))
-    viz.caption(fig, f"Bars: mean paired difference (same seed: same initial weights, image subset and data "
+    viz.caption(fig, f"A - B as in the legend. Bars: mean paired difference (same seed: same initial weights, image subset and data "
                      f"order) with its Student-t 95% CI over n={n} seeds (fewer where a cell has fewer); dots: "
                      f"the seeds' own differences; dashed: no difference.")
     if path is not None:

@@ -46,7 +46,7 @@ def _pairs(rows: pd.DataFrame, a: dict, b: dict):
         for k, v in sel.items():
             mask &= rows[k] == v
         return rows[mask].set_index("seed")["value"]
-    va, vb = pick(a), pick(b)
+    va, vb = pick(a).round(9), pick(b).round(9)   # rows read back from CSV: no float noise in A - B
     seeds = sorted(set(va.index) & set(vb.index))
     return seeds, va.loc[seeds].to_numpy(), vb.loc[seeds].to_numpy()
 

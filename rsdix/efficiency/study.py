@@ -19,6 +19,8 @@ from rsdix.efficiency.report import (ARM_TITLES, CURVE_SUMMARY_CSV, PAIRED_CSV, 
                                      curve_lengths, interaction_table, paired_table, read_runs, sentence,
                                      verdict_paragraph)
 from rsdix.efficiency.runs import RUNS_CSV, StudyContext, plan, run_study
+from rsdix.data.registry import get_info
+from rsdix.errors import DataError
 from rsdix.paths import figures_dir, runs_dir
 from rsdix.utils import atomic_path, atomic_write_text
 
@@ -112,7 +114,8 @@ def write_report(out_dir, cfg: EfficiencyConfig | None = None) -> str:
                   "mean = mean of A - B over the seeds both have; t_low/t_high: Student-t 95% CI of it; "
                   "boot_low/boot_high: percentile bootstrap over seeds; wilcoxon_p: exact signed-rank (at n=5 its "
                   "smallest value is 0.0625); mde: the true difference a paired t test at alpha 0.05 finds with "
-                  "power 0.8, given the observed spread.", "", _md(paired[cols], ".3g"), ""]
+                  "power 0.8, given the observed spread. The intervals are per comparison, not corrected "
+                  "for the number of comparisons in this table.", "", _md(paired[cols], ".3g"), ""]
         if len(inter):
             lines += ["## Interaction: RSDiX's gain at a small share minus its gain at 100%", "",
                       _md(inter[["fraction", "metric", "n", "mean", "t_low", "t_high", "wilcoxon_p", "mde"]], ".3g"),
@@ -138,7 +141,24 @@ def _setup(runs: pd.DataFrame, cfg: EfficiencyConfig) -> list[str]:
             f"{', '.join(f'{100 * float(k):g}%: {v}' for k, v in sorted(cfg.steps.items()))}; the DINO arm "
             f"trains for InfoNCE's wall-clock time of the same seed. {len(student)} runs finished "
             f"({student.train_s.sum() / 60:.0f} min of training).", "",
-            "Runs per cell (seeds finished; mean training seconds):", "", _md(done, ".0f"), ""]
+            "Runs per cell (seeds finished; mean training seconds):", "", _md(done, ".0f"), "",
+            "Evaluation sets: " + "; ".join(_chance(runs)) + ".", ""]
+
+
+def _chance(runs: pd.DataFrame) -> list[str]:
+    """Each evaluation set's image count and, for zero-shot sets, the chance level (1 / classes)."""
+    out = []
+    for (dataset, task), g in runs.groupby(["dataset", "task"], sort=False):
+        n = int(g["n"].dropna().iloc[0]) if g["n"].notna().any() else None
+        text = f"{dataset} {task} ({n} images" if n else f"{dataset} {task} ("
+        if task == "zero-shot":
+            try:
+                classes = get_info(dataset, "classification").classes
+                text += f", {classes} classes, chance {100 / classes:.1f}%"
+            except DataError:
+                pass
+        out.append(text + ")")
+    return out
 
 
 def _dino(runs: pd.DataFrame) -> list[str]:

@@ -12,7 +12,9 @@ mean-centred cosine of image features ``>= threshold`` (default 0.999; one group
 features are read through the feature cache (:mod:`rsdix.features`) from a given model, or from
 rsdix's tiny preset with fixed random weights (seed 0): near-identical pixels give near-identical
 features (resized and re-encoded copies score >= 0.9994), so it finds copies and near-uniform
-look-alikes (plain sea or forest tiles), not semantic neighbours.
+look-alikes (plain sea or forest tiles), not semantic neighbours. So the exclusion list takes
+cosine groups only from a given (trained) model; with the random-weight default it holds the exact
+and perceptual-hash duplicates, and the cosine groups are reported for inspection.
 Caption sets contribute their official splits (``train``/``val``/``test``), classification sets
 all their images (split ``all``); a set whose files are those of another audited set (UCM as a
 classification set is the UCM-Captions images) is audited once.
@@ -167,6 +169,7 @@ def leakage_audit(names: Sequence[str], root: str | os.PathLike | None = None, b
     rows, next_group = [], 0
     exact, next_group = renumber(exact_duplicates(records), next_group)
     phash, next_group = renumber(phash_duplicates(records, max_bits), next_group)
+    random_model = bundle is None   # the random-weight preset: its cosine groups are look-alikes too
     bundle = bundle if bundle is not None else default_feature_model()
     cache = cache if cache is not None else FeatureCache(cache_dir() / "features")
     feats = encode_images(bundle, ImageFiles([p for _, _, p in records]), cache,
@@ -179,5 +182,7 @@ def leakage_audit(names: Sequence[str], root: str | os.PathLike | None = None, b
         images[f"{dataset}/{split}"] = images.get(f"{dataset}/{split}", 0) + 1
     settings = {"phash_max_bits": max_bits, "cosine_threshold": threshold,
                 "feature_model": bundle.name + (" (random weights, seed 0)" if bundle.name == FEATURE_PRESET else "")}
-    return LeakageAudit(rows, count_table(rows), exclusion_rows(rows), images, settings, notes,
+    kinds = ("exact", "phash") if random_model else ("exact", "phash", "cosine")
+    settings["exclusion_kinds"] = "+".join(kinds)
+    return LeakageAudit(rows, count_table(rows), exclusion_rows(rows, kinds=kinds), images, settings, notes,
                         data_root(root))
