@@ -128,6 +128,13 @@ def test_s2lcd_without_split_fields_gets_the_80_10_10_split_by_scene(tmp_path):
     assert [r.split for r in records] == [r.split for r in read_s2lcd(tmp_path)]
 
 
+def test_s2lcd_without_split_fields_is_not_skipped_as_missing(tmp_path):
+    """The dry run's S2LCD (as released, no ``split`` fields) raised "missing 'split'" in the check
+    notebook 04 runs before training on a dataset."""
+    make_s2lcd(tmp_path / "s2lcd", with_split=False)
+    assert ex.missing_reason("s2lcd", tmp_path) is None
+
+
 def test_run_experiment_keeps_only_the_best_captioner_in_memory(monkeypatch):
     """Eight paper-profile captioners (2.5 GB each) held at once killed the dry run's kernel
     (out of memory): only the best run's is kept, the one notebook 04 decodes again."""

@@ -3,10 +3,12 @@ order (batches, augmentation, caption draw); another seed changes all three. Syn
 import json
 
 import pytest
+import torch
 from PIL import Image
 
 from rsdix import config
-from rsdix.efficiency.arms import arm_config, build_arm, pairing_fingerprint, train_arm
+from rsdix.efficiency.arms import arm_config, build_arm, load_weights, pairing_fingerprint, save_weights, train_arm
+from rsdix.training.clip import build_model
 from rsdix.efficiency.shared import SharedCaches
 
 ARMS = ["infonce", "rsdix", "siglip", "rsdix-siglip", "rsdix-sbert"]
@@ -64,9 +66,14 @@ def test_arms_differ_only_in_their_objective(toy_captions):
     assert len(dataset) == 20
 
 
-def test_two_arms_with_one_seed_start_equal_and_train_apart(toy_captions):
+def test_two_arms_with_one_seed_start_equal_and_train_apart(toy_captions, tmp_path):
     cfg, shared = study_cfg(toy_captions), SharedCaches()
-    res_a, _ = train_arm(arm_config(cfg, "infonce", 0.5, seed=0), shared)
+    train_cfg = arm_config(cfg, "infonce", 0.5, seed=0)
+    res_a, _ = train_arm(train_cfg, shared)
+    path = save_weights(res_a.model, tmp_path / "w.safetensors", {"arm": "infonce"})   # and they load back
+    fresh = load_weights(build_model(train_cfg, seed=9).model, path)
+    for k, v in fresh.state_dict().items():
+        assert (v == res_a.model.state_dict()[k].to(torch.bfloat16).to(v.dtype)).all(), k
     res_b, _ = train_arm(arm_config(cfg, "rsdix", 0.5, seed=0), shared)
     assert res_a.step == res_b.step == 2
     wa, wb = res_a.model.state_dict(), res_b.model.state_dict()

@@ -254,7 +254,7 @@ def missing_reason(dataset: str, root=None) -> str | None:
         path = caption_file(dataset, root)
     except DataError as exc:
         return str(exc)
-    records = read_captions(path)
+    records = caption_records(dataset, root)   # S2LCD as released has no split fields: not a reason
     if records and not (find_image_dir(path) / records[0].filename).exists():
         return f"{path}: the images of {get_info(dataset).title} are not there (only the captions)"
     return None

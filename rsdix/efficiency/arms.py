@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from rsdix.config import to_dict
 from rsdix.efficiency.config import ARM_METHODS, EfficiencyConfig
 from rsdix.efficiency.shared import SharedCaches
+from rsdix.errors import DataError
 from rsdix.training.clip import ClipTrainConfig, build_model, load_clip_config
 from rsdix.training.clip_data import ClipCollate, build_train_dataset
 from rsdix.training.clip_objectives import ClipObjective
@@ -109,6 +110,19 @@ def save_weights(model: torch.nn.Module, path: str | Path, meta: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(trainable_state(model), str(path), metadata={k: str(v) for k, v in meta.items()})
     return path
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
+    """Put the weights :func:`save_weights` wrote into ``model`` (built from the run's config: its
+    locked text trunk is the pretrained one); any other missing or unknown key is an error."""
+    state = load_file(str(path))
+    own = model.state_dict()
+    unknown = sorted(set(state) - set(own))
+    missing = sorted(set(trainable_state(model)) - set(state))
+    if unknown or missing:
+        raise DataError(path, f"weights do not fit this model: unknown {unknown[:3]}, missing {missing[:3]}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+    return model
 
 
 def _digest(tensors) -> str:

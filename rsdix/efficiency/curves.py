@@ -34,25 +34,25 @@ def learning_curves(ctx: StudyContext, arm: str = "infonce") -> pd.DataFrame:
     (share, seed) curves already there. Returns the table."""
     cfg, path = ctx.cfg, Path(ctx.out_dir) / CURVES_CSV
     done = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["arm", "fraction", "seed"])
-    if ctx.check is None:
+    lengths = sorted((float(k), int(v)) for k, v in cfg.curve_steps.items())
+    todo = [(fraction, total, seed) for fraction, total in lengths for seed in cfg.curve_seeds
+            if not ((done["arm"] == arm) & (done["fraction"] == fraction) & (done["seed"] == seed)).any()]
+    if todo and ctx.check is None:
         ctx.prepare()
-    for fraction, total in sorted((float(k), int(v)) for k, v in cfg.curve_steps.items()):
-        for seed in cfg.curve_seeds:
-            if ((done["arm"] == arm) & (done["fraction"] == fraction) & (done["seed"] == seed)).any():
-                continue
-            train_cfg = arm_config(cfg, arm, fraction, seed, ctx.data_root, steps=total)
-            rows = []
+    for fraction, total, seed in todo:
+        train_cfg = arm_config(cfg, arm, fraction, seed, ctx.data_root, steps=total)
+        rows = []
 
-            def watch(bundle, step, logs, fraction=fraction, seed=seed, total=total, rows=rows):
-                if step % cfg.curve_every == 0 or step == total:
-                    rows.append({"arm": arm, "fraction": fraction, "seed": seed, "step": step,
-                                 "val_mR": ctx.check.val_mR(bundle), "loss": float(logs.get("loss", np.nan)),
-                                 "total_steps": total})
+        def watch(bundle, step, logs, fraction=fraction, seed=seed, total=total, rows=rows):
+            if step % cfg.curve_every == 0 or step == total:
+                rows.append({"arm": arm, "fraction": fraction, "seed": seed, "step": step,
+                             "val_mR": ctx.check.val_mR(bundle), "loss": float(logs.get("loss", np.nan)),
+                             "total_steps": total})
 
-            res, _ = train_arm(train_cfg, ctx.shared, watch=watch, desc=f"curve {arm} {fraction:g} s{seed}")
-            frame = pd.DataFrame(rows)
-            frame["seconds_per_step"] = res.seconds / max(1, res.step)
-            done = pd.concat([done, frame], ignore_index=True)
-            with atomic_path(path) as tmp:
-                done.to_csv(tmp, index=False)
+        res, _ = train_arm(train_cfg, ctx.shared, watch=watch, desc=f"curve {arm} {fraction:g} s{seed}")
+        frame = pd.DataFrame(rows)
+        frame["seconds_per_step"] = res.seconds / max(1, res.step)
+        done = pd.concat([done, frame], ignore_index=True)
+        with atomic_path(path) as tmp:
+            done.to_csv(tmp, index=False)
     return done

@@ -151,12 +151,11 @@ def verdict_paragraph(paired: pd.DataFrame, interaction: pd.DataFrame) -> str:
         return "No paired RSDiX-CLIP vs InfoNCE results yet."
     up = main[main.t_low > 0]
     down = main[main.t_high < 0]
-    n = int(main["n"].min())
     ucm = main[main.metric == HEADLINE[("UCM", "retrieval", "mR", "test")]].sort_values("fraction")
-    ucm_text = "; ".join(f"{_share(r.fraction)}: {r.mean:+.2f} [{r.t_low:+.2f}, {r.t_high:+.2f}]"
+    ucm_text = "; ".join(f"{_share(r.fraction)}: {r.mean:+.2f} [{r.t_low:+.2f}, {r.t_high:+.2f}] (n={int(r.n)})"
                          for r in ucm.itertuples())
-    parts = [f"Does OT self-distillation make CLIP more data-efficient here? Over {n} paired seeds, RSDiX-CLIP "
-             f"minus InfoNCE in UCM test mR is {ucm_text} (paired t 95% CIs)."]
+    parts = [f"Does OT self-distillation make CLIP more data-efficient here? Paired by seed, RSDiX-CLIP "
+             f"minus InfoNCE in UCM test mR is {ucm_text} (paired t 95% CIs; n = seeds)."]
     if up.empty and down.empty:
         parts.append(f"None of the {len(main)} share x metric comparisons has a CI excluding 0: at this scale "
                      f"the study finds no effect of RSDiX in either direction; effects smaller than the minimum "

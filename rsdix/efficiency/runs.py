@@ -152,13 +152,18 @@ def run_study(cfg: EfficiencyConfig, out_dir: str | Path, profile: str, data_roo
     todo = [p for p in plan(cfg) if run_name(p[1], p[2], p[0]) not in finished_runs(table)]
     ctx = ctx or StudyContext(cfg, profile, out_dir, Path(weights_dir) if weights_dir else None, data_root)
     start = time.time()
-    if todo:
+    if todo and ctx.check is None:   # (the learning curves may have prepared it already)
         ctx.prepare()
     bar = progress(todo, desc="study runs", unit="run")
-    for seed, arm, fraction in bar:
-        if max_minutes is not None and (time.time() - start) / 60 > max_minutes:
-            log.info(f"stopping after {max_minutes:g} min: {len(todo) - bar.n} runs left (run again to resume)")
+    took: dict = {}      # (arm, share) -> wall seconds of its last run here: no run starts that would end late
+    for i, (seed, arm, fraction) in enumerate(bar):
+        spent = time.time() - start
+        if max_minutes is not None and spent + took.get((arm, fraction), 0.0) > 60 * max_minutes:
+            log.info(f"stopping after {spent / 60:.0f} of {max_minutes:g} min: {len(todo) - i} runs left "
+                     f"(run again to resume)")
             break
+        t0 = time.time()
         append_results(run_one(ctx, arm, fraction, seed), table)
+        took[(arm, fraction)] = time.time() - t0
     atomic_write_text(out_dir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
     return pd.read_csv(table) if table.exists() else pd.DataFrame()

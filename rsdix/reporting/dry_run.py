@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from rsdix import config
@@ -168,10 +168,11 @@ def mark_png(path: Path) -> int:
         if im.info.get("rsdix") == MARK:
             return 0
         im = im.convert("RGB")
-    band = max(18, im.height // 25)
+    band = max(24, im.height // 18)
     out = Image.new("RGB", (im.width, im.height + band), "white")
     out.paste(im, (0, band))
-    ImageDraw.Draw(out).text((8, band // 4), MARK.upper(), fill=(200, 0, 0))
+    ImageDraw.Draw(out).text((8, band // 6), MARK.upper(), fill=(200, 0, 0),
+                             font=ImageFont.load_default(size=int(band * 0.7)))
     info = PngInfo()
     info.add_text("rsdix", MARK)
     with atomic_path(path) as tmp:

@@ -204,11 +204,13 @@ def standin_nwpu(target: Path, pool: Pool, per_class: int) -> int:
 
 
 def standin_s2lcd(target: Path, pool: Pool, n: int) -> int:
-    """S2LCD as published: ``dataset_s2lcd.json`` with no ``split`` fields + ``images/*.tif``."""
+    """S2LCD as published: ``dataset_s2lcd.json`` with no ``split`` fields + ``images/*.tif`` named
+    ``S2A_L1C_<date>_N0204R065_<index>.tif`` (scene, then index: ten scenes, so the 80/10/10 split
+    by scene that rsdix.s2.dataset assigns has a test split)."""
     classes = ["farmland", "forest", "river", "residential", "mountain", "lake"]
     images = []
     for k in range(n):
-        filename = f"patch_{k:04d}.tif"
+        filename = f"S2A_L1C_201509{10 + k % 10:02d}_N0204R065_{k}.tif"
         images.append({"filename": filename, "imgid": k, "sentids": list(range(5 * k, 5 * k + 5)),
                        "sentences": _captions(classes[k % len(classes)], k)})
         pool.link(target / "images" / filename, k, SIZES["s2lcd"])
