@@ -1,5 +1,5 @@
 """The dry run of the paper profile: the caps of ``rsdix/configs/dry_run.yaml`` change only step
-counts, image counts and the CPU batch (and the three named ``cpu_time`` settings), only for paper
+counts, image counts and the CPU batch (and the two named ``cpu_time`` settings), only for paper
 configs, only in a dry run; a dry run writes under ``runs/<profile>-dry/`` and marks its outputs."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from rsdix.reporting import dry_run
 
 # the words a capped field's name may carry: steps, image counts, batch size, CPU workers
 CAP_WORDS = ("steps", "epochs", "images", "max_", "_max", "limit_", "batch_size", "num_workers", "n_discrimination",
-             "n_resamples", "log_every", "ckpt_every", "max_len")
+             "n_resamples", "log_every", "ckpt_every", "max_len", "shots")
 PAPER = [("train", "paper"), ("train", "paper_dino"), ("train", "paper_rsmclip"), ("train_study", "paper"),
          ("captioning", "paper"), ("evaluate", "paper"), ("metric_stats", "paper"), ("s2lcd", "paper")]
 
@@ -64,7 +64,7 @@ def test_caps_reach_the_paper_numbers_they_should(monkeypatch):
     assert config.load("train", "paper_dino").dino.out_dim == 65536          # the DINO head as published
     cap = config.load("captioning", "paper")
     assert (cap.train.model.decoder, cap.train.model.prefix_len, cap.limit_train) == ("gpt2", 40, 8)
-    assert config.load("evaluate", "paper").max_images == 8
+    assert config.load("evaluate", "paper").max_images == 60
 
 
 def test_caps_leave_other_profiles_and_explicit_overrides_alone(monkeypatch):

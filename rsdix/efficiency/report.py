@@ -12,6 +12,7 @@ from rsdix.efficiency.config import COMPARISONS
 from rsdix.efficiency.curves import plateau_step
 from rsdix.efficiency.runs import RUNS_CSV
 from rsdix.efficiency.stats import paired_difference
+from rsdix.data.registry import get_info
 from rsdix.errors import DataError
 
 # the metrics the answer is about: (dataset, task, metric, split) -> label
@@ -109,6 +110,18 @@ def curve_lengths(curves: pd.DataFrame, steps: dict, tolerance: float) -> pd.Dat
     return pd.DataFrame(out)
 
 
+def chance_levels() -> dict:
+    """Headline label -> chance accuracy (%) of the zero-shot sets (100 / classes, from the registry)."""
+    out = {}
+    for (dataset, task, _, _), label in HEADLINE.items():
+        if task == "zero-shot":
+            try:
+                out[label] = 100.0 / get_info(dataset, "classification").classes
+            except DataError:
+                continue
+    return out
+
+
 def _share(f: float) -> str:
     return f"{100 * f:g}%"
 
@@ -170,6 +183,12 @@ def verdict_paragraph(paired: pd.DataFrame, interaction: pd.DataFrame) -> str:
                 f"{r.metric} at {_share(r.fraction)} ({r.mean:+.2f})" for r in down.itertuples()) + ".")
         rest = len(main) - len(up) - len(down)
         parts.append(f"The other {rest} of {len(main)} comparisons have CIs that include 0.")
+    chance = chance_levels()
+    near = [m for m, level in chance.items() if len(main[main.metric == m])
+            and main.loc[main.metric == m, ["a_mean", "b_mean"]].to_numpy().max() < 1.5 * level]
+    for metric in near:
+        parts.append(f"{metric}: both arms stay below 1.5x chance ({chance[metric]:.1f}%) at every share, so its "
+                     f"differences say little about transfer at this scale.")
     if interaction is not None and len(interaction):
         sig = interaction[(interaction.t_low > 0) | (interaction.t_high < 0)]
         parts.append("The data-efficiency claim proper (a larger gain at a smaller share than at 100%) "

@@ -93,6 +93,12 @@ def write_report(out_dir, cfg: EfficiencyConfig | None = None) -> str:
                   "study_val_mR is the mean UCM val mR the study's own runs of that arm reached at study_steps "
                   "(over study_seeds seeds), to compare with best_val_mR. plateau_at_curve_end True would mean "
                   "the curve was still rising where it ended.", ""]
+        gaps = [f"{100 * r.fraction:g}%: {r.study_val_mR - r.best_val_mR:+.1f}" for r in lengths.itertuples()
+                if pd.notna(r.study_val_mR)]
+        if gaps:
+            lines += ["The study's InfoNCE runs (own, fully annealed schedule of study_steps) against the curve's "
+                      "best validation mR, per share: " + "; ".join(gaps) + " mR points (one curve seed against "
+                      "the study seeds' mean: a negative gap means the runs may stop before InfoNCE's plateau).", ""]
     if len(paired):
         plot_paired(paired, runs, "arms", out_dir / FIGURES["paired"])
         lines += ["## The answer: RSDiX-CLIP - InfoNCE, paired by seed", "",
