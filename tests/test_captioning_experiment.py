@@ -87,7 +87,7 @@ def _karpathy(root, name, with_images):
     return folder / "dataset.json"
 
 
-def test_run_experiment_skips_absent_datasets_and_writes_rows_as_each_run_finishes(tmp_path, monkeypatch, capsys):
+def test_run_experiment_skips_absent_datasets_and_writes_rows_as_each_run_finishes(tmp_path, monkeypatch, caplog):
     """Notebook 04 in the paper profile: a missing dataset is skipped with one line, and rows of
     finished runs are in the results table even when a later run fails."""
     row = Result(model="clipcap-x-frozen", dataset="UCM", task="captioning", metric="CIDEr", value=0.5, seed=0)
@@ -99,7 +99,7 @@ def test_run_experiment_skips_absent_datasets_and_writes_rows_as_each_run_finish
     table = tmp_path / "results.csv"
     with pytest.raises(RuntimeError, match="late failure"):
         ex.run_experiment(exp, [ex.CaptionRun("x", "rsdix-tiny")], results=table)
-    assert "rsicd: skipped: rsicd: caption file of RSICD not found" in capsys.readouterr().out
+    assert "rsicd: skipped: rsicd: caption file of RSICD not found" in caplog.text
     saved = read_results(table)
     assert list(saved["model"]) == ["clipcap-x-frozen"] and list(saved["value"]) == [0.5]
 
