@@ -129,16 +129,15 @@ def link(src: Path, target: Path) -> None:
 
 
 def _cap_split(images: list, cap: int | None) -> list:
+    """At most ``cap`` images per split, evenly spaced through it (files are ordered by class)."""
     if cap is None:
         return images
-    seen: dict = {}
-    out = []
+    by_split: dict = {}
     for im in images:
-        split = im.get("split", "")
-        if seen.get(split, 0) < cap:
-            seen[split] = seen.get(split, 0) + 1
-            out.append(im)
-    return out
+        by_split.setdefault(im.get("split", ""), []).append(im)
+    keep = {id(part[i * len(part) // cap]) for part in by_split.values()
+            for i in range(min(cap, len(part)))}
+    return [im for im in images if id(im) in keep]
 
 
 def link_caption_set(real: Path, target: Path, annotation: str, cap: int | None) -> int:

@@ -299,7 +299,8 @@ def plot_loss_curves(runs: Sequence[dict], path: str | os.PathLike | None = None
         h = pd.DataFrame(r["history"])
         for ax, (key, _, _) in zip(axes, LOSS_PANELS):
             if key in h:
-                ax.plot(h["step"], h[key], label=r["run"], color=viz.model_colour(r["run"]))
+                ax.plot(h["step"], h[key], label=r["run"], color=viz.model_colour(r["run"]),
+                        ls="--" if "-long" in r["run"] else "-")
     for ax, (_, title, ylabel) in zip(axes, LOSS_PANELS):
         ax.set_title(title)
         ax.set_xlabel("optimizer step")
@@ -308,7 +309,7 @@ def plot_loss_curves(runs: Sequence[dict], path: str | os.PathLike | None = None
             ax.legend(fontsize=7)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     viz.caption(fig, "Logged training loss of each run (one batch per point, no smoothing); one colour per model "
-                     "in all panels.")
+                     "in all panels; dashed: the longer run of the chosen method.")
     if path is not None:
         viz.save(fig, path)
     return fig
