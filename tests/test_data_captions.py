@@ -162,3 +162,24 @@ def test_csv_unknown_split_names_the_line(tmp_path):
     path.write_text("filename,title,split\na.jpg,one,train\nb.jpg,two,tset\n")
     with pytest.raises(DataError, match=r"c\.csv:3: column 'split': unknown split 'tset'"):
         read_captions(path)
+
+
+def test_training_and_retrieval_leave_out_empty_captions_with_a_warning(tmp_path):
+    # the published RSITMD file has an image whose five captions are all empty
+    from rsdix.data.captions import CaptionDataset, read_captions_dropping_empty
+    caps = tmp_path / "caps.json"
+    caps.write_text(json.dumps({"images": [
+        {"filename": "a.jpg", "split": "train", "sentences": [{"raw": "a field"}, {"raw": " "}]},
+        {"filename": "b.jpg", "split": "train", "sentences": [{"raw": ""}, {"raw": ""}]},
+        {"filename": "c.jpg", "split": "test", "sentences": [{"raw": "a road"}]}]}))
+    with pytest.raises(DataError, match="empty caption"):
+        read_captions(caps)                               # the strict reader still refuses
+    with pytest.warns(UserWarning, match=r"caps\.json: left out 3 empty caption\(s\); 1 image\(s\) left with none also left out \(b\.jpg\)"):
+        records = read_captions_dropping_empty(caps)
+    assert [(r.filename, r.captions, r.langs) for r in records] == [("a.jpg", ["a field"], ["en"]),
+                                                                    ("c.jpg", ["a road"], ["en"])]
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        make_image(tmp_path / name)
+    with pytest.warns(UserWarning, match="left out 3"):
+        ds = CaptionDataset.from_file(caps, split="train", image_dir=tmp_path)
+    assert [r.filename for r in ds.records] == ["a.jpg"]

@@ -165,6 +165,30 @@ def read_captions(path: str | os.PathLike, **kwargs) -> list[CaptionRecord]:
     raise DataError(path, f"unknown caption file format {suffix!r}: use .json (Karpathy) or .csv/.tsv")
 
 
+def read_captions_dropping_empty(path: str | os.PathLike) -> list[CaptionRecord]:
+    """:func:`read_captions`, leaving out empty captions and the images left with none, with one
+    warning naming the file, the counts and the first images (the published RSITMD file has an
+    image, ``mountain_2378.tif``, whose five captions are all empty). Training and retrieval
+    read caption sets this way; a malformed file still raises."""
+    records = read_captions(path, allow_empty=True)
+    kept, empty, no_caption = [], 0, []
+    for rec in records:
+        caps = [(c, lang) for c, lang in zip(rec.captions, rec.langs) if c]
+        empty += len(rec.captions) - len(caps)
+        if not caps:
+            no_caption.append(rec.filename)
+            continue
+        if len(caps) < len(rec.captions):
+            rec = CaptionRecord(filename=rec.filename, split=rec.split, captions=[c for c, _ in caps],
+                                langs=[lang for _, lang in caps], image_id=rec.image_id, meta=rec.meta)
+        kept.append(rec)
+    if empty:
+        lost = f"; {len(no_caption)} image(s) left with none also left out ({', '.join(no_caption[:3])}" \
+               f"{', ...' if len(no_caption) > 3 else ''})" if no_caption else ""
+        warnings.warn(f"{path}: left out {empty} empty caption(s){lost}", stacklevel=2)
+    return kept
+
+
 def write_karpathy(records: Iterable[CaptionRecord], path: str | os.PathLike, dataset: str = "") -> Path:
     """Write records as Karpathy JSON (tokens: lower-cased words, punctuation stripped)."""
     images, sent_id = [], 0
@@ -256,7 +280,7 @@ class CaptionDataset:
 
     @classmethod
     def from_file(cls, caption_file: str | os.PathLike, split=None, image_dir=None, **kwargs):
-        records = select_split(read_captions(caption_file), split, caption_file)
+        records = select_split(read_captions_dropping_empty(caption_file), split, caption_file)
         image_dir = image_dir or find_image_dir(caption_file)
         return cls(records, image_dir, source=caption_file, **kwargs)
 

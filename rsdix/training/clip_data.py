@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 
 from rsdix.config import option
-from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions, select_split
+from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions_dropping_empty, select_split
 from rsdix.data.leakage import read_exclusions
 from rsdix.data.registry import caption_file
 from rsdix.data.shards import ShardDataset, is_shard_spec, shard_urls
@@ -98,7 +98,7 @@ def build_train_dataset(cfg, bundle, seed: int | None = None):
         path = Path(name) if str(name).endswith((".json", ".csv", ".tsv")) else caption_file(name, cfg.data.data_root)
         if not path.is_absolute() and not path.exists() and cfg.data.data_root:
             path = Path(cfg.data.data_root) / path
-        records = select_split(read_captions(path), cfg.data.split, path)
+        records = select_split(read_captions_dropping_empty(path), cfg.data.split, path)
         if cfg.data.exclude:   # paths in the lists are relative to the data root
             excluded = read_exclusions(cfg.data.exclude, data_root(cfg.data.data_root))
             records = [r for r in records if (find_image_dir(path) / r.filename).resolve() not in excluded]
