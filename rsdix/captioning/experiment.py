@@ -24,7 +24,7 @@ from rsdix import config
 from rsdix.captioning.metrics import COCO_METRICS, SBERT_METRICS, evaluate_captions
 from rsdix.captioning.training import CaptionTrainConfig, caption_images, load_captioner, train_captioner
 from rsdix.config import deep_update, from_dict, option
-from rsdix.data.captions import find_image_dir, read_captions, select_split
+from rsdix.data.captions import find_image_dir, read_captions_dropping_empty, select_split
 from rsdix.data.registry import caption_file, get_info
 from rsdix.errors import ConfigError, DataError
 from rsdix.log import get_logger
@@ -244,7 +244,7 @@ def caption_records(dataset: str, root=None, seed: int = 0) -> list:
     RSDiX's 80/10/10 split by scene (as :func:`rsdix.s2.dataset.read_s2lcd` assigns it)."""
     if get_info(dataset).name == "s2lcd":
         return read_s2lcd(root, seed=seed)
-    return read_captions(caption_file(dataset, root))
+    return read_captions_dropping_empty(caption_file(dataset, root))
 
 
 def missing_reason(dataset: str, root=None) -> str | None:

@@ -41,7 +41,7 @@ import webdataset as wds
 from PIL import Image, UnidentifiedImageError
 from webdataset.shardlists import expand_urls
 
-from rsdix.data.captions import CaptionRecord, find_image_dir, read_captions, select_split
+from rsdix.data.captions import CaptionRecord, find_image_dir, read_captions_dropping_empty, select_split
 from rsdix.data.images import check_size, load_image
 from rsdix.data.registry import caption_file
 from rsdix.errors import ConfigError, DataError
@@ -319,6 +319,6 @@ def write_dataset_shards(name, out_dir, split: str | None = "train", shard_size:
     """``rsdix data shards NAME --out DIR``: a registry caption dataset (or a caption file) written
     as shards, one split (``None``: every split; the split is kept in each sample's ``.json``)."""
     path = Path(name) if str(name).endswith((".json", ".csv", ".tsv")) else caption_file(name, root)
-    records = select_split(read_captions(path), split, path) if split else read_captions(path)
+    records = select_split(read_captions_dropping_empty(path), split, path) if split else read_captions_dropping_empty(path)
     return write_shards(records, find_image_dir(path), out_dir, shard_size=shard_size, image_format=image_format,
                         seed=seed, dataset=Path(path).stem if str(name).endswith((".json", ".csv", ".tsv")) else str(name))

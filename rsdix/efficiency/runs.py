@@ -37,8 +37,9 @@ RUNS_CSV = "runs.csv"
 
 def plan(cfg: EfficiencyConfig) -> list[tuple[int, str, float]]:
     """``(seed, arm, share)`` in run order: phase by phase (``grid``, then each of ``extra``), and in a
-    phase all its cells of a seed before the next seed."""
-    return [(seed, arm, fraction) for grid in cfg.grids() for seed in cfg.seeds for arm, fraction in cfg.cells(grid)]
+    phase all its cells of a seed before the next seed; a run listed in two phases runs in the first."""
+    order = [(seed, arm, fraction) for grid in cfg.grids() for seed in cfg.seeds for arm, fraction in cfg.cells(grid)]
+    return list(dict.fromkeys(order))
 
 
 def finished_runs(path: str | Path) -> set[str]:
@@ -149,7 +150,8 @@ def run_study(cfg: EfficiencyConfig, out_dir: str | Path, profile: str, data_roo
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = out_dir / RUNS_CSV
-    todo = [p for p in plan(cfg) if run_name(p[1], p[2], p[0]) not in finished_runs(table)]
+    done = finished_runs(table)
+    todo = [p for p in plan(cfg) if run_name(p[1], p[2], p[0]) not in done]
     ctx = ctx or StudyContext(cfg, profile, out_dir, Path(weights_dir) if weights_dir else None, data_root)
     start = time.time()
     if todo and ctx.check is None:   # (the learning curves may have prepared it already)

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions, select_split
+from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions_dropping_empty, select_split
 from rsdix.data.classification import ClassificationDataset, read_label_csv, scan_class_folders
 from rsdix.data.registry import get_info
 from rsdix.errors import DataError
@@ -121,7 +121,7 @@ def load_retrieval(name: str, root: str | os.PathLike | None = None, split: str 
         if not path.exists():
             raise DataError(path, f"{info.title} (captions and images) not found under the data root; "
                                   f"get it from {info.url}")
-    records = select_split(read_captions(path), split, path)
+    records = select_split(read_captions_dropping_empty(path), split, path)
     keep = _subsample(len(records), None, max_images, seed)
     return CaptionDataset([records[i] for i in keep], find_image_dir(path), transform=None, mode="eval",
                           languages=languages, source=path)

@@ -72,7 +72,7 @@ def dataset_records(name: str, root: str | os.PathLike | None = None) -> list[tu
         if not path.is_file():
             raise DataError(path, f"{info.title} caption file not found under the data root")
         images = find_image_dir(path)
-        records = [(info.name, r.split, images / r.filename) for r in read_captions(path)]
+        records = [(info.name, r.split, images / r.filename) for r in read_captions(path, allow_empty=True)]
         if not records or not records[0][2].exists():
             raise DataError(images, f"{info.title}: images not found (a captions-only copy?)")
         return records

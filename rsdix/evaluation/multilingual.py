@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from rsdix.data.captions import CaptionDataset, CaptionRecord, find_image_dir, read_captions, select_split
+from rsdix.data.captions import CaptionDataset, CaptionRecord, find_image_dir, read_captions_dropping_empty, select_split
 from rsdix.errors import DataError
 from rsdix.evaluation.retrieval import retrieval
 from rsdix.features import FeatureCache
@@ -64,7 +64,7 @@ def retrieval_per_language(bundle, caption_file: str | os.PathLike, languages: S
     caption file: the same images, queries in every language. Returns :class:`Result` rows with
     ``dataset="<name>/<lang>"``; image features are computed once and shared by all languages."""
     caption_file = Path(caption_file)
-    records = select_split(read_captions(caption_file), split, caption_file)
+    records = select_split(read_captions_dropping_empty(caption_file), split, caption_file)
     name = dataset or caption_file.stem.replace("dataset_", "")
     cache = cache if cache is not None else FeatureCache()
     return evaluate_per_language(
