@@ -38,7 +38,7 @@ def plot_paired(paired: pd.DataFrame, runs: pd.DataFrame, kind: str = "arms",
             x = np.array([shares.index(f) for f in g.fraction]) + offset
             colour = viz.model_colour(a)
             ax.errorbar(x, g["mean"], yerr=[g["mean"] - g["t_low"], g["t_high"] - g["mean"]], fmt="o",
-                        capsize=4, color=colour, label=_label(a, wa, b))
+                        capsize=4, color=colour, label=f"{_label(a, wa, b)} (n={int(g['n'].max())})")
             for xi, r in zip(x, g.itertuples()):   # the seeds' own differences
                 seeds = [int(s) for s in r.seeds.split()]
                 m = rows[(rows.label == metric) & (rows.fraction == r.fraction)]
@@ -56,10 +56,11 @@ def plot_paired(paired: pd.DataFrame, runs: pd.DataFrame, kind: str = "arms",
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
-    n = int(sub["n"].min()) if len(sub) else 0
+    lo, hi = (int(sub["n"].min()), int(sub["n"].max())) if len(sub) else (0, 0)
+    n = f"{lo}" if lo == hi else f"{lo} to {hi}"
     fig.tight_layout(rect=(0, 0.06, 1, 0.92))
     viz.caption(fig, f"A - B as in the legend. Bars: mean paired difference (same seed: same initial weights, image subset and data "
-                     f"order) with its Student-t 95% CI over n={n} seeds (fewer where a cell has fewer); dots: "
+                     f"order) with its Student-t 95% CI over n={n} paired seeds (n per comparison in the legend); dots: "
                      f"the seeds' own differences; dashed: no difference.")
     if path is not None:
         viz.save(fig, path)
