@@ -84,3 +84,38 @@ def test_make_study_runs_the_cpu_study():
     recipe = subprocess.run(["make", "-n", "study", "VENV=.venv"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1]).stdout
     assert "rsdix study --profile cpu" in recipe
+
+
+def test_a_diverged_run_is_recorded_skipped_on_resume_and_left_out_of_its_pairs(tmp_path, monkeypatch):
+    """One NaN run must not end the grid (it did: NonFiniteLossError propagated out of run_study)."""
+    from rsdix.efficiency.runs import DIVERGED_CSV, StudyContext, run_study
+    from rsdix.results import Result
+    from rsdix.training.loop import NonFiniteLossError
+    cfg = config.load("efficiency", {"train_profile": "smoke", "grid": {"infonce": [0.1], "rsdix": [0.1]},
+                                     "seeds": [0, 1, 2], "steps": {0.1: 2}, "bootstrap": 200})
+    calls = []
+
+    def fake_run(ctx, arm, fraction, seed):
+        calls.append((arm, seed))
+        if (arm, seed) == ("rsdix", 1):
+            raise NonFiniteLossError("step 7 (micro-batch 1/1): the loss is nan; stopped without saving")
+        extra = {"run": f"{arm}_frac{fraction:g}_s{seed}", "arm": arm, "fraction": fraction, "weights": "student",
+                 "steps": 2, "train_s": 1.0}
+        return [Result(model=f"{arm}_frac{fraction:g}", dataset="UCM", task="retrieval", metric="mR",
+                       value=10.0 + seed + (arm == "rsdix"), seed=seed, split="test", extra=extra)]
+    monkeypatch.setattr(runs_module, "run_one", fake_run)
+    ctx = StudyContext(cfg, "smoke", tmp_path, None, check=object())   # a check: nothing to prepare
+    runs = run_study(cfg, tmp_path, "smoke", ctx=ctx)
+    assert len(calls) == 6                                       # the grid went on after the NaN
+    assert set(runs["run"]) == {"infonce_frac0.1_s0", "infonce_frac0.1_s1", "infonce_frac0.1_s2",
+                                "rsdix_frac0.1_s0", "rsdix_frac0.1_s2"}
+    bad = pd.read_csv(tmp_path / DIVERGED_CSV)
+    assert list(bad["run"]) == ["rsdix_frac0.1_s1"] and "loss is nan" in bad["error"][0]
+    calls.clear()
+    run_study(cfg, tmp_path, "smoke", ctx=ctx)                  # resume: the diverged run is not retried
+    assert calls == []
+    text = write_report(tmp_path, cfg)
+    assert "rsdix_frac0.1_s1: step 7" in text
+    paired = pd.read_csv(tmp_path / "paired.csv")
+    row = paired[(paired.a == "rsdix") & (paired.b == "infonce")].iloc[0]
+    assert row.n == 2 and row.seeds == "0 2" and row["mean"] == pytest.approx(1.0)

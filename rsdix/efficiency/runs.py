@@ -6,6 +6,10 @@ Rows are tidy (:class:`rsdix.results.Result`, ``figures/study/runs.csv``): model
 (``-ema`` for the EMA teacher's weights of the same run), dataset, task, metric, value, seed, split,
 with ``run``, ``arm``, ``fraction``, ``weights`` (student | ema), ``steps``, ``train_s`` and
 ``train_images`` columns.
+
+A run whose loss turns NaN/inf is not a result: it gets a line in ``diverged.csv`` (run, arm, share,
+seed, the loop's message), resume skips it like a finished run, the grid goes on, and the report
+lists it and pairs only the seeds both arms finished. Delete its line to try it again.
 """
 from __future__ import annotations
 
@@ -27,12 +31,13 @@ from rsdix.log import get_logger
 from rsdix.results import Result, append_results
 from rsdix.training.clip import build_model
 from rsdix.training.clip_data import build_train_dataset
-from rsdix.training.loop import resolve_precision
-from rsdix.utils import atomic_write_text, progress
+from rsdix.training.loop import NonFiniteLossError, resolve_precision
+from rsdix.utils import atomic_path, atomic_write_text, progress
 
 log = get_logger(__name__)
 
 RUNS_CSV = "runs.csv"
+DIVERGED_CSV = "diverged.csv"
 
 
 def plan(cfg: EfficiencyConfig) -> list[tuple[int, str, float]]:
@@ -43,11 +48,31 @@ def plan(cfg: EfficiencyConfig) -> list[tuple[int, str, float]]:
 
 
 def finished_runs(path: str | Path) -> set[str]:
-    """Names of the runs whose rows are in the table at ``path``."""
+    """Names of the runs whose rows are in the table at ``path`` (and, beside it, those recorded as
+    diverged: they ended too, without a result)."""
     path = Path(path)
+    names = set(read_diverged(path.parent)["run"].astype(str))
     if not path.exists() or path.stat().st_size == 0:
-        return set()
-    return set(pd.read_csv(path, usecols=["run"])["run"].astype(str))
+        return names
+    return names | set(pd.read_csv(path, usecols=["run"])["run"].astype(str))
+
+
+def read_diverged(out_dir: str | Path) -> pd.DataFrame:
+    """The runs of ``out_dir`` that stopped on a non-finite loss (empty frame if none)."""
+    path = Path(out_dir) / DIVERGED_CSV
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=["run", "arm", "fraction", "seed", "error"])
+    return pd.read_csv(path)
+
+
+def record_diverged(out_dir: Path, arm: str, fraction: float, seed: int, error: Exception) -> None:
+    """Add one line for a run that stopped on a non-finite loss to ``out_dir/diverged.csv``."""
+    row = pd.DataFrame([{"run": run_name(arm, fraction, seed), "arm": arm, "fraction": fraction, "seed": seed,
+                         "error": str(error)}])
+    old = read_diverged(out_dir)
+    table = pd.concat([old[old.run != row.run[0]], row], ignore_index=True) if len(old) else row
+    with atomic_path(out_dir / DIVERGED_CSV) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def rows_of(metrics: dict, *, model: str, seed: int, profile: str, extra: dict,
@@ -165,7 +190,13 @@ def run_study(cfg: EfficiencyConfig, out_dir: str | Path, profile: str, data_roo
                      f"(run again to resume)")
             break
         t0 = time.time()
-        append_results(run_one(ctx, arm, fraction, seed), table)
+        try:
+            rows = run_one(ctx, arm, fraction, seed)
+        except NonFiniteLossError as exc:   # one run's divergence is a finding, not the grid's end
+            log.warning(f"{run_name(arm, fraction, seed)} diverged ({exc}); recorded in {DIVERGED_CSV}, going on")
+            record_diverged(out_dir, arm, fraction, seed, exc)
+            continue
+        append_results(rows, table)
         took[(arm, fraction)] = time.time() - t0
     atomic_write_text(out_dir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
     return pd.read_csv(table) if table.exists() else pd.DataFrame()
