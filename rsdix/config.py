@@ -43,6 +43,7 @@ AREAS = {
     "metric_stats": "rsdix.metric_study.study:MetricStudyConfig",
     "s2lcd": "rsdix.s2.construction:S2LCDConfig",
     "efficiency": "rsdix.efficiency.config:EfficiencyConfig",
+    "leakage": "rsdix.evaluation.leakage_audit:LeakageConfig",
 }
 
 

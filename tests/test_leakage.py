@@ -60,3 +60,32 @@ def test_phash_finds_resized_reencoded_and_flipped_copies(tmp_path):
     rows = phash_duplicates([("x", "train", tmp_path / n) for n in names])
     assert {r.file for r in rows} == {str(tmp_path / n) for n in names[:4]}
     assert all(r.distance <= 4 for r in rows)
+
+
+def test_hamming_pairs_in_chunks_equal_a_brute_force_count_of_flipped_bits():
+    """The chunked +-1 product gives the pairs and nearest distances of a plain XOR count (the
+    earlier N x N int16 matrices needed ~15 GB for the paper profile's ~50k images)."""
+    import numpy as np
+
+    from rsdix.data.leakage import hamming_pairs
+
+    rng = np.random.default_rng(1)
+    bits = rng.random((23, 3, 64)) < 0.5
+    for k, flips in ((5, 2), (9, 4), (17, 5)):          # near copies of row 0 / 3 / 6: 2, 4, 5 bits apart
+        bits[k] = bits[[0, 3, 6][[5, 9, 17].index(k)]]
+        bits[k, 0, rng.choice(64, flips, replace=False)] ^= True
+    bits[20, 0] = bits[1, 2]                             # row 20 is row 1's flip
+    expect, nearest = set(), np.full(23, 64)
+    for i in range(23):
+        for j in range(23):
+            if i != j:
+                d = min(int(np.sum(bits[i, 0] != bits[j, v])) for v in range(3))
+                d = min(d, min(int(np.sum(bits[j, 0] != bits[i, v])) for v in range(3)))
+                nearest[i] = min(nearest[i], d)
+                if i < j and d <= 4:
+                    expect.add((i, j))
+    assert {(0, 5), (3, 9), (1, 20)} <= expect and (6, 17) not in expect
+    for chunk in (7, 2048):
+        (rows, cols), near = hamming_pairs(bits, 4, chunk=chunk)
+        assert set(zip(rows.tolist(), cols.tolist())) == expect
+        np.testing.assert_array_equal(near, nearest)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,3 +150,21 @@ def test_cli_leakage_prints_counts_and_writes_files(small_caption_set, tmp_path,
     assert "sydney_captions/test" in text and "exclusion list" in text
     assert {p.name for p in out.iterdir()} >= {"leakage_groups.csv", "leakage_exclude.csv", "leakage_counts.csv"}
     assert main(["data", "leakage", "--root", str(small_caption_set)]) == 2      # no dataset named: one line
+
+
+def test_max_per_split_audits_evenly_spaced_images_of_each_split_and_says_so():
+    from rsdix.evaluation.leakage_audit import cap_per_split
+    records = [("a", "train", Path(f"t{i}")) for i in range(10)] + [("a", "test", Path("x")), ("b", "all", Path("y"))]
+    out, notes = cap_per_split(records, 4)
+    assert [r[2].name for r in out if r[1] == "train"] == ["t0", "t2", "t5", "t7"]
+    assert [r[2].name for r in out if r[1] != "train"] == ["x", "y"]
+    assert notes == ["a/train: 4 of 10 images audited (max_per_split)"]
+    assert cap_per_split(records, None) == (records, [])
+
+
+def test_leakage_config_loads_per_profile_and_rejects_bad_values():
+    from rsdix import config
+    from rsdix.errors import ConfigError
+    assert config.load("leakage", "paper").max_per_split is None
+    with pytest.raises(ConfigError, match="max_bits"):
+        config.load("leakage", "cpu", ["max_bits=65"])

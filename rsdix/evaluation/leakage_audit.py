@@ -17,7 +17,12 @@ cosine groups only from a given (trained) model; with the random-weight default 
 and perceptual-hash duplicates, and the cosine groups are reported for inspection.
 Caption sets contribute their official splits (``train``/``val``/``test``), classification sets
 all their images (split ``all``); a set whose files are those of another audited set (UCM as a
-classification set is the UCM-Captions images) is audited once.
+classification set is the UCM-Captions images) is audited once. ``max_per_split`` audits at most
+that many images of each dataset/split (evenly spaced; the dry run's cap, ``leakage/<profile>.yaml``);
+the notes say which were cut.
+
+    cfg = config.load("leakage", "paper")                      # notebook 01
+    audit = leakage_audit(names, root, **cfg.audit_kwargs())
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
+from rsdix.config import option
 from rsdix.data.captions import find_image_dir, read_captions
 from rsdix.data.classification import read_label_csv, scan_class_folders
 from rsdix.data.images import load_image
@@ -43,6 +49,37 @@ from rsdix.results import write_table
 
 KINDS = ("exact", "phash", "cosine")
 FEATURE_PRESET = "rsdix-tiny"   # fixed random weights (seed 0) when no model is given
+
+
+@dataclass
+class LeakageConfig:
+    """Settings of notebook 01's audit (``rsdix/configs/leakage/<profile>.yaml``)."""
+    max_bits: int = option(4, min=0, max=64)   # pHash bits of 64 within which two images are duplicates
+    threshold: float = option(COSINE_THRESHOLD, min=-1, max=1)   # mean-centred feature cosine
+    max_per_split: int | None = option(None, min=1)   # images audited per dataset/split (None: all)
+    batch_size: int = option(64, min=1)
+
+    def audit_kwargs(self) -> dict:
+        return {"max_bits": self.max_bits, "threshold": self.threshold, "max_per_split": self.max_per_split,
+                "batch_size": self.batch_size}
+
+
+def cap_per_split(records: list[tuple[str, str, Path]], cap: int | None) -> tuple[list, list[str]]:
+    """At most ``cap`` evenly spaced records of each dataset/split, and a note per cut split."""
+    if cap is None:
+        return records, []
+    by_split: dict[tuple[str, str], list] = {}
+    for rec in records:
+        by_split.setdefault(rec[:2], []).append(rec)
+    out, notes = [], []
+    for (dataset, split), recs in by_split.items():
+        if len(recs) > cap:
+            step = len(recs) / cap
+            recs = [recs[int(k * step)] for k in range(cap)]
+            notes.append(f"{dataset}/{split}: {cap} of {len(by_split[(dataset, split)])} images audited "
+                         f"(max_per_split)")
+        out += recs
+    return out, notes
 
 
 class ImageFiles:
@@ -139,12 +176,13 @@ def renumber(rows: list[Duplicate], start: int) -> tuple[list[Duplicate], int]:
 
 def leakage_audit(names: Sequence[str], root: str | os.PathLike | None = None, bundle=None,
                   threshold: float = COSINE_THRESHOLD, max_bits: int = 4, cache: FeatureCache | None = None,
-                  batch_size: int = 64, skip_missing: bool = False) -> LeakageAudit:
+                  batch_size: int = 64, skip_missing: bool = False, max_per_split: int | None = None) -> LeakageAudit:
     """The audit of registry datasets ``names`` together (within and across them).
 
     ``bundle``: the model whose cached image features the cosine part compares (None: the tiny
     preset with fixed random weights); ``cache``: the feature cache (default under the cache
-    folder); ``skip_missing``: a dataset absent from the data root is noted and left out, not an error.
+    folder); ``skip_missing``: a dataset absent from the data root is noted and left out, not an error;
+    ``max_per_split``: audit at most that many images per dataset/split (:func:`cap_per_split`).
     """
     if not names:
         raise DataError("leakage", "give one or more registry datasets to audit")
@@ -166,6 +204,8 @@ def leakage_audit(names: Sequence[str], root: str | os.PathLike | None = None, b
         records += recs
     if not records:
         raise DataError("leakage", f"none of {list(names)} is under the data root")
+    records, cut = cap_per_split(records, max_per_split)
+    notes += cut
     rows, next_group = [], 0
     exact, next_group = renumber(exact_duplicates(records), next_group)
     phash, next_group = renumber(phash_duplicates(records, max_bits), next_group)
@@ -180,7 +220,7 @@ def leakage_audit(names: Sequence[str], root: str | os.PathLike | None = None, b
     images = {}
     for dataset, split, _ in records:
         images[f"{dataset}/{split}"] = images.get(f"{dataset}/{split}", 0) + 1
-    settings = {"phash_max_bits": max_bits, "cosine_threshold": threshold,
+    settings = {"phash_max_bits": max_bits, "cosine_threshold": threshold, "max_per_split": max_per_split,
                 "feature_model": bundle.name + (" (random weights, seed 0)" if bundle.name == FEATURE_PRESET else "")}
     kinds = ("exact", "phash") if random_model else ("exact", "phash", "cosine")
     settings["exclusion_kinds"] = "+".join(kinds)
