@@ -98,6 +98,28 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     assert again.step == resumed.step and part <= again.seconds < part + 5
 
 
+def test_a_finished_runs_checkpoint_drops_the_optimizer_and_is_not_written_again(tmp_path):
+    """The last checkpoint held AdamW's moments too (the paper's GPT-2 captioner: 7.3 GB, x8 runs),
+    and reloading a finished run wrote it once more."""
+    torch.manual_seed(0)
+    done = fit(Net(), Mse(), NoisyData(), _cfg(keep_optimizer_at_end=False), run_dir=tmp_path / "run")
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = load_checkpoint(path)
+    assert state["step"] == 9 and state["finished"] is True
+    assert state["optimizer"] is None and state["scheduler"] is None
+    assert state["trainee"] and state["teacher"]                     # weights (and the EMA teacher) stay
+    stamp = path.stat().st_mtime_ns
+    again = fit(Net(), Mse(), NoisyData(), _cfg(keep_optimizer_at_end=False), run_dir=tmp_path / "run", resume=True)
+    assert path.stat().st_mtime_ns == stamp                           # loaded back, not rewritten
+    for v, v2 in zip(done.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(v, v2)
+    with pytest.raises(DataError, match="finished run .* cannot continue to 12 steps"):
+        fit(Net(), Mse(), NoisyData(), _cfg(steps=12), resume=path)
+    torch.manual_seed(0)
+    full = fit(Net(), Mse(), NoisyData(), _cfg(), run_dir=tmp_path / "full")   # the default keeps it
+    assert load_checkpoint(tmp_path / "full" / "checkpoint.pt")["optimizer"] is not None
+
+
 def test_seconds_from_log_for_checkpoints_without_a_clock():
     rows = [{"step": 10, "img_per_s": 100.0}, {"step": 20, "img_per_s": 50.0}, {"step": 25, "img_per_s": 0.0}]
     assert seconds_from_log(rows, images_per_step=32) == pytest.approx(10 * 32 / 100 + 10 * 32 / 50)
