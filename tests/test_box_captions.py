@@ -142,3 +142,12 @@ def test_counting_set_feeds_the_counting_evaluation(tmp_path, tiny_bundle):
     ds = CaptionDataset.from_file(path, split="test", mode="eval", transform=tiny_bundle.preprocess_val)
     out = counting(tiny_bundle, ds)
     assert out["n_captions"] == len(recs) == 4 and 0 <= out["top1"] <= 100
+    # the dry run's cap (evaluate.counting_max_captions): evenly spaced captions, ten variants each
+    texts = []
+    real = tiny_bundle.tokenizer
+    tiny_bundle.tokenizer = lambda batch: (texts.extend(batch), real(batch))[1]
+    try:
+        capped = counting(tiny_bundle, ds, max_captions=2)
+    finally:
+        tiny_bundle.tokenizer = real
+    assert capped["n_captions"] == 2 and len(texts) == 20

@@ -119,3 +119,14 @@ def test_task_table_in_the_published_order():
     assert {name: spec.kind for name, spec in TASKS.items()}["counting"] == "captions"
     assert TASKS["retrieval"].split_of(EvalConfig(retrieval_split="val")) == "val"
     assert TASKS["knn"].split_of(EvalConfig()) == "all"
+
+
+def test_caption_sets_take_their_own_image_cap(ucm_root, whu_root):
+    """max_caption_images caps retrieval/counting sets (five text encodings per image); the
+    classification sets keep max_images."""
+    from rsdix.evaluation.suite import load_task_dataset
+    cfg = EvalConfig(max_images=40, max_caption_images=7)
+    root = ucm_root.parent
+    assert len(load_task_dataset("captions", "ucm_captions", "test", cfg, root)) == 7
+    assert len(load_task_dataset("classification", "whu_rs19", "all", cfg, root)) == 38   # stratified: 2 x 19 classes
+    assert len(load_task_dataset("captions", "ucm_captions", "test", EvalConfig(max_images=40), root)) == 40

@@ -113,9 +113,11 @@ def counting_accuracy(image_features: torch.Tensor, variant_features: torch.Tens
 
 
 def counting(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None, dataset_name: str | None = None,
-             split: str = "test", batch_size: int = 64, num_workers: int = 0) -> dict[str, float]:
+             split: str = "test", batch_size: int = 64, num_workers: int = 0,
+             max_captions: int | None = None) -> dict[str, float]:
     """RemoteCount-style counting on any caption set: every caption with exactly one count
-    (1..10, word or digit) becomes ten variants (:func:`count_variants`)."""
+    (1..10, word or digit) becomes ten variants (:func:`count_variants`). ``max_captions``: at
+    most that many of those captions, evenly spaced (ten text encodings each)."""
     cache = cache if cache is not None else FeatureCache()
     items = []
     for i, rec in enumerate(dataset.records):
@@ -125,6 +127,8 @@ def counting(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None,
                 items.append((i, found[0], found[1]))
     if not items:
         raise DataError(dataset.source, "no caption mentions a count 1..10: nothing to evaluate")
+    if max_captions is not None and len(items) > max_captions:
+        items = [items[int(k * len(items) / max_captions)] for k in range(max_captions)]
     image_feats = encode_images(bundle, dataset, cache, dataset_name=dataset_name, split=split,
                                 batch_size=batch_size, num_workers=num_workers)
     texts = [v for _, _, variants in items for v in variants]

@@ -64,6 +64,10 @@ class EvalConfig:
     few_shot_draws: int = option(5, min=1)
     few_shot_C: float = option(10.0, min=0, min_exclusive=True)
     max_images: int | None = option(None, min=1)   # per dataset (smoke profile); None = all
+    # per caption set (retrieval, counting: five captions, one text encoding each, per image);
+    # None: max_images
+    max_caption_images: int | None = option(None, min=1)
+    counting_max_captions: int | None = option(None, min=1)   # counting: captions with a count per set; None = all
     batch_size: int = option(64, min=1)
     num_workers: int = option(0, min=0)
     # classification sets restricted to the images of a caption split (models trained on
@@ -196,8 +200,9 @@ def load_task_dataset(kind: str, name: str, split: str, config: EvalConfig,
     if kind == "classification":
         return load_classification(name, data_root, config.max_images, config.split_seed,
                                    split_from=config.split_from.get(name))
-    return load_retrieval(name, data_root, None if split == "all" else split, config.max_images,
-                          config.split_seed, languages=languages)
+    cap = config.max_caption_images if config.max_caption_images is not None else config.max_images
+    return load_retrieval(name, data_root, None if split == "all" else split, cap, config.split_seed,
+                          languages=languages)
 
 
 def describe_templates(templates) -> str:
@@ -300,7 +305,8 @@ def few_shot_task(run: EvalRun, info, ds, split: str) -> None:
 @task("counting", "captions", "counting", split="counting_split")
 def counting_task(run: EvalRun, info, ds, split: str) -> None:
     """RemoteCount-style counting on the split's captions that hold one count."""
-    m = counting(run.bundle, ds, run.cache, dataset_name=info.name, split=split, **run.encode)
+    m = counting(run.bundle, ds, run.cache, dataset_name=info.name, split=split, **run.encode,
+                 max_captions=run.config.counting_max_captions)
     n = int(m.pop("n_captions"))
     note = "; ".join(x for x in ("captions holding one count 1..10, ranked against their ten count variants",
                                  language_note(run)) if x)
