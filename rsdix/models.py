@@ -55,6 +55,13 @@ def minilm_path() -> Path:
     return Path(pkg.get_model_path())
 
 
+def minilm_text_cfg() -> dict:
+    """open_clip text_cfg of the pretrained all-MiniLM-L6-v2 tower (mean pooling, linear projection);
+    ``@minilm`` is resolved to the installed package's folder when the model is built."""
+    return {"hf_model_name": "@minilm", "hf_tokenizer_name": "@minilm",
+            "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 64}
+
+
 def preset_configs() -> dict[str, dict]:
     return {
         "rsdix-tiny": {
@@ -68,8 +75,7 @@ def preset_configs() -> dict[str, dict]:
             "embed_dim": 256,
             "vision_cfg": {"image_size": 128, "layers": 6, "width": 256, "head_width": 64, "patch_size": 16,
                            "mlp_ratio": 4.0},
-            "text_cfg": {"hf_model_name": "@minilm", "hf_tokenizer_name": "@minilm",
-                         "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 64},
+            "text_cfg": minilm_text_cfg(),
         },
         # CPU profile: a ResNet-18 image tower from scratch (timm, random init), which learns far
         # faster than a ViT on ~2k images, at 64 px (CPU budget); the pretrained MiniLM text tower.
@@ -77,8 +83,7 @@ def preset_configs() -> dict[str, dict]:
             "embed_dim": 256,
             "vision_cfg": {"timm_model_name": "resnet18", "timm_model_pretrained": False, "timm_pool": "avg",
                            "timm_proj": "linear", "image_size": 64},
-            "text_cfg": {"hf_model_name": "@minilm", "hf_tokenizer_name": "@minilm",
-                         "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 64},
+            "text_cfg": minilm_text_cfg(),
         },
         # the data-efficiency study (rsdix/configs/efficiency/cpu.yaml): ~60 runs on one CPU thread,
         # so a ResNet-10-T image tower at 32 px (about 3x cheaper per step than rsdix-cnn); MiniLM text
@@ -86,8 +91,7 @@ def preset_configs() -> dict[str, dict]:
             "embed_dim": 256,
             "vision_cfg": {"timm_model_name": "resnet10t", "timm_model_pretrained": False, "timm_pool": "avg",
                            "timm_proj": "linear", "image_size": 32},
-            "text_cfg": {"hf_model_name": "@minilm", "hf_tokenizer_name": "@minilm",
-                         "hf_pooler_type": "mean_pooler", "hf_proj_type": "linear", "context_length": 64},
+            "text_cfg": minilm_text_cfg(),
         },
     }
 

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from rsdix.data.overview import caption_corpora as overview_corpora
+from rsdix.data.overview import caption_corpora as overview_corpora, caption_statistics
 from rsdix.s2.corpora import caption_corpora, caption_stats_rows, compare_caption_datasets, describe_caption_stats, stats_columns
 
 
@@ -43,6 +43,11 @@ def test_notebooks_01_and_02_read_the_same_caption_corpora(tmp_path):
         ours, theirs = overview_corpora(tmp_path), caption_corpora(tmp_path)
     assert ours == theirs == {"RSITMD": [["a red roof"], ["a beach"]]}
     assert all("dataset_rsitmd.json" in str(w.message) for w in caught) and caught
+    assert len(caught) == 2 and "left out 2 empty caption(s); 1 image(s) left with none also left out (b.jpg)" \
+        in str(caught[0].message)
+    with pytest.warns(UserWarning, match="left out 2 empty"):
+        stats = caption_statistics(tmp_path).set_index("dataset")
+    assert stats.loc["RSITMD", "images"] == 2 and stats.loc["RSITMD", "empty_captions_dropped"] == 2
 
 
 def test_result_rows_and_description_of_the_comparison():
@@ -74,4 +79,4 @@ def test_s2lcd_as_published_without_splits_is_read(tmp_path):
         warnings.simplefilter("always")
         corpora = caption_corpora(tmp_path, names=["S2LCD"])
     assert corpora == {"S2LCD": [[f"a field near river {i}"] for i in range(3)]}
-    assert any("dropped 3 empty caption(s)" in str(w.message) for w in caught)
+    assert any("left out 3 empty caption(s)" in str(w.message) for w in caught)

@@ -170,10 +170,17 @@ def read_captions_dropping_empty(path: str | os.PathLike) -> list[CaptionRecord]
     warning naming the file, the counts and the first images (the published RSITMD file has an
     image, ``mountain_2378.tif``, whose five captions are all empty). Training and retrieval
     read caption sets this way; a malformed file still raises."""
-    records = read_captions(path, allow_empty=True)
+    return drop_empty_captions(read_captions(path, allow_empty=True), path, stacklevel=3)
+
+
+def drop_empty_captions(records: Iterable[CaptionRecord], source, stacklevel: int = 2) -> list[CaptionRecord]:
+    """Records without their empty (blank) captions and without the images left with none, with one
+    warning naming ``source``, the counts and the first such images (none when nothing was empty).
+    The one empty-caption policy of every reader that tolerates them (training, retrieval, the
+    caption statistics, the metric study)."""
     kept, empty, no_caption = [], 0, []
     for rec in records:
-        caps = [(c, lang) for c, lang in zip(rec.captions, rec.langs) if c]
+        caps = [(c, lang) for c, lang in zip(rec.captions, rec.langs) if c.strip()]
         empty += len(rec.captions) - len(caps)
         if not caps:
             no_caption.append(rec.filename)
@@ -185,7 +192,7 @@ def read_captions_dropping_empty(path: str | os.PathLike) -> list[CaptionRecord]
     if empty:
         lost = f"; {len(no_caption)} image(s) left with none also left out ({', '.join(no_caption[:3])}" \
                f"{', ...' if len(no_caption) > 3 else ''})" if no_caption else ""
-        warnings.warn(f"{path}: left out {empty} empty caption(s){lost}", stacklevel=2)
+        warnings.warn(f"{source}: left out {empty} empty caption(s){lost}", stacklevel=stacklevel + 1)
     return kept
 
 

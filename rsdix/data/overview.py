@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import pandas as pd
 
-from rsdix.data.captions import read_karpathy
+from rsdix.data.captions import drop_empty_captions, read_karpathy
 from rsdix.data.check import check_dataset
 from rsdix.data.registry import CAPTIONS_ONLY, REGISTRY, available, get_info, load_dataset
 from rsdix.data.textstats import stats_table
@@ -31,19 +30,21 @@ def overview_table(root=None, verify_images: bool = True) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-EMPTY_DROPPED: dict[str, int] = {}
-
-
 def caption_corpora(root=None, split: str | None = None, names: Sequence[str] | None = None,
                     extra: Mapping[str, str | os.PathLike] | None = None) -> dict[str, list[list[str]]]:
     """Captions per image of every caption corpus present (full datasets or caption-only copies),
     keyed by dataset title; ``names`` keeps only those titles, ``extra`` adds title -> Karpathy
     JSON (e.g. S2LCD). Absent files are left out.
 
-    Empty captions (RSITMD has some) are dropped for statistics, and an image left with none is
-    left out; both are counted in ``EMPTY_DROPPED[title]`` and in a warning naming the file:
-    never silently.
+    Empty captions (RSITMD has some) are left out, and an image left with none too, with one warning
+    naming the file (:func:`rsdix.data.captions.drop_empty_captions`): never silently.
     """
+    return {title: [r.captions for r in records]
+            for title, (records, _) in _corpus_records(root, split, names, extra).items()}
+
+
+def _corpus_records(root, split, names, extra) -> dict[str, tuple[list, int]]:
+    """Title -> (records without empty captions, number of empty captions left out)."""
     base = resolve_root(root)
     files = {}
     for name, rel in CAPTIONS_ONLY.items():
@@ -51,25 +52,23 @@ def caption_corpora(root=None, split: str | None = None, names: Sequence[str] | 
         full = base / info.path / (info.annotation or "")
         files[info.title] = full if full.is_file() else base / rel
     files.update({title: Path(path) for title, path in (extra or {}).items()})
-    corpora = {}
+    out = {}
     for title, path in files.items():
         if (names is not None and title not in names) or not path.exists():
             continue
         records = [r for r in read_karpathy(path, allow_empty=True) if split is None or r.split == split]
-        caps = [[c for c in r.captions if c.strip()] for r in records]
-        dropped = sum(len(r.captions) for r in records) - sum(len(c) for c in caps)
-        EMPTY_DROPPED[title] = dropped
-        if dropped:
-            gone = sum(1 for c in caps if not c)
-            warnings.warn(f"{path}: dropped {dropped} empty caption(s) from the statistics "
-                          f"({gone} image(s) had no caption left and are left out)")
-        corpora[title] = [c for c in caps if c]
-    return corpora
+        n_captions = sum(len(r.captions) for r in records)
+        records = drop_empty_captions(records, path)
+        out[title] = (records, n_captions - sum(len(r.captions) for r in records))
+    return out
 
 
 def caption_statistics(root=None) -> pd.DataFrame:
-    table = stats_table(caption_corpora(root))
-    table["empty_captions_dropped"] = table["dataset"].map(EMPTY_DROPPED).fillna(0).astype(int)
+    """Caption statistics of every corpus present, one row per dataset, with the number of empty
+    captions left out (``empty_captions_dropped``)."""
+    found = _corpus_records(root, None, None, None)
+    table = stats_table({title: [r.captions for r in records] for title, (records, _) in found.items()})
+    table["empty_captions_dropped"] = table["dataset"].map({t: n for t, (_, n) in found.items()}).fillna(0).astype(int)
     return table
 
 

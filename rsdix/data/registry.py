@@ -192,6 +192,19 @@ def dataset_path(name: str, root=None) -> Path:
     return resolve_root(root) / info.path
 
 
+def source_path(name: str, root=None) -> Path:
+    """Where dataset ``name`` is read from under the data root: the caption file of a caption set,
+    the label CSV of a CSV classification set, the class-folder root of a folder set. A missing
+    one raises a DataError naming the path and where to get the dataset."""
+    info = get_info(name)
+    folder = resolve_root(root) / info.path
+    path = folder / info.annotation if info.kind == "captions" or info.format == "csv" else folder
+    if not path.exists():
+        raise DataError(path, f"{info.title} not found under the data root; get it from {info.url} "
+                              f"(or `rsdix data download {info.name}`)")
+    return path
+
+
 def available(root=None) -> list[str]:
     """Registry names whose folder (and annotation file) exist under the data root."""
     base = resolve_root(root, required=False)
@@ -218,16 +231,12 @@ def caption_file(name: str, root=None) -> Path:
 def load_dataset(name: str, root=None, split=None, transform=None, **kwargs):
     """Load a registered dataset as a CaptionDataset or ClassificationDataset."""
     info = get_info(name)
-    folder = dataset_path(name, root)
-    if not folder.exists():
-        raise DataError(folder, f"{info.title} not found under the data root; get it from {info.url} "
-                                f"(or `rsdix data download {info.name}`)")
+    path = source_path(name, root)
     if info.kind == "captions":
-        return CaptionDataset.from_file(folder / info.annotation, split=split, transform=transform, **kwargs)
+        return CaptionDataset.from_file(path, split=split, transform=transform, **kwargs)
     if info.format == "csv":
-        return ClassificationDataset.from_csv(folder / info.annotation, folder / "images", transform=transform,
-                                              **kwargs)
-    return ClassificationDataset.from_folders(folder, transform=transform, **kwargs)
+        return ClassificationDataset.from_csv(path, path.parent / "images", transform=transform, **kwargs)
+    return ClassificationDataset.from_folders(path, transform=transform, **kwargs)
 
 
 def download(name: str, root=None, timeout: float = 30.0) -> Path:

@@ -11,9 +11,8 @@ import numpy as np
 
 from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions_dropping_empty, select_split
 from rsdix.data.classification import ClassificationDataset, read_label_csv, scan_class_folders
-from rsdix.data.registry import get_info
+from rsdix.data.registry import get_info, source_path
 from rsdix.errors import DataError
-from rsdix.paths import data_root
 
 
 DATASET_NOTES = {
@@ -67,14 +66,7 @@ def load_classification(name: str, root: str | os.PathLike | None = None, max_im
     names) or a mapping ``folder -> name`` that must cover every class folder exactly.
     ``split_from="ucm_captions:test"`` keeps only the images of that caption set's split.
     """
-    if path is None:
-        info = resolve_dataset(name, "classification")
-        path = data_root(root) / info.path
-        if info.format == "csv":
-            path = path / info.annotation
-        if not path.exists():
-            raise DataError(path, f"{info.title} not found under the data root; get it from {info.url}")
-    path = Path(path)
+    path = Path(source_path(resolve_dataset(name, "classification").name, root) if path is None else path)
     if path.suffix.lower() == ".csv":
         paths, labels, classes = read_label_csv(path, path.parent / "images")
     else:
@@ -116,11 +108,7 @@ def load_retrieval(name: str, root: str | os.PathLike | None = None, split: str 
     """The official ``split`` of a caption set of the dataset registry (key or title) or a caption file
     at ``path``; ``languages`` keeps only captions in those languages."""
     if path is None:
-        info = resolve_dataset(name, "captions")
-        path = data_root(root) / info.path / info.annotation
-        if not path.exists():
-            raise DataError(path, f"{info.title} (captions and images) not found under the data root; "
-                                  f"get it from {info.url}")
+        path = source_path(resolve_dataset(name, "captions").name, root)
     records = select_split(read_captions_dropping_empty(path), split, path)
     keep = _subsample(len(records), None, max_images, seed)
     return CaptionDataset([records[i] for i in keep], find_image_dir(path), transform=None, mode="eval",

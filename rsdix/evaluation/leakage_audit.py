@@ -40,7 +40,7 @@ from rsdix.data.classification import read_label_csv, scan_class_folders
 from rsdix.data.images import load_image
 from rsdix.data.leakage import (COSINE_THRESHOLD, Duplicate, exact_duplicates, exclusion_rows, feature_duplicates,
                                 pair_counts, phash_duplicates, write_exclusions, write_groups)
-from rsdix.data.registry import get_info
+from rsdix.data.registry import get_info, source_path
 from rsdix.errors import DataError
 from rsdix.features import FeatureCache, encode_images
 from rsdix.models import load_model
@@ -103,19 +103,13 @@ def dataset_records(name: str, root: str | os.PathLike | None = None) -> list[tu
     """``(dataset, split, image path)`` of every image of registry dataset ``name`` present under
     the data root: a caption set's images in their official splits, a classification set's as ``all``."""
     info = get_info(name)
-    folder = data_root(root) / info.path
+    path = source_path(name, root)
     if info.kind == "captions":
-        path = folder / info.annotation
-        if not path.is_file():
-            raise DataError(path, f"{info.title} caption file not found under the data root")
         images = find_image_dir(path)
         records = [(info.name, r.split, images / r.filename) for r in read_captions(path, allow_empty=True)]
         if not records or not records[0][2].exists():
             raise DataError(images, f"{info.title}: images not found (a captions-only copy?)")
         return records
-    path = folder / info.annotation if info.format == "csv" else folder
-    if not path.exists():
-        raise DataError(path, f"{info.title} not found under the data root")
     paths, _, _ = read_label_csv(path, path.parent / "images") if info.format == "csv" else scan_class_folders(path)
     return [(info.name, "all", Path(p)) for p in paths]
 

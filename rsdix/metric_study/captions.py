@@ -5,7 +5,6 @@ in, the class names the edits swap (:func:`class_terms`) and seeded sampling (:f
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -13,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from rsdix.data.captions import read_karpathy, select_split
+from rsdix.data.captions import drop_empty_captions, read_karpathy, select_split
 from rsdix.data.classification import clean_class_name
 from rsdix.data.textstats import tokenize
 from rsdix.errors import DataError
@@ -59,32 +58,28 @@ def load_caption_set(dataset: str, data_root=None, split: str | Sequence[str] | 
     if dataset not in DATASET_FILES:
         raise DataError(dataset, f"unknown caption dataset; use one of {DATASETS}")
     path = resolve_root(data_root) / DATASET_FILES[dataset]
-    records = read_karpathy(path, allow_empty=True)  # empty captions are counted, then left out
+    records = read_karpathy(path, allow_empty=True)
     if split:
         records = select_split(records, split, source=path)
+    n_captions = sum(len(rec.captions) for rec in records)
+    records = drop_empty_captions(records, path)  # one warning with the counts
+    n_empty = n_captions - sum(len(rec.captions) for rec in records)
     labels = {}
     if dataset == "ucm":
         label_csv = path.parent / "labels.csv"
         if label_csv.exists():
             frame = pd.read_csv(label_csv)
             labels = dict(zip(frame["filename"], frame["label"]))
-    filenames, captions, classes, empty, no_caption = [], [], [], [], []
+    filenames, captions, classes = [], [], []
     for rec in records:
-        normed = [normalise(x) for x in rec.captions]
-        empty += [rec.filename] * sum(1 for c in normed if not c)
-        caps = list(dict.fromkeys(c for c in normed if c))
-        if not caps:
-            no_caption.append(rec.filename)
+        caps = list(dict.fromkeys(c for c in (normalise(x) for x in rec.captions) if c))
+        if not caps:   # only punctuation left after normalising
             continue
         cls = labels.get(rec.filename) if dataset == "ucm" else _class_from_filename(rec.filename)
         filenames.append(rec.filename)
         captions.append(caps)
         classes.append(clean_class_name(cls) if cls else None)
-    if empty:
-        warnings.warn(f"{path}: left out {len(empty)} empty caption(s) of {len(set(empty))} image(s), "
-                      f"e.g. {empty[0]}; {len(no_caption)} image(s) left with no caption dropped "
-                      f"{no_caption[:3]}", stacklevel=2)
-    return CaptionSet(dataset, filenames, captions, classes, source=str(path), n_empty=len(empty))
+    return CaptionSet(dataset, filenames, captions, classes, source=str(path), n_empty=n_empty)
 
 
 def class_terms(caption_sets: Sequence[CaptionSet]) -> list[str]:

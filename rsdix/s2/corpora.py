@@ -3,12 +3,11 @@ RSICD, RSITMD): the yardstick for a "wide vocabulary, diverse, detailed" claim."
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Sequence
 
 import pandas as pd
 
-from rsdix.data.captions import read_karpathy
+from rsdix.data.captions import drop_empty_captions, read_karpathy
 from rsdix.data.overview import caption_corpora as corpora_under_root
 from rsdix.data.textstats import caption_stats, matched_stats, self_overlap
 from rsdix.paths import data_root as resolve
@@ -35,14 +34,9 @@ def caption_corpora(data_root=None, names: Sequence[str] | None = None,
 
 def s2lcd_captions(path: str | os.PathLike) -> list[list[str]]:
     """S2LCD's captions per image (the file as published, with or without ``split`` fields), empty
-    captions dropped and counted in a warning, as :func:`rsdix.data.overview.caption_corpora` does."""
-    records = read_karpathy(path, allow_empty=True, missing_split="")
-    caps = [[c for c in r.captions if c.strip()] for r in records]
-    dropped = sum(len(r.captions) for r in records) - sum(len(c) for c in caps)
-    if dropped:
-        warnings.warn(f"{path}: dropped {dropped} empty caption(s) from the statistics "
-                      f"({sum(not c for c in caps)} image(s) left with none are left out)")
-    return [c for c in caps if c]
+    captions and the images left with none left out with one warning (:func:`rsdix.data.captions.drop_empty_captions`)."""
+    records = drop_empty_captions(read_karpathy(path, allow_empty=True, missing_split=""), path)
+    return [r.captions for r in records]
 
 
 def compare_caption_datasets(corpora: dict[str, Sequence[Sequence[str]]], sample_images: int | None = None,
