@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from rsdix.evaluation.datasets import load_classification, load_retrieval
+from rsdix.evaluation.datasets import load_classification, load_retrieval, split_label
 from rsdix.evaluation.quick_check import QuickCheck
 from rsdix.evaluation.retrieval import retrieval
 from rsdix.evaluation.zero_shot import zero_shot
@@ -35,3 +35,13 @@ def test_quick_check_reports_what_the_evaluation_suite_reports(tmp_path, ucm_roo
     assert quick["zs_top1"] == pytest.approx(zs.metrics["top1"], abs=1e-6)
     torch.testing.assert_close(check.zero_shot_scores(tiny_bundle), torch.as_tensor(zs.scores).float(),
                                rtol=1e-4, atol=1e-5)  # same prompts, same class embeddings
+
+    # capped (the smoke profile and the dry run cap both notebooks): the same seeded, stratified
+    # 8 images as notebook 05 at max_images=8, and a split label that says so; on the old code the
+    # check took a torch.randperm subset labelled "random 8", which 05 labelled "all"
+    capped = QuickCheck(tiny_bundle, tmp_path, max_zero_shot=8)
+    suite_set = load_classification("whu_rs19", tmp_path, max_images=8, seed=0)
+    assert capped.zero_shot_split == split_label("all", suite_set) == "all: 8 of 24"
+    zs8 = zero_shot(tiny_bundle, suite_set, templates="rs")
+    assert capped(tiny_bundle)["zs_top1"] == pytest.approx(zs8.metrics["top1"], abs=1e-6)
+

@@ -130,3 +130,26 @@ def test_caption_sets_take_their_own_image_cap(ucm_root, whu_root):
     assert len(load_task_dataset("captions", "ucm_captions", "test", cfg, root)) == 7
     assert len(load_task_dataset("classification", "whu_rs19", "all", cfg, root)) == 38   # stratified: 2 x 19 classes
     assert len(load_task_dataset("captions", "ucm_captions", "test", EvalConfig(max_images=40), root)) == 40
+
+
+def test_a_row_on_a_subsample_never_shares_its_key_with_the_whole_split(caption_file, class_folder, tmp_path,
+                                                                        monkeypatch):
+    """Rows on a capped set (the smoke profile's max_images, the dry run's caps) name the subset in
+    ``split``. Before, a 120-image UCM retrieval row of notebook 05 had split "test", the key of
+    notebook 03's 210-image row, and replaced it in results.csv with a different number."""
+    monkeypatch.setitem(REGISTRY, "toy_cls", DatasetInfo("toy_cls", "Toy", "classification", "folders",
+                                                         class_folder.name))
+    monkeypatch.setitem(REGISTRY, "toy_caps", DatasetInfo("toy_caps", "Toy", "captions", "karpathy",
+                                                          caption_file.parent.name, caption_file.name))
+    whole = EvalConfig(zero_shot=["toy_cls"], retrieval=["toy_caps"], probe=[], counting=["toy_caps"],
+                       retrieval_split="train", counting_split="all", few_shot_shots=[])
+    capped = EvalConfig(**{**whole.__dict__, "max_images": 3, "max_caption_images": 2})
+    splits = {}
+    for name, cfg in (("whole", whole), ("capped", capped)):
+        rows = evaluate_model(dict_bundle(), ["zero-shot", "retrieval", "counting"], config=cfg,
+                              data_root=tmp_path, write=False)
+        splits[name] = rows.groupby("task")["split"].first().to_dict()
+    assert splits["whole"] == {"zero-shot": "all", "retrieval": "train", "counting": "all"}
+    n_cls = len(load_classification("toy_cls", tmp_path))
+    assert splits["capped"] == {"zero-shot": f"all: 3 of {n_cls}", "retrieval": "train: 2 of 3",
+                                "counting": "all: 2 of 4"}

@@ -37,6 +37,14 @@ def resolve_dataset(name: str, kind: str):
         raise DataError(name, f"{exc.problem} (or pass path=)") from None
 
 
+def split_label(split: str, dataset) -> str:
+    """The ``split`` column of a result row on ``dataset``: the split's name, and, where the set was
+    subsampled (``max_images``), how many of its images were kept (``"test: 120 of 210"``), so a
+    row on a subset never shares its key with a row on the whole split (notebooks 03 and 05)."""
+    subset = getattr(dataset, "subset", None)
+    return f"{split}: {subset[0]} of {subset[1]}" if subset else split
+
+
 def _subsample(n_items: int, labels: Sequence[int] | None, max_items: int | None, seed: int) -> list[int]:
     """Seeded subset indices, sorted. With labels: ``max_items // n_classes`` (at least one) per
     class, all of a smaller class, so the subset can be smaller, or (more classes than
@@ -80,8 +88,10 @@ def load_classification(name: str, root: str | os.PathLike | None = None, max_im
         paths, labels = [paths[i] for i in chosen], [labels[i] for i in chosen]
     keep = _subsample(len(paths), labels, max_images, seed)
     names = resolve_class_names(class_names, classes, path)
-    return ClassificationDataset([paths[i] for i in keep], [labels[i] for i in keep], classes,
-                                 class_names=names, source=path)
+    dataset = ClassificationDataset([paths[i] for i in keep], [labels[i] for i in keep], classes,
+                                    class_names=names, source=path)
+    dataset.subset = (len(keep), len(paths)) if len(keep) < len(paths) else None   # for split_label
+    return dataset
 
 
 def resolve_class_names(class_names, classes: list[str], source) -> list[str] | None:
@@ -111,5 +121,7 @@ def load_retrieval(name: str, root: str | os.PathLike | None = None, split: str 
         path = source_path(resolve_dataset(name, "captions").name, root)
     records = select_split(read_captions_dropping_empty(path), split, path)
     keep = _subsample(len(records), None, max_images, seed)
-    return CaptionDataset([records[i] for i in keep], find_image_dir(path), transform=None, mode="eval",
-                          languages=languages, source=path)
+    dataset = CaptionDataset([records[i] for i in keep], find_image_dir(path), transform=None, mode="eval",
+                             languages=languages, source=path)
+    dataset.subset = (len(keep), len(records)) if len(keep) < len(records) else None   # for split_label
+    return dataset

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 
 from rsdix.data.captions import CaptionDataset
-from rsdix.data.classification import ClassificationDataset
-from rsdix.data.registry import caption_file, dataset_path
+from rsdix.data.registry import caption_file
 from rsdix.evaluation.classification import classification_metrics
+from rsdix.evaluation.datasets import load_classification, split_label
 from rsdix.evaluation.retrieval import retrieval_metrics
 from rsdix.evaluation.zero_shot import class_embeddings
 from rsdix.utils import progress
@@ -39,13 +39,10 @@ class QuickCheck:
         self.image_size = bundle.image_size
         self.zs, self.zero_shot_split = None, None
         if zero_shot:
-            cls = ClassificationDataset.from_folders(dataset_path(zero_shot, data_root),
-                                                     transform=bundle.preprocess_val)
-            self.zero_shot_split = "all"
-            if max_zero_shot and len(cls) > max_zero_shot:
-                self.zero_shot_split = f"random {max_zero_shot}"
-                keep = torch.randperm(len(cls), generator=torch.Generator().manual_seed(0))[:max_zero_shot]
-                cls.samples = [cls.samples[i] for i in sorted(keep.tolist())]
+            # the images notebook 05 takes at the same cap (seeded, stratified), labelled as it labels them
+            cls = load_classification(zero_shot, data_root, max_images=max_zero_shot, seed=0)
+            cls.transform = bundle.preprocess_val
+            self.zero_shot_split = split_label("all", cls)
             self.zs = (self._load(cls, "zero-shot images"), torch.tensor(cls.labels), cls.class_names)
 
     @staticmethod

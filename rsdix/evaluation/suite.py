@@ -27,7 +27,7 @@ from rsdix.errors import ConfigError, DataError
 from rsdix.evaluation.checkpoints import parse_model_spec
 from rsdix.evaluation.classification import classification_metrics
 from rsdix.evaluation.counting import counting
-from rsdix.evaluation.datasets import dataset_note, load_classification, load_retrieval, resolve_dataset
+from rsdix.evaluation.datasets import dataset_note, load_classification, load_retrieval, resolve_dataset, split_label
 from rsdix.evaluation.probes import few_shot, knn_classify, linear_probe
 from rsdix.evaluation.protocols import get_protocol, not_zero_shot, probe_split, protocols, template_set
 from rsdix.evaluation.retrieval import retrieval
@@ -223,7 +223,7 @@ def zero_shot_task(run: EvalRun, info, ds, split: str) -> None:
                     **run.encode)
     run.zero_shot[info.title] = res
     # a set restricted to a caption split's images says so (``ucm_captions:test``), not "all"
-    split = run.config.split_from.get(info.name, split)
+    split = split_label(run.config.split_from.get(info.name, split), ds)
     run.add(info, "zero-shot", res.metrics, len(ds), split=split,
             note=f"templates={describe_templates(templates)}" + ("; class names given" if names is not None else ""),
             caveat=not_zero_shot(info.name, run.trained_on))
@@ -237,7 +237,7 @@ def language_note(run: EvalRun) -> str:
 def retrieval_task(run: EvalRun, info, ds, split: str) -> None:
     """Image<->text recall@k and mR on the caption split."""
     metrics = retrieval(run.bundle, ds, run.cache, dataset_name=info.name, split=split, **run.encode)
-    run.add(info, "retrieval", metrics, len(ds), split=split, note=language_note(run))
+    run.add(info, "retrieval", metrics, len(ds), split=split_label(split, ds), note=language_note(run))
 
 
 @dataclass
@@ -310,7 +310,7 @@ def counting_task(run: EvalRun, info, ds, split: str) -> None:
     n = int(m.pop("n_captions"))
     note = "; ".join(x for x in ("captions holding one count 1..10, ranked against their ten count variants",
                                  language_note(run)) if x)
-    run.add(info, "counting", m, n, split=split, note=note)
+    run.add(info, "counting", m, n, split=split_label(split, ds), note=note)
 
 
 def parse_tasks(tasks: Sequence[str] | None, config: EvalConfig) -> list[tuple[str, str]]:
