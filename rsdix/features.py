@@ -14,7 +14,6 @@ not contents: after replacing images under the same names, delete the cache fold
 from __future__ import annotations
 
 import os
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -49,7 +48,6 @@ class FeatureCache:
         self._memory: dict[str, torch.Tensor] = {}
         # model object -> (parameter version, fingerprint); weak keys, so a freed model's entry
         # goes with it and a new model that reuses its memory address starts afresh
-        self._fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         if self.folder is not None:
             self.folder = Path(self.folder)
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -81,15 +79,8 @@ class FeatureCache:
             torch_save_atomic({"features": features, "meta": meta or {}}, path)
 
     def fingerprint(self, bundle) -> str:
-        """The bundle's weight checksum, computed once per model object and parameter version."""
-        model = bundle.model
-        version = sum(p._version for p in model.parameters())
-        cached = self._fingerprints.get(model)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        fp = bundle.fingerprint()
-        self._fingerprints[model] = (version, fp)
-        return fp
+        """The bundle's weight checksum (recomputed only after its weights changed)."""
+        return bundle.fingerprint()
 
 
 def _transform_id(transform) -> str:

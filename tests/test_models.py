@@ -183,3 +183,24 @@ def test_preset_loads_are_quiet_but_other_messages_are_not(caplog, capfd):
     assert [r.getMessage()[:40] for r in caplog.records] == [
         "No pretrained weights loaded for model '", "\x1b[1mBertModel LOAD REPORT\x1b[0m from: /ven",
         "No pretrained weights loaded for model '"]
+
+
+def test_fingerprint_is_remembered_until_a_weight_changes(monkeypatch):
+    """versioned_fingerprint hashes once per weight version: an optimizer step, load_state_dict
+    or an in-place change to a buffer gives a new checksum, equal to a fresh hash."""
+    import rsdix.models as models
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    calls = []
+    real = models.model_fingerprint
+    monkeypatch.setattr(models, "model_fingerprint", lambda m: calls.append(1) or real(m))
+    first = models.versioned_fingerprint(net)
+    assert models.versioned_fingerprint(net) == first and len(calls) == 1
+    net[0].weight.grad = torch.ones_like(net[0].weight)
+    torch.optim.SGD(net.parameters(), lr=0.1).step()
+    stepped = models.versioned_fingerprint(net)
+    assert stepped != first and stepped == real(net) and len(calls) == 2
+    net[1].running_mean.add_(1.0)                  # a buffer
+    assert models.versioned_fingerprint(net) not in (first, stepped)
+    other = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    net.load_state_dict(other.state_dict())
+    assert models.versioned_fingerprint(net) == real(other)
