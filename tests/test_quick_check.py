@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from rsdix.evaluation.datasets import load_classification, load_retrieval, split_label
-from rsdix.evaluation.quick_check import QuickCheck
+from rsdix.evaluation.quick_check import QuickCheck, eval_templates
+from rsdix.evaluation.suite import load_eval_config
 from rsdix.evaluation.retrieval import retrieval
 from rsdix.evaluation.zero_shot import zero_shot
 
@@ -35,6 +36,14 @@ def test_quick_check_reports_what_the_evaluation_suite_reports(tmp_path, ucm_roo
     assert quick["zs_top1"] == pytest.approx(zs.metrics["top1"], abs=1e-6)
     torch.testing.assert_close(check.zero_shot_scores(tiny_bundle), torch.as_tensor(zs.scores).float(),
                                rtol=1e-4, atol=1e-5)  # same prompts, same class embeddings
+
+    # the paper profile scores zero-shot with rs+clip (26 prompts): notebook 03 passes that set
+    # (eval_templates); on the old code the check always used "rs" and 05's row replaced 03's
+    assert eval_templates(load_eval_config("paper")) == "rs+clip"
+    clip_check = QuickCheck(tiny_bundle, tmp_path, templates=eval_templates(load_eval_config("paper")))
+    zs_clip = zero_shot(tiny_bundle, load_classification("whu_rs19", tmp_path), templates="rs+clip")
+    torch.testing.assert_close(clip_check.zero_shot_scores(tiny_bundle), torch.as_tensor(zs_clip.scores).float(),
+                               rtol=1e-4, atol=1e-5)
 
     # capped (the smoke profile and the dry run cap both notebooks): the same seeded, stratified
     # 8 images as notebook 05 at max_images=8, and a split label that says so; on the old code the

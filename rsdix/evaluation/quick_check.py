@@ -12,6 +12,7 @@ from rsdix.data.captions import CaptionDataset
 from rsdix.data.registry import caption_file
 from rsdix.evaluation.classification import classification_metrics
 from rsdix.evaluation.datasets import load_classification, split_label
+from rsdix.evaluation.protocols import get_protocol, template_set
 from rsdix.evaluation.retrieval import retrieval_metrics
 from rsdix.evaluation.zero_shot import class_embeddings
 from rsdix.utils import progress
@@ -24,6 +25,8 @@ class QuickCheck:
 
     ``split="val"`` checks retrieval on the validation images instead (for choosing settings
     without looking at the test split); ``zero_shot=None`` leaves the zero-shot check out.
+    ``templates``: the prompt set of the zero-shot check; notebook 03 passes
+    :func:`eval_templates` of its profile, so its rows are notebook 05's numbers.
 
     Images are decoded and preprocessed once (``bundle.preprocess_val`` of the first model),
     so checking many small models trained with the same preprocessing is cheap. A small check
@@ -31,7 +34,9 @@ class QuickCheck:
     """
 
     def __init__(self, bundle, data_root=None, retrieval: str = "ucm_captions",
-                 zero_shot: str | None = "whu_rs19", max_zero_shot: int | None = None, split: str = "test"):
+                 zero_shot: str | None = "whu_rs19", max_zero_shot: int | None = None, split: str = "test",
+                 templates: str | list[str] = QUICK_TEMPLATES):
+        self.templates = templates
         ds = CaptionDataset.from_file(caption_file(retrieval, data_root), split=split, mode="eval",
                                       transform=bundle.preprocess_val)
         self.texts, self.owner = ds.texts(), torch.tensor(ds.text_to_image())
@@ -65,9 +70,9 @@ class QuickCheck:
     @torch.no_grad()
     def zero_shot_scores(self, bundle) -> torch.Tensor:
         """``(images, classes)`` cosine scores against the class embeddings of
-        :data:`QUICK_TEMPLATES` (:func:`rsdix.evaluation.zero_shot.class_embeddings`, as notebook 05 scores)."""
+        the check's templates (:func:`rsdix.evaluation.zero_shot.class_embeddings`, as notebook 05 scores)."""
         images, _, names = self.zs
-        return self._images(bundle.model, images) @ class_embeddings(bundle, names, QUICK_TEMPLATES).t()
+        return self._images(bundle.model, images) @ class_embeddings(bundle, names, self.templates).t()
 
     @torch.no_grad()
     def __call__(self, bundle) -> dict:
@@ -84,6 +89,12 @@ class QuickCheck:
             out["zs_top1"] = classification_metrics(scores, labels.tolist(), len(names))["top1"]
         model.train(was_training)
         return out
+
+
+def eval_templates(config, dataset: str = "whu_rs19"):
+    """The template set notebook 05 scores ``dataset`` with under evaluation config ``config``
+    (its protocol's set for that dataset, else the config's ``templates``)."""
+    return template_set(get_protocol(config.protocol), dataset, config.templates)
 
 
 def quick_check(bundle, data_root=None, **kwargs) -> dict:
