@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from rsdix.errors import ConfigError
+from rsdix.errors import ConfigError, DataError
 from rsdix.evaluation.checkpoints import list_checkpoints, load_bundles, models_to_evaluate, parse_model_spec, run_seed
 from rsdix.evaluation.suite import EvalConfig
 from rsdix.models import save_model
@@ -35,6 +35,15 @@ def test_models_to_evaluate(tmp_path, tiny_bundle):
     save_model(tiny_bundle, tmp_path / "rsdix_s2")
     specs = models_to_evaluate(tmp_path, cfg)
     assert [(s.label, s.seed, s.trained) for s in specs] == [("rsdix_s2", 2, True), ("CLIP", 0, False)]
+    # trained_models: only the named checkpoints, in the config's order; a name without a folder
+    # is one error naming the folder and what is there
+    save_model(tiny_bundle, tmp_path / "infonce_s2")
+    assert [s.label for s in models_to_evaluate(tmp_path, cfg)] == ["infonce_s2", "rsdix_s2", "CLIP"]
+    cfg.trained_models = ["rsdix_s2"]
+    assert [s.label for s in models_to_evaluate(tmp_path, cfg)] == ["rsdix_s2", "CLIP"]
+    cfg.trained_models = ["dino_s2"]
+    with pytest.raises(DataError, match=r"dino_s2.*trained_models names \['dino_s2'\].*'infonce_s2', 'rsdix_s2'"):
+        models_to_evaluate(tmp_path, cfg)
 
 
 def test_relative_baseline_weights_resolve_against_the_repo_not_the_notebook_folder(tmp_path, monkeypatch):

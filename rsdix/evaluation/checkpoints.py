@@ -75,12 +75,22 @@ def run_seed(run_name: str, default: int = 0) -> int:
 
 def models_to_evaluate(models_dir: str | os.PathLike, config, extra: Sequence[str] = (), seed: int = 0
                        ) -> list[ModelSpec]:
-    """The checkpoints under ``models_dir`` (seed read from the run name), or, when there is none,
+    """The checkpoints under ``models_dir`` (seed read from the run name; only those ``config.trained_models``
+    names, where it is set), or, when there is none,
     ``config.fallback_preset`` untrained (a chance-level reference), then ``config.baselines`` and
     ``extra`` (model specs, :func:`parse_model_spec`) with ``seed``."""
+    folders = list_checkpoints(models_dir)
+    wanted = getattr(config, "trained_models", None)
+    if wanted is not None:   # the config names the checkpoints to evaluate
+        found = {folder.name: folder for folder in folders}
+        missing = [name for name in wanted if name not in found]
+        if missing and folders:
+            raise DataError(Path(models_dir) / missing[0], f"trained_models names {missing}, not among the "
+                                                           f"checkpoints there: {sorted(found)}")
+        folders = [found[name] for name in wanted if name in found]
     specs = [ModelSpec(folder.name, str(folder), None, run_seed(folder.name), trained=True,
                        trained_on=training_sets(folder))
-             for folder in list_checkpoints(models_dir)]
+             for folder in folders]
     if not specs and config.fallback_preset:
         specs.append(ModelSpec(f"{config.fallback_preset}-untrained", config.fallback_preset, None, seed))
     for spec in list(config.baselines) + list(extra):

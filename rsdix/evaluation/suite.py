@@ -74,6 +74,9 @@ class EvalConfig:
     # UCM-Captions train images must not be tested on them): dataset -> "caption_set:split"
     split_from: dict[str, str] = field(default_factory=lambda: {"ucm_classification": "ucm_captions:test"})
     skip_missing: bool = False         # a dataset absent from the data root: warn and skip, or fail
+    # notebook 03's checkpoints evaluated, by folder name under the run's models/ (rsdix_s0 ...);
+    # None: every one found. A name with no folder is an error naming the folder.
+    trained_models: list[str] | None = None
     # models evaluated besides notebook 03's checkpoints: "label=open_clip_name@pretrained_tag_or_path"
     baselines: list[str] = field(default_factory=list)
     # evaluated (as an untrained, chance-level reference) when no trained checkpoint exists yet

@@ -33,6 +33,7 @@ import open_clip
 import torch
 from safetensors.torch import save_file
 
+from rsdix.log import quiet_messages, starts_with
 from rsdix.utils import atomic_path
 
 OPENCLIP_WEIGHTS = "open_clip_model.safetensors"   # what open_clip asks the hub for first
@@ -93,7 +94,9 @@ def openai_hub_entry(arch: str) -> tuple[str, str]:
 def random_clip_state(arch: str, seed: int = 0) -> dict:
     """A random-weight open_clip ``arch`` (QuickGELU, as OpenAI's CLIP) as a plain state dict."""
     torch.manual_seed(seed)
-    model = open_clip.create_model(arch, force_quick_gelu=True)
+    # random weights are the point of a stand-in: no "No pretrained weights loaded" warning
+    with quiet_messages({"": starts_with(f"No pretrained weights loaded for model '{arch}'")}):
+        model = open_clip.create_model(arch, force_quick_gelu=True)
     return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
 
 
