@@ -14,7 +14,8 @@ from rsdix.metric_study.study import to_results
 from rsdix.paths import RunDirs
 from rsdix.reporting.summary import (README_END, README_START, RESULTS_CSV, regenerate_summary, update_readme,
                                      write_results_summary)
-from rsdix.reporting.tables import cell, parameter_count, readme_table
+from rsdix.evaluation.datasets import base_split
+from rsdix.reporting.tables import cell, headline_rows, parameter_count, readme_table
 from rsdix.results import Result, append_results, summarise
 
 
@@ -135,3 +136,24 @@ def test_the_report_loads_no_study():
             "print([m for m in sys.modules if m.startswith('rsdix.metric_study')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_headline_shows_subsampled_and_caption_split_rows_and_prefers_the_most_images(tmp_path):
+    """A capped run's rows (``test: 12 of 1093``, the smoke profile and the dry run) and UCM's
+    21-class rows on the caption test images (``ucm_captions:test``) are test rows: the headline
+    dropped both before. Where a model has the whole set and a subsample (03's capped quick check
+    beside 05), the whole set is shown; validation rows, capped or not, stay out."""
+    rows = [Result("rsdix_s0", "RSICD", "retrieval", "mR", 5.0, seed=0, split="test: 12 of 1093"),
+            Result("rsdix_s0", "UCM", "zero-shot", "top1", 40.0, seed=0, split="ucm_captions:test"),
+            Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 20.0, seed=0, split="all: 19 of 1005"),
+            Result("rsdix_s0", "WHU-RS19", "zero-shot", "top1", 25.0, seed=0, split="all"),
+            Result("rsdix_s0", "AID", "zero-shot", "top1", 7.0, seed=0, split="all: 30 of 10000"),
+            Result("rsdix_s0", "AID", "zero-shot", "top1", 9.0, seed=0, split="all: 60 of 10000"),
+            Result("rsdix_s0", "UCM", "retrieval", "mR", 3.0, seed=0, split="val: 12 of 210")]
+    frame = append_results(rows, tmp_path / "results.csv")
+    shown = headline_rows(summarise(frame))
+    got = {(r.dataset, r.task): r["mean"] for _, r in shown.iterrows()}
+    assert got == {("RSICD", "retrieval"): 5.0, ("UCM", "zero-shot"): 40.0, ("WHU-RS19", "zero-shot"): 25.0,
+                   ("AID", "zero-shot"): 9.0}
+    assert [base_split(s) for s in ("test: 12 of 1093", "ucm_captions:test: 105 of 210", "val", None)] == \
+        ["test", "test", "val", ""]

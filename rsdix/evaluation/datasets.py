@@ -3,7 +3,9 @@ label CSV, optional class names, restricted to a caption split's images) and cap
 official split, optional languages), with seeded subsampling for the smoke profile."""
 from __future__ import annotations
 
+import math
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -43,6 +45,22 @@ def split_label(split: str, dataset) -> str:
     row on a subset never shares its key with a row on the whole split (notebooks 03 and 05)."""
     subset = getattr(dataset, "subset", None)
     return f"{split}: {subset[0]} of {subset[1]}" if subset else split
+
+
+def base_split(label) -> str:
+    """The split a ``split`` column names, without what :func:`split_label` and ``split_from`` add:
+    ``"test: 120 of 210"`` -> ``"test"``, ``"ucm_captions:test"`` -> ``"test"``,
+    ``"ucm_captions:test: 105 of 210"`` -> ``"test"``; blank for a missing one."""
+    text = "" if label is None or (isinstance(label, float) and label != label) else str(label)
+    text = re.sub(r": \d+ of \d+$", "", text)
+    return text.rpartition(":")[2]
+
+
+def split_images(label) -> float:
+    """How many images a ``split`` label says its subset kept (``"test: 120 of 210"`` -> 120);
+    infinity for a whole split, so sorting by it puts whole splits first."""
+    match = re.search(r": (\d+) of \d+$", "" if label is None else str(label))
+    return float(match.group(1)) if match else math.inf
 
 
 def _subsample(n_items: int, labels: Sequence[int] | None, max_items: int | None, seed: int) -> list[int]:

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from rsdix.data.registry import REGISTRY
+from rsdix.evaluation.datasets import base_split, split_images
 from rsdix.results import reference_numbers
 
 # splits shown in the headline tables; validation rows (model selection) are in the full table only
@@ -83,8 +84,15 @@ def _cells(summary: pd.DataFrame) -> pd.Series:
 
 
 def headline_rows(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary rows a headline table may show: test (or all-image) splits only."""
-    return summary[summary["split"].fillna("").isin(HEADLINE_SPLITS)]
+    """The summary rows a headline table may show: test (or all-image) splits only, whole or
+    subsampled (``test: 120 of 210``) or restricted to a caption split's images (``ucm_captions:test``).
+    Where a model has a number on the whole split and on a subsample of it (notebook 03's capped
+    quick check beside notebook 05), the one on the most images is shown."""
+    rows = summary[summary["split"].map(base_split).isin(HEADLINE_SPLITS)]
+    keys = [k for k in ("section", "model", "dataset", "task", "metric") if k in rows]
+    order = rows["split"].map(split_images).rank(ascending=False, method="first")
+    return rows.assign(_order=order).sort_values("_order", kind="stable").drop_duplicates(keys) \
+        .drop(columns="_order").sort_index()
 
 
 def _column(part: pd.DataFrame, prefix: str) -> pd.Series:
