@@ -23,6 +23,7 @@ from rsdix.training.clip_data import ClipCollate
 from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
 from rsdix.training.ema import EMATeacher
 from rsdix.training.loop import LoopConfig, fit
+from rsdix.training.optim import can_fuse
 
 CAPTIONS = ["many buildings and green trees are around a playground", "a plane is parked at the airport",
             "a river goes through the dense forest", "a baseball field is beside a road",
@@ -94,7 +95,8 @@ def run(quick: bool = False) -> list[dict]:
                   collate_fn=ClipCollate(bundle.tokenizer))
         loop_s.append(res.seconds / n_steps)
         obj = ClipObjective(ClipLossConfig(method="infonce"))
-        bare_opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+        trainable = [p for p in model.parameters() if p.requires_grad]   # fused where fit's AdamW is
+        bare_opt = torch.optim.AdamW(trainable, lr=1e-5, fused=can_fuse([{"params": trainable}]))
 
         def bare():
             obj(batch, model)["loss"].backward()
