@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from rsdix.benchmarks.train import CAPTIONS
 from rsdix.config import load
 from rsdix.log import get_logger
 from rsdix.paths import data_root
@@ -44,9 +45,6 @@ ARCH = "ViT-B-32"
 STEPS, BATCH, WORKERS = 300, 512, 8            # a GPU box
 QUICK_STEPS, QUICK_BATCH, QUICK_WORKERS = 4, 4, 0
 GOALS = {"infonce": 1.0, "rsdix": 0.9}         # rsdix images/s / open_clip images/s
-CAPTIONS = ["many buildings and green trees are around a playground", "a plane is parked at the airport",
-            "a river goes through the dense forest", "a baseball field is beside a road",
-            "white waves on the beach", "dense residential houses with some roads"]
 
 
 def standin_images(folder: Path, n: int, root=None) -> list[Path]:

@@ -39,6 +39,9 @@ def resolve_dataset(name: str, kind: str):
         raise DataError(name, f"{exc.problem} (or pass path=)") from None
 
 
+SUBSET_SUFFIX = re.compile(r": (\d+) of \d+$")   # what split_label appends to a subsampled split
+
+
 def split_label(split: str, dataset) -> str:
     """The ``split`` column of a result row on ``dataset``: the split's name, and, where the set was
     subsampled (``max_images``), how many of its images were kept (``"test: 120 of 210"``), so a
@@ -52,14 +55,14 @@ def base_split(label) -> str:
     ``"test: 120 of 210"`` -> ``"test"``, ``"ucm_captions:test"`` -> ``"test"``,
     ``"ucm_captions:test: 105 of 210"`` -> ``"test"``; blank for a missing one."""
     text = "" if label is None or (isinstance(label, float) and label != label) else str(label)
-    text = re.sub(r": \d+ of \d+$", "", text)
+    text = SUBSET_SUFFIX.sub("", text)
     return text.rpartition(":")[2]
 
 
 def split_images(label) -> float:
     """How many images a ``split`` label says its subset kept (``"test: 120 of 210"`` -> 120);
     infinity for a whole split, so sorting by it puts whole splits first."""
-    match = re.search(r": (\d+) of \d+$", "" if label is None else str(label))
+    match = SUBSET_SUFFIX.search("" if label is None else str(label))
     return float(match.group(1)) if match else math.inf
 
 
