@@ -57,7 +57,7 @@ lab: $(VENV)/.rsdix-installed
 	$(PY) -m jupyter lab notebooks/ $(LAB_ARGS)
 
 study: $(VENV)/.rsdix-installed
-	$(VENV)/bin/rsdix study --profile $(PROFILE) --data-root "$(DATA_ROOT)"
+	$(VENV)/bin/rsdix study efficiency --profile $(PROFILE) --data-root "$(DATA_ROOT)"
 
 bench: $(VENV)/.rsdix-installed
 	$(VENV)/bin/rsdix bench --out figures/bench

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Sequence, TypeVar
 import yaml
 
 from rsdix.errors import ConfigError
+from rsdix.log import get_logger
 from rsdix.paths import is_dry_run
 
 T = TypeVar("T")
@@ -37,14 +38,16 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # config folder -> "module:Dataclass" (resolved when loaded, so this module imports no stage)
 AREAS = {
     "train": "rsdix.training.clip:ClipTrainConfig",
-    "train_study": "rsdix.training.experiment:StudyConfig",
+    "methods": "rsdix.studies.methods:MethodsConfig",
     "captioning": "rsdix.captioning.experiment:CaptioningExperiment",
     "evaluate": "rsdix.evaluation.suite:EvalConfig",
-    "metric_stats": "rsdix.metric_study.study:MetricStudyConfig",
+    "caption_metrics": "rsdix.studies.caption_metrics.study:CaptionMetricsConfig",
     "s2lcd": "rsdix.s2.construction:S2LCDConfig",
-    "efficiency": "rsdix.efficiency.config:EfficiencyConfig",
+    "efficiency": "rsdix.studies.efficiency.design:EfficiencyConfig",
     "leakage": "rsdix.evaluation.leakage_audit:LeakageConfig",
 }
+# area names before the studies moved to rsdix.studies; still accepted, with a one-line notice
+RENAMED_AREAS = {"train_study": "methods", "metric_stats": "caption_metrics"}
 
 
 def option(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING, min: float | None = None,
@@ -55,8 +58,18 @@ def option(default=dataclasses.MISSING, *, default_factory=dataclasses.MISSING, 
     return dataclasses.field(default=default, default_factory=default_factory, metadata={"check": meta})
 
 
+def current_area(area: str) -> str:
+    """``area``, or its new name when it is one of :data:`RENAMED_AREAS` (saying so once in the log)."""
+    if area in RENAMED_AREAS:
+        new = RENAMED_AREAS[area]
+        get_logger(__name__).warning(f"config area {area!r} is now called {new!r}; loading {new!r}")
+        return new
+    return area
+
+
 def config_class(area: str) -> type:
     """The dataclass of config area ``area`` (a folder under ``rsdix/configs``)."""
+    area = current_area(area)
     if area not in AREAS:
         raise ConfigError(f"config area {area!r} unknown; known: {sorted(AREAS)}")
     module, name = AREAS[area].split(":")
@@ -70,6 +83,7 @@ def config_names(area: str) -> list[str]:
 
 def config_path(area: str, profile_or_path: str | os.PathLike) -> Path:
     """``rsdix/configs/<area>/<name>.yaml`` for a config name, else the path itself."""
+    area = current_area(area)
     text = str(profile_or_path)
     if not text.endswith((".yaml", ".yml")) and os.sep not in text and "/" not in text:
         path = CONFIG_DIR / area / f"{text}.yaml"
@@ -111,6 +125,7 @@ def load(area: str, profile_or_path: str | os.PathLike | dict = "cpu", overrides
     ``overrides`` are command-line ``section.key=value`` strings; keyword overrides are nested
     dicts or ``section__key=value``. The result is validated (types, choices, bounds, ``validate()``).
     """
+    area = current_area(area)
     cls = config_class(area)
     source = profile_or_path if isinstance(profile_or_path, dict) else config_path(area, profile_or_path)
     extra = deep_update(parse_overrides(overrides), nest(kwargs))

@@ -1,7 +1,9 @@
 """Where things live: data root, caches, run folders, figures.
 
 Every location can be set explicitly, through an environment variable, or left to
-the default. Nothing here creates data; it only resolves paths.
+the default. The folder functions create the folder they return; :class:`RunDirs` creates a
+profile's run, figures and models folders and sets up the ``rsdix`` log lines; nothing here
+creates data.
 
 * data root: ``RSDIX_DATA_ROOT`` (default: ``<repo>/../shared/data`` when it exists,
   else ``<repo>/data``)
@@ -80,6 +82,14 @@ def is_dry_run() -> bool:
 def weights_root() -> Path:
     """``$RSDIX_WEIGHTS_ROOT`` (a dry run's stand-in folder), else the repository root."""
     return _env_path(WEIGHTS_ROOT_ENV, repo_root())
+
+
+def run_name(method: str, seed: int, fraction: float | None = None) -> str:
+    """The name of a training run, under ``RunDirs.run/train`` and ``RunDirs.models``: ``rsdix_s0``,
+    and with a data share ``infonce_frac0.1_s1`` (the efficiency study names every run by its share,
+    ``infonce_frac1_s0`` at 100%). The later notebooks and the palette (:func:`rsdix.viz.model_key`)
+    read it back."""
+    return f"{method}_s{seed}" if fraction is None else f"{method}_frac{fraction:g}_s{seed}"
 
 
 class RunDirs:

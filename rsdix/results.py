@@ -25,7 +25,7 @@ from scipy import stats
 
 from rsdix.data.registry import REGISTRY
 from rsdix.errors import DataError
-from rsdix.finite import require_finite
+from rsdix.errors import require_finite
 from rsdix.utils import atomic_path, remove_stale_temps
 
 COLUMNS = ["model", "dataset", "task", "metric", "value", "seed", "split", "n", "ci_low", "ci_high",

@@ -183,3 +183,12 @@ def pick_device(device: str | None = None) -> str:
     if torch.cuda.is_available():
         return "cuda"
     return "cpu"
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """True if the model hub answers (a quick TCP probe, so offline runs fail in seconds)."""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False

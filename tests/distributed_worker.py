@@ -19,7 +19,8 @@ from torch import nn
 from rsdix import config
 from rsdix.data.shards import ShardDataset
 from rsdix.training.clip import build_model
-from rsdix.training.clip_data import ClipCollate, build_train_dataset
+from rsdix.training.clip_data import build_train_dataset
+from rsdix.training.collate import ClipCollate
 from rsdix.training.clip_objectives import ClipObjective
 from rsdix.training.loop import fit
 

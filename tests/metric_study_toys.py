@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsdix.metric_study.captions import CaptionSet
+from rsdix.studies.caption_metrics.caption_sets import CaptionSet
 
 
 def toy_scored(seed=0, n=30):

@@ -12,21 +12,24 @@ MAX_LINES = 600
 
 # stage of each sub-package or root module; a module may import its own stage and earlier ones
 STAGES = {
-    "rsdix": 0, "rsdix.errors": 0, "rsdix.paths": 0, "rsdix.utils": 0, "rsdix.config": 0, "rsdix.viz": 0, "rsdix.log": 0,
+    "rsdix": 0, "rsdix.errors": 0, "rsdix.paths": 0, "rsdix.utils": 0, "rsdix.config": 0, "rsdix.viz": 0,
+    "rsdix.log": 0, "rsdix.intervals": 0,
     "rsdix.data": 1,
     "rsdix.s2": 2,
-    "rsdix.models": 3, "rsdix.hf_adapter": 3, "rsdix.features": 3, "rsdix.results": 3,
+    "rsdix.models": 3, "rsdix.results": 3,
     "rsdix.training": 4,
     "rsdix.captioning": 5, "rsdix.evaluation": 5,
-    "rsdix.metric_study": 6, "rsdix.efficiency": 6,
+    "rsdix.studies": 6,
     "rsdix.reporting": 7,
-    "rsdix.benchmarks": 8, "rsdix.cli": 8, "rsdix.__main__": 8,
+    "rsdix.benchmarks": 8,
+    "rsdix.cli": 9, "rsdix.__main__": 9,
 }
 # stages of the same rank that must not import each other
 SIBLINGS = {frozenset({"rsdix.captioning", "rsdix.evaluation"})}
 # later stages that still must not import an earlier one: the generic report knows no study
 # (a study registers its headline rows with rsdix.results)
-FORBIDDEN = {("rsdix.reporting", "rsdix.metric_study"), ("rsdix.reporting", "rsdix.efficiency")}
+FORBIDDEN = {("rsdix.reporting", "rsdix.studies")}
+MAX_ROOT_MODULES = 10
 
 
 def _modules() -> dict[str, Path]:
@@ -164,6 +167,28 @@ def test_imports_in_functions_say_why():
             if not top and "#" not in lines[node.lineno - 1] and "#" not in lines[node.end_lineno - 1]:
                 wrong.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} import {name}")
     assert not wrong, f"{len(wrong)} in-function imports without a reason:\n" + "\n".join(wrong)
+
+
+def test_the_root_holds_few_modules():
+    """The package root holds the core (errors, paths, config, log, ...); every stage is a sub-package."""
+    root = sorted(p.name for p in PACKAGE.glob("*.py")) + sorted(f"{p.name}/" for p in PACKAGE.iterdir()
+                                                                if p.is_dir() and (p / "__init__.py").exists()
+                                                                and p.name not in {s.split(".")[1] for s in STAGES
+                                                                                   if s.count(".") == 1})
+    modules = [n for n in root if n.endswith(".py")]
+    assert len(modules) <= MAX_ROOT_MODULES, f"{len(modules)} modules at the root (at most {MAX_ROOT_MODULES}): {modules}"
+
+
+def test_one_module_name_means_one_thing():
+    """Two modules of one name in different stages (``evaluation/checkpoints`` vs ``training/checkpoints``)
+    read as one idea and are two: each file name has one meaning across the package."""
+    stems: dict[str, set] = {}
+    for module in MODULES:
+        if module.count(".") < 1 or MODULES[module].name in ("__init__.py", "__main__.py"):
+            continue
+        stems.setdefault(module.rsplit(".", 1)[1], set()).add(_stage(module))
+    doubled = {stem: sorted(stages) for stem, stages in stems.items() if len(stages) > 1}
+    assert not doubled, f"module names used in more than one stage: {doubled}"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

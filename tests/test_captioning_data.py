@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from captioning_fixtures import CAPTIONS, tiny_captioner
-from rsdix.captioning.data import CaptionCollate, CaptionTrainSet, image_embeddings
+from rsdix.captioning.caption_data import CaptionCollate, CaptionTrainSet, image_embeddings
 from rsdix.captioning.tokenizers import load_tokenizer
 from rsdix.data.captions import CaptionRecord, read_karpathy, select_split
 from rsdix.errors import ConfigError, DataError

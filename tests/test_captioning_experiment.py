@@ -10,7 +10,7 @@ from rsdix import config
 from rsdix.captioning.experiment import (NO_WORDS, CaptioningExperiment, describe_experiment, for_scoring,
                                          load_experiment, plan_runs, runs_table)
 from rsdix.captioning import experiment as ex
-from rsdix.captioning.report import best_output
+from rsdix.captioning.caption_report import best_output
 from rsdix.errors import ConfigError, DataError
 from rsdix.results import Result, read_results
 from rsdix.s2.dataset import read_s2lcd

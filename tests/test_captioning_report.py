@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rsdix.captioning.experiment import CaptioningGoal, CaptionRun
 from rsdix.captioning.metrics import evaluate_captions
-from rsdix.captioning.report import best_output, conclusions, describe_goal, goal_check, goal_line, results_frame
+from rsdix.captioning.caption_report import best_output, conclusions, describe_goal, goal_check, goal_line, results_frame
 
 REFS = {"a": ["a plane is parked near the runway"], "b": ["many green trees around a building"],
         "c": ["a river goes through the forest"]}

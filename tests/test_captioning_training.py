@@ -8,7 +8,7 @@ import torch
 
 from captioning_fixtures import CAPTIONS, FakeBundle, batch_for, records, tiny_captioner, train_cfg
 from malicious import Touch
-from rsdix.captioning.data import CaptionTrainSet
+from rsdix.captioning.caption_data import CaptionTrainSet
 from rsdix import config
 from rsdix.captioning.training import (CaptionTrainConfig, load_captioner, save_captioner, schedule,
                                      train_captioner)

@@ -12,10 +12,10 @@ import torch
 
 from rsdix import config
 from rsdix.cli import build_parser, default_run, main
-from rsdix.evaluation.checkpoints import load_bundles, models_to_evaluate
+from rsdix.evaluation.model_specs import load_bundles, models_to_evaluate
 from rsdix.evaluation.suite import evaluate_models, load_task_dataset
-from rsdix.evaluation.suites import SUITES, suite_tasks, summary_markdown
-from rsdix.features import FeatureCache
+from rsdix.evaluation.named_suites import SUITES, suite_tasks, summary_markdown
+from rsdix.models.features import FeatureCache
 from rsdix.models import load_model, save_model
 from rsdix.paths import RunDirs
 from rsdix.errors import ConfigError

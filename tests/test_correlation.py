@@ -5,7 +5,7 @@ import pytest
 from metric_study_toys import toy_scored
 from scipy import stats as sps
 
-from rsdix.metric_study.correlation import metric_correlation
+from rsdix.studies.caption_metrics.correlation import metric_correlation
 
 
 def test_metric_correlation_matches_spearman():

@@ -6,8 +6,8 @@ import pytest
 from metric_study_toys import toy_caption_set
 
 from rsdix.errors import DataError
-from rsdix.metric_study.captions import CaptionSet
-from rsdix.metric_study.discrimination import discrimination_queries, mean_ci, per_query_discrimination, study_queries
+from rsdix.studies.caption_metrics.caption_sets import CaptionSet
+from rsdix.studies.caption_metrics.discrimination import discrimination_queries, mean_ci, per_query_discrimination, study_queries
 
 
 def test_per_query_discrimination_hand_computed():

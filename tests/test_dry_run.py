@@ -17,8 +17,8 @@ from rsdix.reporting import dry_run
 # the words a capped field's name may carry: steps, image counts, batch size, CPU workers
 CAP_WORDS = ("steps", "epochs", "images", "max_", "_max", "limit_", "batch_size", "num_workers", "n_discrimination",
              "n_resamples", "k_distractors", "log_every", "ckpt_every", "max_len", "shots")
-PAPER = [("train", "paper"), ("train", "paper_dino"), ("train", "paper_rsmclip"), ("train_study", "paper"),
-         ("captioning", "paper"), ("evaluate", "paper"), ("metric_stats", "paper"), ("s2lcd", "paper"),
+PAPER = [("train", "paper"), ("train", "paper_dino"), ("train", "paper_rsmclip"), ("methods", "paper"),
+         ("captioning", "paper"), ("evaluate", "paper"), ("caption_metrics", "paper"), ("s2lcd", "paper"),
          ("leakage", "paper")]
 
 

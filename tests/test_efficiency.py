@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from rsdix import cli, config
-from rsdix.efficiency import runs as runs_module
-from rsdix.efficiency.config import load_efficiency_config
-from rsdix.efficiency.runs import RUNS_CSV, plan
-from rsdix.efficiency.study import FIGURES, write_report
+from rsdix.studies.efficiency import runs as runs_module
+from rsdix.studies.efficiency.design import load_efficiency_config
+from rsdix.studies.efficiency.runs import RUNS_CSV, plan
+from rsdix.studies.efficiency.study import FIGURES, write_report
 from rsdix.errors import ConfigError
 
 
@@ -42,8 +42,8 @@ def test_bad_configs_fail_naming_the_key(change, message):
         config.load("efficiency", {**base, **change})
 
 
-DOCUMENTED = ["rsdix study --profile smoke --out-dir runs/smoke/study",                # docs/study.md
-              "rsdix study --profile smoke --report-only --out-dir runs/smoke/study"]
+DOCUMENTED = ["rsdix study efficiency --profile smoke --out-dir runs/smoke/study",                # docs/study.md
+              "rsdix study efficiency --profile smoke --report-only --out-dir runs/smoke/study"]
 
 
 def run_documented(command: str, out, data_root) -> int:
@@ -83,12 +83,12 @@ def test_smoke_study_runs_resumes_and_reports(tmp_path, ucm_root, whu_root, monk
 def test_make_study_runs_the_cpu_study():
     recipe = subprocess.run(["make", "-n", "study", "VENV=.venv"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1]).stdout
-    assert "rsdix study --profile cpu" in recipe
+    assert "rsdix study efficiency --profile cpu" in recipe
 
 
 def test_a_diverged_run_is_recorded_skipped_on_resume_and_left_out_of_its_pairs(tmp_path, monkeypatch):
     """One NaN run must not end the grid (it did: NonFiniteLossError propagated out of run_study)."""
-    from rsdix.efficiency.runs import DIVERGED_CSV, StudyContext, run_study
+    from rsdix.studies.efficiency.runs import DIVERGED_CSV, EfficiencyContext, run_study
     from rsdix.results import Result
     from rsdix.training.loop import NonFiniteLossError
     cfg = config.load("efficiency", {"train_profile": "smoke", "grid": {"infonce": [0.1], "rsdix": [0.1]},
@@ -104,7 +104,7 @@ def test_a_diverged_run_is_recorded_skipped_on_resume_and_left_out_of_its_pairs(
         return [Result(model=f"{arm}_frac{fraction:g}", dataset="UCM", task="retrieval", metric="mR",
                        value=10.0 + seed + (arm == "rsdix"), seed=seed, split="test", extra=extra)]
     monkeypatch.setattr(runs_module, "run_one", fake_run)
-    ctx = StudyContext(cfg, "smoke", tmp_path, None, check=object())   # a check: nothing to prepare
+    ctx = EfficiencyContext(cfg, "smoke", tmp_path, None, check=object())   # a check: nothing to prepare
     runs = run_study(cfg, tmp_path, "smoke", ctx=ctx)
     assert len(calls) == 6                                       # the grid went on after the NaN
     assert set(runs["run"]) == {"infonce_frac0.1_s0", "infonce_frac0.1_s1", "infonce_frac0.1_s2",

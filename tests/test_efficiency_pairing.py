@@ -7,9 +7,11 @@ import torch
 from PIL import Image
 
 from rsdix import config
-from rsdix.efficiency.arms import arm_config, build_arm, load_weights, pairing_fingerprint, save_weights, train_arm
-from rsdix.training.clip import build_model
-from rsdix.efficiency.shared import SharedCaches
+from rsdix.models import load_model
+from rsdix.paths import RunDirs
+from rsdix.studies.efficiency.arms import arm_config, arm_setup, pairing_fingerprint
+from rsdix.studies.efficiency.shared import SharedCaches
+from rsdix.training.clip import train_and_save, train_clip
 
 ARMS = ["infonce", "rsdix", "siglip", "rsdix-siglip", "rsdix-sbert"]
 
@@ -62,19 +64,21 @@ def test_arms_differ_only_in_their_objective(toy_captions):
     assert a.loss.method == "infonce" and b.loss.method == "rsdix"
     assert config.to_dict(a.data) == config.to_dict(b.data) and config.to_dict(a.loop) == config.to_dict(b.loop)
     assert a.model == b.model == "rsdix-tiny" and a.loop.seed == 3 and a.data.fraction == 0.5
-    _, dataset, _, _, _ = build_arm(a, SharedCaches())
-    assert len(dataset) == 20
+    assert len(arm_setup(a, SharedCaches()).dataset) == 20
 
 
 def test_two_arms_with_one_seed_start_equal_and_train_apart(toy_captions, tmp_path):
     cfg, shared = study_cfg(toy_captions), SharedCaches()
     train_cfg = arm_config(cfg, "infonce", 0.5, seed=0)
-    res_a, _ = train_arm(train_cfg, shared)
-    path = save_weights(res_a.model, tmp_path / "w.safetensors", {"arm": "infonce"})   # and they load back
-    fresh = load_weights(build_model(train_cfg, seed=9).model, path)
+    dirs = RunDirs("smoke", run_dir=tmp_path / "run")
+    res_a = train_and_save(train_cfg, "infonce_frac0.5_s0", dirs, setup=arm_setup(train_cfg, shared),
+                           weights_dtype=torch.bfloat16)                    # a model folder, as every run saves
+    assert not (dirs.run / "train" / "infonce_frac0.5_s0" / "checkpoint.pt").exists()   # no checkpoint at the end
+    fresh = load_model(str(dirs.models / "infonce_frac0.5_s0")).model              # and it loads back
     for k, v in fresh.state_dict().items():
         assert (v == res_a.model.state_dict()[k].to(torch.bfloat16).to(v.dtype)).all(), k
-    res_b, _ = train_arm(arm_config(cfg, "rsdix", 0.5, seed=0), shared)
+    rsdix_cfg = arm_config(cfg, "rsdix", 0.5, seed=0)
+    res_b = train_clip(rsdix_cfg, setup=arm_setup(rsdix_cfg, shared))
     assert res_a.step == res_b.step == 2
     wa, wb = res_a.model.state_dict(), res_b.model.state_dict()
     assert any(not (wa[k] == wb[k]).all() for k in wa if wa[k].is_floating_point())

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rsdix.efficiency.curves import plateau_step
-from rsdix.efficiency.report import answer_sentences, interaction_table, paired_table, verdict_paragraph
-from rsdix.efficiency.stats import (bootstrap_mean_ci, minimum_detectable_effect, paired_difference,
+from rsdix.studies.efficiency.curves import plateau_step
+from rsdix.studies.efficiency.analysis import answer_sentences, interaction_table, paired_table, verdict_paragraph
+from rsdix.studies.efficiency.stats import (bootstrap_mean_ci, minimum_detectable_effect, paired_difference,
                                     paired_power)
 from rsdix.errors import DataError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rsdix.errors import ConfigError, DataError
-from rsdix.evaluation.checkpoints import list_checkpoints, load_bundles, models_to_evaluate, parse_model_spec, run_seed
+from rsdix.evaluation.model_specs import list_checkpoints, load_bundles, models_to_evaluate, parse_model_spec, run_seed
 from rsdix.evaluation.suite import EvalConfig
 from rsdix.models import save_model
 from rsdix.paths import repo_root

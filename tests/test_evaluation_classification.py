@@ -6,7 +6,7 @@ import torch
 
 from evaluation_fixtures import unit
 from rsdix.errors import DataError
-from rsdix.evaluation.classification import classification_metrics, confusion, zero_shot_weights
+from rsdix.evaluation.accuracy import classification_metrics, confusion, zero_shot_weights
 
 
 def test_zero_shot_weights_average_templates_then_renormalise():

@@ -8,8 +8,8 @@ from multilingual_fixtures import NAMES, PARALLEL, parallel_dir, to_tensor  # no
 from rsdix.data.captions import CaptionRecord, write_karpathy
 from rsdix.errors import DataError
 from rsdix.evaluation.multilingual import evaluate_per_language, language_subsets, retrieval_per_language
-from rsdix.features import FeatureCache
-from rsdix.training.multilingual import read_parallel
+from rsdix.models.features import FeatureCache
+from rsdix.data.parallel_captions import read_parallel
 
 
 def test_evaluate_per_language(parallel_dir):

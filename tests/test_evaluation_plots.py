@@ -12,7 +12,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
 
 from rsdix import viz  # noqa: E402
-from rsdix.evaluation.plots import plot_confusion, plot_few_shot, plot_zero_shot_top1, same_release  # noqa: E402
+from rsdix.evaluation.eval_figures import plot_confusion, plot_few_shot, plot_zero_shot_top1, same_release  # noqa: E402
 from rsdix.evaluation.published import published_for  # noqa: E402
 from rsdix.evaluation.zero_shot import ZeroShotResult  # noqa: E402
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rsdix.evaluation.report import (CountingBaselines, best_zero_shot, chance, describe_results, metric_table,
+from rsdix.evaluation.eval_report import (CountingBaselines, best_zero_shot, chance, describe_results, metric_table,
                                      probe_note, probe_table, probe_tasks, zero_shot_table)
 
 

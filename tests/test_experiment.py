@@ -1,10 +1,10 @@
-"""rsdix.training.experiment: notebook 03's runs (resume, retrain, checks, EMA rows) and its report."""
+"""rsdix.studies.methods: notebook 03's runs (resume, retrain, checks, EMA rows) and its report."""
 from types import SimpleNamespace
 
 from rsdix.paths import RunDirs
 from rsdix.training.clip import load_clip_config, with_epochs
 from rsdix import viz
-from rsdix.training.experiment import (Study, StudyConfig, conclusions, long_run_name, methods_table,
+from rsdix.studies.methods import (MethodComparison, MethodsConfig, conclusions, long_run_name, methods_table,
                                       plot_loss_curves, result_rows, run_name, train_run)
 
 
@@ -62,12 +62,12 @@ def test_tables_figures_and_conclusions_come_from_the_runs(tmp_path):
     runs = _fake_runs()
     table = methods_table(runs)
     assert list(table.columns[:5]) == ["run", "method", "steps", "train_s", "val_mR"] and "history" not in table
-    study = SimpleNamespace(seed=0, steps=2, cfg=StudyConfig(methods=["infonce", "rsdix"], long_steps=4),
+    study = SimpleNamespace(seed=0, steps=2, cfg=MethodsConfig(methods=["infonce", "rsdix"], long_steps=4),
                             minutes={"main runs": 1.5})
     text = conclusions(table, study, "rsdix")
     assert "chosen on UCM val mR: **rsdix**" in text and "infonce mR 20.0 / 30.0%" in text
     assert "rsdix-long_s0: UCM test mR 25.0" in text and "EMA teacher mR 26.0" in text
-    assert "main runs 1.5 min" in text and "of the images" not in text   # data efficiency: rsdix.efficiency
+    assert "main runs 1.5 min" in text and "of the images" not in text   # data efficiency: rsdix.studies.efficiency
     fig = plot_loss_curves(runs, path=tmp_path / "loss.png")
     assert (tmp_path / "loss.png").exists()
     for ax in fig.axes[:3]:   # every panel has a y label, and a run has one colour across panels
@@ -83,11 +83,11 @@ def test_tables_figures_and_conclusions_come_from_the_runs(tmp_path):
 def test_the_paper_study_trains_by_epochs_and_explicit_steps_win(tmp_path):
     """Paper study: main runs take the profile's epochs (steps: null); explicit steps (the longer
     run's) override the profile's epochs."""
-    study = Study("paper", tmp_path, 0, RunDirs("smoke", run_dir=tmp_path / "run"))
+    study = MethodComparison("paper", tmp_path, 0, RunDirs("smoke", run_dir=tmp_path / "run"))
     assert study.steps is None
     main = study.config(method="rsdix", loop__steps=study.steps)
     assert main.epochs == 20 and with_epochs(main, 14705).loop.steps == 575
     explicit = study.config(method="rsdix", loop__steps=300)
     assert explicit.epochs is None and with_epochs(explicit, 14705).loop.steps == 300
-    cpu = Study("cpu", tmp_path, 0, RunDirs("smoke", run_dir=tmp_path / "run2"))
+    cpu = MethodComparison("cpu", tmp_path, 0, RunDirs("smoke", run_dir=tmp_path / "run2"))
     assert cpu.steps == cpu.cfg.steps and cpu.config(loop__steps=cpu.steps).loop.steps == cpu.cfg.steps

@@ -3,7 +3,7 @@ import csv
 import pytest
 
 from rsdix.data.captions import find_image_dir, read_captions
-from rsdix.data.leakage import exact_duplicates, pair_counts, write_groups
+from rsdix.data.duplicates import exact_duplicates, pair_counts, write_groups
 from rsdix.errors import DataError
 
 
@@ -46,7 +46,7 @@ def test_phash_finds_resized_reencoded_and_flipped_copies(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from rsdix.data.leakage import phash_duplicates
+    from rsdix.data.duplicates import phash_duplicates
 
     rng = np.random.default_rng(0)
     base = Image.fromarray((rng.random((32, 32, 3)) * 255).astype("uint8")).resize((256, 256))
@@ -67,7 +67,7 @@ def test_hamming_pairs_in_chunks_equal_a_brute_force_count_of_flipped_bits():
     earlier N x N int16 matrices needed ~15 GB for the paper profile's ~50k images)."""
     import numpy as np
 
-    from rsdix.data.leakage import hamming_pairs
+    from rsdix.data.duplicates import hamming_pairs
 
     rng = np.random.default_rng(1)
     bits = rng.random((23, 3, 64)) < 0.5

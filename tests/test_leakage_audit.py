@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from rsdix.cli import main
-from rsdix.data.leakage import (COSINE_THRESHOLD, Duplicate, exclusion_rows, feature_duplicates, read_exclusions,
+from rsdix.data.duplicates import (COSINE_THRESHOLD, Duplicate, exclusion_rows, feature_duplicates, read_exclusions,
                                 write_exclusions)
 from rsdix.errors import DataError
 from rsdix.evaluation.leakage_audit import ImageFiles, count_table, default_feature_model, leakage_audit
-from rsdix.features import FeatureCache, encode_images
+from rsdix.models.features import FeatureCache, encode_images
 from rsdix.models import load_model
 from rsdix.training.clip import load_clip_config
 from rsdix.training.clip_data import build_train_dataset

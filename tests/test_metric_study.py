@@ -7,8 +7,8 @@ import pytest
 from metric_study_toys import toy_scored
 
 from rsdix.errors import ConfigError
-from rsdix.metric_study.separation import ANY_EDIT, separation_auc
-from rsdix.metric_study.study import SECTION, load_study_config, to_results
+from rsdix.studies.caption_metrics.separation import ANY_EDIT, separation_auc
+from rsdix.studies.caption_metrics.study import SECTION, load_study_config, to_results
 
 
 def test_study_configs_load():

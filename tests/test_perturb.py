@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 from metric_study_toys import toy_caption_set
 
-from rsdix.metric_study.perturb import COLOURS, COUNT_WORDS, STOPWORDS, Perturber, make_pairs
-from rsdix.metric_study.scoring import score_pairs
-from rsdix.metric_study.separation import separation_auc
-from rsdix.metric_study.wordnet import load_wordnet, wordnet_available
+from rsdix.studies.caption_metrics.perturb import COLOURS, COUNT_WORDS, STOPWORDS, Perturber, make_pairs
+from rsdix.studies.caption_metrics.scoring import score_pairs
+from rsdix.studies.caption_metrics.separation import separation_auc
+from rsdix.studies.caption_metrics.wordnet import load_wordnet, wordnet_available
 
 needs_wordnet = pytest.mark.skipif(
     not wordnet_available(), reason="WordNet not installed: apt-get install -y wordnet-base wordnet-sense-index "
-                                    "&& python -m rsdix.metric_study.wordnet install")
+                                    "&& python -m rsdix.studies.caption_metrics.wordnet install")
 
 
 TERMS = ["airport", "parking lot", "forest", "river", "tennis court", "dense residential"]

@@ -18,7 +18,7 @@ from rsdix.errors import ConfigError, DataError
 from rsdix.evaluation.protocols import (class_lists, get_protocol, not_zero_shot, official_split, protocols,
                                         sorted_split_indices, template_set)
 from rsdix.evaluation.suite import EvalConfig, evaluate_model, load_eval_config
-from rsdix.evaluation.suites import summary_markdown
+from rsdix.evaluation.named_suites import summary_markdown
 from rsdix.evaluation.templates import TEMPLATE_SETS, TEMPLATE_SOURCES, get_templates
 from rsdix.models import load_model, save_model
 

@@ -1,4 +1,4 @@
-"""Caption files (rsdix.s2.annotations): CVAT XML round trip and variants, caption tables, validation."""
+"""Caption files (rsdix.s2.caption_files): CVAT XML round trip and variants, caption tables, validation."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import pytest
 from s2_fixtures import records
 from rsdix.data.captions import read_karpathy
 from rsdix.errors import DataError
-from rsdix.s2.annotations import read_caption_table, read_cvat_xml, validate_captions, write_cvat_xml
+from rsdix.s2.caption_files import read_caption_table, read_cvat_xml, validate_captions, write_cvat_xml
 from rsdix.s2.splits import assign_splits, export_karpathy
 
 

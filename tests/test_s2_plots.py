@@ -1,4 +1,4 @@
-"""Figures of the construction (rsdix.s2.plots): drawn from a small tiling and saved as PNG."""
+"""Figures of the construction (rsdix.s2.s2lcd_figures): drawn from a small tiling and saved as PNG."""
 from __future__ import annotations
 
 import matplotlib
@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 
 from s2_fixtures import scene  # noqa: E402,F401 (a pytest fixture)
-from rsdix.s2.plots import plot_caption_stats, plot_patches, plot_scenes  # noqa: E402
+from rsdix.s2.s2lcd_figures import plot_caption_stats, plot_patches, plot_scenes  # noqa: E402
 from rsdix.s2.tiling import tile_scene  # noqa: E402
 
 

@@ -7,8 +7,8 @@ import pytest
 from metric_study_toys import toy_scored
 from sklearn.metrics import roc_auc_score
 
-from rsdix.metric_study.separation import ANY_EDIT, auc, auc_ci, normalised_retention, separation_auc
-from rsdix.metric_study.significance import paired_preserved_vs_changed
+from rsdix.studies.caption_metrics.separation import ANY_EDIT, auc, auc_ci, normalised_retention, separation_auc
+from rsdix.studies.caption_metrics.significance import paired_preserved_vs_changed
 
 
 def test_auc_hand_computed_and_against_sklearn():

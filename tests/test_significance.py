@@ -8,7 +8,7 @@ from metric_study_toys import toy_scored
 from scipy import stats as sps
 
 from rsdix.errors import DataError
-from rsdix.metric_study.significance import correct, rsdix_ttest, wilcoxon_paired
+from rsdix.studies.caption_metrics.significance import correct, rsdix_ttest, wilcoxon_paired
 
 
 def test_wilcoxon_and_effect_sizes_against_scipy():

@@ -14,7 +14,7 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from rsdix.data import registry
 from rsdix.data.captions import CaptionDataset, read_karpathy
-from rsdix.evaluation.checkpoints import resolve_weights
+from rsdix.evaluation.model_specs import resolve_weights
 from rsdix.models import load_model
 from rsdix.paths import WEIGHTS_ROOT_ENV
 from rsdix.reporting import standin_data, standins

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from evaluation_fixtures import caption_file, class_folder, dict_bundle  # noqa: F401 (pytest fixtures)
-from rsdix import features
+from rsdix.models import features
 from rsdix.data.registry import REGISTRY, DatasetInfo
 from rsdix.errors import ConfigError, DataError
 from rsdix.evaluation.datasets import load_classification
 from rsdix.evaluation.suite import TASKS, EvalConfig, evaluate_model, load_eval_config, prefetch_image_features
-from rsdix.features import FeatureCache, encode_images
+from rsdix.models.features import FeatureCache, encode_images
 from rsdix.paths import RunDirs
 
 

@@ -9,8 +9,8 @@ import sys
 
 import pandas as pd
 
-from rsdix.metric_study.separation import ANY_EDIT
-from rsdix.metric_study.study import to_results
+from rsdix.studies.caption_metrics.separation import ANY_EDIT
+from rsdix.studies.caption_metrics.study import to_results
 from rsdix.paths import RunDirs
 from rsdix.reporting.summary import (README_END, README_START, RESULTS_CSV, regenerate_summary, update_readme,
                                      write_results_summary)
@@ -133,7 +133,7 @@ def test_parameter_counts_come_from_the_open_clip_configs():
 def test_the_report_loads_no_study():
     """reproduce writes RESULTS.md in a process that never imported a study."""
     code = ("import sys, rsdix.reporting.reproduce, rsdix.reporting.summary; "
-            "print([m for m in sys.modules if m.startswith('rsdix.metric_study')])")
+            "print([m for m in sys.modules if m.startswith('rsdix.studies.caption_metrics')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rsdix import cli
-from rsdix.metric_study import wordnet as rw
+from rsdix.studies.caption_metrics import wordnet as rw
 
 
 def _fake_source(tmp_path, link: bool = False):

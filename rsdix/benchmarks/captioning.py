@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from rsdix.captioning.data import CaptionCollate, CaptionTrainSet
+from rsdix.captioning.caption_data import CaptionCollate, CaptionTrainSet
 from rsdix.captioning.decoding import generate_tokens
 from rsdix.captioning.experiment import load_experiment
 from rsdix.captioning.model import build_captioner

@@ -11,7 +11,7 @@ from PIL import Image
 
 from rsdix.evaluation.retrieval import retrieval_metrics
 from rsdix.evaluation.zero_shot import zero_shot
-from rsdix.features import FeatureCache
+from rsdix.models.features import FeatureCache
 from rsdix.models import load_model
 
 

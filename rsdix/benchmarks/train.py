@@ -19,7 +19,7 @@ import torch
 
 from rsdix.benchmarks import bench_model
 from rsdix.training import losses
-from rsdix.training.clip_data import ClipCollate
+from rsdix.training.collate import ClipCollate
 from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
 from rsdix.training.ema import EMATeacher
 from rsdix.training.loop import LoopConfig, fit

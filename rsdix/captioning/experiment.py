@@ -291,7 +291,7 @@ def run_experiment(exp: CaptioningExperiment, runs: Sequence[CaptionRun], root=N
 
 def release_all_but_best(outputs: Sequence[dict]) -> dict:
     """Keep the trained captioner (with its encoder) of the best run so far only, by corpus CIDEr
-    as :func:`rsdix.captioning.report.best_output` picks it (notebook 04 decodes again with that
+    as :func:`rsdix.captioning.caption_report.best_output` picks it (notebook 04 decodes again with that
     one alone); the others' become ``None``. Paper-profile captioners (GPT-2 plus RSDiX's 40-token
     MLP mapper: 600M parameters, 2.5 GB each) do not fit in memory eight at a time."""
     best = max(outputs, key=lambda o: o["evaluation"].value("CIDEr"))

@@ -9,7 +9,8 @@ from typing import Sequence
 import torch
 
 from rsdix.errors import ConfigError, DataError, OfflineError
-from rsdix.models import hub_reachable, minilm_path
+from rsdix.models import minilm_path
+from rsdix.utils import hub_reachable
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 

@@ -2,7 +2,7 @@
 the captioner folder (save / load), and captioning a test split.
 
 The image encoder is frozen by default; then image embeddings are computed once and cached
-(:func:`rsdix.captioning.data.image_embeddings`), and training only runs the mapper and decoder.
+(:func:`rsdix.captioning.caption_data.image_embeddings`), and training only runs the mapper and decoder.
 With ``freeze_encoder=False`` the CLIP vision tower is part of :class:`ClipCap` (``encoder``) and
 is trained with its own learning rate. Training is :func:`rsdix.training.loop.fit` (the loop every
 rsdix model shares: checkpoints, exact resume, NaN guard, progress bar) with
@@ -24,7 +24,7 @@ from typing import Callable, Literal, Sequence
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from rsdix.captioning.data import CaptionCollate, CaptionTrainSet, image_embeddings
+from rsdix.captioning.caption_data import CaptionCollate, CaptionTrainSet, image_embeddings
 from rsdix.captioning.decoding import DecodeConfig, generate_captions
 from rsdix.captioning.model import CaptionerConfig, ClipCap, build_captioner, check_embed_dim
 from rsdix.captioning.tokenizers import ensure_specials, load_tokenizer

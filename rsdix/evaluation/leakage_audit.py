@@ -6,10 +6,10 @@ per pair of dataset/split and an exclusion list that training configs read (``da
     audit.counts            # a, b, exact, phash, cosine: duplicate pairs per dataset/split pair
     audit.write(out_dir)    # leakage_groups.csv, leakage_exclude.csv, leakage_counts.csv
 
-The three kinds (:mod:`rsdix.data.leakage`): ``exact`` byte-identical files (SHA-1); ``phash``
+The three kinds (:mod:`rsdix.data.duplicates`): ``exact`` byte-identical files (SHA-1); ``phash``
 64-bit perceptual hashes within ``max_bits`` (default 4) bits, flips included; ``cosine``
 mean-centred cosine of image features ``>= threshold`` (default 0.999; one group per pair). The
-features are read through the feature cache (:mod:`rsdix.features`) from a given model, or from
+features are read through the feature cache (:mod:`rsdix.models.features`) from a given model, or from
 rsdix's tiny preset with fixed random weights (seed 0): near-identical pixels give near-identical
 features (resized and re-encoded copies score >= 0.9994), so it finds copies and near-uniform
 look-alikes (plain sea or forest tiles), not semantic neighbours. So the exclusion list takes
@@ -38,11 +38,11 @@ from rsdix.config import option
 from rsdix.data.captions import find_image_dir, read_captions
 from rsdix.data.classification import read_label_csv, scan_class_folders
 from rsdix.data.images import load_image
-from rsdix.data.leakage import (COSINE_THRESHOLD, Duplicate, exact_duplicates, exclusion_rows, feature_duplicates,
+from rsdix.data.duplicates import (COSINE_THRESHOLD, Duplicate, exact_duplicates, exclusion_rows, feature_duplicates,
                                 pair_counts, phash_duplicates, write_exclusions, write_groups)
 from rsdix.data.registry import get_info, source_path
 from rsdix.errors import DataError
-from rsdix.features import FeatureCache, encode_images
+from rsdix.models.features import FeatureCache, encode_images
 from rsdix.models import load_model
 from rsdix.paths import cache_dir, data_root
 from rsdix.results import write_table
@@ -83,7 +83,7 @@ def cap_per_split(records: list[tuple[str, str, Path]], cap: int | None) -> tupl
 
 
 class ImageFiles:
-    """The images of a list of files, with the interface :func:`rsdix.features.encode_images` needs."""
+    """The images of a list of files, with the interface :func:`rsdix.models.features.encode_images` needs."""
 
     def __init__(self, paths: Sequence[Path]):
         self.paths = [Path(p) for p in paths]

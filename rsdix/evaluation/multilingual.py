@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from rsdix.data.parallel_captions import languages_of
 from rsdix.data.captions import CaptionDataset, CaptionRecord, find_image_dir, read_captions_dropping_empty, select_split
 from rsdix.errors import DataError
 from rsdix.evaluation.retrieval import retrieval
-from rsdix.features import FeatureCache
+from rsdix.models.features import FeatureCache
 from rsdix.results import Result
-from rsdix.training.multilingual import languages_of
 
 
 def language_subsets(records: Sequence[CaptionRecord], languages: Sequence[str] | None = None,

@@ -1,7 +1,7 @@
 """The quick check run during and after training: UCM retrieval mR and WHU-RS19 zero-shot top-1.
 
 Training never imports this module: a notebook or the command line builds a :class:`QuickCheck`
-and hands it to :func:`rsdix.training.experiment.train_run` as a plain callable ``check(bundle) -> dict``.
+and hands it to :func:`rsdix.studies.methods.train_run` as a plain callable ``check(bundle) -> dict``.
 It computes exactly what the evaluation suite computes (same templates, class embeddings and metrics).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import torch
 
 from rsdix.data.captions import CaptionDataset
 from rsdix.data.registry import caption_file
-from rsdix.evaluation.classification import classification_metrics
+from rsdix.evaluation.accuracy import classification_metrics
 from rsdix.evaluation.datasets import load_classification, split_label
 from rsdix.evaluation.protocols import get_protocol, template_set
 from rsdix.evaluation.retrieval import retrieval_metrics

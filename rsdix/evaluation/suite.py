@@ -3,7 +3,7 @@
 Each task is one function registered in :data:`TASKS` (CLIP_benchmark style): it gets the
 run (model, config, feature cache), the dataset's registry entry and the loaded dataset, and adds
 rows; :func:`evaluate_model` looks every requested task up and loops. The metrics themselves are
-plain functions over cached features in :mod:`~rsdix.evaluation.classification`,
+plain functions over cached features in :mod:`~rsdix.evaluation.accuracy`,
 :mod:`~rsdix.evaluation.retrieval`, :mod:`~rsdix.evaluation.probes` and
 :mod:`~rsdix.evaluation.counting`. Accuracies and recalls are percentages, as in the papers' tables.
 
@@ -24,8 +24,8 @@ import torch
 from rsdix.config import load, option
 from rsdix.data.registry import get_info
 from rsdix.errors import ConfigError, DataError
-from rsdix.evaluation.checkpoints import parse_model_spec
-from rsdix.evaluation.classification import classification_metrics
+from rsdix.evaluation.model_specs import parse_model_spec
+from rsdix.evaluation.accuracy import classification_metrics
 from rsdix.evaluation.counting import counting
 from rsdix.evaluation.datasets import dataset_note, load_classification, load_retrieval, resolve_dataset, split_label
 from rsdix.evaluation.probes import few_shot, knn_classify, linear_probe
@@ -33,7 +33,7 @@ from rsdix.evaluation.protocols import get_protocol, not_zero_shot, probe_split,
 from rsdix.evaluation.retrieval import retrieval
 from rsdix.evaluation.templates import TEMPLATE_SETS
 from rsdix.evaluation.zero_shot import zero_shot
-from rsdix.features import FeatureCache, encode_images, encode_images_many
+from rsdix.models.features import FeatureCache, encode_images, encode_images_many
 from rsdix.paths import cache_dir
 from rsdix.results import Result, append_results
 

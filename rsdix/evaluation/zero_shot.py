@@ -13,10 +13,10 @@ import torch
 
 from rsdix.data.classification import ClassificationDataset
 from rsdix.errors import DataError
-from rsdix.evaluation.classification import classification_metrics, confusion, zero_shot_weights
+from rsdix.evaluation.accuracy import classification_metrics, confusion, zero_shot_weights
 from rsdix.evaluation.datasets import resolve_class_names
 from rsdix.evaluation.templates import get_templates
-from rsdix.features import FeatureCache, encode_images, encode_texts
+from rsdix.models.features import FeatureCache, encode_images, encode_texts
 
 
 @dataclass

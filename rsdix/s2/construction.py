@@ -5,7 +5,7 @@
 3. **Tile** and filter (no-data, cloud): :func:`rsdix.s2.tiling.tile_scene`.
 4. **Write** kept patches and the sidecar table: :func:`rsdix.s2.tiling.write_patches`.
 
-Captions, splits and statistics follow in :mod:`rsdix.s2.annotations`, :mod:`rsdix.s2.splits`
+Captions, splits and statistics follow in :mod:`rsdix.s2.caption_files`, :mod:`rsdix.s2.splits`
 and :mod:`rsdix.s2.corpora`.
 """
 from __future__ import annotations

@@ -19,7 +19,7 @@ import pandas as pd
 
 from rsdix.data.captions import CaptionRecord, read_karpathy, write_karpathy
 from rsdix.errors import DataError
-from rsdix.s2.annotations import validate_captions
+from rsdix.s2.caption_files import validate_captions
 
 
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)   # RSDiX's TRAIN/VAL split percentages (80, 10, rest)

@@ -26,6 +26,6 @@ CLIP training:
 * :mod:`~rsdix.training.dino` - RS-M-CLIP's DINO term (multi-crop views, head, loss, EMA teacher);
 * :mod:`~rsdix.training.multilingual` - multilingual captions (parallel files, one language per
   step, machine translation);
-* :mod:`~rsdix.training.experiment` - notebook 03's study: :class:`StudyConfig`, :class:`Study`,
+* :mod:`~rsdix.studies.methods` - notebook 03's study: :class:`MethodsConfig`, :class:`Study`,
   :func:`train_run`, run names, result rows, its tables, figures and conclusions.
 """

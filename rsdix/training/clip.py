@@ -1,28 +1,37 @@
-"""RSDiX-CLIP training: the training config and its entry point around :func:`rsdix.training.loop.fit`.
+"""CLIP training, the one setup every CLIP run goes through: the training config, what a run needs
+(:func:`build_setup`: model bundle, dataset, objective, collate, callbacks), the run around
+:func:`rsdix.training.loop.fit` (:func:`train_clip`) and a named run saved as a model folder
+(:func:`train_and_save`)::
 
     cfg = load_clip_config("cpu", method="rsdix")          # rsdix/configs/train/cpu.yaml
-    result = train_clip(cfg, run_dir=dirs.run / "rsdix_s0")
-    save_model(result.bundle, dirs.models / "rsdix_s0")
+    result = train_clip(cfg, run_dir=dirs.run / "train" / "rsdix_s0")
+    result = train_and_save(cfg, run_name("rsdix", 0), dirs)  # the same, resumable, saved to dirs.models
 
-The objectives are in :mod:`rsdix.training.clip_objectives`, the data in
-:mod:`rsdix.training.clip_data`, DINO's term in :mod:`rsdix.training.dino`; the command line
-is ``rsdix train`` (:mod:`rsdix.cli`).
+``rsdix train``, notebook 03's method comparison (:mod:`rsdix.studies.methods`) and the
+data-efficiency study (:mod:`rsdix.studies.efficiency`) all train through these. The objectives are
+in :mod:`rsdix.training.clip_objectives`, the data in :mod:`rsdix.training.clip_data`, batches in
+:mod:`rsdix.training.collate`, DINO's term in :mod:`rsdix.training.dino`.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 from rsdix import config
 from rsdix.config import option, to_dict
-from rsdix.models import load_model, lock_text_trunk
-from rsdix.training.clip_data import ClipCollate, ClipDataConfig, build_train_dataset
-from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
-from rsdix.training.dino import ClipWithDino, DINOConfig, DinoTerm, ViewsCollate
+from rsdix.models import ModelBundle, load_model, lock_text_trunk, save_model
+from rsdix.paths import RunDirs
+from rsdix.training.checkpoints import retire_stale_run
+from rsdix.training.clip_data import ClipDataConfig, build_train_dataset
+from rsdix.training.collate import ClipCollate, LanguageCollate, ViewsCollate
+from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective, SBertSimilarity
+from rsdix.training.dino import ClipWithDino, DINOConfig, DinoTerm
 from rsdix.training.loop import FitResult, LoopConfig, fit
-from rsdix.training.multilingual import LanguageCollate
 from rsdix.utils import seed_everything
 
 
@@ -85,24 +94,75 @@ def build_model(cfg: ClipTrainConfig, seed: int | None = None):
     return bundle
 
 
-def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, resume: bool | str = False,
-               callbacks=(), bundle=None, dataset=None, desc: str | None = None,
-               grad_callbacks=()) -> ClipTrainResult:
-    """Build model, data and objective from ``cfg`` and run :func:`rsdix.training.loop.fit`."""
+@dataclass
+class ClipSetup:
+    """What one CLIP run trains: the config (``loop.steps`` derived from ``epochs`` over this
+    dataset), the model bundle, the training dataset, the objective, the collate and the
+    objective's step callbacks (DINO's teacher update)."""
+    config: ClipTrainConfig
+    bundle: ModelBundle
+    dataset: object
+    objective: object
+    collate: Callable
+    callbacks: list = field(default_factory=list)
+
+
+def build_setup(cfg: ClipTrainConfig, bundle: ModelBundle | None = None, dataset=None,
+                sbert: SBertSimilarity | None = None) -> ClipSetup:
+    """Everything a run of ``cfg`` needs. ``bundle`` and ``dataset`` default to :func:`build_model` and
+    :func:`rsdix.training.clip_data.build_train_dataset` of ``cfg``; a caller that shares caches
+    across runs (the efficiency study) builds them itself and passes them, with the one ``sbert``
+    similarity of the ``rsdix-sbert`` teacher."""
     bundle = bundle or build_model(cfg)
     dataset = dataset if dataset is not None else build_train_dataset(cfg, bundle)
     cfg = with_epochs(cfg, len(dataset))
-    objective = ClipObjective(cfg.loss)
+    objective = ClipObjective(cfg.loss, sbert=sbert)
     collate = ClipCollate(bundle.tokenizer)
     if cfg.data.languages:
         collate = LanguageCollate(bundle.tokenizer, cfg.data.languages, seed=cfg.loop.seed, per=cfg.data.language_per)
+    callbacks = []
     if cfg.dino.enabled:  # CLIP (+ RSDiX distillation, if the method has it) + lambda * DINO, one loop
         dino = DinoTerm(bundle.model, bundle.embed_dim, cfg.dino, cfg.loop.steps)
         objective = ClipWithDino(objective, dino, cfg.dino.weight)
         collate = collate if cfg.data.languages else ViewsCollate(bundle.tokenizer)
-        callbacks = [dino.after_step, *callbacks]
-    res = fit(bundle.model, objective, dataset, cfg.loop, collate_fn=collate,
-              run_dir=run_dir, resume=resume, callbacks=callbacks, desc=desc or cfg.loss.method + ("+dino" if cfg.dino.enabled else ""),
+        callbacks = [dino.after_step]
+    return ClipSetup(cfg, bundle, dataset, objective, collate, callbacks)
+
+
+def method_label(cfg: ClipTrainConfig) -> str:
+    """``rsdix``, ``infonce+dino``: the loss method, with ``+dino`` when DINO's term is on."""
+    return cfg.loss.method + ("+dino" if cfg.dino.enabled else "")
+
+
+def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, resume: bool | str = False,
+               callbacks=(), bundle=None, dataset=None, desc: str | None = None,
+               grad_callbacks=(), setup: ClipSetup | None = None) -> ClipTrainResult:
+    """Train ``cfg`` with :func:`rsdix.training.loop.fit`: the :func:`build_setup` of ``cfg`` (or the
+    given ``setup``; ``bundle`` / ``dataset`` are passed to :func:`build_setup`)."""
+    setup = setup or build_setup(cfg, bundle=bundle, dataset=dataset)
+    cfg = setup.config
+    res = fit(setup.bundle.model, setup.objective, setup.dataset, cfg.loop, collate_fn=setup.collate,
+              run_dir=run_dir, resume=resume, callbacks=[*setup.callbacks, *callbacks], desc=desc or method_label(cfg),
               config_snapshot=to_dict(cfg), grad_callbacks=grad_callbacks)
-    bundle.model = res.model
-    return ClipTrainResult(**res.__dict__, bundle=bundle, config=cfg)
+    setup.bundle.model = res.model
+    return ClipTrainResult(**res.__dict__, bundle=setup.bundle, config=cfg)
+
+
+def train_and_save(cfg: ClipTrainConfig, name: str, dirs: RunDirs, resume: bool = True, save: bool = True,
+                   setup: ClipSetup | None = None, callbacks=(), desc: str | None = None,
+                   weights_dtype=None) -> ClipTrainResult:
+    """Train the run ``name`` into ``dirs.run/train/<name>`` (resuming a finished or interrupted run of
+    the same configuration, where it left a checkpoint; a run whose configuration changed is moved to
+    ``<name>.previous`` and trained anew) and save the model to ``dirs.models/<name>`` with its
+    ``train_log.csv`` (``weights_dtype``: e.g. ``torch.bfloat16`` for the studies' many runs)."""
+    run_dir = Path(dirs.run) / "train" / name
+    if resume:  # a run made under another configuration is stale: train anew, keep it aside
+        retire_stale_run(run_dir, to_dict(cfg))
+    res = train_clip(cfg, run_dir=run_dir, resume=resume, desc=desc or name, setup=setup, callbacks=callbacks)
+    if save:
+        cfg = res.config
+        folder = save_model(res.bundle, Path(dirs.models) / name, dtype=weights_dtype,
+                            extra={"method": method_label(cfg), "seed": cfg.loop.seed, "steps": res.step,
+                                   "fraction": cfg.data.fraction, "datasets": list(cfg.data.datasets)})
+        shutil.copyfile(run_dir / "train_log.csv", folder / "train_log.csv")
+    return res

@@ -12,15 +12,15 @@ from typing import Literal
 import torch
 
 from rsdix.config import option
+from rsdix.data.parallel_captions import MultilingualCaptionDataset
 from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions_dropping_empty, select_split
-from rsdix.data.leakage import read_exclusions
+from rsdix.data.duplicates import read_exclusions
 from rsdix.data.registry import caption_file
 from rsdix.data.shards import ShardDataset, is_shard_spec, shard_urls
 from rsdix.data.transforms import bundle_train_transform
 from rsdix.errors import ConfigError
 from rsdix.paths import data_root
-from rsdix.training.dino import dino_views
-from rsdix.training.multilingual import MultilingualCaptionDataset
+from rsdix.training.collate import dino_views
 
 
 @dataclass
@@ -124,19 +124,3 @@ def _shard_dataset(cfg, transform, seed: int) -> ShardDataset:
                           f"shards (write the subset or language as its own shards)")
     return ShardDataset(shard_urls(names[0], cfg.data.data_root), transform, seed=seed,
                         shuffle_buffer=cfg.data.shuffle_buffer, source=str(names[0]))
-
-
-class ClipCollate:
-    """``[(image, caption)] -> {"image", "text" (token ids), "caption"}``; picklable for workers.
-    Items ``(image, caption, key)`` (a :class:`~rsdix.data.shards.ShardDataset` with ``with_keys``)
-    add ``"key"``."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def __call__(self, items):
-        images, captions, *keys = zip(*items)
-        batch = {"image": torch.stack(images), "text": self.tokenizer(list(captions)), "caption": list(captions)}
-        if keys:
-            batch["key"] = list(keys[0])
-        return batch

@@ -1,7 +1,7 @@
 """RS-M-CLIP's local/global self-distillation on the image tower (DINO, Caron et al. 2021).
 
 Each training image gives ``n_global`` large crops and ``n_local`` small crops
-(:class:`MultiCropTransform`). A student (the CLIP image tower being trained, plus a
+(:class:`rsdix.training.collate.MultiCropTransform`). A student (the CLIP image tower being trained, plus a
 :class:`DINOHead`) sees every crop; an EMA teacher (a frozen copy of tower and head, updated
 with a cosine momentum schedule 0.996 -> 1) sees only the global crops. The student's
 distribution on each crop is pulled towards the teacher's on every *other* global crop
@@ -32,17 +32,14 @@ from typing import Literal, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision import transforms as T
 
 from rsdix.config import option
-from rsdix.data.transforms import find_normalize
 from rsdix.errors import ConfigError
 from rsdix.training.ema import ema_update
-from rsdix.training.multilingual import stack_views
 
-__all__ = ["MultiCropConfig", "DINOConfig", "MultiCropTransform", "DINOHead", "DINOLoss", "DINOObjective",
+__all__ = ["MultiCropConfig", "DINOConfig", "DINOHead", "DINOLoss", "DINOObjective",
            "cosine_schedule", "teacher_temperature", "ema_momentum", "encode_crops",
-           "interpolate_pos_embed", "DinoViews", "dino_views", "DinoTerm", "ClipWithDino", "ViewsCollate"]
+           "interpolate_pos_embed", "DinoTerm", "ClipWithDino"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,58 +90,6 @@ class DINOConfig:
             raise ConfigError("crops: DINO needs at least one global crop and two crops in all")
 
 
-# --------------------------------------------------------------------------------------------
-# Multi-crop augmentation
-# --------------------------------------------------------------------------------------------
-def default_local_size(global_size: int, patch_size: int = 1) -> int:
-    """DINO's local/global ratio 96/224, rounded to a multiple of the patch size (at least one patch)."""
-    size = round(global_size * 96 / 224 / patch_size) * patch_size
-    return max(patch_size, int(size))
-
-
-class MultiCropTransform:
-    """PIL image -> list of tensors: ``n_global`` crops of ``global_size`` then ``n_local`` of ``local_size``."""
-
-    def __init__(self, cfg: MultiCropConfig, size: int, mean: Sequence[float], std: Sequence[float],
-                 patch_size: int = 1):
-        self.cfg = cfg
-        self.global_size = cfg.global_size or size
-        self.local_size = cfg.local_size or default_local_size(self.global_size, patch_size)
-        flips = [T.RandomHorizontalFlip(), T.RandomVerticalFlip()] if cfg.flip else []
-        colour = [T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=cfg.colour_jitter),
-                  T.RandomGrayscale(p=cfg.grayscale)]
-        normalise = [T.ToTensor(), T.Normalize(mean, std)]
-        bicubic = T.InterpolationMode.BICUBIC
-
-        def blur(p, size):
-            kernel = max(3, (size // 10) | 1)  # odd kernel, about a tenth of the crop
-            return T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=p)
-
-        def crop(size, scale):
-            return [T.RandomResizedCrop(size, scale=tuple(scale), interpolation=bicubic)] + flips + colour
-
-        g, l_ = self.global_size, self.local_size
-        self.globals = []
-        for i in range(cfg.n_global):
-            extra = [blur(cfg.blur[min(i, 1)], g)]
-            if i == 1 and cfg.solarize > 0:
-                extra.append(T.RandomSolarize(128, p=cfg.solarize))
-            self.globals.append(T.Compose(crop(g, cfg.global_scale) + extra + normalise))
-        self.local = T.Compose(crop(l_, cfg.local_scale) + [blur(cfg.blur[2], l_)] + normalise)
-
-    @property
-    def n_crops(self) -> int:
-        return self.cfg.n_global + self.cfg.n_local
-
-    def __call__(self, image) -> list[torch.Tensor]:
-        crops = [t(image) for t in self.globals]
-        crops += [self.local(image) for _ in range(self.cfg.n_local)]
-        return crops
-
-
-# --------------------------------------------------------------------------------------------
-# Head and loss
-# --------------------------------------------------------------------------------------------
 class DINOHead(nn.Module):
     """MLP (``n_layers``, GELU) -> bottleneck -> L2 normalisation -> weight-normalised linear to K.
 
@@ -366,34 +311,8 @@ class DINOObjective(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Glue for rsdix.training.loop.fit (objective term, views transform, collate)
+# Glue for rsdix.training.loop.fit (the objective term; views and collate: rsdix.training.collate)
 # --------------------------------------------------------------------------------------------
-class DinoViews:
-    """PIL image -> ``{"image": CLIP view, "crops": [global..., local...]}``.
-
-    The CLIP view is the first global crop (RS-M-CLIP: the CLIP loss on a global view) or,
-    with ``base``, that transform's output (the same CLIP input as runs without DINO).
-    """
-
-    def __init__(self, multicrop: MultiCropTransform, base=None):
-        self.multicrop, self.base = multicrop, base
-
-    def __call__(self, image) -> dict:
-        crops = self.multicrop(image)
-        return {"image": crops[0] if self.base is None else self.base(image), "crops": crops}
-
-
-def dino_views(cfg: DINOConfig, bundle, base=None) -> DinoViews:
-    """The multi-crop views transform for a model bundle (its input size, patch size and normalisation)."""
-    pre = bundle.preprocess_config or {}
-    norm = None if pre.get("mean") else find_normalize(bundle.preprocess_val)
-    mean = pre.get("mean") or norm.mean
-    std = pre.get("std") or norm.std
-    patch = getattr(bundle.model.visual, "patch_size", None)
-    patch = (patch if isinstance(patch, int) else patch[0]) if patch is not None else 1
-    return DinoViews(MultiCropTransform(cfg.crops, bundle.image_size, mean, std, patch), base)
-
-
 class DinoTerm(nn.Module):
     """The DINO term as an objective of :func:`rsdix.training.loop.fit`: reads ``batch["crops"]``,
     returns ``{"loss", "teacher_temp", "momentum"}``. Pass :meth:`after_step` as the first
@@ -467,16 +386,3 @@ class ClipWithDino(nn.Module):
         out.update({f"dino/{k}": v for k, v in dino_out.items()})
         out["loss"] = clip_out["loss"] + self.weight * dino_out["loss"]
         return out
-
-
-class ViewsCollate:
-    """``[(views dict or tensor, caption)] -> {"image", "crops"?, "text", "caption"}``; picklable."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def __call__(self, items):
-        images, captions = zip(*items)
-        batch = stack_views(images)
-        batch.update(text=self.tokenizer(list(captions)), caption=list(captions))
-        return batch

@@ -100,6 +100,8 @@ class LoopConfig:
     # the last checkpoint keeps the optimizer state, so a finished run can be continued for more
     # steps; false: weights only (the paper's GPT-2 captioner: 2.4 GB, not 7.3 GB per run)
     keep_optimizer_at_end: bool = True
+    save_at_end: bool = True          # false: no checkpoint at the end, only the train log (the caller saves
+                                      # the model: the studies' many short runs)
     find_unused_parameters: bool = False
     cpu: bool = False                 # force CPU even with a GPU
 
@@ -344,10 +346,14 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     named_params = [(n, p) for n, p in core.named_parameters() if p.requires_grad]
     params = [p for _, p in named_params]
 
-    def save(step: int, finished: bool = False) -> None:
+    def save(step: int, finished: bool = False, log_only: bool = False) -> None:
         """A resumable checkpoint; ``finished`` (the run's last) with ``keep_optimizer_at_end``
-        false: without optimizer, scheduler and scaler state."""
+        false: without optimizer, scheduler and scaler state; ``log_only``: the train log alone."""
         if ckpt is None:
+            return
+        if log_only:
+            if acc.is_main_process:
+                _write_log(run_dir / "train_log.csv", history)
             return
         rngs = [rng_state()]
         if acc.num_processes > 1:
@@ -423,7 +429,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     bar.close()
     final = cfg.steps
     if final > start:   # a finished run loaded back is not written again
-        save(final, finished=not cfg.keep_optimizer_at_end)
+        save(final, finished=not cfg.keep_optimizer_at_end, log_only=not cfg.save_at_end)
     return FitResult(model=core.model, objective=core.objective, teacher=teacher, history=history,
                      step=final, seconds=spent + time.perf_counter() - t0, run_dir=run_dir)
 

@@ -22,14 +22,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from rsdix.efficiency.arms import arm_config, equal_time_steps, run_name, save_weights, timed_steps, train_arm
-from rsdix.efficiency.check import StudyCheck
-from rsdix.efficiency.config import EfficiencyConfig
-from rsdix.efficiency.shared import SharedCaches
+from rsdix.studies.efficiency.arms import arm_config, arm_setup, equal_time_steps, timed_steps
+from rsdix.studies.efficiency.endpoints import EndpointCheck
+from rsdix.studies.efficiency.design import EfficiencyConfig
+from rsdix.studies.efficiency.shared import SharedCaches
 from rsdix.errors import DataError
 from rsdix.log import get_logger
+from rsdix.paths import RunDirs, run_name, runs_dir
 from rsdix.results import Result, append_results
-from rsdix.training.clip import build_model
+from rsdix.training.clip import build_model, train_and_save
 from rsdix.training.clip_data import build_train_dataset
 from rsdix.training.loop import NonFiniteLossError, resolve_precision
 from rsdix.utils import atomic_path, atomic_write_text, progress
@@ -67,12 +68,18 @@ def read_diverged(out_dir: str | Path) -> pd.DataFrame:
 
 def record_diverged(out_dir: Path, arm: str, fraction: float, seed: int, error: Exception) -> None:
     """Add one line for a run that stopped on a non-finite loss to ``out_dir/diverged.csv``."""
-    row = pd.DataFrame([{"run": run_name(arm, fraction, seed), "arm": arm, "fraction": fraction, "seed": seed,
+    row = pd.DataFrame([{"run": run_name(arm, seed, fraction), "arm": arm, "fraction": fraction, "seed": seed,
                          "error": str(error)}])
     old = read_diverged(out_dir)
     table = pd.concat([old[old.run != row.run[0]], row], ignore_index=True) if len(old) else row
     with atomic_path(out_dir / DIVERGED_CSV) as tmp:
         table.to_csv(tmp, index=False)
+
+
+def study_dirs(profile: str, out_dir: str | Path) -> RunDirs:
+    """The study's runs train in ``runs/efficiency/<profile>/train/<run>`` and save their model folders
+    to ``runs/efficiency/<profile>/models/<run>``; its tables and figures go to ``out_dir``."""
+    return RunDirs(profile, out_dir=out_dir, run_dir=runs_dir() / "efficiency" / profile)
 
 
 def rows_of(metrics: dict, *, model: str, seed: int, profile: str, extra: dict,
@@ -83,17 +90,21 @@ def rows_of(metrics: dict, *, model: str, seed: int, profile: str, extra: dict,
 
 
 @dataclass
-class StudyContext:
-    """What the runs of one process share: the caches, the check, the DINO step time."""
+class EfficiencyContext:
+    """What the runs of one process share: the caches, the check, the DINO step time, and where the
+    runs train and save their model folders (``dirs``; default :func:`study_dirs`)."""
     cfg: EfficiencyConfig
     profile: str
     out_dir: Path
-    weights_dir: Path | None
+    dirs: RunDirs | None = None
     data_root: str | None = None
     shared: SharedCaches = field(default_factory=SharedCaches)
-    check: StudyCheck | None = None
+    check: EndpointCheck | None = None
     dino_step_s: float | None = None
     captions: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.dirs = self.dirs or study_dirs(self.profile, self.out_dir)
 
     def prepare(self) -> None:
         """Build the check (decodes the evaluation images once) and fill the text cache with every
@@ -101,7 +112,7 @@ class StudyContext:
         base = arm_config(self.cfg, "infonce", 1.0, self.cfg.seeds[0], self.data_root, steps=1)
         bundle = build_model(base)
         self.shared.install(bundle)
-        self.check = self.check or StudyCheck(bundle, self.data_root, self.cfg.zero_shot, self.cfg.zero_shot_max)
+        self.check = self.check or EndpointCheck(bundle, self.data_root, self.cfg.zero_shot, self.cfg.zero_shot_max)
         dataset = build_train_dataset(base, bundle)
         captions = sorted({c for p in getattr(dataset, "datasets", [dataset]) for r in p.records for c in r.captions})
         warm_text_cache(bundle, captions, resolve_precision(base.loop.precision, base.loop.cpu))
@@ -113,9 +124,9 @@ class StudyContext:
 
     def seconds_of(self, table: Path, arm: str, fraction: float, seed: int) -> float:
         runs = pd.read_csv(table)
-        hit = runs[runs["run"] == run_name(arm, fraction, seed)]
+        hit = runs[runs["run"] == run_name(arm, seed, fraction)]
         if hit.empty:
-            raise DataError(table, f"no {run_name(arm, fraction, seed)} row: the dino arm needs its time first")
+            raise DataError(table, f"no {run_name(arm, seed, fraction)} row: the dino arm needs its time first")
         return float(hit["train_s"].iloc[0])
 
 
@@ -131,10 +142,10 @@ def warm_text_cache(bundle, captions: list[str], precision: str, batch: int = 25
                 bundle.model.encode_text(bundle.tokenizer(captions[i:i + batch]))
 
 
-def run_one(ctx: StudyContext, arm: str, fraction: float, seed: int) -> list[Result]:
+def run_one(ctx: EfficiencyContext, arm: str, fraction: float, seed: int) -> list[Result]:
     """Train and check one run; returns its rows (student, and the EMA teacher's where it has one)."""
     cfg, table = ctx.cfg, ctx.out_dir / RUNS_CSV
-    name = run_name(arm, fraction, seed)
+    name = run_name(arm, seed, fraction)
     train_cfg = arm_config(cfg, arm, fraction, seed, ctx.data_root)
     target_s = None
     if arm == "dino":  # equal wall-clock time: as many DINO steps as InfoNCE's time of this seed allows
@@ -146,7 +157,9 @@ def run_one(ctx: StudyContext, arm: str, fraction: float, seed: int) -> list[Res
     if arm == "rsdix-sbert":
         ctx.warm_sbert()   # before the clock starts: its training time is the objective's, not the cache's
     start = time.time()
-    res, bundle = train_arm(train_cfg, ctx.shared, desc=name)
+    res = train_and_save(train_cfg, name, ctx.dirs, resume=False, save=cfg.save_weights,
+                         setup=arm_setup(train_cfg, ctx.shared), weights_dtype=torch.bfloat16)
+    bundle = res.bundle
     extra = {"run": name, "arm": arm, "fraction": fraction, "steps": res.step, "train_s": round(res.seconds, 2),
              "train_images": train_images(bundle, train_cfg), "target_s": target_s}
     rows = rows_of(ctx.check(bundle), model=f"{arm}_frac{fraction:g}", seed=seed, profile=ctx.profile,
@@ -155,9 +168,6 @@ def run_one(ctx: StudyContext, arm: str, fraction: float, seed: int) -> list[Res
         ema = dataclasses.replace(bundle, model=res.teacher.module)
         rows += rows_of(ctx.check(ema), model=f"{arm}_frac{fraction:g}-ema", seed=seed, profile=ctx.profile,
                         extra={**extra, "weights": "ema"}, n_images=ctx.check.n_images)
-    if cfg.save_weights and ctx.weights_dir is not None:
-        save_weights(bundle.model, ctx.weights_dir / f"{name}.safetensors",
-                     {"arm": arm, "fraction": fraction, "seed": seed, "steps": res.step, "model": train_cfg.model})
     for r in rows:
         r.extra["wall_s"] = round(time.time() - start, 1)
     return rows
@@ -168,16 +178,16 @@ def train_images(bundle, train_cfg) -> int:
 
 
 def run_study(cfg: EfficiencyConfig, out_dir: str | Path, profile: str, data_root=None,
-              weights_dir: str | Path | None = None, max_minutes: float | None = None,
-              ctx: StudyContext | None = None) -> pd.DataFrame:
+              dirs: RunDirs | None = None, max_minutes: float | None = None,
+              ctx: EfficiencyContext | None = None) -> pd.DataFrame:
     """Every run of :func:`plan` not yet in ``out_dir/runs.csv``; rows appended per run. Stops
     starting runs after ``max_minutes`` (the rows so far are the study's). Returns the table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = out_dir / RUNS_CSV
     done = finished_runs(table)
-    todo = [p for p in plan(cfg) if run_name(p[1], p[2], p[0]) not in done]
-    ctx = ctx or StudyContext(cfg, profile, out_dir, Path(weights_dir) if weights_dir else None, data_root)
+    todo = [p for p in plan(cfg) if run_name(p[1], p[0], p[2]) not in done]
+    ctx = ctx or EfficiencyContext(cfg, profile, out_dir, dirs, data_root)
     start = time.time()
     if todo and ctx.check is None:   # (the learning curves may have prepared it already)
         ctx.prepare()
@@ -193,7 +203,7 @@ def run_study(cfg: EfficiencyConfig, out_dir: str | Path, profile: str, data_roo
         try:
             rows = run_one(ctx, arm, fraction, seed)
         except NonFiniteLossError as exc:   # one run's divergence is a finding, not the grid's end
-            log.warning(f"{run_name(arm, fraction, seed)} diverged ({exc}); recorded in {DIVERGED_CSV}, going on")
+            log.warning(f"{run_name(arm, seed, fraction)} diverged ({exc}); recorded in {DIVERGED_CSV}, going on")
             record_diverged(out_dir, arm, fraction, seed, exc)
             continue
         append_results(rows, table)

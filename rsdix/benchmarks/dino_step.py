@@ -24,7 +24,8 @@ from rsdix.benchmarks import bench_model
 from rsdix.data.annotations import Box, ImageAnnotation, mask_to_boxes
 from rsdix.data.box_captions import box_to_captions
 from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
-from rsdix.training.dino import ClipWithDino, DINOConfig, DinoTerm, MultiCropConfig, default_local_size
+from rsdix.training.collate import default_local_size
+from rsdix.training.dino import ClipWithDino, DINOConfig, DinoTerm, MultiCropConfig
 from rsdix.training.objectives import SumObjective
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from rsdix.errors import DataError
-from rsdix.metric_study.captions import CaptionSet, seeded_rng, subsample
+from rsdix.studies.caption_metrics.caption_sets import CaptionSet, seeded_rng, subsample
 from rsdix.utils import progress
 
 ALWAYS_PROTECTED = frozenset({"near", "next"})

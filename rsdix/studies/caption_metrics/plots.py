@@ -11,8 +11,8 @@ import pandas as pd
 import seaborn as sns
 
 from rsdix import viz
-from rsdix.metric_study.perturb import PERTURBATIONS
-from rsdix.metric_study.scoring import METRICS, long_scores
+from rsdix.studies.caption_metrics.perturb import PERTURBATIONS
+from rsdix.studies.caption_metrics.scoring import METRICS, long_scores
 
 
 def plot_distributions(scored: pd.DataFrame, metrics: Sequence[str] = METRICS, path=None):

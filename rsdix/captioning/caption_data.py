@@ -12,16 +12,16 @@ import torch
 from rsdix.captioning.tokenizers import pad_tokens, tokenize_captions
 from rsdix.data.captions import CaptionDataset
 from rsdix.errors import ConfigError, DataError
-from rsdix.features import FeatureCache, encode_images
+from rsdix.models.features import FeatureCache, encode_images
 
 
 def image_embeddings(bundle, records, image_dir: str | os.PathLike, batch_size: int = 64,
                      cache: str | os.PathLike | None = None, num_workers: int = 0,
                      desc: str = "image embeddings") -> torch.Tensor:
     """L2-normalised CLIP image embeddings of ``records`` (``CaptionRecord`` list), in order,
-    through :func:`rsdix.features.encode_images` (on the bundle model's device).
+    through :func:`rsdix.models.features.encode_images` (on the bundle model's device).
 
-    With ``cache`` (a folder), the features are stored by :class:`rsdix.features.FeatureCache`
+    With ``cache`` (a folder), the features are stored by :class:`rsdix.models.features.FeatureCache`
     under a key made of the model's weight fingerprint, the image folder, the file list and the
     transform, and read back on the next call (a trained encoder gets a new fingerprint).
     """

@@ -7,7 +7,8 @@
     rsdix evaluate MODEL --tasks zero-shot retrieval  evaluate a saved or published model
     rsdix caption --encoder MODEL --dataset ucm_captions   train a captioner, caption the test split
     rsdix reproduce --profile cpu                     run the notebooks through papermill
-    rsdix study [--profile cpu]                       the data-efficiency study (docs/study.md)
+    rsdix study efficiency [--profile cpu]            the data-efficiency study (docs/study.md)
+    rsdix study methods | caption-metrics             notebook 03's / 06's study through papermill
     rsdix bench [--quick]                             speed benchmarks
     rsdix box-captions coco instances.json out.json   captions from boxes / masks (RemoteCLIP B2C, M2B)
     rsdix wordnet install                             the offline WordNet for the metric study
@@ -29,7 +30,7 @@ from typing import Sequence
 
 from rsdix import config, log
 from rsdix.errors import DataError, RsdixError
-from rsdix.paths import PROFILES, RunDirs, runs_dir
+from rsdix.paths import PROFILES, RunDirs, run_name, runs_dir
 from rsdix.utils import atomic_write_text, pick_device
 
 
@@ -90,7 +91,7 @@ def cmd_train(args) -> int:
     from accelerate import PartialState  # heavy: accelerate/torch load only when training runs
 
     from rsdix.models import save_model  # stage import when the command runs
-    from rsdix.training.clip import train_clip  # stage import when the command runs
+    from rsdix.training.clip import method_label, train_clip  # stage import when the command runs
 
     extra = {"data": {"data_root": args.data_root}} if args.data_root else {}
     cfg = config.load("train", args.config, overrides=args.overrides, **extra)
@@ -103,8 +104,8 @@ def cmd_train(args) -> int:
     result = train_clip(cfg, run_dir=run_dir, resume=args.resume)
     main_process = PartialState().is_main_process
     if args.save_model and main_process:
-        method = cfg.loss.method + ("+dino" if cfg.dino.enabled else "")
-        save_model(result.bundle, args.save_model, extra={"method": method, "seed": cfg.loop.seed, "steps": result.step,
+        save_model(result.bundle, args.save_model, extra={"method": method_label(cfg), "seed": cfg.loop.seed,
+                                                          "steps": result.step,
                                                           "fraction": cfg.data.fraction,
                                                           "datasets": list(cfg.data.datasets)})
     last = result.history[-1] if result.history else {}
@@ -124,8 +125,6 @@ def default_run(config_name: str, cfg) -> tuple[Path, Path | None]:
     (``paper``, ``paper_dino`` ...) the run folder and model folder notebook 03 reads
     (``runs/<profile>/train/<method>_s<seed>``, ``runs/<profile>/models/<method>_s<seed>``), so the
     notebooks pick the trained model up; for a YAML path ``runs/train/<method>`` (no model folder)."""
-    from rsdix.training.experiment import run_name  # stage import when the command runs
-
     profile = str(config_name).split("_")[0]
     if profile not in PROFILES or Path(str(config_name)).suffix:
         return runs_dir() / "train" / cfg.loss.method, None
@@ -135,7 +134,7 @@ def default_run(config_name: str, cfg) -> tuple[Path, Path | None]:
 
 
 def _load_model_spec(spec: str, device: str | None):
-    from rsdix.evaluation.checkpoints import parse_model_spec  # stage import when the command runs
+    from rsdix.evaluation.model_specs import parse_model_spec  # stage import when the command runs
     from rsdix.models import load_model  # stage import when the command runs
 
     label, name, pretrained = parse_model_spec(spec)
@@ -145,9 +144,9 @@ def _load_model_spec(spec: str, device: str | None):
 
 
 def cmd_evaluate(args) -> int:
-    from rsdix.evaluation.checkpoints import training_sets  # stage import when the command runs
+    from rsdix.evaluation.model_specs import training_sets  # stage import when the command runs
     from rsdix.evaluation.suite import evaluate_model  # stage import when the command runs
-    from rsdix.evaluation.suites import suite_tasks, summary_markdown  # stage import when the command runs
+    from rsdix.evaluation.named_suites import suite_tasks, summary_markdown  # stage import when the command runs
     from rsdix.results import write_table  # stage import when the command runs
 
     protocol = [f"protocol={args.protocol}"] if args.protocol else []
@@ -209,8 +208,16 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-def cmd_study(args) -> int:
-    from rsdix.efficiency import study as efficiency  # stage import when the command runs
+def cmd_study_notebook(args) -> int:
+    """``rsdix study methods|caption-metrics``: the study's notebook (03 or 06) through papermill."""
+    from rsdix.reporting.reproduce import run  # stage import when the command runs
+
+    run(args.profile, args.data_root, args.seed, args.force, [args.notebook])
+    return 0
+
+
+def cmd_study_efficiency(args) -> int:
+    from rsdix.studies.efficiency import study as efficiency  # stage import when the command runs
 
     if args.report_only:
         efficiency.write_report(args.out_dir or efficiency.default_out_dir(args.profile))
@@ -243,7 +250,7 @@ def cmd_box_captions(args) -> int:
 
 
 def cmd_wordnet(args) -> int:
-    from rsdix.metric_study import wordnet  # stage import when the command runs
+    from rsdix.studies.caption_metrics import wordnet  # stage import when the command runs
 
     if args.action == "install":
         folder = wordnet.install(args.dest, args.source, force=args.force)
@@ -355,7 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "rsdix/configs/dry_run.yaml; writes under runs/<profile>-dry/ (docs/paper.md)")
     p.set_defaults(func=cmd_reproduce)
 
-    p = sub.add_parser("study", help="the data-efficiency study: paired seeds, learning curves, STUDY.md (docs/study.md)")
+    p = sub.add_parser("study", help="the studies: efficiency (data efficiency of self-distillation), methods "
+                                     "(notebook 03), caption-metrics (notebook 06)")
+    studies = p.add_subparsers(dest="study", metavar="STUDY", required=True)
+    p = studies.add_parser("efficiency", help="does self-distillation need less data? paired seeds, learning curves, "
+                                              "STUDY.md (docs/study.md)")
     p.add_argument("--profile", default="cpu", help="rsdix/configs/efficiency/<profile>.yaml (cpu, smoke, paper)")
     p.add_argument("--data-root", default=None, help="the data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
     p.add_argument("--out-dir", default=None, help="results folder (default: figures/study for cpu, runs/<profile>/study else)")
@@ -363,7 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-curves", action="store_true", help="skip the learning curves")
     p.add_argument("--report-only", action="store_true", help="only rebuild the tables, figures and STUDY.md")
     _overrides(p, "seeds=[0,1,2]")
-    p.set_defaults(func=cmd_study)
+    p.set_defaults(func=cmd_study_efficiency)
+    for name, notebook, what in (("methods", "03", "InfoNCE vs RSDiX-CLIP, S-BERT teacher, SigLIP, DINO (notebook 03)"),
+                                 ("caption-metrics", "06", "n-gram vs semantic caption metrics (notebook 06)")):
+        p = studies.add_parser(name, help=f"{what}, run through papermill like `rsdix reproduce --only {notebook}`")
+        p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="settings of the notebook")
+        p.add_argument("--data-root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
+        p.add_argument("--seed", type=int, default=0, help="the notebook's seed parameter")
+        p.add_argument("--force", action="store_true", help="rerun even when up to date")
+        p.set_defaults(func=cmd_study_notebook, notebook=notebook)
 
     p = sub.add_parser("bench", help="speed benchmarks, written as a table (CSV + markdown)")
     p.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")

@@ -11,9 +11,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from rsdix.errors import DataError
-from rsdix.finite import require_finite
-from rsdix.metric_study.perturb import CHANGING, PRESERVING
-from rsdix.metric_study.scoring import METRICS, NGRAM_METRICS, REFERENCE_METRIC
+from rsdix.errors import require_finite
+from rsdix.studies.caption_metrics.perturb import CHANGING, PRESERVING
+from rsdix.studies.caption_metrics.scoring import METRICS, NGRAM_METRICS, REFERENCE_METRIC
 
 
 def correct(frame: pd.DataFrame, by: Sequence[str], p_col: str = "p") -> pd.DataFrame:

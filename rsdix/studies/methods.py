@@ -1,19 +1,19 @@
 """Notebook 03's experiment: the CLIP objectives compared, the best trained longer, DINO.
 
-:class:`StudyConfig` (``rsdix/configs/train_study/<profile>.yaml``) says what a profile trains;
-:class:`Study` trains it (every run through :func:`train_run`: resumable, saved for the later
+:class:`MethodsConfig` (``rsdix/configs/methods/<profile>.yaml``) says what a profile trains;
+:class:`MethodComparison` trains it (every run through :func:`train_run`: resumable, saved for the later
 notebooks, quick-checked by the callables it is handed, e.g.
 :class:`rsdix.evaluation.quick_check.QuickCheck`); the functions below turn the runs into
 tables, figures and the notebook's conclusions::
 
-    study = Study(profile, data_root, seed, dirs)
+    study = MethodComparison(profile, data_root, seed, dirs)
     main_runs = study.train_methods(check, val_check)
     table = methods_table(main_runs)
     display(Markdown(conclusions(table, study, best)))
 
-Run names follow :func:`run_name` / :func:`long_run_name` (the convention the later notebooks
-read). The data-efficiency question (does RSDiX need fewer images?) is its own study, with paired
-seeds at a justified length: :mod:`rsdix.efficiency` (``make study``); notebook 03 shows its
+Run names follow :func:`rsdix.paths.run_name` / :func:`long_run_name` (the convention the later
+notebooks read). The data-efficiency question (does RSDiX need fewer images?) is its own study, with paired
+seeds at a justified length: :mod:`rsdix.studies.efficiency` (``make study``); notebook 03 shows its
 stored results.
 """
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,12 +31,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from rsdix import config, viz
-from rsdix.config import option, to_dict
+from rsdix.config import option
 from rsdix.log import get_logger
-from rsdix.models import count_parameters, save_model
+from rsdix.models import count_parameters
+from rsdix.paths import run_name
 from rsdix.results import Result
-from rsdix.training.checkpoints import retire_stale_run
-from rsdix.training.clip import ClipTrainConfig, load_clip_config, train_clip
+from rsdix.training.clip import ClipTrainConfig, load_clip_config, method_label, train_and_save
 from rsdix.training.loop import resolve_precision
 
 log = get_logger(__name__)
@@ -49,8 +48,8 @@ METHOD_COLUMNS = ["run", "method", "steps", "train_s", "val_mR", "i2t_R@1", "i2t
 
 
 @dataclass
-class StudyConfig:
-    """What notebook 03 trains in a profile (``rsdix/configs/train_study/<profile>.yaml``)."""
+class MethodsConfig:
+    """What notebook 03 trains in a profile (``rsdix/configs/methods/<profile>.yaml``)."""
     methods: list = field(default_factory=lambda: ["infonce", "rsdix", "rsdix-sbert", "rsdix-siglip"])
     steps: int | None = option(None, min=1)   # main runs; None: the profile's loop.steps
     zero_shot_max: int | None = option(None, min=1)  # subsample WHU-RS19 for the quick check (None: all)
@@ -59,18 +58,13 @@ class StudyConfig:
     check_teacher: bool = True                # also quick-check the EMA teacher of distillation runs
 
 
-def load_study_config(profile: str = "cpu", **overrides) -> StudyConfig:
-    return config.load("train_study", profile, **overrides)
-
-
-def run_name(method: str, seed: int, fraction: float = 1.0) -> str:
-    """``rsdix_s0``, ``infonce_frac0.1_s1`` (the convention later notebooks read)."""
-    return f"{method}_s{seed}" if fraction == 1.0 else f"{method}_frac{fraction:g}_s{seed}"
+def load_methods_config(profile: str = "cpu", **overrides) -> MethodsConfig:
+    return config.load("methods", profile, **overrides)
 
 
 def long_run_name(method: str, seed: int) -> str:
-    """``rsdix-siglip-long_s0``: the best method trained for ``StudyConfig.long_steps``."""
-    return f"{method}-long_s{seed}"
+    """``rsdix-siglip-long_s0``: the best method trained for ``MethodsConfig.long_steps``."""
+    return run_name(f"{method}-long", seed)
 
 
 # ---------------------------------------------------------------- one run
@@ -83,16 +77,8 @@ def train_run(cfg: ClipTrainConfig, name: str, dirs, check: Check | None = None,
     quick-check it: ``check`` (test retrieval + zero-shot), ``val_check`` (validation retrieval,
     as ``val_mR``, for choosing between runs) and, with ``check_teacher``, the EMA teacher's
     weights too (as ``ema_<key>``; runs without a teacher have none)."""
-    run_dir = Path(dirs.run) / "train" / name
-    method = cfg.loss.method + ("+dino" if cfg.dino.enabled else "")
-    if resume:  # a run made under another configuration is stale: train anew, keep it aside
-        retire_stale_run(run_dir, to_dict(cfg))
-    res = train_clip(cfg, run_dir=run_dir, resume=resume, desc=name)
-    if save:
-        folder = save_model(res.bundle, Path(dirs.models) / name,
-                            extra={"method": method, "seed": cfg.loop.seed, "steps": res.step,
-                                   "fraction": cfg.data.fraction, "datasets": list(cfg.data.datasets)})
-        shutil.copyfile(run_dir / "train_log.csv", folder / "train_log.csv")
+    res = train_and_save(cfg, name, dirs, resume=resume, save=save)
+    method = method_label(res.config)
     out = {"run": name, "method": method, "seed": cfg.loop.seed, "fraction": cfg.data.fraction,
            "steps": res.step, "train_s": res.seconds, "history": res.history}
     if check is not None:
@@ -139,7 +125,7 @@ def result_rows(runs: Sequence[dict], profile: str, retrieval_title: str = "UCM"
 # ---------------------------------------------------------------- the study of a profile
 
 @dataclass
-class Study:
+class MethodComparison:
     """The runs notebook 03 trains in ``profile``: its training config (``base``, from
     ``rsdix/configs/train/<profile>.yaml``) and study config (``cfg``); ``minutes`` collects the
     wall time of each part (training and checks)."""
@@ -147,11 +133,11 @@ class Study:
     data_root: str | os.PathLike
     seed: int
     dirs: object                              # RunDirs: run, models, figures
-    cfg: StudyConfig | None = None
+    cfg: MethodsConfig | None = None
     minutes: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.cfg = self.cfg or load_study_config(self.profile)
+        self.cfg = self.cfg or load_methods_config(self.profile)
         self.base = self.config()
 
     @property
@@ -194,7 +180,7 @@ class Study:
         figure (``03_dino_terms.png``); None where the study skips it (``dino_steps: 0``)."""
         steps = self.steps if self.cfg.dino_steps is None else self.cfg.dino_steps
         if steps == 0:
-            log.info(f"DINO run skipped in the {self.profile} profile (train_study/{self.profile}.yaml: dino_steps: 0): "
+            log.info(f"DINO run skipped in the {self.profile} profile (methods/{self.profile}.yaml: dino_steps: 0): "
                      f"it does not fit the time budget here; set dino_steps to run it (a CLIP+DINO step costs ~3.5x an "
                      f"InfoNCE step, `make bench`).")
             return None
@@ -220,7 +206,7 @@ class Study:
     def train_longer(self, method: str, check: Check, val_check: Check) -> list[dict]:
         """``method`` once more at ``long_steps`` (``<method>-long_s<seed>``); none where ``long_steps`` is 0."""
         if not self.cfg.long_steps:
-            log.info(f"no longer run in the {self.profile} profile (train_study/{self.profile}.yaml: long_steps: 0)")
+            log.info(f"no longer run in the {self.profile} profile (methods/{self.profile}.yaml: long_steps: 0)")
             return []
         with self.timed("longer run"):
             cfg = self.config(method=method, loop__steps=self.cfg.long_steps)
@@ -232,7 +218,7 @@ class Study:
 
 # ---------------------------------------------------------------- tables, figures, conclusions
 
-def describe_config(study: Study, bundle) -> pd.DataFrame:
+def describe_config(study: MethodComparison, bundle) -> pd.DataFrame:
     """The profile's training setup in one column (read from the YAML files, not typed)."""
     base, cfg = study.base, study.cfg
     n_all, n_train = count_parameters(bundle.model), count_parameters(bundle.model, trainable_only=True)
@@ -315,10 +301,10 @@ def plot_loss_curves(runs: Sequence[dict], path: str | os.PathLike | None = None
     return fig
 
 
-def conclusions(table: pd.DataFrame, study: Study, best: str) -> str:
+def conclusions(table: pd.DataFrame, study: MethodComparison, best: str) -> str:
     """What the numbers say, as markdown built from the tables: the comparison, the longer run
     against the InfoNCE baseline, the time spent. (RSDiX against InfoNCE per share of the data is
-    the efficiency study's: :func:`rsdix.efficiency.report.answer_sentences`.)"""
+    the efficiency study's: :func:`rsdix.studies.efficiency.analysis.answer_sentences`.)"""
     seed, steps = study.seed, study.steps
     comparison = table[table.run.isin([run_name(m, seed) for m in study.cfg.methods])]
     lines = [f"At {steps} steps, chosen on UCM val mR: **{best}**. Test numbers of the comparison: "

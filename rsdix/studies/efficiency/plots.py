@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from rsdix import viz
-from rsdix.efficiency.report import ARM_TITLES, HEADLINE, headline
+from rsdix.studies.efficiency.analysis import ARM_TITLES, HEADLINE, headline
 
 
 def _label(a, wa, b) -> str:

@@ -10,7 +10,7 @@ import torch
 
 from rsdix.data.registry import get_info
 from rsdix.errors import DataError
-from rsdix.evaluation.classification import classification_metrics
+from rsdix.evaluation.accuracy import classification_metrics
 from rsdix.evaluation.quick_check import QuickCheck
 
 RETRIEVAL_TITLE = "UCM"
@@ -24,7 +24,7 @@ def dataset_title(name: str) -> str:
         return name
 
 
-class StudyCheck:
+class EndpointCheck:
     """``check(bundle) -> {(dataset, task, metric, split): value}`` for a trained study model.
 
     ``val_only=True`` computes only UCM validation mR (the learning curves' check)."""

@@ -14,10 +14,10 @@ from scipy import stats as sps
 
 from rsdix.captioning.metrics import pairwise_scores
 from rsdix.errors import DataError
-from rsdix.finite import require_finite
+from rsdix.errors import require_finite
 from rsdix.log import get_logger
-from rsdix.metric_study.captions import CaptionSet, seeded_rng, subsample
-from rsdix.metric_study.scoring import METRICS
+from rsdix.studies.caption_metrics.caption_sets import CaptionSet, seeded_rng, subsample
+from rsdix.studies.caption_metrics.scoring import METRICS
 from rsdix.utils import progress
 
 log = get_logger(__name__)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from rsdix.efficiency.config import COMPARISONS
-from rsdix.efficiency.curves import plateau_step
-from rsdix.efficiency.runs import RUNS_CSV
-from rsdix.efficiency.stats import paired_difference
+from rsdix.studies.efficiency.design import COMPARISONS
+from rsdix.studies.efficiency.curves import plateau_step
+from rsdix.studies.efficiency.runs import RUNS_CSV
+from rsdix.studies.efficiency.stats import paired_difference
 from rsdix.data.registry import get_info
 from rsdix.errors import DataError
 
@@ -54,8 +54,8 @@ def _pairs(rows: pd.DataFrame, a: dict, b: dict):
 
 def paired_table(runs: pd.DataFrame, n_boot: int = 10000) -> pd.DataFrame:
     """One row per comparison x share x headline metric: A - B over the seeds both have (A, B:
-    the arms of :data:`rsdix.efficiency.config.COMPARISONS`, student weights; and each
-    distillation arm's EMA teacher against its own student), with :class:`~rsdix.efficiency.stats.Paired`."""
+    the arms of :data:`rsdix.studies.efficiency.design.COMPARISONS`, student weights; and each
+    distillation arm's EMA teacher against its own student), with :class:`~rsdix.studies.efficiency.stats.Paired`."""
     rows, out = headline(runs), []
     comparisons = [(a, "student", b, "student", "arms") for a, b in COMPARISONS]
     comparisons += [(arm, "ema", arm, "student", "teacher vs student")

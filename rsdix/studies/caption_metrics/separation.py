@@ -10,9 +10,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from rsdix.errors import DataError
-from rsdix.finite import require_finite
-from rsdix.metric_study.perturb import CHANGING, EDITS, PRESERVING
-from rsdix.metric_study.scoring import METRICS, long_scores
+from rsdix.errors import require_finite
+from rsdix.studies.caption_metrics.perturb import CHANGING, EDITS, PRESERVING
+from rsdix.studies.caption_metrics.scoring import METRICS, long_scores
 
 ANY_EDIT = "any edit"  # the minimal meaning-changing edits pooled (EDITS: all but 'unrelated')
 

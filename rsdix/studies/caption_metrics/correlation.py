@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from rsdix.metric_study.scoring import METRICS
+from rsdix.studies.caption_metrics.scoring import METRICS
 
 
 def metric_correlation(scored: pd.DataFrame, metrics: Sequence[str] = METRICS,

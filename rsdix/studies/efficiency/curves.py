@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from rsdix.efficiency.arms import arm_config, train_arm
-from rsdix.efficiency.runs import StudyContext
+from rsdix.paths import run_name
+from rsdix.studies.efficiency.arms import arm_config, arm_setup
+from rsdix.training.clip import train_and_save
+from rsdix.studies.efficiency.runs import EfficiencyContext
 from rsdix.utils import atomic_path
 
 CURVES_CSV = "learning_curves.csv"
@@ -28,7 +31,7 @@ def plateau_step(steps, values, tolerance: float, window: int = 3) -> int:
     return int(steps[np.flatnonzero(smooth >= best - tolerance)[0]])
 
 
-def learning_curves(ctx: StudyContext, arm: str = "infonce") -> pd.DataFrame:
+def learning_curves(ctx: EfficiencyContext, arm: str = "infonce") -> pd.DataFrame:
     """Train ``arm`` at each share of ``curve_steps`` for each curve seed, checking UCM val mR every
     ``curve_every`` steps (and at the end); appends to ``out_dir/learning_curves.csv``, skipping
     (share, seed) curves already there. Returns the table."""
@@ -49,7 +52,11 @@ def learning_curves(ctx: StudyContext, arm: str = "infonce") -> pd.DataFrame:
                              "val_mR": ctx.check.val_mR(bundle), "loss": float(logs.get("loss", np.nan)),
                              "total_steps": total})
 
-        res, _ = train_arm(train_cfg, ctx.shared, watch=watch, desc=f"curve {arm} {fraction:g} s{seed}")
+        setup = arm_setup(train_cfg, ctx.shared)
+        res = train_and_save(train_cfg, run_name(f"curve-{arm}", seed, fraction), ctx.dirs, resume=False,
+                             save=cfg.save_weights, setup=setup, weights_dtype=torch.bfloat16,
+                             callbacks=[lambda step, logs: watch(setup.bundle, step, logs)],
+                             desc=f"curve {arm} {fraction:g} s{seed}")
         frame = pd.DataFrame(rows)
         frame["seconds_per_step"] = res.seconds / max(1, res.step)
         done = pd.concat([done, frame], ignore_index=True)

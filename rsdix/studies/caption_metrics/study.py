@@ -5,8 +5,8 @@ paraphrase against its original with BLEU/ROUGE-L/S-BERT and runs a one-sided t-
 n-gram metric's mean is below S-BERT similarity's. Means of metrics on different scales say
 little, so the study adds meaning-CHANGING edits beside the paraphrase, separation AUCs, paired
 tests, retention, discrimination and the correlation between metrics. The modules of
-:mod:`rsdix.metric_study` hold those steps; this one holds the study itself: its config
-(:class:`MetricStudyConfig`, :func:`load_study_config`), the written :func:`conclusions`, and its
+:mod:`rsdix.studies.caption_metrics` hold those steps; this one holds the study itself: its config
+(:class:`CaptionMetricsConfig`, :func:`load_study_config`), the written :func:`conclusions`, and its
 rows for the tidy results table (:func:`to_results`, with the task names and the RESULTS.md
 section they are shown in).
 
@@ -23,11 +23,11 @@ import pandas as pd
 from rsdix import config
 from rsdix.config import option
 from rsdix.errors import ConfigError
-from rsdix.metric_study.captions import DATASET_NAMES, DATASETS
-from rsdix.metric_study.discrimination import DISTRACTORS
-from rsdix.metric_study.perturb import EDITS, PRESERVING
-from rsdix.metric_study.scoring import METRICS, REFERENCE_METRIC
-from rsdix.metric_study.separation import ANY_EDIT
+from rsdix.studies.caption_metrics.caption_sets import DATASET_NAMES, DATASETS
+from rsdix.studies.caption_metrics.discrimination import DISTRACTORS
+from rsdix.studies.caption_metrics.perturb import EDITS, PRESERVING
+from rsdix.studies.caption_metrics.scoring import METRICS, REFERENCE_METRIC
+from rsdix.studies.caption_metrics.separation import ANY_EDIT
 from rsdix.results import Result
 
 # RESULTS.md shows the study's headline rows in this section (their ``Result.section``): the
@@ -37,7 +37,7 @@ SECTION_DISTRACTORS = "same-class"
 
 
 @dataclass
-class MetricStudyConfig:
+class CaptionMetricsConfig:
     datasets: tuple = DATASETS        # some of DATASETS
     split: str | None = None          # None: all splits (the study uses reference captions only)
     n_images: int | None = option(400, min=1)         # images per dataset (one original caption each)
@@ -60,8 +60,8 @@ class MetricStudyConfig:
                 raise ConfigError(f"{key}: {unknown} not among {list(known)}")
 
 
-def load_study_config(profile: str, **overrides) -> MetricStudyConfig:
-    return config.load("metric_stats", profile, **overrides)
+def load_study_config(profile: str, **overrides) -> CaptionMetricsConfig:
+    return config.load("caption_metrics", profile, **overrides)
 
 
 def fmt_ci(value, lo, hi, digits: int = 2) -> str:

@@ -1,0 +1,22 @@
+"""Models: what a CLIP is, apart from how it trains.
+
+* :mod:`~rsdix.models.presets`: the presets made here and the MiniLM text tower;
+* :mod:`~rsdix.models.bundle`: :class:`ModelBundle`, weight checksums, quiet loading;
+* :mod:`~rsdix.models.factory`: :func:`load_model` (open_clip names and tags, presets, files, folders);
+* :mod:`~rsdix.models.formats`: checkpoint files, model folders (:func:`save_model`), transformers folders
+  (:mod:`~rsdix.models.hf_adapter`);
+* :mod:`~rsdix.models.locked_text`: locked-text tuning with a cached trunk;
+* :mod:`~rsdix.models.sbert`: the S-BERT sentence encoder;
+* :mod:`~rsdix.models.features`: the image/text feature cache every evaluation reads through.
+
+The names most callers need are importable from here: ``from rsdix.models import load_model``.
+"""
+from rsdix.models.bundle import ModelBundle, count_parameters, model_fingerprint
+from rsdix.models.factory import load_model
+from rsdix.models.formats import read_state_dict, save_model
+from rsdix.models.locked_text import lock_text_trunk
+from rsdix.models.presets import minilm_path, preset_configs, register_model_config
+from rsdix.models.sbert import sbert_model
+
+__all__ = ["ModelBundle", "count_parameters", "model_fingerprint", "load_model", "read_state_dict", "save_model",
+           "lock_text_trunk", "minilm_path", "preset_configs", "register_model_config", "sbert_model"]
