@@ -24,8 +24,7 @@ from filelock import FileLock, Timeout
 from scipy import stats
 
 from rsdix.data.registry import REGISTRY
-from rsdix.errors import DataError
-from rsdix.errors import require_finite
+from rsdix.errors import DataError, require_finite
 from rsdix.utils import atomic_path, remove_stale_temps
 
 COLUMNS = ["model", "dataset", "task", "metric", "value", "seed", "split", "n", "ci_low", "ci_high",

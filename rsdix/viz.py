@@ -2,9 +2,10 @@
 
 Every figure of the package draws a model in the same colour (:func:`model_colour`, from the one
 palette :data:`MODEL_COLOURS`), says what its intervals are in a caption line under the axes
-(:func:`caption`), and draws intervals that stay inside the metric's range: a Wilson score interval
-for an accuracy over ``n`` test images (:func:`wilson_interval`), a percentile bootstrap of the
-mean over seeds or draws (:func:`bootstrap_interval`), chosen by :func:`accuracy_interval`.
+(:func:`caption`), and draws intervals that stay inside the metric's range (:mod:`rsdix.intervals`:
+a Wilson score interval for an accuracy over ``n`` test images, a percentile bootstrap of the mean
+over seeds or draws, chosen by :func:`rsdix.intervals.accuracy_interval`; :data:`INTERVAL_TEXT`
+says which).
 """
 from __future__ import annotations
 
@@ -13,10 +14,8 @@ import re
 import textwrap
 import zlib
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 # one colour per model (method) across all figures; models not named here get a stable colour of
 # EXTRA_COLOURS from their name (:func:`model_colour`)
@@ -64,47 +63,6 @@ def model_colour(name: str) -> str:
         if key.startswith(known + "-") and known in ("remoteclip", "georsclip", "clip"):
             return MODEL_COLOURS[known]
     return EXTRA_COLOURS[zlib.crc32(key.encode()) % len(EXTRA_COLOURS)]
-
-
-def wilson_interval(p: float, n: int, z: float = 1.959964, scale: float = 100.0) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``p`` (given on ``scale``: 100 for percent) measured on
-    ``n`` items; inside ``[0, scale]`` for every ``p`` and ``n``."""
-    if n is None or not n > 0:
-        raise ValueError(f"Wilson interval needs a positive number of items, got {n!r}")
-    q = float(p) / scale
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"Wilson interval: proportion {p} outside [0, {scale:g}]")
-    denom = 1 + z * z / n
-    centre = (q + z * z / (2 * n)) / denom
-    half = z * np.sqrt(q * (1 - q) / n + z * z / (4 * n * n)) / denom
-    return float(max(0.0, centre - half) * scale), float(min(1.0, centre + half) * scale)
-
-
-def bootstrap_interval(values: Sequence[float], level: float = 0.95, n_boot: int = 4000,
-                       seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (seeds or draws); it never leaves
-    ``[min(values), max(values)]``, so it respects any metric's range. One value: ``(v, v)``."""
-    values = np.asarray(values, dtype=float)
-    if values.size == 0 or not np.isfinite(values).all():
-        raise ValueError(f"bootstrap interval needs finite values, got {values.tolist()}")
-    if values.size == 1:
-        return float(values[0]), float(values[0])
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(axis=1)
-    tail = (1 - level) / 2
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
-
-
-def accuracy_interval(values: Sequence[float], n: int | None) -> tuple[float, float, str]:
-    """95% interval of an accuracy in percent and what it is: for one value, Wilson over its ``n``
-    test items (``"wilson"``; no interval, ``"none"``, without ``n``); for several seeds, the
-    percentile bootstrap of their mean (``"bootstrap"``)."""
-    values = [float(v) for v in values]
-    if len(values) > 1:
-        return (*bootstrap_interval(values), "bootstrap")
-    if n is not None and n == n and n > 0:
-        return (*wilson_interval(values[0], int(n)), "wilson")
-    return values[0], values[0], "none"
 
 
 INTERVAL_TEXT = {

@@ -16,10 +16,9 @@ from rsdix.errors import ConfigError
 from rsdix.training.clip import build_model, load_clip_config, train_clip
 from rsdix.training.clip_data import build_train_dataset
 from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
-from rsdix.training.collate import MultiCropTransform, default_local_size
+from rsdix.training.collate import LanguageCollate, MultiCropTransform, default_local_size
 from rsdix.training.dino import (ClipWithDino, DINOConfig, DINOHead, DINOLoss, DINOObjective, DinoTerm, MultiCropConfig,
                                  cosine_schedule, ema_momentum, encode_crops, interpolate_pos_embed, teacher_temperature)
-from rsdix.training.collate import LanguageCollate
 
 
 @pytest.fixture(autouse=True)

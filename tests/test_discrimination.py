@@ -53,5 +53,5 @@ def test_study_queries_skip_same_class_without_classes(caplog):
 
 
 def test_mean_ci_refuses_non_finite_values_naming_the_count():
-    with pytest.raises(DataError, match=r"bootstrap mean CI: 2 of 4 values are NaN or infinite: rows 1, 3"):
+    with pytest.raises(DataError, match=r"bootstrap interval: 2 of 4 values are NaN or infinite: rows 1, 3"):
         mean_ci([0.5, float("nan"), 0.7, float("inf")])

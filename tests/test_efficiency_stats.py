@@ -8,8 +8,8 @@ from scipy import stats
 
 from rsdix.studies.efficiency.curves import plateau_step
 from rsdix.studies.efficiency.analysis import answer_sentences, interaction_table, paired_table, verdict_paragraph
-from rsdix.studies.efficiency.stats import (bootstrap_mean_ci, minimum_detectable_effect, paired_difference,
-                                    paired_power)
+from rsdix.intervals import bootstrap_mean
+from rsdix.studies.efficiency.stats import minimum_detectable_effect, paired_difference, paired_power
 from rsdix.errors import DataError
 
 
@@ -52,7 +52,7 @@ def test_minimum_detectable_effect_has_the_stated_power():
 def test_degenerate_and_bad_inputs():
     p = paired_difference([1, 2, 3], [1, 2, 3])
     assert p.mean == 0 and p.wilcoxon_p == 1.0 and p.t_p == 1.0 and p.mde == 0.0
-    assert bootstrap_mean_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    assert bootstrap_mean([2.0, 2.0, 2.0]) == (2.0, 2.0)
     with pytest.raises(DataError, match="seeds"):
         paired_difference([1, 2, 3], [1, 2])
     with pytest.raises(DataError, match="NaN"):

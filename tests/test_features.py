@@ -7,12 +7,11 @@ import torch
 
 from evaluation_fixtures import class_folder, dict_bundle  # noqa: F401 (class_folder: a pytest fixture)
 from malicious import Touch
-from rsdix.models import features
+from rsdix.models import features, load_model
 from rsdix.evaluation.datasets import load_classification
 from rsdix.evaluation.zero_shot import zero_shot
 from rsdix.errors import DataError
 from rsdix.models.features import FeatureCache, encode_texts, trimmable_pad_id
-from rsdix.models import load_model
 
 
 def test_feature_cache_second_run_encodes_nothing(class_folder, tmp_path):

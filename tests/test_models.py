@@ -8,9 +8,8 @@ import open_clip
 import torch
 from open_clip.transformer import QuickGELU
 
-from rsdix.models import bundle as model_bundle, factory, sbert
+from rsdix.models import bundle as model_bundle, factory, load_model, model_fingerprint, save_model, sbert
 from rsdix.errors import DataError, OfflineError
-from rsdix.models import load_model, model_fingerprint, save_model
 
 
 def test_tiny_preset_encodes(tiny_bundle):

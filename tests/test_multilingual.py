@@ -10,7 +10,7 @@ import torch
 from multilingual_fixtures import NAMES, PARALLEL, parallel_dir, to_tensor  # noqa: F401 (parallel_dir: a fixture)
 from rsdix.data.captions import CaptionRecord, read_karpathy, write_karpathy
 from rsdix.errors import DataError, OfflineError
-from rsdix.data.parallel_captions import (MultilingualCaptionDataset, language_coverage, languages_of, merge_parallel,
+from rsdix.data.parallel_captions import (MultilingualCaptionDataset, language_coverage, languages_of,
                                           read_parallel)
 from rsdix.data.translation import Translator, translate_records
 from rsdix.training.collate import LanguageCollate, batch_language, stack_views

@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from rsdix import viz  # noqa: E402
+from rsdix import intervals, viz  # noqa: E402
 
 
 def test_every_run_of_a_method_shares_its_colour():
@@ -24,35 +24,35 @@ def test_every_run_of_a_method_shares_its_colour():
 
 
 def test_wilson_interval_matches_the_closed_form_and_stays_in_range():
-    low, high = viz.wilson_interval(50.0, 100)                 # p=0.5, n=100, z=1.96
+    low, high = intervals.wilson_interval(50.0, 100)                 # p=0.5, n=100, z=1.96
     assert (low, high) == pytest.approx((40.383, 59.617), abs=1e-3)
     # the Wilson endpoints are the proportions q with |p_hat - q| = z * sqrt(q (1 - q) / n) (score test)
     k, n, z = 3, 40, stats.norm.ppf(0.975)
-    for q in viz.wilson_interval(100 * k / n, n):
+    for q in intervals.wilson_interval(100 * k / n, n):
         q /= 100
         assert abs(k / n - q) == pytest.approx(z * np.sqrt(q * (1 - q) / n))
-    assert viz.wilson_interval(0.0, 10)[0] == 0.0 and viz.wilson_interval(100.0, 10)[1] == pytest.approx(100.0)
-    assert viz.wilson_interval(0.4, 10, scale=1.0)[1] <= 1.0
+    assert intervals.wilson_interval(0.0, 10)[0] == 0.0 and intervals.wilson_interval(100.0, 10)[1] == pytest.approx(100.0)
+    assert intervals.wilson_interval(0.4, 10, scale=1.0)[1] <= 1.0
     with pytest.raises(ValueError):
-        viz.wilson_interval(120.0, 10)
+        intervals.wilson_interval(120.0, 10)
 
 
 def test_bootstrap_interval_never_leaves_the_values_range():
     values = [0.5, 1.0, 20.0]                    # a Student-t interval here reaches below 0
     t_low = np.mean(values) - stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
     assert t_low < 0
-    low, high = viz.bootstrap_interval(values)
+    low, high = intervals.bootstrap_mean(values)
     assert 0.5 <= low < np.mean(values) < high <= 20.0
-    assert viz.bootstrap_interval([7.0]) == (7.0, 7.0)
-    assert viz.bootstrap_interval(values) == viz.bootstrap_interval(values)       # seeded
+    assert intervals.bootstrap_mean([7.0]) == (7.0, 7.0)
+    assert intervals.bootstrap_mean(values) == intervals.bootstrap_mean(values)       # seeded
     with pytest.raises(ValueError):
-        viz.bootstrap_interval([1.0, float("nan")])
+        intervals.bootstrap_mean([1.0, float("nan")])
 
 
 def test_accuracy_interval_says_which_interval_it_is():
-    assert viz.accuracy_interval([30.0], 1005)[2] == "wilson"
-    assert viz.accuracy_interval([30.0, 31.0, 35.0], None)[2] == "bootstrap"
-    assert viz.accuracy_interval([30.0], None) == (30.0, 30.0, "none")
+    assert intervals.accuracy_interval([30.0], 1005)[2] == "wilson"
+    assert intervals.accuracy_interval([30.0, 31.0, 35.0], None)[2] == "bootstrap"
+    assert intervals.accuracy_interval([30.0], None) == (30.0, 30.0, "none")
 
 
 def test_caption_is_written_under_the_axes(tmp_path):

@@ -8,8 +8,7 @@ import numpy as np
 import torch
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
-from rsdix.errors import DataError
-from rsdix.errors import require_finite
+from rsdix.errors import DataError, require_finite
 
 
 def zero_shot_weights(text_features: torch.Tensor) -> torch.Tensor:

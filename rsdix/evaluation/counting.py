@@ -21,9 +21,8 @@ from typing import Sequence
 import torch
 
 from rsdix.data.captions import CaptionDataset
-from rsdix.errors import DataError
+from rsdix.errors import DataError, require_finite
 from rsdix.models.features import FeatureCache, encode_images, encode_texts
-from rsdix.errors import require_finite
 
 NUMBER_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 _WORD_VALUE = {w: i + 1 for i, w in enumerate(NUMBER_WORDS)}

@@ -3,7 +3,7 @@ confusion matrix of one zero-shot result, few-shot accuracy against shots. Each 
 figure and, given ``path``, saves it through :func:`rsdix.viz.save`.
 
 Models keep their colour of :func:`rsdix.viz.model_colour`; intervals stay inside 0-100 %
-(:func:`rsdix.viz.accuracy_interval`) and a caption line under the axes says what they are; a
+(:func:`rsdix.intervals.accuracy_interval`) and a caption line under the axes says what they are; a
 published number is marked only on the dataset release it was published on (:func:`same_release`)."""
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import seaborn as sns
 from rsdix import viz
 from rsdix.data.registry import REGISTRY
 from rsdix.evaluation.zero_shot import ZeroShotResult
+from rsdix.intervals import accuracy_interval, bootstrap_mean
 from rsdix.log import get_logger
 from rsdix.results import method_name
 
@@ -45,7 +46,7 @@ def _pooled(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (ds, method), group in rows.assign(n=n).groupby(["dataset", "method"], sort=False):
         values = group["value"].astype(float).tolist()
-        low, high, kind = viz.accuracy_interval(values, group["n"].iloc[0] if len(values) == 1 else None)
+        low, high, kind = accuracy_interval(values, group["n"].iloc[0] if len(values) == 1 else None)
         out.append({"dataset": ds, "method": method, "mean": float(np.mean(values)), "low": low, "high": high,
                     "kind": kind, "values": values})
     return pd.DataFrame(out)
@@ -120,7 +121,7 @@ def plot_few_shot(details: Mapping[str, dict], results: pd.DataFrame, path: str 
     for model, group in fs.groupby("model"):
         shots, means, lows, highs = [], [], [], []
         for k, draws in group.groupby("shots"):
-            low, high = viz.bootstrap_interval(draws["top1"].astype(float).tolist())
+            low, high = bootstrap_mean(draws["top1"].astype(float).tolist())
             shots.append(k), means.append(draws["top1"].mean()), lows.append(low), highs.append(high)
         means = np.array(means)
         colour = viz.model_colour(model)

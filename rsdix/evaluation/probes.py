@@ -11,9 +11,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from rsdix.errors import DataError
+from rsdix.errors import DataError, require_finite
 from rsdix.evaluation.accuracy import classification_metrics
-from rsdix.errors import require_finite
 
 
 def knn_classify(train_x: torch.Tensor, train_y: Sequence[int], test_x: torch.Tensor, k: int = 20,

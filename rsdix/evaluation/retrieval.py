@@ -18,9 +18,8 @@ import numpy as np
 import torch
 
 from rsdix.data.captions import CaptionDataset
-from rsdix.errors import DataError
+from rsdix.errors import DataError, require_finite
 from rsdix.models.features import FeatureCache, encode_images, encode_texts
-from rsdix.errors import require_finite
 
 
 TIE_EXPECTED = "_tie_expected"   # suffix of the tie-expectation metrics

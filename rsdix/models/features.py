@@ -20,8 +20,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from rsdix.errors import DataError
-from rsdix.errors import require_finite
+from rsdix.errors import DataError, require_finite
 from rsdix.utils import progress, stable_hash, torch_save_atomic
 
 

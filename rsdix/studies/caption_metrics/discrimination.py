@@ -10,11 +10,10 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from rsdix.captioning.metrics import pairwise_scores
 from rsdix.errors import DataError
-from rsdix.errors import require_finite
+from rsdix.intervals import BOOTSTRAP_RESAMPLES, bootstrap_mean
 from rsdix.log import get_logger
 from rsdix.studies.caption_metrics.caption_sets import CaptionSet, seeded_rng, subsample
 from rsdix.studies.caption_metrics.scoring import METRICS
@@ -123,18 +122,15 @@ def per_query_discrimination(scored_queries: pd.DataFrame, metrics: Sequence[str
     return pd.DataFrame(rows)
 
 
-def mean_ci(values, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """Mean with a bootstrap CI (scipy.stats.bootstrap, percentile); NaN/inf values are an error."""
-    values = np.asarray(values, float)
-    require_finite(values, "bootstrap mean CI", "values")
-    if len(values) < 2 or np.all(values == values[0]):
-        return float(values.mean()), float(values.mean()), float(values.mean())
-    res = sps.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-                        method="percentile", random_state=np.random.default_rng(seed))
-    return float(values.mean()), float(res.confidence_interval.low), float(res.confidence_interval.high)
+def mean_ci(values, n_resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = 0.95,
+            seed: int = 0) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean with its percentile bootstrap CI (:func:`rsdix.intervals.bootstrap_mean`);
+    NaN/inf values are an error."""
+    low, high = bootstrap_mean(values, confidence, n_resamples, seed)
+    return float(np.mean(values)), low, high
 
 
-def discrimination_table(per_query: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+def discrimination_table(per_query: pd.DataFrame, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> pd.DataFrame:
     rows = []
     for (dataset, mode, m), group in per_query.groupby(["dataset", "distractors", "metric"], sort=False):
         a, alo, ahi = mean_ci(group["auc"], n_resamples, seed=seed)

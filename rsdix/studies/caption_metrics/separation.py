@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from rsdix.errors import DataError
-from rsdix.errors import require_finite
+from rsdix.errors import DataError, require_finite
 from rsdix.studies.caption_metrics.perturb import CHANGING, EDITS, PRESERVING
 from rsdix.studies.caption_metrics.scoring import METRICS, long_scores
 

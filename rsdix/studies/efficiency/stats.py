@@ -16,6 +16,7 @@ import numpy as np
 from scipy import integrate, optimize, stats
 
 from rsdix.errors import DataError
+from rsdix.intervals import BOOTSTRAP_RESAMPLES, bootstrap_mean, t_interval
 
 
 @dataclass
@@ -68,19 +69,8 @@ def minimum_detectable_effect(sd: float, n: int, alpha: float = 0.05, power: flo
     return float(optimize.brentq(lambda d: paired_power(d, sd, n, alpha) - power, 0.0, hi, xtol=1e-10 * sd))
 
 
-def bootstrap_mean_ci(values: Sequence[float], level: float = 0.95, n_boot: int = 10000,
-                      seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (resampling them with replacement)."""
-    values = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
-
-
 def paired_difference(a: Sequence[float], b: Sequence[float], alpha: float = 0.05, power: float = 0.8,
-                      n_boot: int = 10000, seed: int = 0) -> Paired:
+                      n_boot: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> Paired:
     """Statistics of the paired differences ``a[i] - b[i]`` (seed ``i`` in both)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
@@ -91,13 +81,13 @@ def paired_difference(a: Sequence[float], b: Sequence[float], alpha: float = 0.0
         raise DataError("paired differences", "a value is NaN or infinite")
     d = a - b
     n, mean, sd = len(d), float(d.mean()), float(d.std(ddof=1))
-    half = stats.t.ppf(1 - alpha / 2, n - 1) * sd / math.sqrt(n)
     if sd == 0:
         t_p = 1.0 if mean == 0 else 0.0
     else:
         t_p = float(stats.ttest_rel(a, b).pvalue)
     wilcoxon_p = 1.0 if not np.any(d) else float(stats.wilcoxon(d, method="auto" if n > 50 else "exact",
                                                                     zero_method="wilcox").pvalue)
-    low, high = bootstrap_mean_ci(d, 1 - alpha, n_boot, seed)
-    return Paired(n=n, mean=mean, sd=sd, t_low=mean - half, t_high=mean + half, boot_low=low, boot_high=high,
+    low, high = bootstrap_mean(d, 1 - alpha, n_boot, seed)
+    _, t_low, t_high = t_interval(d, 1 - alpha)
+    return Paired(n=n, mean=mean, sd=sd, t_low=t_low, t_high=t_high, boot_low=low, boot_high=high,
                   t_p=t_p, wilcoxon_p=wilcoxon_p, mde=minimum_detectable_effect(sd, n, alpha, power))
