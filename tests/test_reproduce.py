@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -131,6 +132,31 @@ def test_only_keeps_the_upstream_stamps_of_notebooks_it_does_not_run(tmp_path, m
     assert only["last_run_s"].notna().all()
     assert list(reproduce.run("smoke", out_dir=out)["status"]) == ["skipped", "skipped"]
     assert ran == ["01_a.ipynb", "02_b.ipynb"]
+
+
+@pytest.mark.parametrize("edit", ["configs/train/smoke.yaml", "training/loop.py"])
+def test_a_changed_config_or_module_makes_notebook_03_run_again(tmp_path, monkeypatch, edit):
+    """The stamp covers the whole package: before, it hashed only the folder of the module computing it
+    (rsdix/reporting/ since the stage move), so an edited training config or training module left
+    every notebook "up to date" and the old results in place."""
+    package = tmp_path / "rsdix"
+    shutil.copytree(reproduce.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(reproduce, "PACKAGE", package)
+    ran = []
+
+    def fake_execute(src, target, **kwargs):
+        ran.append(Path(src).name)
+        Path(target).write_text(Path(src).read_text())
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
+    out = str(tmp_path / "fig")
+    assert set(reproduce.run("smoke", out_dir=out)["status"]) == {"ran"}
+    assert set(reproduce.run("smoke", out_dir=out)["status"]) == {"skipped"}
+    with (package / edit).open("a") as fh:
+        fh.write("\n# a user's comment\n")
+    times = reproduce.run("smoke", out_dir=out)
+    assert times.set_index("notebook").loc["03_distillation_training.ipynb", "status"] == "ran"
 
 
 def test_cell_status_one_line_per_cell_numbered_as_in_the_notebook(tmp_path, caplog):

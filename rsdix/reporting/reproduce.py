@@ -44,26 +44,43 @@ def notebooks(folder: Path | None = None) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
-def _package_hash() -> str:
+PACKAGE = Path(__file__).resolve().parents[1]   # the rsdix package: code, configs, reference tables
+
+
+def package_hash(package: Path | None = None) -> str:
+    """A hash of every file of the ``rsdix`` package (code, ``configs/**.yaml``, protocol and reference
+    tables; not ``__pycache__``), by relative path and content: any change to any stage or config
+    makes every notebook's inputs change."""
+    package = package or PACKAGE
     h = hashlib.sha1()
-    pkg = Path(__file__).resolve().parent
-    for path in sorted(list(pkg.rglob("*.py")) + list(pkg.rglob("*.yaml"))):
-        if "__pycache__" in path.parts:
-            continue
-        h.update(str(path.relative_to(pkg)).encode())
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                       and p.suffix not in (".pyc", ".pyo")):
+        h.update(str(path.relative_to(package)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
 
-def _stamp(nb: Path, params: dict, upstream: str) -> str:
+def notebook_stamp(nb: Path, params: dict, upstream: str, package: str) -> str:
+    """What a notebook's results depend on: its cells' source (not outputs or metadata), its
+    parameters, the package hash (:func:`package_hash`) and ``upstream``, the stamp of the notebook
+    before it (so a rerun of 01 reruns everything after it)."""
     h = hashlib.sha1()
     nb_json = json.loads(nb.read_text())
     for cell in nb_json.get("cells", []):       # source only: outputs and metadata do not count
         h.update("".join(cell.get("source", "")).encode())
     h.update(json.dumps(params, sort_keys=True).encode())
-    h.update(_package_hash().encode())
+    h.update(package.encode())
     h.update(upstream.encode())
     return h.hexdigest()
+
+
+def notebook_stamps(params: dict, folder: Path | None = None, package: Path | None = None) -> dict[str, str]:
+    """The stamp of every numbered notebook in order (each chained to the one before it); ``package``
+    defaults to the installed ``rsdix`` (:data:`PACKAGE`)."""
+    code, upstream, out = package_hash(package or PACKAGE), "", {}
+    for nb in notebooks(folder) if folder else notebooks():
+        upstream = out[nb.name] = notebook_stamp(nb, params, upstream, code)
+    return out
 
 
 def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force: bool = False,
@@ -85,10 +102,10 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
         dirs.results.replace(dirs.results.with_name("results.previous.csv"))
         log.info(f"--force: previous results table kept as {dirs.results.with_name('results.previous.csv')}")
     last = _last_runs(times_path)              # notebook -> (seconds, finished_utc) of its latest real run
-    rows, upstream, total_start = [], "", time.time()
+    rows, total_start = [], time.time()
+    current = notebook_stamps(params)          # every notebook's, so --only runs see the same upstream
     for nb in notebooks():
-        stamp = _stamp(nb, params, upstream)   # every notebook's, so --only runs see the same upstream
-        upstream = stamp
+        stamp = current[nb.name]
         if only and not any(nb.name.startswith(o) for o in only):
             if nb.name in last:
                 rows.append({"notebook": nb.name, "status": "not run", "seconds": 0.0,
