@@ -167,14 +167,6 @@ def stable_hash(obj, n: int = 12) -> str:
     return hashlib.sha1(blob).hexdigest()[:n]
 
 
-def file_hash(path: str | os.PathLike, n: int = 12, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()[:n]
-
-
 def pick_device(device: str | None = None) -> str:
     import torch  # heavy: torch loads only where needed, so the config layer and `rsdix --help` stay light
 

@@ -2,13 +2,12 @@
 cleaning and overrides, malformed override files naming the file."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 
 from data_fixtures import make_image
-from rsdix.data.classification import ClassificationDataset, clean_class_name, read_overrides
+from rsdix.data.classification import ClassificationDataset, clean_class_name
 from rsdix.errors import DataError
 
 
@@ -23,10 +22,8 @@ def test_clean_class_name(raw, clean):
     assert clean_class_name(raw) == clean
 
 
-def test_class_name_overrides(tmp_path):
-    path = tmp_path / "names.json"
-    path.write_text(json.dumps({"fResident": "residential area"}))
-    assert clean_class_name("fResident", read_overrides(path)) == "residential area"
+def test_class_name_overrides():
+    assert clean_class_name("fResident", {"fResident": "residential area"}) == "residential area"
 
 
 def test_classification_folders_and_csv(tmp_path):
@@ -48,14 +45,6 @@ def test_classification_folders_and_csv(tmp_path):
         ClassificationDataset.from_csv(csv, tmp_path / "flat", classes=["forest"])
     with pytest.raises(DataError, match="2 class names given for 1 classes"):
         ClassificationDataset([tmp_path / "flat" / "a.jpg"], [0], ["beach"], class_names=["a", "b"])
-
-
-@pytest.mark.parametrize("name,text", [("names.json", '{"aGrass": "grass",'), ("names.yaml", "a: [b\n")])
-def test_malformed_class_name_override_names_the_file(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_text(text)
-    with pytest.raises(DataError, match=name):
-        read_overrides(path)
 
 
 @pytest.mark.data

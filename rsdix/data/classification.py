@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rsdix.data.images import IMAGE_EXTS, load_image, verify_image
-from rsdix.data.files import read_json, read_yaml
 from rsdix.errors import DataError
 from rsdix.utils import progress
 
@@ -69,25 +68,6 @@ def clean_class_name(name: str, overrides: dict[str, str] | None = None) -> str:
         parts = _segment(word, _vocab()) if word not in _vocab() else None
         words.extend(parts if parts and len(parts) > 1 else [word])
     return " ".join(words)
-
-
-def read_overrides(path: str | os.PathLike | None) -> dict[str, str]:
-    """Class-name override mapping from a JSON/YAML mapping or a ``name,prompt_name`` CSV."""
-    if path is None:
-        return {}
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "class-name override file not found")
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="") as fh:
-            return {row[0]: row[1] for row in csv.reader(fh) if len(row) >= 2}
-    if path.suffix.lower() in (".yaml", ".yml"):
-        data = read_yaml(path, "class-name override file")
-    else:
-        data = read_json(path, "class-name override file")
-    if not isinstance(data, dict):
-        raise DataError(path, "override file must be a mapping of folder name -> class name")
-    return {str(k): str(v) for k, v in data.items()}
 
 
 def scan_class_folders(root: str | os.PathLike, exts: Sequence[str] = IMAGE_EXTS):

@@ -187,11 +187,6 @@ def get_info(name: str, kind: str | None = None) -> DatasetInfo:
     raise DataError(name, f"unknown {kind + ' ' if kind else ''}dataset; known: {known}")
 
 
-def dataset_path(name: str, root=None) -> Path:
-    info = get_info(name)
-    return resolve_root(root) / info.path
-
-
 def source_path(name: str, root=None) -> Path:
     """Where dataset ``name`` is read from under the data root: the caption file of a caption set,
     the label CSV of a CSV classification set, the class-folder root of a folder set. A missing

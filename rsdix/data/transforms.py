@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-import torch
 from torchvision import transforms as T
 from torchvision.transforms import functional as F
 
@@ -84,12 +83,6 @@ def rs_train_transform(image_size: int, mean: Sequence[float], std: Sequence[flo
     return T.Compose(steps)
 
 
-def eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float]) -> T.Compose:
-    """Resize the short side, centre-crop, normalise (open_clip's evaluation recipe)."""
-    return T.Compose([T.Resize(image_size, interpolation=T.InterpolationMode.BICUBIC, antialias=True),
-                      T.CenterCrop(image_size), T.ToTensor(), T.Normalize(mean, std)])
-
-
 def bundle_train_transform(bundle, augment: str | None = "rs", **kwargs):
     """The training transform for a model bundle: RS augmentation or open_clip's default."""
     if augment is None or augment == "none":
@@ -110,9 +103,3 @@ def find_normalize(transform) -> T.Normalize:
             return step
     raise ValueError("no Normalize step in the transform")
 
-
-def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Undo normalisation (for showing images)."""
-    mean = torch.as_tensor(mean, dtype=x.dtype).view(-1, 1, 1)
-    std = torch.as_tensor(std, dtype=x.dtype).view(-1, 1, 1)
-    return (x * std + mean).clamp(0, 1)

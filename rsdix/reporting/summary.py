@@ -26,7 +26,7 @@ import torch
 
 from rsdix.paths import RunDirs, figures_dir, repo_root
 from rsdix.reporting.tables import compact_markdown, published_reference, readme_table, task_tables
-from rsdix.results import REFERENCE_CSV, reference_numbers, summarise
+from rsdix.results import REFERENCE_CSV, summarise
 from rsdix.utils import atomic_path, atomic_write_text
 
 # written beside RESULTS.md in the figures folder (committed with it)
@@ -50,18 +50,6 @@ def environment() -> dict:
     except Exception:  # noqa: BLE001
         pass
     return env
-
-
-def published_beside(summary: pd.DataFrame) -> pd.DataFrame:
-    """``summary`` with the published numbers of its dataset/task/metric as one string
-    (``model backbone: value (on <release>)``); RESULTS.md shows them once per dataset instead
-    (:func:`rsdix.reporting.tables.published_reference`)."""
-    ref = reference_numbers()
-    on = ref["published_on"] if "published_on" in ref else pd.Series(None, index=ref.index)
-    ref = ref.assign(published=ref["model"] + " " + ref["backbone"] + ": " + ref["value"].map("{:g}".format)
-                     + on.map(lambda d: f" (on {d})" if isinstance(d, str) else ""))
-    grouped = ref.groupby(["dataset", "task", "metric"])["published"].agg("; ".join).reset_index()
-    return summary.merge(grouped, on=["dataset", "task", "metric"], how="left")
 
 
 def _rel(path: Path) -> str:

@@ -508,21 +508,6 @@ def _scene_name(source: Path) -> str:
     return source.stem if source.is_file() else source.name
 
 
-def write_reflectance(scene: Scene, path: str | os.PathLike) -> Path:
-    """Write a scene's reflectance as a float32 GeoTIFF (NaN = no data), band names as descriptions."""
-    import rasterio  # heavy: rasterio (GDAL), loaded on use
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profile = dict(driver="GTiff", dtype="float32", count=len(scene.band_names), height=scene.shape[0],
-                   width=scene.shape[1], crs=scene.crs, transform=scene.transform, nodata=np.nan)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(scene.reflectance)
-        for i, b in enumerate(scene.band_names, start=1):
-            dst.set_band_description(i, b)
-    return path
-
-
 def check_reflectance(dn_file: str | os.PathLike, expected_file: str | os.PathLike | None = None) -> dict:
     """Read ``dn_file`` (digital numbers + product metadata) as reflectance and compare it with a
     reference reflectance raster (default: ``<stem>_toa.tif`` beside it): the radiometry used,

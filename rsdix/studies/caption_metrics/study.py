@@ -64,10 +64,6 @@ def load_study_config(profile: str, **overrides) -> CaptionMetricsConfig:
     return config.load("caption_metrics", profile, **overrides)
 
 
-def fmt_ci(value, lo, hi, digits: int = 2) -> str:
-    return f"{value:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
 def _names(frame: pd.DataFrame) -> str:
     return ", ".join(dict.fromkeys(frame.metric)) or "none"
 
