@@ -1,8 +1,10 @@
 """rsdix: lightweight, data-efficient vision-language models for remote sensing.
 
-A thin package behind the numbered notebooks: each module holds one idea
-(`data`, `models`, `losses`, `distill`, `train`, `evaluate`, `captioning`,
-`metrics`, `s2lcd`, `stats`, ...). Import the module you need; nothing heavy is
+A thin package behind the numbered notebooks, one sub-package per pipeline stage, imports
+running one way: ``data`` -> ``s2`` -> ``models`` -> ``training`` -> ``captioning`` /
+``evaluation`` -> ``studies`` -> ``reporting`` (and ``benchmarks``, ``cli`` on top). The root holds
+the core every stage uses: ``errors``, ``paths``, ``config``, ``log``, ``utils``, ``intervals``,
+``viz``, ``results`` (docs/architecture.md). Import the module you need; nothing heavy is
 imported here.
 """
 __version__ = "0.1.0"

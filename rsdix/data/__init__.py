@@ -13,5 +13,9 @@ Modules:
 * ``textstats``: caption tokenizer and corpus statistics;
 * ``overview``: what is under the data root (notebook 01's tables);
 * ``annotations``: object annotations (COCO, DOTA, VOC readers; Mask-to-Box);
-* ``box_captions``: captions from boxes (Box-to-Caption), counting sets, the conversion command line.
+* ``box_captions``: captions from boxes (Box-to-Caption), counting sets, the conversion command line;
+* ``duplicates``: exact, perceptual-hash and feature duplicate images, exclusion lists;
+* ``shards``: caption datasets as webdataset shards;
+* ``parallel_captions``: multilingual (parallel) caption sets and the dataset that draws a caption
+  per language (RS-M-CLIP); ``translation``: machine translation of captions.
 """

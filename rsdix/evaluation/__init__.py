@@ -3,7 +3,7 @@
 * ``suite``: :class:`EvalConfig`, the task table ``TASKS`` (one function per task),
   ``evaluate_model``, ``evaluate_models``, ``prefetch_image_features``.
 * ``datasets``: registry lookup, classification and caption sets as the suite loads them.
-* ``classification``: top-1/top-5/balanced accuracy, confusion matrix, zero-shot class weights.
+* ``accuracy``: top-1/top-5/balanced accuracy, confusion matrix.
 * ``zero_shot``: class embeddings from names x templates, zero-shot classification.
 * ``templates``: the prompt-template sets (data: ``protocols/templates.yaml``, with sources).
 * ``protocols``: the evaluation protocols as data (template set, probe split, official splits,
@@ -15,7 +15,8 @@
 * ``counting``: count words in captions, their ten variants, counting accuracy and task.
 * ``multilingual``: evaluation per language on one multilingual caption set.
 * ``quick_check``: the small check run during training (UCM mR, WHU-RS19 zero-shot top-1).
-* ``checkpoints``: which models a run evaluates (saved checkpoints, baselines, model specs).
+* ``named_suites``: the named suites (``remoteclip``, ``rsdix``) and the summary of ``rsdix evaluate``.
+* ``model_specs``: which models a run evaluates (saved model folders, baselines, model specs).
 * ``published``: our numbers beside the published ones.
-* ``report``: notebook 05's tables and markdown summary; ``plots``: its figures.
+* ``eval_report``: notebook 05's tables and markdown summary; ``eval_figures``: its figures.
 """

@@ -20,12 +20,13 @@ CLIP training:
 * :mod:`~rsdix.training.losses` - InfoNCE, SigLIP, OT targets (Sinkhorn), the distillation losses;
 * :mod:`~rsdix.training.clip_objectives` - :class:`ClipLossConfig` and :class:`ClipObjective` (the five
   methods), :class:`SBertSimilarity`;
-* :mod:`~rsdix.training.clip_data` - :class:`ClipDataConfig`, the training dataset and its collate;
+* :mod:`~rsdix.training.clip_data` - :class:`ClipDataConfig`, the training dataset;
+* :mod:`~rsdix.training.collate` - the batches: :class:`ClipCollate`, :class:`LanguageCollate` (one
+  language per step), :class:`ViewsCollate` and DINO's multi-crop views;
 * :mod:`~rsdix.training.clip` - :class:`ClipTrainConfig`, :func:`load_clip_config`, :func:`build_model`,
-  :func:`train_clip` (the entry point ``rsdix train`` calls);
-* :mod:`~rsdix.training.dino` - RS-M-CLIP's DINO term (multi-crop views, head, loss, EMA teacher);
-* :mod:`~rsdix.training.multilingual` - multilingual captions (parallel files, one language per
-  step, machine translation);
-* :mod:`~rsdix.studies.methods` - notebook 03's study: :class:`MethodsConfig`, :class:`Study`,
-  :func:`train_run`, run names, result rows, its tables, figures and conclusions.
+  the one setup every CLIP run uses (:func:`build_setup`), :func:`train_clip` (``rsdix train``) and
+  :func:`train_and_save` (a named run saved as a model folder: notebook 03, the studies);
+* :mod:`~rsdix.training.dino` - RS-M-CLIP's DINO term (head, loss, EMA teacher).
+
+Experiments built on this machinery live in :mod:`rsdix.studies`.
 """

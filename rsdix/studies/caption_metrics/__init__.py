@@ -2,7 +2,7 @@
 
 Modules:
 
-* ``captions``: the study's caption sets (``CaptionSet``, ``load_caption_set``), normalised
+* ``caption_sets``: the study's caption sets (``CaptionSet``, ``load_caption_set``), normalised
   captions, class terms, seeded sampling;
 * ``perturb``: meaning-preserving (WordNet synonym) and meaning-changing caption edits
   (``Perturber``) and the caption pairs (``make_pairs``);
