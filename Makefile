@@ -12,16 +12,17 @@ export RSDIX_DATA_ROOT := $(DATA_ROOT)
 export HF_HUB_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
 
-.PHONY: help setup test reproduce smoke lab bench clean wordnet study
+.PHONY: help setup test test-slow test-all reproduce smoke lab bench clean wordnet study
 
 help:
 	@echo "make setup       virtual environment ($(VENV)) with torch and every dependency, rsdix editable, WordNet"
-	@echo "make test        the test suite (real-data tests use DATA_ROOT=$(DATA_ROOT))"
+	@echo "make test        the test suite without the slow tests (minutes; real-data tests use DATA_ROOT=$(DATA_ROOT))"
+	@echo "make test-slow   the slow tests (multi-process launches, dry-run pieces, the smoke study); CI runs both"
 	@echo "make reproduce   run notebooks 01-06 through papermill (PROFILE=cpu|paper|smoke; DRY_RUN=1: offline stand-ins)"
 	@echo "make smoke       make reproduce PROFILE=smoke (minutes; what CI runs)"
 	@echo "make lab         JupyterLab on notebooks/ (REMOTE=1 PORT=8888 on a remote box)"
 	@echo "make bench       speed benchmarks, written to figures/bench.{csv,md}"
-	@echo "make study       the data-efficiency study into figures/study/ (resumes; ~2.5 h on 1 free core, docs/study.md)"
+	@echo "make study       the data-efficiency study into figures/study/ (rsdix study efficiency; resumes; docs/study.md)"
 
 setup: $(VENV)/.rsdix-installed wordnet
 
@@ -41,6 +42,12 @@ wordnet: $(VENV)/.rsdix-installed
 	-$(VENV)/bin/rsdix wordnet install
 
 test: $(VENV)/.rsdix-installed
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(VENV)/.rsdix-installed
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+test-all: $(VENV)/.rsdix-installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 reproduce: $(VENV)/.rsdix-installed

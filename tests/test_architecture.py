@@ -149,7 +149,7 @@ def test_no_private_names_across_modules():
 
 def test_tests_import_no_private_names():
     wrong = []
-    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+    for path in sorted(Path(__file__).parent.rglob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rsdix"):
                 wrong += [f"{path.name}:{node.lineno} {node.module}.{a.name}" for a in node.names
@@ -195,3 +195,20 @@ def test_one_module_name_means_one_thing():
 def test_modules_hold_one_idea(module):
     lines = len(MODULES[module].read_text().splitlines())
     assert lines <= MAX_LINES, f"{module}: {lines} lines (split it by idea; at most {MAX_LINES})"
+
+
+TEST_FOLDERS = {"core": "the root modules", "data": "rsdix/data", "s2": "rsdix/s2", "models": "rsdix/models",
+                "training": "rsdix/training", "captioning": "rsdix/captioning", "evaluation": "rsdix/evaluation",
+                "studies": "rsdix/studies", "studies/efficiency": "rsdix/studies/efficiency",
+                "studies/caption_metrics": "rsdix/studies/caption_metrics", "reporting": "rsdix/reporting",
+                "benchmarks": "rsdix/benchmarks", "cli": "rsdix/cli"}
+REPOSITORY_TESTS = {"test_architecture.py", "test_makefile.py", "test_readme.py"}   # the repository as a whole
+
+
+def test_tests_mirror_the_package():
+    """tests/<stage>/test_<module>.py: a module's tests sit in its stage's folder."""
+    tests = Path(__file__).parent
+    wrong = [str(p.relative_to(tests)) for p in tests.rglob("test_*.py")
+             if (p.parent == tests and p.name not in REPOSITORY_TESTS)
+             or (p.parent != tests and str(p.parent.relative_to(tests)) not in TEST_FOLDERS)]
+    assert not wrong, f"test files outside tests/<stage>/: {wrong}"

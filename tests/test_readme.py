@@ -80,7 +80,7 @@ def unrun_commands(text: str) -> list[str]:
     dry_run = set(re.findall(r"_dry\(\s*\"([\w-]+)\"", (REPO / "tests" / "test_makefile.py").read_text()))
     reached = ci_targets() | dry_run
     corpus = [" ".join((REPO / ".ci" / "run").read_text().split())]
-    corpus += [" ".join(p.read_text().split()) for p in sorted((REPO / "tests").glob("*.py")) if p.name != Path(__file__).name]
+    corpus += [" ".join(p.read_text().split()) for p in sorted((REPO / "tests").rglob("*.py")) if p.name != Path(__file__).name]
     missing = []
     for command in code_lines(text):
         words = command.split()

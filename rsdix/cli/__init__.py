@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("study", help="the studies: efficiency (data efficiency of self-distillation), methods "
                                      "(notebook 03), caption-metrics (notebook 06)")
-    studies = p.add_subparsers(dest="study", metavar="STUDY", required=True)
+    studies = p.add_subparsers(dest="study", metavar="STUDY", required=True, help="which study")
     p = studies.add_parser("efficiency", help="does self-distillation need less data? paired seeds, learning curves, "
                                               "STUDY.md (docs/study.md)")
     p.add_argument("--profile", default="cpu", help="rsdix/configs/efficiency/<profile>.yaml (cpu, smoke, paper)")

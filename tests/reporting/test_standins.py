@@ -33,6 +33,7 @@ def _activation(model):
     return type(model.visual.transformer.resblocks[0].mlp.gelu)
 
 
+@pytest.mark.slow
 def test_openai_standin_is_what_open_clip_loads_offline(tmp_path, b32_state):
     hub = tmp_path / "hub"
     path = standins.write_openai_clip(hub, "ViT-B-32", state=b32_state)
@@ -51,6 +52,7 @@ def test_openai_standin_is_what_open_clip_loads_offline(tmp_path, b32_state):
     assert torch.equal(bundle.model.visual.proj, b32_state["visual.proj"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["ViT-B-16", "ViT-L-14"])
 def test_larger_openai_standins_load(tmp_path, arch):
     state = standins.random_clip_state(arch, seed=1)
@@ -94,6 +96,7 @@ def test_gpt2_standin_from_pretrained_by_hub_name(tmp_path):
     assert out.logits.shape == (1, len(ids), 50257)
 
 
+@pytest.mark.slow
 def test_caption_standins_have_an_image_for_every_file_name(data_root, tmp_path):
     need = ["rsicd", "rsitmd", "sydney_captions"]
     for name in need:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from rsdix import cli, config
-from rsdix.paths import DRY_RUN_ENV, RunDirs
+from rsdix.paths import DRY_RUN_ENV, RunDirs, repo_root
 from rsdix.reporting import dry_run
 
 # the words a capped field's name may carry: steps, image counts, batch size, CPU workers
@@ -121,7 +121,7 @@ def test_cli_and_make_pass_the_dry_run_flag(monkeypatch):
     monkeypatch.setattr(dry_run, "run", lambda *a, **k: seen.setdefault("args", a))
     assert cli.main(["reproduce", "--profile", "paper", "--dry-run"]) == 0
     assert seen["args"][0] == "paper"
-    root = Path(__file__).resolve().parents[1]
+    root = repo_root()
     out = subprocess.run(["make", "-n", "-s", "reproduce", "PROFILE=paper", "DRY_RUN=1"], cwd=root,
                          capture_output=True, text=True).stdout
     assert "reproduce --profile paper" in out and "--dry-run" in out

@@ -23,10 +23,11 @@ from rsdix.cli import main as cli
 from rsdix.data.captions import CaptionRecord, write_karpathy
 from rsdix.data.shards import ShardDataset, shard_sizes, shard_urls, write_shards
 from rsdix.errors import ConfigError, DataError
+from rsdix.paths import repo_root
 from rsdix.training.clip import build_model, train_clip
 from rsdix.training.clip_data import build_train_dataset
 
-HERE = Path(__file__).parent
+HERE = repo_root() / "tests"   # the fixture modules (distributed_worker.py)
 
 
 def synthetic(root: Path, n: int = 48) -> Path:

@@ -13,6 +13,7 @@ from rsdix.studies.efficiency.design import load_efficiency_config
 from rsdix.studies.efficiency.runs import RUNS_CSV, plan
 from rsdix.studies.efficiency.study import FIGURES, write_report
 from rsdix.errors import ConfigError
+from rsdix.paths import repo_root
 
 
 def test_run_order_makes_partial_results_useful():
@@ -51,6 +52,7 @@ def run_documented(command: str, out, data_root) -> int:
     return cli.main(argv if "--report-only" in argv else [*argv, "--data-root", str(data_root)])
 
 
+@pytest.mark.slow
 def test_smoke_study_runs_resumes_and_reports(tmp_path, ucm_root, whu_root, monkeypatch):
     data_root, out = ucm_root.parent, tmp_path / "study"
     assert run_documented(DOCUMENTED[0], out, data_root) == 0
@@ -82,7 +84,7 @@ def test_smoke_study_runs_resumes_and_reports(tmp_path, ucm_root, whu_root, monk
 
 def test_make_study_runs_the_cpu_study():
     recipe = subprocess.run(["make", "-n", "study", "VENV=.venv"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[1]).stdout
+                            cwd=repo_root()).stdout
     assert "rsdix study efficiency --profile cpu" in recipe
 
 

@@ -85,6 +85,7 @@ def test_sinkhorn_marginals_and_rows_sum_to_one():
     assert (p > 0).all()
 
 
+@pytest.mark.slow
 def test_sinkhorn_equals_pot_fp64():
     ot = pytest.importorskip("ot")
     cost = losses.ot_costs(_unit(7, 5, 2), _unit(7, 5, 3))[0]

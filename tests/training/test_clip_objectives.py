@@ -109,6 +109,7 @@ def _ddp_worker(rank, world, init_file, out_dir, method):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["rsdix"])
 def test_ddp_two_processes_equal_single_process_on_the_concatenated_batch(tmp_path, method):
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path), method), nprocs=2, join=True)

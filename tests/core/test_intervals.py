@@ -1,26 +1,13 @@
-"""The shared plot helpers: one colour per model, intervals that stay in the metric's range."""
+"""rsdix.intervals: the one implementation of every confidence interval, against closed forms,
+scipy and hand-computed cases."""
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pytest
+from scipy import stats
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from rsdix import intervals, viz  # noqa: E402
-
-
-def test_every_run_of_a_method_shares_its_colour():
-    for name in ("rsdix_s0", "rsdix_s2", "rsdix_frac0.1_s1", "rsdix_s0-ema", "clipcap-rsdix_s0-frozen", "RSDiX"):
-        assert viz.model_key(name) == "rsdix", name
-        assert viz.model_colour(name) == viz.MODEL_COLOURS["rsdix"], name
-    assert viz.model_key("rsdix-long_s0") == "rsdix-long" and viz.model_key("rsdix-sbert_s1-ema") == "rsdix-sbert"
-    assert len(set(viz.MODEL_COLOURS.values())) == len(viz.MODEL_COLOURS)      # distinct colours
-    # a model not in the palette: the same colour every time, from the extra colours
-    assert viz.model_colour("my-model_s0") == viz.model_colour("my-model_s3") in viz.EXTRA_COLOURS
-    assert viz.model_colour("RemoteCLIP-ViT-B-32=ViT-B-32@/x.pt") == viz.MODEL_COLOURS["remoteclip"]
+from rsdix import intervals
+from rsdix.errors import DataError
 
 
 def test_wilson_interval_matches_the_closed_form_and_stays_in_range():
@@ -55,9 +42,20 @@ def test_accuracy_interval_says_which_interval_it_is():
     assert intervals.accuracy_interval([30.0], None) == (30.0, 30.0, "none")
 
 
-def test_caption_is_written_under_the_axes(tmp_path):
-    fig = matplotlib.pyplot.figure()
-    fig.add_subplot().plot([0, 1])
-    viz.caption(fig, "whiskers: 95% Wilson interval")
-    assert fig.texts[0].get_text() == "whiskers: 95% Wilson interval"
-    assert viz.save(fig, tmp_path / "f.png").is_file()
+def test_t_interval_equals_scipy():
+    values = [3.0, 5.0, 4.0, 8.0, 6.5]
+    mean, low, high = intervals.t_interval(values)
+    ref = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    assert mean == pytest.approx(np.mean(values)) and (low, high) == pytest.approx(ref)
+    assert intervals.t_interval([2.0]) == (2.0, 2.0, 2.0)
+    with pytest.raises(DataError, match="t interval: 1 of 3 values are NaN or infinite"):
+        intervals.t_interval([1.0, float("inf"), 2.0])
+
+
+def test_bootstrap_of_two_values_by_hand():
+    """Resampling [0, 1] twice gives the means 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4: the 2.5% and
+    97.5% quantiles of the bootstrap distribution are 0 and 1."""
+    assert intervals.bootstrap_mean([0.0, 1.0]) == (0.0, 1.0)
+    assert intervals.bootstrap_mean([4.0, 4.0, 4.0]) == (4.0, 4.0)
+    # one default resample count for every caller
+    assert intervals.bootstrap_mean([1.0, 2.0, 9.0]) == intervals.bootstrap_mean([1.0, 2.0, 9.0], n_boot=10000)

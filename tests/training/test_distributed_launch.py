@@ -20,7 +20,9 @@ import pandas as pd
 import pytest
 import torch
 
-HERE = Path(__file__).parent
+from rsdix.paths import repo_root
+
+HERE = repo_root() / "tests"   # the fixture modules (distributed_worker.py)
 BIN = Path(sys.executable).parent
 FP32 = ["loop.precision=no", "loop.log_every=1", "data.cache_images=false"]
 pytestmark = [pytest.mark.data, pytest.mark.slow]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from rsdix.studies.caption_metrics.separation import ANY_EDIT
 from rsdix.studies.caption_metrics.study import to_results
@@ -130,6 +131,7 @@ def test_parameter_counts_come_from_the_open_clip_configs():
     assert parameter_count("best") == ""
 
 
+@pytest.mark.slow
 def test_the_report_loads_no_study():
     """reproduce writes RESULTS.md in a process that never imported a study."""
     code = ("import sys, rsdix.reporting.reproduce, rsdix.reporting.summary; "
