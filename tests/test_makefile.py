@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -34,3 +35,15 @@ def test_lab_runs_as_root_and_on_a_remote_box():
 def test_make_targets_go_through_the_rsdix_command_line():
     assert "rsdix reproduce --profile paper" in _dry("reproduce", "PROFILE=paper")
     assert "rsdix bench --out figures/bench" in _dry("bench")
+
+
+def test_the_conda_environment_names_real_rsdix_commands():
+    """environment.yml told conda users to run `python -m rsdix.metric_study.wordnet install`, which
+    did nothing (that module has no __main__); every command it names must be one rsdix accepts."""
+    from rsdix.cli import parse_args
+
+    text = (REPO / "environment.yml").read_text()
+    commands = re.findall(r"`(rsdix [^`]+)`", text)
+    assert commands and "python -m rsdix" not in text
+    for command in commands:
+        parse_args(command.split()[1:])          # exits on an unknown command or option

@@ -411,8 +411,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, with ``KEY=VALUE`` overrides accepted anywhere after the command (``rsdix train
+    --config smoke loop.steps=2 --run-dir runs/y loss.method=infonce``): argparse takes the first block,
+    the later ones join it."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if "=" in a and not a.startswith("-")]
+    if extra and (len(stray) != len(extra) or not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if stray:
+        args.overrides = [*args.overrides, *stray]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     level = "WARNING" if args.quiet else "DEBUG" if args.verbose else "INFO"
     with log.configured_for(level):   # rsdix's log lines on stderr; the kernels it starts inherit the level
         return _run(args)

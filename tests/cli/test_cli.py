@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rsdix import config
-from rsdix.cli import build_parser, default_run, main
+from rsdix.cli import build_parser, default_run, main, parse_args
 from rsdix.evaluation.model_specs import load_bundles, models_to_evaluate
 from rsdix.evaluation.suite import evaluate_models, load_task_dataset
 from rsdix.evaluation.named_suites import SUITES, suite_tasks, summary_markdown
@@ -168,3 +168,13 @@ def test_evaluate_cli_matches_notebook_05(ucm_root, whu_root, tmp_path, capsys, 
     assert len(merged) == len(cli) == len(nb) > 0
     assert (merged["value_nb"] - merged["value_cli"]).abs().max() < 1e-9
     assert "## retrieval" in (out / "results.md").read_text()
+
+
+def test_overrides_may_come_anywhere_after_the_command():
+    """Before, argparse took only the first KEY=VALUE block: the second one was "unrecognized"."""
+    args = parse_args(["train", "--config", "smoke", "loop.steps=2", "--run-dir", "runs/y", "loss.method=infonce"])
+    assert args.overrides == ["loop.steps=2", "loss.method=infonce"] and args.run_dir == "runs/y"
+    with pytest.raises(SystemExit):
+        parse_args(["train", "--config", "smoke", "--no-such-flag"])
+    with pytest.raises(SystemExit):
+        parse_args(["bench", "a=b"])                        # bench takes no overrides
