@@ -11,6 +11,7 @@ True colour = B04/B03/B02 (red, green, blue). Two documented stretches map refle
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +116,15 @@ def tiff_layout(path: str | os.PathLike) -> tuple[int, str] | None:
             return src.count, src.dtypes[0]
     except Exception:  # noqa: BLE001 - not a GeoTIFF: the image check reports it
         return None
+
+
+def expected_layout(paths, sample: int = 16) -> tuple[int, str] | None:
+    """The ``(band count, dtype)`` most of a set's TIFFs have, from up to ``sample`` of them evenly
+    spread (None when the set holds no TIFF rasterio reads). Loading a tile of another layout is then
+    an error (:func:`rsdix.data.images.load_image` ``layout=``), not only in ``rsdix data check``."""
+    tiffs = [p for p in paths if str(p).lower().endswith((".tif", ".tiff"))]
+    if not tiffs:
+        return None
+    step = max(1, len(tiffs) // sample)
+    layouts = Counter(v for v in (tiff_layout(p) for p in tiffs[::step][:sample]) if v is not None)
+    return layouts.most_common(1)[0][0] if layouts else None

@@ -174,7 +174,9 @@ def test_training_and_retrieval_leave_out_empty_captions_with_a_warning(tmp_path
         {"filename": "c.jpg", "split": "test", "sentences": [{"raw": "a road"}]}]}))
     with pytest.raises(DataError, match="empty caption"):
         read_captions(caps)                               # the strict reader still refuses
-    with pytest.warns(UserWarning, match=r"caps\.json: left out 3 empty caption\(s\); 1 image\(s\) left with none also left out \(b\.jpg\)"):
+    with pytest.warns(UserWarning, match=r"caps\.json: left out 3 empty caption\(s\) \(images\[0\] \(a\.jpg\) sentences\[1\], "
+                                         r"images\[1\] \(b\.jpg\) sentences\[0\], .*\); 1 image\(s\) left with none also "
+                                         r"left out \(b\.jpg\)"):
         records = read_captions_dropping_empty(caps)
     assert [(r.filename, r.captions, r.langs) for r in records] == [("a.jpg", ["a field"], ["en"]),
                                                                     ("c.jpg", ["a road"], ["en"])]
