@@ -101,7 +101,13 @@ def parse_overrides(items: Iterable[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected key=value (e.g. loop.steps=100)")
-        parsed = yaml.safe_load(value) if value.strip() else None
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML "
+                              f"({' '.join(str(exc).split())[:120]})") from None
+        if any(not part.strip() for part in key.split(".")):
+            raise ConfigError(f"override {item!r}: a blank part in the key {key!r} (e.g. loop.steps=100)")
         out = deep_update(out, nest({key: parsed}, sep="."))
     return out
 
@@ -254,8 +260,8 @@ def _coerce(hint, value, where: str, key: str):
             number = float(value)
         except ValueError as exc:
             raise ConfigError(f"{where}: {key}: expected a number, got {value!r}") from exc
-        if math.isnan(number):
-            raise ConfigError(f"{where}: {key}: expected a number, got NaN")
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: {key}: expected a finite number, got {value!r}")
         return number
     if hint is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -270,8 +276,10 @@ def _coerce(hint, value, where: str, key: str):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"{where}: {key}: expected a string, got {value!r}")
-    if (hint is tuple or origin is tuple) and isinstance(value, list):
-        return tuple(value)
+    if hint in (list, tuple) or origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: {key}: expected a list, got {value!r} (write [{value}])")
+        return tuple(value) if (hint is tuple or origin is tuple) else list(value)
     return value
 
 

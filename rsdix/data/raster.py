@@ -33,11 +33,17 @@ def read_raster(path: str | os.PathLike, bands=None):
         raise DataError(path, "raster file not found")
     try:
         with rasterio.open(path) as src:
+            n = len(bands) if isinstance(bands, (list, tuple)) else 1 if bands is not None else src.count
+            if Image.MAX_IMAGE_PIXELS and src.width * src.height > Image.MAX_IMAGE_PIXELS:   # PIL's decompression-bomb limit, as for RGB files
+                raise DataError(path, f"raster too large, possibly a decompression bomb: {src.width}x{src.height} "
+                                      f"pixels x {n} band(s) (over PIL.Image.MAX_IMAGE_PIXELS = "
+                                      f"{Image.MAX_IMAGE_PIXELS})")
             array = src.read(bands) if bands is not None else src.read()
             profile = dict(src.profile)
             profile["descriptions"] = src.descriptions
-    except rasterio.errors.RasterioIOError as exc:
-        raise DataError(path, f"cannot read raster: {exc}") from exc
+    except (rasterio.errors.RasterioError, MemoryError) as exc:
+        reason = " ".join(str(exc).split())[:200] or exc.__class__.__name__
+        raise DataError(path, f"cannot read raster ({exc.__class__.__name__}: {reason})") from exc
     return array, profile
 
 

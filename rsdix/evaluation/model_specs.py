@@ -77,7 +77,7 @@ def parse_model_spec(spec: str, label: str | None = None) -> tuple[str, str, str
                           f"(a label, when given, is not blank)")
     if not given:
         folder = Path(name)
-        given = (folder.name or folder.resolve().name) if folder.is_dir() else \
+        given = (folder.name or folder.resolve().name or name) if folder.is_dir() else \
             (f"{name}-{pretrained}" if pretrained else name)
     return given, name, pretrained or None
 
