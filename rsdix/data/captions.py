@@ -154,8 +154,6 @@ def read_openclip_csv(path: str | os.PathLike, img_key: str = "filename", captio
         raise DataError(path, "caption file not found")
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
-    grouped: dict[str, CaptionRecord] = {}
-    long: list = []
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -163,33 +161,45 @@ def read_openclip_csv(path: str | os.PathLike, img_key: str = "filename", captio
                               "save the file as UTF-8 (it may be Latin-1)") from exc
     with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh, delimiter=sep)
-        missing = {img_key, caption_key} - set(reader.fieldnames or [])
-        if missing:
-            raise DataError(path, f"missing column(s) {sorted(missing)}; found {reader.fieldnames}")
-        for row in reader:
-            line = reader.line_num
-            if None in row:
-                raise DataError(f"{path}:{line}", f"more fields than the header's {len(reader.fieldnames)} "
-                                                  f"(an unquoted {'tab' if sep == chr(9) else 'comma'} in a caption?)")
-            if any(v is None for v in row.values()):
-                raise DataError(f"{path}:{line}", f"fewer fields than the header's {len(reader.fieldnames)}")
-            caption = limit_length((row[caption_key] or "").strip(), f"line {line}", long)
-            if not caption and not allow_empty:
-                raise DataError(f"{path}:{line}", f"empty caption for {row[img_key]!r}")
-            name = row[img_key]
-            rec = grouped.get(name)
-            row_split = row.get("split") or split
-            if row.get("split") and row_split not in KNOWN_SPLITS:
-                raise DataError(f"{path}:{line}", f"column 'split': unknown split {row_split!r}; "
-                                                  f"expected one of {list(KNOWN_SPLITS)}")
-            if rec is None:
-                rec = grouped[name] = CaptionRecord(filename=name, split=row_split,
-                                                    captions=[], langs=[], image_id=len(grouped))
-            rec.captions.append(caption)
-            rec.langs.append(row.get("lang") or "en")
-            rec.where.append(f"line {line}")
-    warn_long(long, path)
+        try:
+            missing = {img_key, caption_key} - set(reader.fieldnames or [])
+            if missing:
+                raise DataError(path, f"missing column(s) {sorted(missing)}; found {reader.fieldnames}")
+            grouped = _group_rows(reader, path, img_key, caption_key, sep, split, allow_empty)
+        except csv.Error as exc:   # a field over csv's limit (128 KB), a NUL ...
+            raise DataError(f"{path}:{reader.line_num + 1}", f"not readable as CSV ({exc})") from exc
     return list(grouped.values())
+
+
+def _group_rows(reader, path: Path, img_key: str, caption_key: str, sep: str, split: str,
+                allow_empty: bool) -> dict[str, CaptionRecord]:
+    """The rows of an OpenCLIP CSV grouped by image (see :func:`read_openclip_csv`)."""
+    grouped: dict[str, CaptionRecord] = {}
+    long: list = []
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            raise DataError(f"{path}:{line}", f"more fields than the header's {len(reader.fieldnames)} "
+                                              f"(an unquoted {'tab' if sep == chr(9) else 'comma'} in a caption?)")
+        if any(v is None for v in row.values()):
+            raise DataError(f"{path}:{line}", f"fewer fields than the header's {len(reader.fieldnames)}")
+        caption = limit_length((row[caption_key] or "").strip(), f"line {line}", long)
+        if not caption and not allow_empty:
+            raise DataError(f"{path}:{line}", f"empty caption for {row[img_key]!r}")
+        name = row[img_key]
+        rec = grouped.get(name)
+        row_split = row.get("split") or split
+        if row.get("split") and row_split not in KNOWN_SPLITS:
+            raise DataError(f"{path}:{line}", f"column 'split': unknown split {row_split!r}; "
+                                              f"expected one of {list(KNOWN_SPLITS)}")
+        if rec is None:
+            rec = grouped[name] = CaptionRecord(filename=name, split=row_split,
+                                                captions=[], langs=[], image_id=len(grouped))
+        rec.captions.append(caption)
+        rec.langs.append(row.get("lang") or "en")
+        rec.where.append(f"line {line}")
+    warn_long(long, path, stacklevel=4)
+    return grouped
 
 
 def read_captions(path: str | os.PathLike, **kwargs) -> list[CaptionRecord]:

@@ -108,7 +108,6 @@ def read_label_csv(csv_path: str | os.PathLike, image_dir: str | os.PathLike | N
     if not csv_path.exists():
         raise DataError(csv_path, "label file not found")
     image_dir = Path(image_dir) if image_dir else csv_path.parent / "images"
-    rows, first_line = [], {}
     try:
         text = csv_path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -116,23 +115,10 @@ def read_label_csv(csv_path: str | os.PathLike, image_dir: str | os.PathLike | N
                                   f"{exc.start}); save the file as UTF-8") from exc
     with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
-        if not {"filename", "label"} <= set(reader.fieldnames or []):
-            raise DataError(csv_path, f"expected a header with columns filename,label; found {reader.fieldnames}")
-        for row in reader:
-            line = reader.line_num
-            if None in row or any(v is None for v in row.values()):
-                raise DataError(f"{csv_path}:{line}", f"{'more' if None in row else 'fewer'} fields than the "
-                                                      f"header's {len(reader.fieldnames)}")
-            name, label = row["filename"].strip(), row["label"].strip()
-            if not name or not label:
-                raise DataError(f"{csv_path}:{line}", "empty filename or label")
-            if name in first_line:
-                first, first_label = first_line[name]
-                same = "the same label" if first_label == label else f"labels {first_label!r} and {label!r}"
-                raise DataError(f"{csv_path}:{line}", f"file {name!r} listed twice (lines {first} and "
-                                                      f"{line}, {same})")
-            first_line[name] = (line, label)
-            rows.append((name, label, line))
+        try:
+            rows, first_line = _label_rows(reader, csv_path)
+        except csv.Error as exc:   # a field over csv's limit (128 KB) ...
+            raise DataError(f"{csv_path}:{reader.line_num + 1}", f"not readable as CSV ({exc})") from exc
     if not rows:
         raise DataError(csv_path, "label file has no rows")
     listed = csv_path.parent / CLASS_LIST
@@ -158,6 +144,29 @@ def read_label_csv(csv_path: str | os.PathLike, image_dir: str | os.PathLike | N
         classes = list(classes) + [c for c in unknown if c not in classes]
     index = {c: i for i, c in enumerate(classes)}
     return [image_dir / f for f, _, _ in rows], [index[label] for _, label, _ in rows], list(classes)
+
+
+def _label_rows(reader, csv_path: Path) -> tuple[list, dict]:
+    """``(filename, label, line)`` rows of a label CSV and the first line of each file."""
+    rows, first_line = [], {}
+    if not {"filename", "label"} <= set(reader.fieldnames or []):
+        raise DataError(csv_path, f"expected a header with columns filename,label; found {reader.fieldnames}")
+    for row in reader:
+        line = reader.line_num
+        if None in row or any(v is None for v in row.values()):
+            raise DataError(f"{csv_path}:{line}", f"{'more' if None in row else 'fewer'} fields than the "
+                                                  f"header's {len(reader.fieldnames)}")
+        name, label = row["filename"].strip(), row["label"].strip()
+        if not name or not label:
+            raise DataError(f"{csv_path}:{line}", "empty filename or label")
+        if name in first_line:
+            first, first_label = first_line[name]
+            same = "the same label" if first_label == label else f"labels {first_label!r} and {label!r}"
+            raise DataError(f"{csv_path}:{line}", f"file {name!r} listed twice (lines {first} and "
+                                                  f"{line}, {same})")
+        first_line[name] = (line, label)
+        rows.append((name, label, line))
+    return rows, first_line
 
 
 def _likely_typos(rows) -> tuple[list[str], list[str]]:

@@ -195,8 +195,10 @@ def inspect_shard(url: str) -> tuple[int, str | None]:
             fh.seek(end)
             tail = fh.read(1024)
     except (tarfile.TarError, OSError, EOFError) as exc:
-        reason = " ".join(str(exc).split())[:160]
-        return _complete(keys), f"not a readable tar shard ({exc.__class__.__name__}: {reason})"
+        reason = f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:160]}"
+        if keys:
+            return _complete(keys), f"cut short or damaged after {_complete(keys)} whole sample(s) ({reason})"
+        return 0, f"not a readable tar shard ({reason})"
     if len(tail) < 1024 or tail.strip(b"\0"):
         return _complete(keys), f"cut short after {_complete(keys)} whole sample(s): no end-of-archive marker"
     return len(keys), None

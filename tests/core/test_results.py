@@ -105,3 +105,89 @@ def test_summarise_refuses_non_finite_values_naming_rows():
                          "split": "test", "value": [1.0, float("nan"), float("inf")]})
     with pytest.raises(DataError, match=r"results summary: 2 of 3 result values are NaN or infinite: rows 1, 2"):
         summarise(rows)
+
+
+# ---------------------------------------------------------------- a table that cannot rot (issue 33)
+
+def _four_rows(path):
+    append_results([Result(f"m{i}", "UCM", "retrieval", "mR", 54.0, seed=0) for i in range(4)], path)
+    return path.read_text()
+
+
+def _cut_last_row(text):    # the issue's example: m4's 54.0 cut to 5, seed and split lost
+    return text + "m4,UCM,retrieval,mR,5"
+
+
+def _nul_tail(text):
+    return text + "\0" * 4096
+
+
+def _extra_comma(text):
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[:3]) + lines[3].replace("UCM", "UCM,x", 1) + "".join(lines[4:])
+
+
+@pytest.mark.parametrize("damage, line, problem", [
+    (_cut_last_row, 6, "5 field.s. where the header has 14"),
+    (_nul_tail, 6, "NUL bytes"),
+    (_extra_comma, 4, "15 field.s. where the header has 14")])
+def test_an_append_to_a_damaged_table_is_refused_naming_file_and_line_and_writes_nothing(tmp_path, damage, line,
+                                                                                        problem):
+    path = tmp_path / "results.csv"
+    damaged = damage(_four_rows(path))
+    path.write_text(damaged)
+    with pytest.raises(DataError, match=rf"results\.csv:{line}: damaged results table: {problem}.*nothing was written"):
+        append_results([Result("m9", "UCM", "retrieval", "mR", 1.0)], path)
+    assert path.read_text() == damaged
+    with pytest.raises(DataError, match=rf"results\.csv:{line}: damaged results table: {problem}"):
+        read_results(path)
+
+
+def test_a_row_cut_inside_its_last_field_is_found_by_its_missing_line_end(tmp_path):
+    path = tmp_path / "results.csv"
+    text = _four_rows(path)
+    path.write_text(text[:-1])   # the last row has all its fields, its line end is gone
+    from rsdix import results
+    check = results.check_table(path)
+    assert [line for line, _ in check.problems] == [5] and "cut short" in check.problems[0][1]
+
+
+def test_check_and_repair_keep_the_valid_rows_and_move_the_rest_aside(tmp_path, capsys):
+    from rsdix.cli import main
+    path = tmp_path / "results.csv"
+    text = _four_rows(path)
+    lines = text.splitlines(keepends=True)
+    path.write_text("".join(lines[:2]) + "m1,UCM,retrieval,mR,not-a-number,0,test,,,,,,,\n" + lines[2]
+                    + _extra_comma(text).splitlines(keepends=True)[3] + "".join(lines[4:]) + "\0" * 64)
+    assert main(["results", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "3 valid row(s), 3 damaged line(s)" in out and "line 3: 'value' is 'not-a-number', not a finite number" in out
+    assert main(["results", "repair", str(path)]) == 0
+    assert "kept 3 valid row(s); moved 3 damaged line(s) to" in capsys.readouterr().out
+    assert sorted(read_results(path)["model"]) == ["m0", "m1", "m3"]
+    aside = (tmp_path / "results.rejected.csv").read_text()
+    assert aside.startswith("model,dataset,") and "not-a-number" in aside and "UCM,x" in aside and "\0" in aside
+    assert main(["results", "check", str(path)]) == 0
+    append_results([Result("m9", "UCM", "retrieval", "mR", 1.0)], path)   # appends work again
+    assert len(read_results(path)) == 4
+
+
+def test_rows_that_could_not_be_read_back_are_refused_when_written(tmp_path):
+    path = tmp_path / "r.csv"
+    for row, needle in ((Result("", "UCM", "t", "m", 1.0), "'model' is ''"),
+                        (Result("m", "UCM", "t", "m", float("inf")), "not a finite number"),
+                        (Result("m", "UCM", "t", "m", 1.0, seed=1.5), "'seed' is 1.5, not an integer"),
+                        (Result("m\r", "UCM", "t", "m", 1.0), "carriage return"),
+                        (Result("m", "UCM", "t", "m", True), "not a finite number")):
+        with pytest.raises(DataError, match=needle):
+            append_results([row], path)
+    assert not path.exists()
+
+
+def test_text_that_looks_like_a_number_or_nan_stays_text(tmp_path):
+    path = tmp_path / "r.csv"
+    append_results([Result("1.0", "NA", "t", "None", 1.0, note="nan")], path)
+    row = read_results(path).iloc[0]
+    assert (row["model"], row["dataset"], row["metric"], row["note"]) == ("1.0", "NA", "None", "nan")
+    table = append_results([Result("1.0", "NA", "t", "None", 2.0, note="nan")], path)
+    assert len(table) == 1 and table["value"].tolist() == [2.0]   # replaced: the keys read back as written

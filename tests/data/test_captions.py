@@ -185,3 +185,32 @@ def test_training_and_retrieval_leave_out_empty_captions_with_a_warning(tmp_path
     with pytest.warns(UserWarning, match="left out 3"):
         ds = CaptionDataset.from_file(caps, split="train", image_dir=tmp_path)
     assert [r.filename for r in ds.records] == ["a.jpg"]
+
+
+def test_a_caption_over_the_documented_length_is_cut_with_a_counted_warning(tmp_path):
+    from rsdix.data.captions import MAX_CAPTION_CHARS
+
+    caps = tmp_path / "caps.json"
+    huge = "a field " * 131072                     # 1 MB
+    caps.write_text(json.dumps({"images": [
+        {"filename": "a.jpg", "split": "train", "sentences": [{"raw": huge}, {"raw": "a road"}, {"raw": huge}]}]}))
+    with pytest.warns(UserWarning, match=rf"caps\.json: cut 2 caption\(s\) longer than {MAX_CAPTION_CHARS} characters "
+                                         rf"to {MAX_CAPTION_CHARS} \(first: images\[0\] \(a\.jpg\) sentences\[0\], "
+                                         rf"1048575 characters\)"):
+        [rec] = read_captions(caps)
+    assert len(rec.captions[0]) <= MAX_CAPTION_CHARS and rec.captions[0].startswith("a field a field")
+    assert rec.captions[1] == "a road"
+    csv_file = tmp_path / "caps.csv"
+    csv_file.write_text(f"filename,title\na.jpg,a road\nb.jpg,{huge[:10000]}\n")
+    with pytest.warns(UserWarning, match=r"caps\.csv: cut 1 caption\(s\) .* \(first: line 3, 9999 characters\)"):
+        read_captions(csv_file)
+    csv_file.write_text(f"filename,title\na.jpg,a road\nb.jpg,{huge}\n")   # over csv's own field limit
+    with pytest.raises(DataError, match=r"caps\.csv:3: not readable as CSV \(field larger than field limit"):
+        read_captions(csv_file)
+
+
+def test_a_csv_caption_row_with_an_unquoted_comma_is_an_error_not_a_cut_caption(tmp_path):
+    csv_file = tmp_path / "caps.csv"
+    csv_file.write_text("filename,title\na.jpg,a road\nb.jpg,a beach, white waves\n")
+    with pytest.raises(DataError, match=r"caps\.csv:3: more fields than the header's 2 \(an unquoted comma"):
+        read_captions(csv_file)

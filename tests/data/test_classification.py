@@ -89,3 +89,25 @@ def test_class_folders_cleaning_to_one_prompt_name_are_an_error(tmp_path):
     # an override that separates them makes the dataset loadable
     ds = ClassificationDataset.from_folders(root, overrides={"dense_residential": "dense residential area"})
     assert ds.class_names == ["dense residential", "dense residential area", "forest"]
+
+
+def test_a_label_typo_is_an_error_naming_the_line_and_the_closest_class(tmp_path):
+    from rsdix.data.classification import read_label_csv
+
+    path = tmp_path / "labels.csv"
+    rows = [f"{c}{i}.jpg,{c}" for c in ("agricultural", "airplane", "beach") for i in range(20)]
+    rows.insert(30, "typo.jpg,agricultral")
+    path.write_text("filename,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"labels\.csv:32: label 'agricultral' is not a class of the labels used; "
+                                        r"closest class: 'agricultural'"):
+        read_label_csv(path)
+    with pytest.warns(UserWarning, match=r"1 label\(s\) outside the labels used taken as new classes: \['agricultral'\]"):
+        _, labels, classes = read_label_csv(path, allow_new_classes=True)
+    assert classes == ["agricultural", "airplane", "beach", "agricultral"] and labels[30] == 3
+    (tmp_path / "classes.txt").write_text("agricultural\nairplane\nbeach\nriver\n")
+    path.write_text("filename,label\na.jpg,agricultural\nb.jpg,beech\n")
+    with pytest.raises(DataError, match=r"labels\.csv:3: label 'beech' is not a class of .*classes\.txt; closest "
+                                        r"class: 'beach'"):
+        read_label_csv(path)
+    _, labels, classes = read_label_csv(path, allow_new_classes=True)
+    assert classes == ["agricultural", "airplane", "beach", "river", "beech"] and labels == [0, 4]

@@ -58,3 +58,19 @@ def test_relative_baseline_weights_resolve_against_the_repo_not_the_notebook_fol
     assert specs[1].pretrained == "openai"
     bundles, not_evaluated = load_bundles(specs[:1])
     assert bundles == {} and not_evaluated == ["RemoteCLIP"]
+
+
+def test_a_model_folder_whose_path_holds_an_equals_sign_is_not_split(tmp_path, tiny_bundle, monkeypatch, capsys):
+    from rsdix.cli import main
+
+    sweep = save_model(tiny_bundle, tmp_path / "runs" / "sweep" / "lr=0.001")
+    monkeypatch.chdir(tmp_path)
+    assert parse_model_spec("runs/sweep/lr=0.001") == ("lr=0.001", "runs/sweep/lr=0.001", None)
+    assert parse_model_spec(str(sweep)) == ("lr=0.001", str(sweep), None)
+    assert parse_model_spec("best=runs/sweep/lr=0.001") == ("best", "runs/sweep/lr=0.001", None)
+    assert parse_model_spec("runs/sweep/lr=0.001", label="best") == ("best", "runs/sweep/lr=0.001", None)
+    assert parse_model_spec("runs/sweep/lr=0.002")[1] == "runs/sweep/lr=0.002"   # absent: still not split
+    args = ["evaluate", "runs/sweep/lr=0.001", "--config", "smoke", "--tasks", "nothing:here"]
+    main(args + ["--label", "sweep-best"])
+    err = capsys.readouterr().err
+    assert "unknown model name" not in err and "model folder not found" not in err
