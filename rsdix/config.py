@@ -207,6 +207,9 @@ def _from_dict(cls, data, where: str, prefix: str):
     kwargs = {}
     for key, value in data.items():
         key_path = f"{prefix}.{key}" if prefix else key
+        if value is None and not _allows_none(hints.get(key), fields[key]):
+            raise ConfigError(f"{where}: {key_path}: no value given (null or an empty override); "
+                              f"expected {getattr(hints.get(key), '__name__', hints.get(key))}")
         value = _coerce(hints.get(key), value, where, key_path)
         _check(fields[key].metadata.get("check"), value, where, key_path)
         kwargs[key] = value
@@ -217,6 +220,15 @@ def _from_dict(cls, data, where: str, prefix: str):
         except ConfigError as exc:
             raise ConfigError(f"{where}: {prefix + '.' if prefix else ''}{exc}") from None
     return obj
+
+
+def _allows_none(hint, field) -> bool:
+    """A field may be set to null: its type says ``| None`` (or is unknown) or its default is None."""
+    if hint is None or hint is typing.Any or field.default is None:
+        return True
+    origin = typing.get_origin(hint)
+    union = origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>")
+    return union and type(None) in typing.get_args(hint)
 
 
 def _check(check: dict | None, value, where: str, key: str) -> None:
@@ -260,6 +272,8 @@ def _coerce(hint, value, where: str, key: str):
             number = float(value)
         except ValueError as exc:
             raise ConfigError(f"{where}: {key}: expected a number, got {value!r}") from exc
+        if math.isnan(number):
+            raise ConfigError(f"{where}: {key}: expected a number, got NaN")
         if not math.isfinite(number):
             raise ConfigError(f"{where}: {key}: expected a finite number, got {value!r}")
         return number

@@ -71,10 +71,10 @@ def parse_model_spec(spec: str, label: str | None = None) -> tuple[str, str, str
         left, sep, right = spec.partition("=")
         if sep and "/" not in left and os.sep not in left:
             given, rest = left, right
-    name, pretrained = (rest, None) if os.path.exists(rest) else (rest.partition("@")[0], rest.partition("@")[2])
-    if not name.strip() or (given is not None and not given.strip()):
+    name, at, pretrained = (rest, "", None) if os.path.exists(rest) else rest.partition("@")
+    if not name.strip() or (given is not None and not given.strip()) or (at and not pretrained.strip()):
         raise ConfigError(f"model spec {spec!r}: expected '[label=]open_clip_name[@pretrained]' or a model folder "
-                          f"(a label, when given, is not blank)")
+                          f"(a label or a pretrained tag, when given, is not blank)")
     if not given:
         folder = Path(name)
         given = (folder.name or folder.resolve().name or name) if folder.is_dir() else \

@@ -191,3 +191,81 @@ def test_text_that_looks_like_a_number_or_nan_stays_text(tmp_path):
     assert (row["model"], row["dataset"], row["metric"], row["note"]) == ("1.0", "NA", "None", "nan")
     table = append_results([Result("1.0", "NA", "t", "None", 2.0, note="nan")], path)
     assert len(table) == 1 and table["value"].tolist() == [2.0]   # replaced: the keys read back as written
+
+
+# ---------------------------------------------------------------- properties (hypothesis): rows and damaged files
+
+from hypothesis import strategies as st  # noqa: E402
+
+from property_fixtures import SIZES, TEXT, run  # noqa: E402
+
+NUMBERS = st.one_of(st.floats(), st.integers(-2 ** 70, 2 ** 70), st.booleans(), st.none())
+ROWS = st.lists(st.builds(Result, model=TEXT, dataset=TEXT, task=TEXT, metric=TEXT, value=NUMBERS,
+                          seed=st.one_of(st.none(), st.integers(-2 ** 70, 2 ** 70), st.floats(-1e3, 1e3)),
+                          split=TEXT, note=TEXT, ci_low=st.one_of(st.none(), st.floats())), min_size=1, max_size=4)
+
+
+def _rows_read_back_or_refused(rows):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r.csv"
+        try:
+            append_results(rows, path)
+        except DataError as exc:   # names the refused row
+            assert any(exc.where == f"{r.model}/{r.dataset}/{r.metric}" for r in rows) and not path.exists()
+            return
+        back = read_results(path)
+        assert len(back) == len(rows)
+        for r, (_, got) in zip(rows, back.iterrows()):
+            assert [got[c] for c in ("model", "dataset", "task", "metric")] == [r.model, r.dataset, r.task, r.metric]
+            assert got["value"] == float(r.value)
+            assert (r.seed is None and pd.isna(got["seed"])) or float(got["seed"]) == float(r.seed)
+            assert (got["split"] if isinstance(got["split"], str) else "") == r.split
+        assert len(append_results(rows, path)) == len(rows)   # written again: replaced, not duplicated
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_property_rows_are_read_back_as_written_or_refused_naming_the_row(n):
+    run(_rows_read_back_or_refused, n, ROWS)
+
+
+GOOD_TABLE = ("model,dataset,task,metric,value,seed,split,n,ci_low,ci_high,profile,note,section,source\n"
+              "m0,UCM,retrieval,mR,54.0,0,test,,,,,,,\nm1,UCM,retrieval,mR,12.5,1,test,100,10.0,15.0,cpu,\"a, b\",,\n"
+              "m2,WHU,zero-shot,top1,80,,test,,,,,,Section,nb@1\n")
+DAMAGE = st.lists(st.tuples(st.sampled_from(["insert", "cut", "nul"]), st.floats(0, 1),
+                            st.one_of(TEXT, st.sampled_from([",", "\"", "\n", "\r\n", ",,,", "nan", "inf", "1e999"]))),
+                  min_size=1, max_size=3)
+
+
+def _damaged_tables_read_as_valid_rows_or_refused(damage):
+    import tempfile
+    from pathlib import Path
+
+    from rsdix import results
+
+    text = GOOD_TABLE
+    for kind, where, piece in damage:
+        at = int(where * len(text))
+        text = text[:at] if kind == "cut" else text[:at] + ("\0" * 8 if kind == "nul" else piece) + text[at:]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "results.csv"
+        path.write_bytes(text.encode("utf-8", "surrogatepass"))
+        try:
+            table = read_results(path)
+        except DataError as exc:
+            assert exc.where.startswith(str(path))
+        else:
+            assert table["value"].map(math.isfinite).all()
+            assert all(isinstance(v, str) and v.strip() for c in ("model", "dataset", "task", "metric")
+                       for v in table[c])
+        check = results.check_table(path)
+        if check.usable_header:
+            results.repair_table(path)
+            assert len(read_results(path)) == len(check.rows)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_property_a_damaged_table_reads_as_valid_rows_or_one_error_naming_the_file(n):
+    run(_damaged_tables_read_as_valid_rows_or_refused, n, DAMAGE)

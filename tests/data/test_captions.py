@@ -3,6 +3,7 @@ views, round trip, and every bad-input case naming the file."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 from PIL import Image
@@ -214,3 +215,49 @@ def test_a_csv_caption_row_with_an_unquoted_comma_is_an_error_not_a_cut_caption(
     csv_file.write_text("filename,title\na.jpg,a road\nb.jpg,a beach, white waves\n")
     with pytest.raises(DataError, match=r"caps\.csv:3: more fields than the header's 2 \(an unquoted comma"):
         read_captions(csv_file)
+
+
+# ---------------------------------------------------------------- property (hypothesis): caption JSON
+
+from hypothesis import strategies as st  # noqa: E402
+
+from property_fixtures import SIZES, TEXT, run  # noqa: E402
+from rsdix.data.captions import MAX_CAPTION_CHARS, SPLITS  # noqa: E402
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), TEXT, st.just([]), st.just({}))
+SENTENCE = st.one_of(st.fixed_dictionaries({}, optional={"raw": st.one_of(TEXT, JUNK, st.just("w " * 1200)),
+                                                         "tokens": st.one_of(st.lists(TEXT, max_size=3), JUNK),
+                                                         "lang": st.one_of(st.sampled_from(["en", "de"]), JUNK)}),
+                     TEXT, JUNK)
+ENTRY = st.one_of(st.fixed_dictionaries({}, optional={
+    "filename": st.one_of(st.sampled_from(["a.jpg", "b.png", "dir/c.tif"]), TEXT, JUNK),
+    "split": st.one_of(st.sampled_from(["train", "val", "test", "restval", "bogus"]), JUNK),
+    "sentences": st.one_of(st.lists(SENTENCE, max_size=3), JUNK),
+    "imgid": JUNK, "count_class": st.one_of(st.none(), TEXT)}), JUNK)
+DOCUMENT = st.one_of(st.fixed_dictionaries({"images": st.one_of(st.lists(ENTRY, max_size=4), JUNK)}),
+                     st.lists(ENTRY, max_size=2), JUNK)
+
+
+def _caption_json_read_or_refused(document, raw_bytes):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "dataset_x.json"
+        path.write_bytes(raw_bytes if raw_bytes is not None else json.dumps(document).encode())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # long captions: cut with a warning (checked elsewhere)
+                records = read_karpathy(path)
+        except DataError as exc:
+            assert exc.where.startswith(str(path)) and "\n" not in exc.problem
+            return
+        for rec in records:
+            assert isinstance(rec.filename, str) and rec.filename and rec.split in SPLITS
+            assert rec.captions and len(rec.captions) == len(rec.langs)
+            assert all(isinstance(c, str) and c == c.strip() and 0 < len(c) <= MAX_CAPTION_CHARS for c in rec.captions)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_property_caption_json_reads_as_valid_records_or_one_error_naming_the_file(n):
+    run(_caption_json_read_or_refused, n, DOCUMENT, st.one_of(st.none(), st.none(), st.binary(max_size=60)))

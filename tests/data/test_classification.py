@@ -3,6 +3,8 @@ cleaning and overrides, malformed override files naming the file."""
 from __future__ import annotations
 
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -111,3 +113,50 @@ def test_a_label_typo_is_an_error_naming_the_line_and_the_closest_class(tmp_path
         read_label_csv(path)
     _, labels, classes = read_label_csv(path, allow_new_classes=True)
     assert classes == ["agricultural", "airplane", "beach", "river", "beech"] and labels == [0, 4]
+
+
+# ---------------------------------------------------------------- property (hypothesis): label CSV
+
+from hypothesis import strategies as st  # noqa: E402
+
+from property_fixtures import SIZES, TEXT, run  # noqa: E402
+
+CELL = st.one_of(st.sampled_from(["a.jpg", "b.jpg", "c.jpg", "forest", "river", "forrest", " beach "]), TEXT)
+
+
+def _label_csv_read_or_refused(rows, quoted, header, allow_new):
+    import csv as csv_module
+    import io
+    import tempfile
+    from pathlib import Path
+
+    from rsdix.data.classification import read_label_csv
+
+    buf = io.StringIO()
+    if quoted:
+        csv_module.writer(buf).writerows([header] + rows)
+    else:
+        buf.write("\n".join(",".join(r) for r in [header] + rows) + "\n")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "labels.csv"
+        path.write_bytes(buf.getvalue().encode("utf-8", "surrogatepass"))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # labels taken as new classes (allow_new)
+                paths, labels, classes = read_label_csv(path, allow_new_classes=allow_new)
+        except DataError as exc:
+            assert exc.where.startswith(str(path)) and "\n" not in exc.problem
+            return
+        assert len(paths) == len(labels) > 0 and len(set(classes)) == len(classes)
+        assert all(0 <= i < len(classes) and classes[i] == classes[i].strip() != "" for i in labels)
+        if quoted and header == ["filename", "label"]:   # the rows as written: each file with its own label
+            assert [(p.name, classes[i]) for p, i in zip(paths, labels)] == [
+                (Path(f.strip()).name, lab.strip()) for f, lab in (r for r in rows if r)]
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_property_label_csv_reads_consistently_or_one_error_naming_the_file(n):
+    run(_label_csv_read_or_refused, n, st.lists(st.lists(CELL, min_size=1, max_size=3).map(lambda r: (r + r)[:2])
+                                                | st.lists(CELL, min_size=0, max_size=4), max_size=6),
+        st.booleans(), st.sampled_from([["filename", "label"], ["label", "filename", "x"], ["file", "label"]]),
+        st.booleans())

@@ -74,3 +74,31 @@ def test_a_model_folder_whose_path_holds_an_equals_sign_is_not_split(tmp_path, t
     main(args + ["--label", "sweep-best"])
     err = capsys.readouterr().err
     assert "unknown model name" not in err and "model folder not found" not in err
+
+
+# ---------------------------------------------------------------- property (hypothesis): model specs
+
+from hypothesis import strategies as st  # noqa: E402
+
+from property_fixtures import SIZES, TEXT, run  # noqa: E402
+
+SPECS = st.one_of(TEXT, st.builds(lambda a, b, c: f"{a}={b}@{c}", TEXT, TEXT, TEXT),
+                  st.sampled_from([".", "/", "tests", "a=b", "=x", "x=", "@", "ViT-B-32@openai", "l=tests@x"]))
+
+
+def _spec_parsed_or_refused(spec, label):
+    try:
+        got_label, name, pretrained = parse_model_spec(spec, label)
+    except ConfigError as exc:
+        assert repr(spec) in str(exc)
+        return
+    assert got_label.strip() and name.strip() and (pretrained is None or pretrained)
+    assert label is None or got_label == label
+    tail = name + (f"@{pretrained}" if pretrained else "")
+    assert spec in (tail, f"{got_label}={tail}")                # nothing of the spec lost or invented
+    assert "/" not in spec.partition("=")[0] or spec == tail    # a path-like left side is never a label
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_property_a_model_spec_parses_without_loss_or_is_one_error_naming_it(n):
+    run(_spec_parsed_or_refused, n, SPECS, st.one_of(st.none(), st.none(), st.sampled_from(["best", " "])))
