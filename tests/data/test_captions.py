@@ -222,7 +222,7 @@ def test_a_csv_caption_row_with_an_unquoted_comma_is_an_error_not_a_cut_caption(
 from hypothesis import strategies as st  # noqa: E402
 
 from property_fixtures import SIZES, TEXT, run  # noqa: E402
-from rsdix.data.captions import MAX_CAPTION_CHARS, SPLITS  # noqa: E402
+from rsdix.data import captions as caption_module  # noqa: E402
 
 JUNK = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), TEXT, st.just([]), st.just({}))
 SENTENCE = st.one_of(st.fixed_dictionaries({}, optional={"raw": st.one_of(TEXT, JUNK, st.just("w " * 1200)),
@@ -253,9 +253,10 @@ def _caption_json_read_or_refused(document, raw_bytes):
             assert exc.where.startswith(str(path)) and "\n" not in exc.problem
             return
         for rec in records:
-            assert isinstance(rec.filename, str) and rec.filename and rec.split in SPLITS
+            assert isinstance(rec.filename, str) and rec.filename and rec.split in caption_module.SPLITS
             assert rec.captions and len(rec.captions) == len(rec.langs)
-            assert all(isinstance(c, str) and c == c.strip() and 0 < len(c) <= MAX_CAPTION_CHARS for c in rec.captions)
+            assert all(isinstance(c, str) and c == c.strip() and 0 < len(c) <= caption_module.MAX_CAPTION_CHARS
+                       for c in rec.captions)
 
 
 @pytest.mark.parametrize("n", SIZES)
