@@ -155,7 +155,7 @@ def read_openclip_csv(path: str | os.PathLike, img_key: str = "filename", captio
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")   # no newline translation: a quoted \r stays
     except UnicodeDecodeError as exc:
         raise DataError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
                               "save the file as UTF-8 (it may be Latin-1)") from exc

@@ -109,7 +109,7 @@ def read_label_csv(csv_path: str | os.PathLike, image_dir: str | os.PathLike | N
         raise DataError(csv_path, "label file not found")
     image_dir = Path(image_dir) if image_dir else csv_path.parent / "images"
     try:
-        text = csv_path.read_text(encoding="utf-8")
+        text = csv_path.read_bytes().decode("utf-8")   # no newline translation: a quoted \r stays
     except UnicodeDecodeError as exc:
         raise DataError(csv_path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
                                   f"{exc.start}); save the file as UTF-8") from exc
