@@ -101,7 +101,13 @@ def parse_overrides(items: Iterable[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r}: expected key=value (e.g. loop.steps=100)")
-        parsed = yaml.safe_load(value) if value.strip() else None
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML "
+                              f"({' '.join(str(exc).split())[:120]})") from None
+        if any(not part.strip() for part in key.split(".")):
+            raise ConfigError(f"override {item!r}: a blank part in the key {key!r} (e.g. loop.steps=100)")
         out = deep_update(out, nest({key: parsed}, sep="."))
     return out
 
@@ -201,6 +207,9 @@ def _from_dict(cls, data, where: str, prefix: str):
     kwargs = {}
     for key, value in data.items():
         key_path = f"{prefix}.{key}" if prefix else key
+        if value is None and not _allows_none(hints.get(key), fields[key]):
+            raise ConfigError(f"{where}: {key_path}: no value given (null or an empty override); "
+                              f"expected {getattr(hints.get(key), '__name__', hints.get(key))}")
         value = _coerce(hints.get(key), value, where, key_path)
         _check(fields[key].metadata.get("check"), value, where, key_path)
         kwargs[key] = value
@@ -211,6 +220,15 @@ def _from_dict(cls, data, where: str, prefix: str):
         except ConfigError as exc:
             raise ConfigError(f"{where}: {prefix + '.' if prefix else ''}{exc}") from None
     return obj
+
+
+def _allows_none(hint, field) -> bool:
+    """A field may be set to null: its type says ``| None`` (or is unknown) or its default is None."""
+    if hint is None or hint is typing.Any or field.default is None:
+        return True
+    origin = typing.get_origin(hint)
+    union = origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>")
+    return union and type(None) in typing.get_args(hint)
 
 
 def _check(check: dict | None, value, where: str, key: str) -> None:
@@ -256,6 +274,8 @@ def _coerce(hint, value, where: str, key: str):
             raise ConfigError(f"{where}: {key}: expected a number, got {value!r}") from exc
         if math.isnan(number):
             raise ConfigError(f"{where}: {key}: expected a number, got NaN")
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: {key}: expected a finite number, got {value!r}")
         return number
     if hint is int:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -270,8 +290,10 @@ def _coerce(hint, value, where: str, key: str):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"{where}: {key}: expected a string, got {value!r}")
-    if (hint is tuple or origin is tuple) and isinstance(value, list):
-        return tuple(value)
+    if hint in (list, tuple) or origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: {key}: expected a list, got {value!r} (write [{value}])")
+        return tuple(value) if (hint is tuple or origin is tuple) else list(value)
     return value
 
 

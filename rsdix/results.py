@@ -11,7 +11,9 @@ stage that writes the row declares it, and the report reads it back from the tab
 """
 from __future__ import annotations
 
+import csv
 import math
+import numbers
 import os
 import re
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
 from scipy import stats
@@ -33,6 +36,11 @@ COLUMNS = ["model", "dataset", "task", "metric", "value", "seed", "split", "n", 
 # environment variable; rows carry it as ``source``, so a notebook's rows from an earlier run that
 # it no longer writes can be dropped after it succeeds (:func:`drop_stale_rows`).
 SOURCE_ENV = "RSDIX_RESULTS_SOURCE"
+KEY_TEXT = ("model", "dataset", "task", "metric")      # non-blank text in every row
+TEXT_COLUMNS = KEY_TEXT + ("split", "profile", "note", "section", "source")
+INTEGER_COLUMNS = ("seed", "n")                       # integers or blank
+NUMBER_COLUMNS = ("ci_low", "ci_high")                # finite numbers or blank ("value": finite, never blank)
+NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 REFERENCE_CSV = Path(__file__).resolve().parent / "data" / "reference" / "reference_numbers.csv"
 
 
@@ -61,16 +69,52 @@ def _rows_to_frame(rows: Iterable[Result | dict]) -> pd.DataFrame:
         extra = rec.pop("extra", None) or {}
         rec.update(extra)
         rec.setdefault("source", os.environ.get(SOURCE_ENV, ""))
-        value = rec.get("value")
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            raise DataError(f"{rec.get('model')}/{rec.get('dataset')}/{rec.get('metric')}",
-                            "result value is missing or NaN; refusing to record it")
-        records.append(rec)
+        records.append(_checked_row(rec))
     frame = pd.DataFrame.from_records(records)
     for col in COLUMNS:
         if col not in frame:
             frame[col] = None
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
+
+
+def _checked_row(rec: dict) -> dict:
+    """A row as it may be written: what :func:`read_results` would refuse is refused here, naming
+    the row (blank key fields, a value that is not a finite number, a seed that is not an integer,
+    text the CSV cannot hold)."""
+    where = f"{rec.get('model')}/{rec.get('dataset')}/{rec.get('metric')}"
+    value = rec.get("value")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        raise DataError(where, "result value is missing or NaN; refusing to record it")
+    if not _is_number(value) or not math.isfinite(float(value)):
+        raise DataError(where, f"result value {value!r} is not a finite number; refusing to record it")
+    rec["value"] = float(value)
+    for col in KEY_TEXT:
+        if not isinstance(rec.get(col), str) or not rec[col].strip():
+            raise DataError(where, f"result field {col!r} is {rec.get(col)!r}: a non-blank text is needed")
+    for col in INTEGER_COLUMNS + NUMBER_COLUMNS:
+        v = rec.get(col)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        if not _is_number(v) or not math.isfinite(float(v)) or (col in INTEGER_COLUMNS and not float(v).is_integer()):
+            kind = "an integer" if col in INTEGER_COLUMNS else "a finite number"
+            raise DataError(where, f"result field {col!r} is {v!r}, not {kind}")
+    for col, v in rec.items():
+        if isinstance(v, str) and (("\x00" in v or "\r" in v) or not _utf8(v)):
+            raise DataError(where, f"result field {col!r} holds a NUL, a carriage return or text that is not "
+                                   f"UTF-8 ({v[:40]!r}): the table could not be read back")
+    return rec
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 LOCK_SECONDS = 600
@@ -114,17 +158,18 @@ def append_results(rows: Iterable[Result | dict], path: str | os.PathLike,
 
     With ``replace`` (default), earlier rows with the same (model, dataset, task,
     metric, seed, split) are replaced, so rerunning a notebook does not duplicate rows.
-    Returns the whole table.
+    A damaged table (:func:`check_table` finds a problem) is refused, naming the file and the
+    line, and nothing is written. Returns the whole table.
     """
     path = Path(path)
     new = _rows_to_frame(rows)
     with table_lock(path):
         if path.exists() and path.stat().st_size > 0:
-            old = pd.read_csv(path)
+            old = _valid_frame(check_table(path), "refusing to append to it (nothing was written)")
             if replace and len(old):
                 old_keys = _row_keys(old)
                 old = old[~old_keys.isin(set(_row_keys(new)))]
-            table = pd.concat([old, new], ignore_index=True)
+            table = pd.concat([old, new], ignore_index=True) if len(old) else new
         else:
             table = new
         with atomic_path(path) as tmp:
@@ -140,7 +185,7 @@ def drop_stale_rows(path: str | os.PathLike, source: str) -> int:
     if not path.exists() or path.stat().st_size == 0:
         return 0
     with table_lock(path):
-        table = pd.read_csv(path)
+        table = _valid_frame(check_table(path), "refusing to change it (nothing was written)")
         if "source" not in table:
             return 0
         notebook = source.split("@")[0] + "@"
@@ -153,10 +198,194 @@ def drop_stale_rows(path: str | os.PathLike, source: str) -> int:
 
 
 def read_results(path: str | os.PathLike) -> pd.DataFrame:
+    """The results table at ``path``, checked (:func:`check_table`): a damaged file is one
+    DataError naming the file and the first bad line."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, "results table not found: run the notebook that writes it first")
-    return pd.read_csv(path)
+    return _valid_frame(check_table(path))
+
+
+# ---------------------------------------------------------------- the table's integrity
+
+@dataclass
+class TableCheck:
+    """What :func:`check_table` found in a results table: its header, the lines of each valid row
+    (``rows``: first and last line, 1-based) and each problem (``problems``: line, what is wrong)."""
+    path: Path
+    header: list[str] | None
+    lines: list[str]
+    rows: list[tuple[int, int, list[str]]] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def usable_header(self) -> bool:
+        return self.header is not None
+
+    def summary(self, shown: int = 20) -> str:
+        head = f"{self.path}: {len(self.rows)} valid row(s)"
+        if self.ok:
+            return head + ", no problem found"
+        lines = [head + f", {len(self.problems)} damaged line(s):"]
+        lines += [f"  line {n}: {problem}" for n, problem in self.problems[:shown]]
+        if len(self.problems) > shown:
+            lines.append(f"  ... and {len(self.problems) - shown} more")
+        return "\n".join(lines)
+
+    def frame(self) -> pd.DataFrame:
+        """The valid rows as a frame (text columns as text, blank = NaN; numbers as numbers)."""
+        columns = {c: [fields[i] for _, _, fields in self.rows] for i, c in enumerate(self.header or [])}
+        return pd.DataFrame({c: _column(c, values) for c, values in columns.items()},
+                            columns=list(self.header or []))
+
+
+def check_table(path: str | os.PathLike) -> TableCheck:
+    """Check a results table line by line: UTF-8 text, no NUL bytes, a header with the columns
+    ``model, dataset, task, metric, value``, as many fields in each row as in the header, a last line
+    that is not cut short (every write ends a row with a line end), non-blank model / dataset / task
+    / metric, a finite ``value``, integer ``seed`` and ``n`` and finite ``ci_low`` / ``ci_high`` where
+    they are given. A damaged row spanning several lines (an unmatched quote) counts as its first line,
+    and reading goes on at the next."""
+    path = Path(path)
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    check = TableCheck(path, None, lines)
+    i = 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        fields, end, problem = _record(lines, i)
+        if problem is None and check.header is None:
+            problem = _header_problem(fields)
+            if problem is None:
+                check.header = fields
+                i = end + 1
+                continue
+            check.problems.append((i + 1, problem))
+            return check   # without a header no row can be read
+        if problem is None:
+            problem = _row_problem(fields, check.header)
+        if problem is None and not lines[end].endswith("\n"):
+            problem = "cut short: the file ends inside this row (no line end; a write was interrupted)"
+        if problem is None:
+            check.rows.append((i + 1, end + 1, fields))
+            i = end + 1
+        else:
+            check.problems.append((i + 1, problem))
+            i += 1
+    if check.header is None:
+        check.problems.append((1, "empty: no header line"))
+    return check
+
+
+def _record(lines: list[str], i: int) -> tuple[list[str], int, str | None]:
+    """The CSV record starting at line ``i``: (fields, index of its last line, problem or None)."""
+    if "\x00" in lines[i]:
+        return [], i, "NUL bytes (a write cut short by a crash, or a disk that lost data)"
+    if any("\udc80" <= ch <= "\udcff" for ch in lines[i]):
+        return [], i, "not UTF-8 text"
+    reader = csv.reader(lines[k] for k in range(i, len(lines)))
+    try:
+        fields = next(reader)
+    except csv.Error as exc:
+        return [], i, f"not CSV ({exc})"
+    end = i + reader.line_num - 1
+    if end > i and any("\x00" in line or any("\udc80" <= ch <= "\udcff" for ch in line)
+                       for line in lines[i + 1:end + 1]):
+        return fields, end, "a quoted field runs into damaged lines"
+    return fields, end, None
+
+
+def _header_problem(fields: list[str]) -> str | None:
+    missing = [c for c in KEY_TEXT + ("value",) if c not in fields]
+    doubled = sorted({c for c in fields if fields.count(c) > 1})
+    if missing or doubled or any(not c for c in fields):
+        what = (f"missing column(s) {missing}" if missing else f"column(s) named twice {doubled}" if doubled
+                else "a blank column name")
+        return f"not a results table header ({what}): {','.join(fields)[:120]!r}"
+    return None
+
+
+def _row_problem(fields: list[str], header: list[str]) -> str | None:
+    if len(fields) != len(header):
+        return f"{len(fields)} field(s) where the header has {len(header)} (an unquoted comma, or a row cut short)"
+    row = dict(zip(header, fields))
+    for col in KEY_TEXT:
+        if not row[col].strip():
+            return f"blank {col!r}"
+    if not NUMBER.fullmatch(row["value"]) or not math.isfinite(float(row["value"])):
+        return f"'value' is {row['value'][:40]!r}, not a finite number"
+    for col in INTEGER_COLUMNS + NUMBER_COLUMNS:
+        v = row.get(col, "")
+        if v and (not NUMBER.fullmatch(v) or not math.isfinite(float(v))
+                  or (col in INTEGER_COLUMNS and not float(v).is_integer())):
+            return f"{col!r} is {v[:40]!r}, not {'an integer' if col in INTEGER_COLUMNS else 'a finite number'}"
+    return None
+
+
+def _column(name: str, values: list[str]) -> pd.Series:
+    """A column of the valid rows typed as :func:`pandas.read_csv` types it (blank = NaN; numbers
+    as int64 or float64; text as text), except that text is never taken for a number or for NaN in
+    the text columns (a model named ``1.0`` or ``NA`` stays that text)."""
+    blank = [v == "" for v in values]
+    numeric = name in INTEGER_COLUMNS + NUMBER_COLUMNS + ("value",) or (
+        name not in TEXT_COLUMNS and all(b or NUMBER.fullmatch(v) for v, b in zip(values, blank)))
+    if all(blank) or not numeric:
+        return pd.Series([np.nan if b else v for v, b in zip(values, blank)],
+                         dtype="float64" if all(blank) else None)
+    if not any(blank) and all(re.fullmatch(r"[+-]?\d{1,18}", v) for v in values):
+        return pd.Series([int(v) for v in values], dtype="int64")
+    return pd.Series([math.nan if b else float(v) for v, b in zip(values, blank)], dtype="float64")
+
+
+def _valid_frame(check: TableCheck, consequence: str = "") -> pd.DataFrame:
+    """The table of a check without problems; else one DataError naming the file and the first bad line."""
+    if check.ok:
+        return check.frame()
+    line, problem = check.problems[0]
+    more = f" ({len(check.problems)} damaged lines in all)" if len(check.problems) > 1 else ""
+    then = f"; {consequence}" if consequence else ""
+    raise DataError(f"{check.path}:{line}", f"damaged results table: {problem}{more}{then}; "
+                                            f"`rsdix results check {check.path}` lists the problems, "
+                                            f"`rsdix results repair {check.path}` keeps the valid rows")
+
+
+def repair_table(path: str | os.PathLike) -> tuple[TableCheck, Path | None]:
+    """Keep the valid rows of a damaged results table (rewritten atomically, under the table's
+    lock) and move the damaged lines, under the header, to ``<name>.rejected.csv`` beside it
+    (``<name>.rejected-2.csv`` ... when that exists). Returns the check and the file the lines went
+    to (None when nothing was wrong). A table without a usable header is a DataError: nothing to keep."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "results table not found")
+    with table_lock(path):
+        check = check_table(path)
+        if check.ok:
+            return check, None
+        if not check.usable_header:
+            line, problem = check.problems[0]
+            raise DataError(f"{path}:{line}", f"{problem}: no header to keep rows under; nothing repaired "
+                                              f"(delete the file, or restore it from a copy)")
+        bad = {line for line, _ in check.problems}
+        header_line = next(i for i, line in enumerate(check.lines) if line.strip())
+        aside = path.with_name(f"{path.stem}.rejected.csv")
+        n = 2
+        while aside.exists():
+            aside, n = path.with_name(f"{path.stem}.rejected-{n}.csv"), n + 1
+        rejected = [check.lines[i - 1] for i in sorted(bad)]
+        kept = [check.lines[i] for first, last, _ in check.rows for i in range(first - 1, last)]
+        with atomic_path(aside) as tmp:
+            tmp.write_bytes("".join([check.lines[header_line]] + [r if r.endswith("\n") else r + "\n"
+                                                                  for r in rejected]).encode("utf-8", "surrogateescape"))
+        with atomic_path(path) as tmp:
+            tmp.write_bytes("".join([check.lines[header_line]] + kept).encode("utf-8", "surrogateescape"))
+    return check, aside
 
 
 def reference_numbers(path: str | os.PathLike | None = None, aliases: bool = True) -> pd.DataFrame:

@@ -12,6 +12,7 @@
     rsdix bench [--quick]                             speed benchmarks
     rsdix box-captions coco instances.json out.json   captions from boxes / masks (RemoteCLIP B2C, M2B)
     rsdix wordnet install                             the offline WordNet for the metric study
+    rsdix results check PATH | repair PATH            a results table's damaged lines; keep the valid rows
 
 Every rsdix error prints one line, ``error: <file or key>: <problem>``, and exits with code 2;
 ``--debug`` shows the traceback instead. Progress and notes are log lines on stderr
@@ -133,14 +134,13 @@ def default_run(config_name: str, cfg) -> tuple[Path, Path | None]:
     return dirs.run / "train" / name, dirs.models / name
 
 
-def _load_model_spec(spec: str, device: str | None):
+def _load_model_spec(spec: str, device: str | None, label: str | None = None):
+    """``(label, bundle, name)`` of a model spec (:func:`rsdix.evaluation.model_specs.parse_model_spec`)."""
     from rsdix.evaluation.model_specs import parse_model_spec  # stage import when the command runs
     from rsdix.models import load_model  # stage import when the command runs
 
-    label, name, pretrained = parse_model_spec(spec)
-    if Path(name).is_dir():
-        label = label if "=" in spec else Path(name).name
-    return label, load_model(name, pretrained=pretrained, device=pick_device(device))
+    label, name, pretrained = parse_model_spec(spec, label)
+    return label, load_model(name, pretrained=pretrained, device=pick_device(device)), name
 
 
 def cmd_evaluate(args) -> int:
@@ -156,10 +156,9 @@ def cmd_evaluate(args) -> int:
         tasks = suite_tasks(args.suite, cfg, [t.partition(":")[0] for t in args.tasks or []])
         if args.suite != ["rsdix"] and not cfg.skip_missing:   # a published suite: run what is present
             cfg = dataclasses.replace(cfg, skip_missing=True)
-    label, bundle = _load_model_spec(args.model, args.device)
+    label, bundle, model_path = _load_model_spec(args.model, args.device, args.label)
     out = Path(args.out) if args.out else runs_dir() / "evaluate" / label
     details: dict = {}
-    model_path = args.model.partition("@")[0].rpartition("=")[2]
     trained_on = args.trained_on if args.trained_on is not None else training_sets(model_path)
     rows = evaluate_model(bundle, tasks=tasks, seed=args.seed, model_name=label, config=cfg,
                           data_root=args.data_root, write=False, details=details, trained_on=trained_on)
@@ -262,6 +261,22 @@ def cmd_wordnet(args) -> int:
     return 0
 
 
+def cmd_results(args) -> int:
+    """``rsdix results check|repair PATH``: a results table's damaged lines (docs/checks.md)."""
+    from rsdix.results import check_table, repair_table  # stage import when the command runs
+
+    if not Path(args.path).is_file():
+        raise DataError(args.path, "results table not found")
+    if args.action == "check":
+        report = check_table(args.path)
+        print(report.summary())
+        return 0 if report.ok else 1
+    report, aside = repair_table(args.path)
+    print(report.summary() if aside is None else f"{args.path}: kept {len(report.rows)} valid row(s); moved "
+          f"{len(report.problems)} damaged line(s) to {aside}")
+    return 0
+
+
 # ---------------------------------------------------------------- the parser
 
 def _overrides(p: argparse.ArgumentParser, example: str) -> None:
@@ -314,7 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="zero-shot, retrieval, linear probe, k-NN, few-shot, counting of a model")
-    p.add_argument("model", help="a saved model folder, a preset, or [label=]open_clip_name@pretrained")
+    p.add_argument("model", help="a saved model folder, a preset, or [label=]open_clip_name@pretrained (an existing "
+                                 "path is never split at '=')")
+    p.add_argument("--label", default=None, help="name of the model in the results (default: the folder's name, "
+                                                 "or the spec's label=)")
     p.add_argument("--config", default="cpu",
                    help=f"evaluation config ({', '.join(config.config_names('evaluate'))}) or a YAML path")
     p.add_argument("--tasks", nargs="*", default=None,
@@ -401,6 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="split written for every image")
     p.add_argument("--min-area", type=int, default=16, help="masks: smallest region (pixels) that becomes a box")
     p.set_defaults(func=cmd_box_captions)
+
+    p = sub.add_parser("results", help="check a results table for damaged lines, or repair it (keep the valid rows)")
+    p.add_argument("action", choices=["check", "repair"],
+                   help="check: list damaged lines (exit 1 if any); repair: keep the valid rows, move the rest aside")
+    p.add_argument("path", help="the results table (CSV), e.g. runs/cpu/results.csv")
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("wordnet", help="the offline WordNet (nltk format) the metric study needs")
     p.add_argument("action", choices=["install", "check"], help="install: build it from /usr/share/wordnet")

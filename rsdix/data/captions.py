@@ -22,12 +22,17 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from rsdix.data.images import load_image, verify_image
+from rsdix.data.raster import expected_layout
 from rsdix.data.files import read_json
 from rsdix.data.textstats import tokenize
 from rsdix.errors import DataError
 from rsdix.utils import atomic_write_text, progress
 
 SPLITS = ("train", "val", "test")
+# the longest caption kept whole (characters): CLIP reads 77 tokens (~300 characters); a longer
+# "caption" is a paste error or a document, and scoring it costs seconds. Longer ones are cut at a
+# word boundary, with one warning counting them (:func:`limit_length`).
+MAX_CAPTION_CHARS = 2000
 KNOWN_SPLITS = SPLITS + ("restval",)   # Karpathy's restval is read as val
 
 
@@ -39,6 +44,8 @@ class CaptionRecord:
     langs: list[str] = field(default_factory=list)  # one language code per caption ("en" default)
     image_id: int | str | None = None
     meta: dict = field(default_factory=dict)
+    # where each caption was read ("images[3] sentences[1]", "line 7"), for messages; not compared
+    where: list = field(default_factory=list, compare=False, repr=False)
 
     def __post_init__(self):
         if not self.langs:
@@ -60,7 +67,7 @@ def read_karpathy(path: str | os.PathLike, allow_empty: bool = False,
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list):
         raise DataError(path, "not a Karpathy caption file: expected a top-level 'images' list")
-    records = []
+    records, long = [], []
     seen: dict[tuple[str, str], int] = {}
     for i, entry in enumerate(images):
         where = f"{path} images[{i}]"
@@ -88,7 +95,7 @@ def read_karpathy(path: str | os.PathLike, allow_empty: bool = False,
         sentences = entry.get("sentences")
         if not isinstance(sentences, list) or not sentences:
             raise DataError(f"{where} ({filename})", "no 'sentences'")
-        caps, langs = [], []
+        caps, langs, places = [], [], []
         for j, sent in enumerate(sentences):
             swhere = f"{where} ({filename}) sentences[{j}]"
             if not isinstance(sent, (dict, str)):
@@ -104,14 +111,35 @@ def read_karpathy(path: str | os.PathLike, allow_empty: bool = False,
             lang = sent.get("lang", "en") if isinstance(sent, dict) else "en"
             if not isinstance(lang, str):
                 raise DataError(swhere, f"field 'lang': expected a string, got {type(lang).__name__}")
-            raw = (raw or "").strip()
+            raw = limit_length((raw or "").strip(), f"images[{i}] ({filename}) sentences[{j}]", long)
             if not raw and not allow_empty:
                 raise DataError(f"{where} ({filename}) sentences[{j}]", "empty caption")
             caps.append(raw)
             langs.append(lang)
+            places.append(f"images[{i}] ({filename}) sentences[{j}]")
         records.append(CaptionRecord(filename=filename, split=split, captions=caps, langs=langs,
-                                     image_id=entry.get("imgid", entry.get("id", i))))
+                                     image_id=entry.get("imgid", entry.get("id", i)), where=places))
+    warn_long(long, path)
     return records
+
+
+def limit_length(caption: str, where: str, long: list) -> str:
+    """``caption``, cut to :data:`MAX_CAPTION_CHARS` at a word boundary when longer (``where`` and its
+    length then added to ``long``, for :func:`warn_long`)."""
+    if len(caption) <= MAX_CAPTION_CHARS:
+        return caption
+    long.append((where, len(caption)))
+    cut = caption[:MAX_CAPTION_CHARS]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > MAX_CAPTION_CHARS // 2 else cut).rstrip()
+
+
+def warn_long(long: list, source, stacklevel: int = 3) -> None:
+    """One warning naming ``source``, how many captions were cut and the first one."""
+    if long:
+        where, n = long[0]
+        warnings.warn(f"{source}: cut {len(long)} caption(s) longer than {MAX_CAPTION_CHARS} characters to "
+                      f"{MAX_CAPTION_CHARS} (first: {where}, {n} characters)", stacklevel=stacklevel)
 
 
 def read_openclip_csv(path: str | os.PathLike, img_key: str = "filename", caption_key: str = "title",
@@ -126,33 +154,52 @@ def read_openclip_csv(path: str | os.PathLike, img_key: str = "filename", captio
         raise DataError(path, "caption file not found")
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
-    grouped: dict[str, CaptionRecord] = {}
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")   # no newline translation: a quoted \r stays
     except UnicodeDecodeError as exc:
         raise DataError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
                               "save the file as UTF-8 (it may be Latin-1)") from exc
     with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh, delimiter=sep)
-        missing = {img_key, caption_key} - set(reader.fieldnames or [])
-        if missing:
-            raise DataError(path, f"missing column(s) {sorted(missing)}; found {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
-            caption = (row[caption_key] or "").strip()
-            if not caption and not allow_empty:
-                raise DataError(f"{path}:{line}", f"empty caption for {row[img_key]!r}")
-            name = row[img_key]
-            rec = grouped.get(name)
-            row_split = row.get("split") or split
-            if row.get("split") and row_split not in KNOWN_SPLITS:
-                raise DataError(f"{path}:{line}", f"column 'split': unknown split {row_split!r}; "
-                                                  f"expected one of {list(KNOWN_SPLITS)}")
-            if rec is None:
-                rec = grouped[name] = CaptionRecord(filename=name, split=row_split,
-                                                    captions=[], langs=[], image_id=len(grouped))
-            rec.captions.append(caption)
-            rec.langs.append(row.get("lang") or "en")
+        try:
+            missing = {img_key, caption_key} - set(reader.fieldnames or [])
+            if missing:
+                raise DataError(path, f"missing column(s) {sorted(missing)}; found {reader.fieldnames}")
+            grouped = _group_rows(reader, path, img_key, caption_key, sep, split, allow_empty)
+        except csv.Error as exc:   # a field over csv's limit (128 KB), a NUL ...
+            raise DataError(f"{path}:{reader.line_num + 1}", f"not readable as CSV ({exc})") from exc
     return list(grouped.values())
+
+
+def _group_rows(reader, path: Path, img_key: str, caption_key: str, sep: str, split: str,
+                allow_empty: bool) -> dict[str, CaptionRecord]:
+    """The rows of an OpenCLIP CSV grouped by image (see :func:`read_openclip_csv`)."""
+    grouped: dict[str, CaptionRecord] = {}
+    long: list = []
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            raise DataError(f"{path}:{line}", f"more fields than the header's {len(reader.fieldnames)} "
+                                              f"(an unquoted {'tab' if sep == chr(9) else 'comma'} in a caption?)")
+        if any(v is None for v in row.values()):
+            raise DataError(f"{path}:{line}", f"fewer fields than the header's {len(reader.fieldnames)}")
+        caption = limit_length((row[caption_key] or "").strip(), f"line {line}", long)
+        if not caption and not allow_empty:
+            raise DataError(f"{path}:{line}", f"empty caption for {row[img_key]!r}")
+        name = row[img_key]
+        rec = grouped.get(name)
+        row_split = row.get("split") or split
+        if row.get("split") and row_split not in KNOWN_SPLITS:
+            raise DataError(f"{path}:{line}", f"column 'split': unknown split {row_split!r}; "
+                                              f"expected one of {list(KNOWN_SPLITS)}")
+        if rec is None:
+            rec = grouped[name] = CaptionRecord(filename=name, split=row_split,
+                                                captions=[], langs=[], image_id=len(grouped))
+        rec.captions.append(caption)
+        rec.langs.append(row.get("lang") or "en")
+        rec.where.append(f"line {line}")
+    warn_long(long, path, stacklevel=4)
+    return grouped
 
 
 def read_captions(path: str | os.PathLike, **kwargs) -> list[CaptionRecord]:
@@ -178,10 +225,12 @@ def drop_empty_captions(records: Iterable[CaptionRecord], source, stacklevel: in
     warning naming ``source``, the counts and the first such images (none when nothing was empty).
     The one empty-caption policy of every reader that tolerates them (training, retrieval, the
     caption statistics, the metric study)."""
-    kept, empty, no_caption = [], 0, []
+    kept, empty, no_caption, places = [], 0, [], []
     for rec in records:
         caps = [(c, lang) for c, lang in zip(rec.captions, rec.langs) if c.strip()]
         empty += len(rec.captions) - len(caps)
+        places += [rec.where[j] if j < len(rec.where) else f"{rec.filename} caption {j}"
+                   for j, c in enumerate(rec.captions) if not c.strip()]
         if not caps:
             no_caption.append(rec.filename)
             continue
@@ -192,7 +241,8 @@ def drop_empty_captions(records: Iterable[CaptionRecord], source, stacklevel: in
     if empty:
         lost = f"; {len(no_caption)} image(s) left with none also left out ({', '.join(no_caption[:3])}" \
                f"{', ...' if len(no_caption) > 3 else ''})" if no_caption else ""
-        warnings.warn(f"{source}: left out {empty} empty caption(s){lost}", stacklevel=stacklevel + 1)
+        first = ", ".join(places[:3]) + (", ..." if len(places) > 3 else "")
+        warnings.warn(f"{source}: left out {empty} empty caption(s) ({first}){lost}", stacklevel=stacklevel + 1)
     return kept
 
 
@@ -265,13 +315,14 @@ class CaptionDataset:
             records = [r for r in records if r.captions]
         if not records:
             raise DataError(source, "no images in this selection (empty split or language filter)")
+        self.layout = expected_layout([self.image_dir / r.filename for r in records])
         if check_files or skip_bad:
             kept = []
             todo = (progress(records, desc=f"verify images of {Path(str(source)).name}", unit="image")
                     if skip_bad else records)   # skip_bad decodes every image: long on a large set
             for rec in todo:
                 path = self.image_dir / rec.filename
-                problem = (verify_image(path) if skip_bad else
+                problem = (verify_image(path, self.layout) if skip_bad else
                            (None if path.exists() else "image file not found"))
                 if problem is None:
                     kept.append(rec)
@@ -302,7 +353,7 @@ class CaptionDataset:
         return rng.randrange(len(self.records[index].captions))
 
     def load(self, index: int):
-        image = load_image(self.image_dir / self.records[index].filename)
+        image = load_image(self.image_dir / self.records[index].filename, layout=self.layout)
         return self.transform(image) if self.transform is not None else image
 
     def __getitem__(self, index: int):
@@ -321,6 +372,9 @@ class CaptionDataset:
 
     def filenames(self) -> list[str]:
         return [r.filename for r in self.records]
+
+    def image_paths(self) -> list[Path]:
+        return [self.image_dir / r.filename for r in self.records]
 
 
 def _filter_langs(rec: CaptionRecord, languages) -> CaptionRecord:

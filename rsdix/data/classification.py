@@ -5,15 +5,18 @@ and class-name cleaning for prompts (``denseresidential`` -> ``dense residential
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import os
 import re
 import warnings
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
 from rsdix.data.images import IMAGE_EXTS, load_image, verify_image
+from rsdix.data.raster import expected_layout
 from rsdix.errors import DataError
 from rsdix.utils import progress
 
@@ -88,45 +91,93 @@ def scan_class_folders(root: str | os.PathLike, exts: Sequence[str] = IMAGE_EXTS
     return paths, labels, classes
 
 
+CLASS_LIST = "classes.txt"   # beside a label CSV: the set's class names, one a line (optional)
+
+
 def read_label_csv(csv_path: str | os.PathLike, image_dir: str | os.PathLike | None = None,
-                   classes: Sequence[str] | None = None):
-    """``(paths, labels, classes)`` from a ``filename,label`` CSV and a flat image folder."""
+                   classes: Sequence[str] | None = None, allow_new_classes: bool = False):
+    """``(paths, labels, classes)`` from a ``filename,label`` CSV and a flat image folder.
+
+    The class list is ``classes``, else ``classes.txt`` beside the CSV (one name a line), else the
+    labels the CSV uses. A label outside a given list is a DataError naming its line and the closest
+    class name; without a list, a rare label (under a fifth of the median class's rows) that is close
+    to a common one (``agricultral`` among 100 ``agricultural``) is taken for a typo the same way.
+    ``allow_new_classes`` takes such labels as new classes (after the listed ones), with a warning.
+    """
     csv_path = Path(csv_path)
     if not csv_path.exists():
         raise DataError(csv_path, "label file not found")
     image_dir = Path(image_dir) if image_dir else csv_path.parent / "images"
-    rows, first_line = [], {}
     try:
-        text = csv_path.read_text(encoding="utf-8")
+        text = csv_path.read_bytes().decode("utf-8")   # no newline translation: a quoted \r stays
     except UnicodeDecodeError as exc:
         raise DataError(csv_path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
                                   f"{exc.start}); save the file as UTF-8") from exc
     with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
-        if not {"filename", "label"} <= set(reader.fieldnames or []):
-            raise DataError(csv_path, f"expected a header with columns filename,label; found {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
-            if not row["filename"] or not row["label"]:
-                raise DataError(f"{csv_path}:{line}", "empty filename or label")
-            name, label = row["filename"].strip(), row["label"].strip()
-            if name in first_line:
-                first, first_label = first_line[name]
-                same = "the same label" if first_label == label else f"labels {first_label!r} and {label!r}"
-                raise DataError(f"{csv_path}:{line}", f"file {name!r} listed twice (lines {first} and "
-                                                      f"{line}, {same})")
-            first_line[name] = (line, label)
-            rows.append((name, label))
+        try:
+            rows, first_line = _label_rows(reader, csv_path)
+        except csv.Error as exc:   # a field over csv's limit (128 KB) ...
+            raise DataError(f"{csv_path}:{reader.line_num + 1}", f"not readable as CSV ({exc})") from exc
     if not rows:
         raise DataError(csv_path, "label file has no rows")
-    present = sorted({label for _, label in rows})
+    listed = csv_path.parent / CLASS_LIST
+    if classes is None and listed.is_file():
+        classes = [c.strip() for c in listed.read_text(encoding="utf-8").splitlines() if c.strip()]
+    source = "the classes given" if classes is not None and not listed.is_file() else str(listed)
     if classes is None:
-        classes = present
+        classes, unknown = _likely_typos(rows)
+        source = "the labels used"
     else:
-        unknown = sorted(set(present) - set(classes))
-        if unknown:
-            raise DataError(csv_path, f"unknown class label(s) {unknown}; expected one of {list(classes)}")
+        classes = list(classes)
+        unknown = sorted({label for _, label, _ in rows} - set(classes))
+    if unknown and not allow_new_classes:
+        label = next(lab for _, lab, _ in rows if lab in unknown)
+        line = next(n for _, lab, n in rows if lab == label)
+        close = difflib.get_close_matches(label, classes, n=1, cutoff=0.6)
+        hint = f"closest class: {close[0]!r}" if close else f"classes: {list(classes)[:8]}"
+        more = f" ({len(unknown)} such labels)" if len(unknown) > 1 else ""
+        raise DataError(f"{csv_path}:{line}", f"label {label!r} is not a class of {source}{more}; {hint} (a typo? "
+                                              f"allow_new_classes=True takes it as a new class)")
+    if unknown:
+        warnings.warn(f"{csv_path}: {len(unknown)} label(s) outside {source} taken as new classes: {unknown[:5]}")
+        classes = list(classes) + [c for c in unknown if c not in classes]
     index = {c: i for i, c in enumerate(classes)}
-    return [image_dir / f for f, _ in rows], [index[l] for _, l in rows], list(classes)
+    return [image_dir / f for f, _, _ in rows], [index[label] for _, label, _ in rows], list(classes)
+
+
+def _label_rows(reader, csv_path: Path) -> tuple[list, dict]:
+    """``(filename, label, line)`` rows of a label CSV and the first line of each file."""
+    rows, first_line = [], {}
+    if not {"filename", "label"} <= set(reader.fieldnames or []):
+        raise DataError(csv_path, f"expected a header with columns filename,label; found {reader.fieldnames}")
+    for row in reader:
+        line = reader.line_num
+        if None in row or any(v is None for v in row.values()):
+            raise DataError(f"{csv_path}:{line}", f"{'more' if None in row else 'fewer'} fields than the "
+                                                  f"header's {len(reader.fieldnames)}")
+        name, label = row["filename"].strip(), row["label"].strip()
+        if not name or not label:
+            raise DataError(f"{csv_path}:{line}", "empty filename or label")
+        if name in first_line:
+            first, first_label = first_line[name]
+            same = "the same label" if first_label == label else f"labels {first_label!r} and {label!r}"
+            raise DataError(f"{csv_path}:{line}", f"file {name!r} listed twice (lines {first} and "
+                                                  f"{line}, {same})")
+        first_line[name] = (line, label)
+        rows.append((name, label, line))
+    return rows, first_line
+
+
+def _likely_typos(rows) -> tuple[list[str], list[str]]:
+    """``(classes, suspects)`` of labels used without a class list: a suspect is a label under a fifth
+    of the median class's rows that is close (difflib ratio >= 0.8) to a more common label."""
+    counts = Counter(label for _, label, _ in rows)
+    median = sorted(counts.values())[len(counts) // 2]
+    common = [c for c, n in counts.items() if n * 5 >= median]
+    suspects = sorted(c for c, n in counts.items() if n * 5 < median
+                      and difflib.get_close_matches(c, common, n=1, cutoff=0.8))
+    return sorted(set(counts) - set(suspects)), suspects
 
 
 def check_distinct_names(classes: Sequence[str], class_names: Sequence[str], source) -> None:
@@ -160,13 +211,14 @@ class ClassificationDataset:
         self.skipped: list[tuple[str, str]] = []
         samples = []
         paths, labels = list(paths), list(labels)
+        self.layout = expected_layout(paths)   # a TIFF of another band count / type is an error when read
         pairs = zip(paths, labels)
         if skip_bad:   # decodes every image: long on a large set
             pairs = progress(pairs, total=len(paths), desc=f"verify images of {Path(str(source)).name}", unit="image")
         for path, label in pairs:
             problem = None
             if skip_bad:
-                problem = verify_image(path)
+                problem = verify_image(path, self.layout)
             elif check_files and not Path(path).exists():
                 raise DataError(path, f"image file not found (listed in {source})")
             if problem:
@@ -186,8 +238,8 @@ class ClassificationDataset:
         return cls(paths, labels, classes, source=root, **kwargs)
 
     @classmethod
-    def from_csv(cls, csv_path, image_dir=None, classes=None, **kwargs):
-        paths, labels, classes = read_label_csv(csv_path, image_dir, classes)
+    def from_csv(cls, csv_path, image_dir=None, classes=None, allow_new_classes: bool = False, **kwargs):
+        paths, labels, classes = read_label_csv(csv_path, image_dir, classes, allow_new_classes)
         return cls(paths, labels, classes, source=csv_path, **kwargs)
 
     @property
@@ -198,7 +250,7 @@ class ClassificationDataset:
         return len(self.samples)
 
     def load(self, index: int):
-        image = load_image(self.samples[index][0])
+        image = load_image(self.samples[index][0], layout=self.layout)
         return self.transform(image) if self.transform is not None else image
 
     def __getitem__(self, index: int):

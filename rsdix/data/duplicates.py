@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,19 +230,41 @@ def write_exclusions(rows: list[dict], out: Path, root: str | os.PathLike | None
     return out
 
 
-def read_exclusions(paths: Sequence[str | os.PathLike], root: str | os.PathLike | None = None) -> set[Path]:
-    """The image files (resolved paths) named by exclusion lists; relative paths are under ``root``.
-    A missing file or one without a ``file`` column is a DataError naming it."""
-    out: set[Path] = set()
+def read_exclusions(paths: Sequence[str | os.PathLike], root: str | os.PathLike | None = None) -> dict[Path, Path]:
+    """The image files (resolved paths) named by exclusion lists, each mapped to the list naming it;
+    relative paths are under ``root``. A missing file or one without a ``file`` column is a DataError
+    naming it."""
+    out: dict[Path, Path] = {}
     for p in paths or []:
         p = Path(p)
         if not p.is_file():
             raise DataError(p, "exclusion list not found")
-        with p.open(newline="") as handle:
+        with p.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if "file" not in (reader.fieldnames or []):
                 raise DataError(p, f"exclusion list needs a 'file' column; found {reader.fieldnames}")
-            for row in reader:
+            for line, row in enumerate(reader, start=2):
+                if not (row["file"] or "").strip():
+                    raise DataError(f"{p}:{line}", "blank 'file'")
                 f = Path(row["file"])
-                out.add((f if f.is_absolute() or root is None else Path(root) / f).resolve())
+                out.setdefault((f if f.is_absolute() or root is None else Path(root) / f).resolve(), p)
     return out
+
+
+def check_exclusions_used(excluded: dict[Path, Path], matched: set[Path], root=None) -> None:
+    """After the training images were filtered: an exclusion list none of whose entries named one of
+    them is a DataError (paths written on another machine, or for other datasets); one with some
+    unmatched entries is a warning with their count and the first ones."""
+    lists: dict[Path, list[Path]] = defaultdict(list)
+    for image, source in excluded.items():
+        lists[source].append(image)
+    where = f" (relative entries are taken under the data root {root})" if root is not None else ""
+    for source, images in lists.items():
+        unmatched = [image for image in images if image not in matched]
+        first = ", ".join(str(u) for u in unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
+        if len(unmatched) == len(images):
+            raise DataError(source, f"none of its {len(images)} entries is an image of the training data{where}; "
+                                    f"written on another machine, or for other datasets? first: {first}")
+        if unmatched:
+            warnings.warn(f"{source}: {len(unmatched)} of its {len(images)} entries match no training image "
+                          f"(other datasets?): {first}", stacklevel=2)

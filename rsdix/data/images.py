@@ -17,7 +17,8 @@ MIN_SIDE = 4   # pixels: a smaller image (a 1x1 placeholder, a 3x3 thumbnail) is
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")   # 16/32-bit and float single-band modes
 
 
-def load_image(path: str | os.PathLike, multispectral_bands=None, **render_kwargs) -> Image.Image:
+def load_image(path: str | os.PathLike, multispectral_bands=None, layout: tuple | None = None,
+               **render_kwargs) -> Image.Image:
     """Open ``path`` as an RGB PIL image.
 
     A GeoTIFF with more than 3 bands or a non-8-bit type is rendered to true colour
@@ -28,13 +29,15 @@ def load_image(path: str | os.PathLike, multispectral_bands=None, **render_kwarg
     grayscale image (mode ``I;16``/``I``) is scaled to 8 bit by the full 16-bit range
     (``value * 255 / 65535``), not clipped; one with values outside 0..65535, or a float
     image (mode ``F``), is scaled by its own min..max.
+    ``layout`` (``(band count, dtype)``, :func:`rsdix.data.raster.expected_layout`): the layout of the
+    set's TIFFs; a TIFF of another one (an 8-bit RGB tile among 13-band ones) is an error.
     Raises :class:`DataError` naming the file if it is missing, unreadable, too small or too large.
     """
     path = Path(path)
     if not path.exists():
         raise DataError(path, "image file not found")
     if path.suffix.lower() in (".tif", ".tiff"):
-        image = _load_tiff(path, multispectral_bands, render_kwargs)
+        image = _load_tiff(path, multispectral_bands, render_kwargs, layout)
         if image is not None:
             check_size(path, *image.size)
             return image
@@ -75,7 +78,7 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     return (np.clip(scaled, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _load_tiff(path: Path, bands, render_kwargs):
+def _load_tiff(path: Path, bands, render_kwargs, layout=None):
     try:
         import rasterio  # heavy: rasterio (GDAL), loaded on use (TIFF images only)
     except ImportError:  # pragma: no cover - rasterio is a dependency
@@ -85,6 +88,9 @@ def _load_tiff(path: Path, bands, render_kwargs):
             count, dtype = src.count, src.dtypes[0]
     except Exception:  # noqa: BLE001 - not a GeoTIFF rasterio can read: let PIL try
         return None
+    if layout is not None and (count, dtype) != tuple(layout):
+        raise DataError(path, f"{count} band(s) of {dtype}, while this set's TIFFs have {layout[0]} band(s) of "
+                              f"{layout[1]} (an RGB image among multispectral tiles?)")
     if count == 1:
         return None   # single band (e.g. 16-bit grayscale): PIL, scaled as above
     if count <= 3 and dtype == "uint8":
@@ -101,10 +107,10 @@ def _load_tiff(path: Path, bands, render_kwargs):
     return render_multispectral(path, band_names=bands or EUROSAT_BANDS, **render_kwargs)
 
 
-def verify_image(path: str | os.PathLike) -> str | None:
-    """Return None if the image reads, else a short description of the problem."""
+def verify_image(path: str | os.PathLike, layout: tuple | None = None) -> str | None:
+    """Return None if the image reads (in ``layout``, when given), else a short description of the problem."""
     try:
-        load_image(path)
+        load_image(path, layout=layout)
         return None
     except DataError as exc:
         return exc.problem

@@ -11,6 +11,7 @@ True colour = B04/B03/B02 (red, green, blue). Two documented stretches map refle
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,17 @@ def read_raster(path: str | os.PathLike, bands=None):
         raise DataError(path, "raster file not found")
     try:
         with rasterio.open(path) as src:
+            n = len(bands) if isinstance(bands, (list, tuple)) else 1 if bands is not None else src.count
+            if Image.MAX_IMAGE_PIXELS and src.width * src.height > Image.MAX_IMAGE_PIXELS:   # PIL's decompression-bomb limit, as for RGB files
+                raise DataError(path, f"raster too large, possibly a decompression bomb: {src.width}x{src.height} "
+                                      f"pixels x {n} band(s) (over PIL.Image.MAX_IMAGE_PIXELS = "
+                                      f"{Image.MAX_IMAGE_PIXELS})")
             array = src.read(bands) if bands is not None else src.read()
             profile = dict(src.profile)
             profile["descriptions"] = src.descriptions
-    except rasterio.errors.RasterioIOError as exc:
-        raise DataError(path, f"cannot read raster: {exc}") from exc
+    except (rasterio.errors.RasterioError, MemoryError) as exc:
+        reason = " ".join(str(exc).split())[:200] or exc.__class__.__name__
+        raise DataError(path, f"cannot read raster ({exc.__class__.__name__}: {reason})") from exc
     return array, profile
 
 
@@ -115,3 +122,15 @@ def tiff_layout(path: str | os.PathLike) -> tuple[int, str] | None:
             return src.count, src.dtypes[0]
     except Exception:  # noqa: BLE001 - not a GeoTIFF: the image check reports it
         return None
+
+
+def expected_layout(paths, sample: int = 16) -> tuple[int, str] | None:
+    """The ``(band count, dtype)`` most of a set's TIFFs have, from up to ``sample`` of them evenly
+    spread (None when the set holds no TIFF rasterio reads). Loading a tile of another layout is then
+    an error (:func:`rsdix.data.images.load_image` ``layout=``), not only in ``rsdix data check``."""
+    tiffs = [p for p in paths if str(p).lower().endswith((".tif", ".tiff"))]
+    if not tiffs:
+        return None
+    step = max(1, len(tiffs) // sample)
+    layouts = Counter(v for v in (tiff_layout(p) for p in tiffs[::step][:sample]) if v is not None)
+    return layouts.most_common(1)[0][0] if layouts else None

@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import re
+import shutil
 import tarfile
+import tempfile
 import warnings
 import zlib
 from pathlib import Path
@@ -45,7 +48,10 @@ from rsdix.data.captions import CaptionRecord, find_image_dir, read_captions_dro
 from rsdix.data.images import check_size, load_image
 from rsdix.data.registry import caption_file
 from rsdix.errors import ConfigError, DataError
-from rsdix.utils import atomic_path, atomic_write_text, progress
+from rsdix.log import get_logger
+from rsdix.utils import atomic_path, atomic_write_text, progress, with_umask_mode
+
+log = get_logger(__name__)
 
 PREFIX = "shards:"
 SIZES = "sizes.json"
@@ -81,7 +87,9 @@ def write_shards(records: Sequence[CaptionRecord], image_dir, out_dir, shard_siz
 
     Images are stored as JPEG (``image_format="jpg"``: JPEG files copied unchanged, others encoded at
     quality 95) or PNG (``"png"``, lossless). ``shuffle`` writes the samples in a seeded random order
-    (a shard then mixes classes, as a training stream needs). Returns the shard paths.
+    (a shard then mixes classes, as a training stream needs). The shards are written into a
+    temporary folder beside ``out_dir`` and moved into place only when all are complete, so a write
+    stopped midway (a missing image) leaves no partial shards in ``out_dir``. Returns the shard paths.
     """
     if image_format not in ("jpg", "png"):
         raise ConfigError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
@@ -94,12 +102,43 @@ def write_shards(records: Sequence[CaptionRecord], image_dir, out_dir, shard_siz
     if shuffle:
         random.Random(f"shards-{seed}").shuffle(order)
     out, image_dir = Path(out_dir), Path(image_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths, sizes = [], {}
+    check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = with_umask_mode(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent), directory=True)
+    try:
+        sizes = _write_into(records, order, image_dir, work, shard_size, prefix, image_format, dataset, out.name)
+        atomic_write_text(work / SIZES, json.dumps(sizes, indent=1) + "\n")
+        if out.exists():   # earlier shards: replaced whole, so none of theirs is left among the new ones
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(work, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)   # gone after the move; a failed write leaves nothing
+    return [out / name for name in sizes]
+
+
+def check_replaceable(out: Path) -> None:
+    """``out`` may receive shards: absent, or a folder holding only shards and ``sizes.json`` (an
+    earlier write, replaced whole); anything else there is a DataError (``--out`` of another folder)."""
+    if out.exists() and not out.is_dir():
+        raise DataError(out, "not a folder: give a new or empty folder for the shards")
+    others = sorted(p.name for p in out.iterdir() if p.suffix != ".tar" and p.name != SIZES) if out.is_dir() else []
+    if others:
+        raise DataError(out, f"holds files other than shards ({', '.join(others[:3])}); give a new or empty "
+                             f"folder (the shards replace the folder's content when complete)")
+
+
+def _write_into(records, order, image_dir: Path, folder: Path, shard_size: int, prefix: str, image_format: str,
+                dataset: str, name: str) -> dict:
+    """Write the shards into ``folder``; returns ``{shard name: samples}``."""
+    sizes = {}
     ext = "jpg" if image_format == "jpg" else "png"
-    bar = progress(total=len(order), desc=f"shards {out.name}", unit="image")
+    bar = progress(total=len(order), desc=f"shards {name}", unit="image")
     for s, first in enumerate(range(0, len(order), shard_size)):
-        path = out / f"{prefix}-{s:06d}.tar"
+        path = folder / f"{prefix}-{s:06d}.tar"
         chunk = order[first:first + shard_size]
         with atomic_path(path) as tmp, wds.TarWriter(str(tmp)) as sink:
             for i in chunk:
@@ -109,11 +148,9 @@ def write_shards(records: Sequence[CaptionRecord], image_dir, out_dir, shard_siz
                 sink.write({"__key__": sample_key(i, rec.filename), ext: _image_bytes(image_dir / rec.filename, ext),
                             "txt": rec.captions[0], "json": json.dumps(meta, ensure_ascii=False)})
                 bar.update(1)
-        paths.append(path)
         sizes[path.name] = len(chunk)
     bar.close()
-    atomic_write_text(out / SIZES, json.dumps(sizes, indent=1) + "\n")
-    return paths
+    return sizes
 
 
 def shard_urls(spec: str, data_root=None) -> list[str]:
@@ -138,21 +175,53 @@ def shard_urls(spec: str, data_root=None) -> list[str]:
     return urls
 
 
-def count_samples(url: str) -> int:
-    """Samples (distinct keys) in one tar shard."""
-    keys = set()
+def inspect_shard(url: str) -> tuple[int, str | None]:
+    """``(complete samples, problem)`` of one tar shard, reading its headers only: the problem (None
+    when whole) when it is not a tar, a member's data runs past the end of the file, or the
+    end-of-archive marker every finished tar ends with is missing (a shard cut short at a member
+    boundary reads as a shorter tar without this check)."""
+    keys: dict[str, set] = {}
     try:
+        size = Path(url).stat().st_size
         with tarfile.open(url) as tar:
             for member in tar:
+                if member.offset_data + member.size > size:
+                    return _complete(keys), f"cut short inside {member.name} (truncated copy or interrupted write)"
                 if member.isfile() and "." in Path(member.name).name:
-                    keys.add(member.name.split(".", 1)[0])
-    except (tarfile.TarError, OSError) as exc:
-        raise DataError(url, f"unreadable shard ({exc})") from exc
-    return len(keys)
+                    key, ext = member.name.split(".", 1)
+                    keys.setdefault(key, set()).add(ext.lower())
+            end = tar.offset
+        with open(url, "rb") as fh:
+            fh.seek(end)
+            tail = fh.read(1024)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        reason = f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:160]}"
+        if keys:
+            return _complete(keys), f"cut short or damaged after {_complete(keys)} whole sample(s) ({reason})"
+        return 0, f"not a readable tar shard ({reason})"
+    if len(tail) < 1024 or tail.strip(b"\0"):
+        return _complete(keys), f"cut short after {_complete(keys)} whole sample(s): no end-of-archive marker"
+    return len(keys), None
 
 
-def shard_sizes(urls: Sequence[str]) -> list[int]:
-    """Samples per shard, from ``sizes.json`` beside the shards where it lists them, else counted."""
+def _complete(keys: dict) -> int:
+    """Samples that hold an image and a caption (the last one of a cut shard may lack either)."""
+    return sum(1 for exts in keys.values() if exts & set(IMAGE_KEYS) and exts & {"txt", "json"})
+
+
+def count_samples(url: str, skip_bad: bool = False) -> int:
+    """Samples (distinct keys) in one tar shard; a damaged shard is a DataError naming it, or with
+    ``skip_bad`` counts its complete samples."""
+    n, problem = inspect_shard(url)
+    if problem is not None and not skip_bad:
+        raise DataError(url, f"{problem}; rewrite it (rsdix data shards), or skip what it lost with "
+                             f"data.skip_bad=true")
+    return n
+
+
+def shard_sizes(urls: Sequence[str], skip_bad: bool = False) -> list[int]:
+    """Samples per shard, from ``sizes.json`` beside the shards where it lists them, else counted
+    (:func:`count_samples`)."""
     listed: dict = {}
     for folder in sorted({str(Path(u).parent) for u in urls}):
         f = Path(folder) / SIZES
@@ -161,7 +230,7 @@ def shard_sizes(urls: Sequence[str]) -> list[int]:
                 listed.update({str(Path(folder) / k): int(v) for k, v in json.loads(f.read_text()).items()})
             except (ValueError, AttributeError) as exc:
                 raise DataError(f, f"not a {{shard: count}} JSON object ({exc})") from exc
-    return [listed[u] if u in listed else count_samples(u) for u in urls]
+    return [listed[u] if u in listed else count_samples(u, skip_bad) for u in urls]
 
 
 def _decode_image(sample: dict) -> Image.Image:
@@ -209,15 +278,22 @@ class ShardDataset(torch.utils.data.IterableDataset):
     RNGs seeded by (seed, epoch, key); ``shuffle_buffer``: samples held for the seeded in-process
     shuffle (0: shard order). :meth:`configure` sets the process, the world size, the local batch and
     the local batch to start from (a resume); the stream then runs over epochs without end.
+
+    A shard cut short (:func:`inspect_shard`) or a sample that does not decode is a DataError naming
+    it. With ``skip_bad``, the samples a cut shard lost and the samples that do not decode are skipped
+    and counted (``skipped``: shard or sample -> count, each also a log warning); their places in the
+    epoch are filled by repeats (a cut shard: samples read again from the start of this process's
+    share; a bad sample: another sample of its batch), so every process still makes the same batches.
     """
 
     def __init__(self, urls: Sequence[str], transform: Callable | None = None, seed: int = 0,
-                 shuffle_buffer: int = 1000, source: str = "shards"):
+                 shuffle_buffer: int = 1000, source: str = "shards", skip_bad: bool = False):
         self.urls = list(urls)
         if not self.urls:
             raise DataError(source, "no shards")
         self.transform, self.seed, self.shuffle_buffer, self.source = transform, seed, shuffle_buffer, source
-        self.sizes = shard_sizes(self.urls)
+        self.skip_bad, self.skipped, self._checked = skip_bad, {}, {}
+        self.sizes = shard_sizes(self.urls, skip_bad)
         self.rank, self.world, self.batch, self.start = 0, 1, 1, 0
         self.with_keys = False  # items (image, caption, key): which sample each one was, for checks
 
@@ -259,7 +335,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
 
     def _raw(self, epoch: int):
         urls = [self.urls[i] for i in self._shards(epoch, self.rank)]
-        samples = iter(wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples()))
+        samples = (s for url in urls for s in self._shard_samples(url))
         if self.shuffle_buffer <= 1:
             yield from samples
             return
@@ -272,6 +348,69 @@ class ShardDataset(torch.utils.data.IterableDataset):
                 yield buf.pop()
         rng.shuffle(buf)
         yield from buf
+
+    def _shard_samples(self, url: str):
+        """The samples of one shard through webdataset; a damaged shard is a DataError naming it,
+        or with ``skip_bad`` gives its complete samples and counts the rest."""
+        if url not in self._checked:
+            self._checked[url] = inspect_shard(url)
+        complete, problem = self._checked[url]
+        if problem is not None and not self.skip_bad:
+            raise DataError(url, f"{problem}; rewrite it (rsdix data shards), or skip what it lost with "
+                                 f"data.skip_bad=true")
+        expected, read = self.sizes[self.urls.index(url)], 0
+        try:
+            for sample in wds.DataPipeline(wds.SimpleShardList([url]), wds.tarfile_to_samples()):
+                if read >= complete and problem is not None:
+                    break   # the cut sample at the end
+                read += 1
+                yield sample
+        except (tarfile.TarError, OSError, ValueError, EOFError) as exc:   # what webdataset meets in a damaged tar
+            if not self.skip_bad:
+                raise DataError(url, f"unreadable shard ({exc.__class__.__name__}: "
+                                     f"{' '.join(str(exc).split(' @ ')[0].split())[:160]})") from exc
+        if read < expected and url not in self.skipped:
+            if not self.skip_bad:
+                raise DataError(url, f"holds {read} sample(s) where {SIZES} lists {expected}: rewrite the "
+                                     f"shards (rsdix data shards)")
+            self.skipped[url] = expected - read
+            log.warning(f"{url}: {problem or 'ends early'}; skipped {expected - read} of its {expected} "
+                        f"samples (data.skip_bad)")
+
+    def _stream(self, epoch: int):
+        """:meth:`_raw` without end: with ``skip_bad``, samples a cut shard lost are made up by reading
+        this process's share again from its start; without, running out is a DataError."""
+        while True:
+            produced = 0
+            for s in self._raw(epoch):
+                produced += 1
+                yield s
+            if not self.skip_bad or produced == 0:
+                raise DataError(self.source, "the shards hold fewer samples than their sizes promise "
+                                             f"(epoch {epoch}, process {self.rank}); rewrite them")
+
+    def decode_batch(self, items: list, epoch: int) -> list:
+        """The decoded items of one batch; with ``skip_bad`` a sample that does not decode is counted
+        and replaced by the next one of the batch that does (wrapping around)."""
+        if not self.skip_bad:
+            return [self.decode(s, epoch) for s in items]
+        out, bad = [None] * len(items), {}
+        for i in range(len(items)):
+            for j in [i, *range(i + 1, len(items)), *range(i)]:
+                if j in bad:
+                    continue
+                try:
+                    out[i] = self.decode(items[j], epoch)
+                    break
+                except DataError as exc:
+                    bad[j] = exc
+                    where = f"{items[j].get('__url__', '?')}:{items[j].get('__key__', '?')}"
+                    if where not in self.skipped:
+                        self.skipped[where] = 1
+                        log.warning(f"{exc}; skipped (data.skip_bad), its place taken by another sample of the batch")
+            if out[i] is None:
+                raise DataError(self.source, f"no sample of a batch decodes: {next(iter(bad.values()))}")
+        return out
 
     def decode(self, sample: dict, epoch: int):
         image, captions = _decode_image(sample), _captions(sample)
@@ -294,7 +433,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
     def keys(self, epoch: int = 0) -> list[str]:
         """The keys this process reads in ``epoch``, in order (for checks; no decoding)."""
         n = self.batches_in_epoch(epoch) * self.batch
-        return [s["__key__"] for _, s in zip(range(n), self._raw(epoch))]
+        return [s["__key__"] for _, s in zip(range(n), self._stream(epoch))]
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -302,14 +441,13 @@ class ShardDataset(torch.utils.data.IterableDataset):
         epoch, offset = self.locate(self.start)
         g = self.start
         while True:
-            raw = self._raw(epoch)
+            raw = self._stream(epoch)
             for _ in range(offset * self.batch):  # a resume: skip what was seen, without decoding
                 next(raw)
             for _ in range(offset, self.batches_in_epoch(epoch)):
                 items = [next(raw) for _ in range(self.batch)]
                 if (g - self.start) % workers == worker:
-                    for s in items:
-                        yield self.decode(s, epoch)
+                    yield from self.decode_batch(items, epoch)
                 g += 1
             epoch, offset = epoch + 1, 0
 

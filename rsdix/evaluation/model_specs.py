@@ -55,16 +55,31 @@ def list_checkpoints(models_dir: str | os.PathLike) -> list[Path]:
     return sorted(p for p in models_dir.iterdir() if (p / "open_clip_config.json").is_file())
 
 
-def parse_model_spec(spec: str) -> tuple[str, str, str | None]:
+def parse_model_spec(spec: str, label: str | None = None) -> tuple[str, str, str | None]:
     """``"label=name@pretrained"`` (``label=`` and ``@pretrained`` optional) ->
-    ``(label, name, pretrained)``; e.g. ``"RemoteCLIP=ViT-B-32@/ckpt/RemoteCLIP-ViT-B-32.pt"``."""
-    label, sep, rest = spec.partition("=")
-    if not sep:
-        label, rest = "", spec
-    name, _, pretrained = rest.partition("@")
-    if not name:
-        raise ConfigError(f"model spec {spec!r}: expected 'label=open_clip_name@pretrained'")
-    return label or (f"{name}-{pretrained}" if pretrained else name), name, pretrained or None
+    ``(label, name, pretrained)``; e.g. ``"RemoteCLIP=ViT-B-32@/ckpt/RemoteCLIP-ViT-B-32.pt"``.
+
+    A spec (or its part after ``label=``) that is an existing path is a model folder or file as it
+    is, never split: a sweep folder ``runs/sweep/lr=0.001`` keeps its ``=``. A label is the text
+    before the first ``=`` and holds no ``/``. ``label`` (``rsdix evaluate --label``) names the model
+    instead, and the spec is then not searched for one. Without a label: a folder's own name, else
+    ``name-pretrained`` or ``name``. A spec that names no model is a ConfigError naming it."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"model spec {spec!r}: empty; expected [label=]open_clip_name[@pretrained] or a model folder")
+    given, rest = label, spec
+    if label is None and not os.path.exists(spec):
+        left, sep, right = spec.partition("=")
+        if sep and "/" not in left and os.sep not in left:
+            given, rest = left, right
+    name, at, pretrained = (rest, "", None) if os.path.exists(rest) else rest.partition("@")
+    if not name.strip() or (given is not None and not given.strip()) or (at and not pretrained.strip()):
+        raise ConfigError(f"model spec {spec!r}: expected '[label=]open_clip_name[@pretrained]' or a model folder "
+                          f"(a label or a pretrained tag, when given, is not blank)")
+    if not given:
+        folder = Path(name)
+        given = (folder.name or folder.resolve().name or name) if folder.is_dir() else \
+            (f"{name}-{pretrained}" if pretrained else name)
+    return given, name, pretrained or None
 
 
 def run_seed(run_name: str, default: int = 0) -> int:

@@ -24,7 +24,8 @@ import torch
 
 from rsdix.errors import DataError, OfflineError
 from rsdix.models.bundle import ModelBundle, quiet_loading
-from rsdix.models.formats import is_local_dir, load_checkpoint_file, load_hf_bundle, load_local_dir
+from rsdix.models.formats import (is_local_dir, load_checkpoint_file, load_hf_bundle, load_local_dir,
+                                  model_folder_problem)
 from rsdix.models.hf_adapter import is_hf_folder
 from rsdix.models.presets import PRESET_PREPROCESS, preset_configs, register_model_config, resolve_placeholders
 from rsdix.utils import hub_reachable
@@ -51,6 +52,11 @@ def _load_model(name: str, pretrained: str | None, device, precision: str, cache
         return load_local_dir(Path(name), device, precision)
     if os.path.isdir(str(name)) and is_hf_folder(name):
         return load_hf_bundle(Path(name), device)
+    if os.path.isdir(str(name)):
+        raise model_folder_problem(Path(name))
+    if os.path.isfile(str(name)):
+        raise DataError(name, "a file, not a model name or folder: give it as the weights of an architecture, "
+                              "NAME@FILE (e.g. ViT-B-32@/ckpt/RemoteCLIP-ViT-B-32.pt)")
     presets = preset_configs()
     model_config = None
     if name in presets:
@@ -59,6 +65,8 @@ def _load_model(name: str, pretrained: str | None, device, precision: str, cache
         kwargs.setdefault("image_mean", PRESET_PREPROCESS["mean"])
         kwargs.setdefault("image_std", PRESET_PREPROCESS["std"])
     elif not name.startswith(("hf-hub:", "local-dir:")) and open_clip.get_model_config(name) is None:
+        if "/" in name or os.sep in name:
+            raise DataError(name, "model folder not found (a path; open_clip and preset names hold no '/')")
         raise DataError(name, f"unknown model name; open_clip models: {', '.join(open_clip.list_models()[:8])}"
                               f", ... ; rsdix presets: {', '.join(presets)}")
     if pretrained is not None and not os.path.isfile(str(pretrained)):

@@ -8,8 +8,9 @@ Features are L2-normalised float32 tensors. The cache key is
 ``(model fingerprint, dataset name, split, file list, transform)`` for images and
 ``(model fingerprint, texts)`` for texts, so every image is encoded once per model across all
 tasks of a run (and across runs: entries live on disk). ``cache.stats`` counts hits, misses
-and the number of images/texts actually pushed through the model. The key holds file *names*,
-not contents: after replacing images under the same names, delete the cache folder.
+and the number of images/texts actually pushed through the model. The file list holds each
+image's name, size and modification time (:func:`image_files`), so an image overwritten under
+the same name is encoded again.
 """
 from __future__ import annotations
 
@@ -92,6 +93,23 @@ def image_key(fingerprint: str, dataset_name: str, split: str, filenames: Sequen
                                  "transform": _transform_id(transform)}, n=20)
 
 
+def image_files(dataset) -> list[str]:
+    """What the image key holds of each image of ``dataset``: its name, byte size and modification
+    time in ns (``name|size|mtime``), so an overwritten image gets a new key; a name that is no file
+    here (an in-memory set) stays a bare name. The files come from ``dataset.image_paths()`` where it
+    has one (caption sets: the images under their folder), else from the names themselves."""
+    names = dataset.filenames() if hasattr(dataset, "filenames") else [str(i) for i in range(len(dataset))]
+    paths = dataset.image_paths() if hasattr(dataset, "image_paths") else names
+    out = []
+    for name, path in zip(names, paths):
+        try:
+            stat = os.stat(path)
+            out.append(f"{name}|{stat.st_size}|{stat.st_mtime_ns}")
+        except (OSError, ValueError, TypeError):
+            out.append(str(name))
+    return out
+
+
 def text_key(fingerprint: str, texts: Sequence[str]) -> str:
     return "txt-" + stable_hash({"model": fingerprint, "texts": stable_hash(list(texts), n=20)}, n=20)
 
@@ -138,7 +156,7 @@ def encode_images(bundle, dataset, cache: FeatureCache | None = None, dataset_na
     if len(dataset) == 0:
         raise DataError(dataset_name or getattr(dataset, "source", "dataset"), "no images to encode")
     name = dataset_name or str(getattr(dataset, "source", "dataset"))
-    filenames = dataset.filenames() if hasattr(dataset, "filenames") else [str(i) for i in range(len(dataset))]
+    filenames = image_files(dataset)
     key = image_key(cache.fingerprint(bundle), name, split, filenames, transform)
     hit = cache.get(key)
     if hit is not None:
@@ -176,7 +194,7 @@ def encode_images_many(bundles: dict, dataset, cache: FeatureCache, dataset_name
         raise DataError(name, "no images to encode")
     if getattr(dataset, "transform", None) is not None:
         raise DataError(name, "encode_images_many needs a dataset without its own transform")
-    filenames = dataset.filenames() if hasattr(dataset, "filenames") else [str(i) for i in range(len(dataset))]
+    filenames = image_files(dataset)
     out, todo = {}, {}
     for label, bundle in bundles.items():
         key = image_key(cache.fingerprint(bundle), name, split, filenames, bundle.preprocess_val)

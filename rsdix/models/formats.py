@@ -11,6 +11,7 @@ from pathlib import Path
 
 import open_clip
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from rsdix.data.files import read_json
@@ -26,12 +27,42 @@ def is_local_dir(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, "open_clip_config.json"))
 
 
+HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
 def load_hf_bundle(path: Path, device) -> ModelBundle:
+    if not any((path / name).is_file() for name in HF_WEIGHTS):
+        raise DataError(path / "model.safetensors", f"missing: this transformers folder has config.json but no "
+                                                    f"weights file ({' or '.join(HF_WEIGHTS[::2])})")
+    if (path / "model.safetensors").is_file():
+        check_safetensors(path / "model.safetensors")
     model, tokenizer, preprocess, info = load_hf_folder(path, device)
     config = {"embed_dim": info["embed_dim"], "vision_cfg": {"image_size": info["image_size"]},
               "text_cfg": {"context_length": info["context_length"]}, "hf_model_type": info["model_type"]}
     return ModelBundle(model, tokenizer, preprocess, preprocess, name=path.name, pretrained=str(path),
                        model_config=config, preprocess_config={"mean": info["mean"], "std": info["std"]})
+
+
+def model_folder_problem(path: Path) -> DataError:
+    """Why a folder that is neither an open_clip nor a transformers CLIP/SigLIP folder cannot be
+    loaded, naming the missing or wrong file."""
+    config = path / "config.json"
+    if config.is_file():
+        meta = read_json(config, "transformers config")   # malformed JSON: a DataError naming it
+        kind = meta.get("model_type") if isinstance(meta, dict) else None
+        return DataError(config, f"model_type {kind!r} is not a CLIP or SigLIP model (supported: clip, siglip)")
+    if any((path / name).is_file() for name in HF_WEIGHTS + ("tokenizer.json", "tokenizer_config.json")):
+        return DataError(config, "missing: a transformers folder needs config.json beside its weights "
+                                 "(save_pretrained writes both; copy it from the model's source)")
+    if any(path.glob("open_clip_*.safetensors")) or any(path.glob("open_clip_*.bin")):
+        return DataError(path / "open_clip_config.json", "missing: an open_clip model folder needs it beside "
+                                                         "its weights (save_model writes both)")
+    if (path / "checkpoint.pt").is_file():
+        return DataError(path, "a training run folder, not a model folder: load its weights with the "
+                               "architecture's name, e.g. rsdix-tiny@<folder>/checkpoint.pt, or use the model "
+                               "folder saved beside it")
+    return DataError(path, "not a model folder: neither open_clip_config.json (rsdix / open_clip) nor "
+                           "config.json (transformers CLIP / SigLIP) in it")
 
 
 def is_torchscript(path: Path) -> bool:
@@ -44,9 +75,10 @@ def is_torchscript(path: Path) -> bool:
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The weights of a checkpoint file: ``.safetensors``, a TorchScript archive (OpenAI), or a torch
-    pickle read with ``weights_only=True`` (plain state dict, or a training checkpoint with a
-    ``state_dict`` / ``model`` key; ``module.`` prefixes of DDP are removed). A file that is not
-    one of these raises one DataError naming it."""
+    pickle read with ``weights_only=True`` (plain state dict, a checkpoint with a ``state_dict`` /
+    ``model`` key, or rsdix's own training checkpoint ``checkpoint.pt``, whose ``trainee`` holds the
+    model under ``model.`` beside the objective's own parameters, which are left out; ``module.``
+    prefixes of DDP are removed). A file that is not one of these raises one DataError naming it."""
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
@@ -61,6 +93,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
         raise DataError(path, f"not a readable checkpoint (truncated, corrupt, or a pickle that is not "
                               f"plain weights): {exc.__class__.__name__}: {first}") from exc
+    if isinstance(state, dict) and isinstance(state.get("trainee"), dict):   # rsdix's training checkpoint
+        state = {k[len("model."):]: v for k, v in state["trainee"].items() if k.startswith("model.")}
+        if not state:
+            raise DataError(path, "training checkpoint whose 'trainee' holds no 'model.' weights")
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -70,6 +106,18 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def check_safetensors(path: Path) -> None:
+    """DataError naming ``path`` when it is not a whole safetensors file (another format, or cut
+    short: its header promises more bytes than the file holds); reads the header only."""
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise DataError(path, f"not a readable safetensors file: cut short (an interrupted copy or download) or "
+                              f"another format ({exc.__class__.__name__}: {reason[:160]})") from exc
 
 
 def match_problem(model: torch.nn.Module, state: dict) -> str | None:
@@ -122,6 +170,7 @@ def load_local_dir(path: Path, device, precision) -> ModelBundle:
     weights = path / "open_clip_model.safetensors"
     if not weights.exists():
         raise DataError(path, "model folder has no open_clip_model.safetensors")
+    check_safetensors(weights)
     try:
         model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
             name, pretrained=str(weights), device=device, precision=precision,

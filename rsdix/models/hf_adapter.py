@@ -16,7 +16,11 @@ import torch.nn.functional as F
 from open_clip import image_transform
 from transformers import AutoModel, AutoTokenizer
 
+from rsdix.data.files import read_json
 from rsdix.errors import DataError
+from rsdix.log import get_logger
+
+log = get_logger(__name__)
 
 HF_TYPES = ("clip", "siglip")
 
@@ -82,7 +86,13 @@ def load_hf_folder(path: str | os.PathLike, device: str | torch.device = "cpu"):
             from exc
     cfg = hf.config
     pre_file = path / "preprocessor_config.json"
-    pre = json.loads(pre_file.read_text()) if pre_file.is_file() else {}
+    pre = read_json(pre_file, "image preprocessing config") if pre_file.is_file() else None
+    if pre is not None and not isinstance(pre, dict):
+        raise DataError(pre_file, f"expected a JSON object, got {type(pre).__name__}")
+    if pre is None:
+        pre = {}
+        log.warning(f"{pre_file}: missing; the image mean and std default to CLIP's (a SigLIP model expects "
+                    f"0.5: copy the file from the model's source)")
     size = cfg.vision_config.image_size
     mean = tuple(pre.get("image_mean", (0.48145466, 0.4578275, 0.40821073)))
     std = tuple(pre.get("image_std", (0.26862954, 0.26130258, 0.27577711)))

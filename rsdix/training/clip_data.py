@@ -14,7 +14,7 @@ import torch
 from rsdix.config import option
 from rsdix.data.parallel_captions import MultilingualCaptionDataset
 from rsdix.data.captions import CaptionDataset, find_image_dir, read_captions_dropping_empty, select_split
-from rsdix.data.duplicates import read_exclusions
+from rsdix.data.duplicates import check_exclusions_used, read_exclusions
 from rsdix.data.registry import caption_file
 from rsdix.data.shards import ShardDataset, is_shard_spec, shard_urls
 from rsdix.data.transforms import bundle_train_transform
@@ -39,6 +39,7 @@ class ClipDataConfig:
     language_per: Literal["batch", "item"] = "batch"  # one language per step (batch) or per item
     shuffle_buffer: int = option(1000, min=0)  # shards: samples in the seeded shuffle buffer of each process
     exclude: list = field(default_factory=list)  # exclusion lists (CSV, `rsdix data leakage`): images left out
+    skip_bad: bool = False  # skip unreadable images (verified first) and samples of cut-short shards, counted
 
 
 class ConcatCaptions(torch.utils.data.ConcatDataset):
@@ -93,21 +94,24 @@ def build_train_dataset(cfg, bundle, seed: int | None = None):
     lang_kwargs = {"languages": list(cfg.data.languages)} if cfg.data.languages else {}
     if any(is_shard_spec(n) for n in cfg.data.datasets):
         return _shard_dataset(cfg, transform, seed)
-    parts = []
+    parts, matched = [], set()
+    excluded = read_exclusions(cfg.data.exclude, data_root(cfg.data.data_root)) if cfg.data.exclude else {}
     for name in cfg.data.datasets:
         path = Path(name) if str(name).endswith((".json", ".csv", ".tsv")) else caption_file(name, cfg.data.data_root)
         if not path.is_absolute() and not path.exists() and cfg.data.data_root:
             path = Path(cfg.data.data_root) / path
         records = select_split(read_captions_dropping_empty(path), cfg.data.split, path)
-        if cfg.data.exclude:   # paths in the lists are relative to the data root
-            excluded = read_exclusions(cfg.data.exclude, data_root(cfg.data.data_root))
-            records = [r for r in records if (find_image_dir(path) / r.filename).resolve() not in excluded]
+        if excluded:   # paths in the lists are relative to the data root
+            files = {r.filename: (find_image_dir(path) / r.filename).resolve() for r in records}
+            matched |= set(files.values()) & set(excluded)
+            records = [r for r in records if files[r.filename] not in excluded]
         records = subset_records(records, cfg.data.fraction, seed)
         ds = dataset_cls(records, find_image_dir(path), transform=transform, seed=seed, source=path,
-                         **lang_kwargs)
+                         skip_bad=cfg.data.skip_bad, **lang_kwargs)
         if cfg.data.cache_images:
             CachedImages(ds, int(round(bundle.image_size * 1.15)))
         parts.append(ds)
+    check_exclusions_used(excluded, matched, data_root(cfg.data.data_root))
     return parts[0] if len(parts) == 1 else ConcatCaptions(parts)
 
 
@@ -119,8 +123,8 @@ def _shard_dataset(cfg, transform, seed: int) -> ShardDataset:
     if len(names) != 1:
         raise ConfigError(f"data.datasets: a shards entry cannot be mixed with other datasets ({names}); "
                           f"write them into one set of shards")
-    if cfg.data.fraction != 1 or cfg.data.languages:
-        raise ConfigError(f"data.datasets: {names[0]}: data.fraction and data.languages do not apply to "
-                          f"shards (write the subset or language as its own shards)")
+    if cfg.data.fraction != 1 or cfg.data.languages or cfg.data.exclude:
+        raise ConfigError(f"data.datasets: {names[0]}: data.fraction, data.languages and data.exclude do not "
+                          f"apply to shards (write the subset, language or kept images as their own shards)")
     return ShardDataset(shard_urls(names[0], cfg.data.data_root), transform, seed=seed,
-                        shuffle_buffer=cfg.data.shuffle_buffer, source=str(names[0]))
+                        shuffle_buffer=cfg.data.shuffle_buffer, source=str(names[0]), skip_bad=cfg.data.skip_bad)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import math
+
 import pytest
 import yaml
 
@@ -130,3 +132,45 @@ def test_load_by_name_path_and_overrides(tmp_path):
 def test_training_config_values_are_checked_before_any_model_is_built(override, problem):
     with pytest.raises(ConfigError, match=r"smoke\.yaml: " + problem.replace("(", r"\(").replace("[", r"\[")):
         config.load("train", "smoke", overrides=[override])
+
+
+# ---------------------------------------------------------------- property (hypothesis): command-line overrides
+
+from hypothesis import strategies as st  # noqa: E402
+
+from property_fixtures import SIZES, TEXT, run  # noqa: E402
+
+KEYS = st.sampled_from(["loop.steps", "loop.lr", "loop.batch_size", "loss.method", "data.datasets", "data.fraction",
+                        "data.crop_scale", "data.skip_bad", "data.languages", "loop", "loop.steps.x", "nope",
+                        "data..split", " loop.seed"])
+VALUES = st.one_of(st.sampled_from(["100", "-1", "1e-3", "0.5", ".inf", ".nan", "[a, b]", "[", "{}", "true", "x: [",
+                                    "infonce", "ucm_captions", "[0.5, 1.0]", "2020-01-01", "!!python/none", ""]), TEXT)
+ITEMS = st.lists(st.one_of(st.builds(lambda k, v: f"{k}={v}", KEYS, VALUES), TEXT), max_size=4)
+
+
+def _overrides_load_or_refused(items):
+    try:
+        cfg = config.load("train", "smoke", overrides=items)
+    except ConfigError as exc:   # names an override or the key it set
+        message = str(exc)
+        assert "\n" not in message.strip() or "YAML" in message
+        assert any(item in message or repr(item) in message or any(
+            part.strip() and (part.strip() in message or repr(part)[1:-1] in message)
+            for part in item.partition("=")[0].split(".")) for item in items), (message, items)
+        return
+    given = config.parse_overrides(items)
+    loop, data = given.get("loop", {}), given.get("data", {})
+    if "steps" in loop:
+        assert cfg.loop.steps == int(loop["steps"]) and cfg.loop.steps >= 1
+    if "lr" in loop:
+        assert math.isfinite(cfg.loop.lr) and cfg.loop.lr == float(loop["lr"])
+    for key in ("datasets", "languages"):
+        if data.get(key) is not None:
+            assert isinstance(getattr(cfg.data, key), list)
+    if data.get("crop_scale") is not None:
+        assert isinstance(cfg.data.crop_scale, tuple)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_property_overrides_load_or_one_config_error_naming_the_override(n):
+    run(_overrides_load_or_refused, n, ITEMS)

@@ -105,3 +105,167 @@ def test_summarise_refuses_non_finite_values_naming_rows():
                          "split": "test", "value": [1.0, float("nan"), float("inf")]})
     with pytest.raises(DataError, match=r"results summary: 2 of 3 result values are NaN or infinite: rows 1, 2"):
         summarise(rows)
+
+
+# ---------------------------------------------------------------- a table that cannot rot (issue 33)
+
+def _four_rows(path):
+    append_results([Result(f"m{i}", "UCM", "retrieval", "mR", 54.0, seed=0) for i in range(4)], path)
+    return path.read_text()
+
+
+def _cut_last_row(text):    # the issue's example: m4's 54.0 cut to 5, seed and split lost
+    return text + "m4,UCM,retrieval,mR,5"
+
+
+def _nul_tail(text):
+    return text + "\0" * 4096
+
+
+def _extra_comma(text):
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[:3]) + lines[3].replace("UCM", "UCM,x", 1) + "".join(lines[4:])
+
+
+@pytest.mark.parametrize("damage, line, problem", [
+    (_cut_last_row, 6, "5 field.s. where the header has 14"),
+    (_nul_tail, 6, "NUL bytes"),
+    (_extra_comma, 4, "15 field.s. where the header has 14")])
+def test_an_append_to_a_damaged_table_is_refused_naming_file_and_line_and_writes_nothing(tmp_path, damage, line,
+                                                                                        problem):
+    path = tmp_path / "results.csv"
+    damaged = damage(_four_rows(path))
+    path.write_text(damaged)
+    with pytest.raises(DataError, match=rf"results\.csv:{line}: damaged results table: {problem}.*nothing was written"):
+        append_results([Result("m9", "UCM", "retrieval", "mR", 1.0)], path)
+    assert path.read_text() == damaged
+    with pytest.raises(DataError, match=rf"results\.csv:{line}: damaged results table: {problem}"):
+        read_results(path)
+
+
+def test_a_row_cut_inside_its_last_field_is_found_by_its_missing_line_end(tmp_path):
+    path = tmp_path / "results.csv"
+    text = _four_rows(path)
+    path.write_text(text[:-1])   # the last row has all its fields, its line end is gone
+    from rsdix import results
+    check = results.check_table(path)
+    assert [line for line, _ in check.problems] == [5] and "cut short" in check.problems[0][1]
+
+
+def test_check_and_repair_keep_the_valid_rows_and_move_the_rest_aside(tmp_path, capsys):
+    from rsdix.cli import main
+    path = tmp_path / "results.csv"
+    text = _four_rows(path)
+    lines = text.splitlines(keepends=True)
+    path.write_text("".join(lines[:2]) + "m1,UCM,retrieval,mR,not-a-number,0,test,,,,,,,\n" + lines[2]
+                    + _extra_comma(text).splitlines(keepends=True)[3] + "".join(lines[4:]) + "\0" * 64)
+    assert main(["results", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "3 valid row(s), 3 damaged line(s)" in out and "line 3: 'value' is 'not-a-number', not a finite number" in out
+    assert main(["results", "repair", str(path)]) == 0
+    assert "kept 3 valid row(s); moved 3 damaged line(s) to" in capsys.readouterr().out
+    assert sorted(read_results(path)["model"]) == ["m0", "m1", "m3"]
+    aside = (tmp_path / "results.rejected.csv").read_text()
+    assert aside.startswith("model,dataset,") and "not-a-number" in aside and "UCM,x" in aside and "\0" in aside
+    assert main(["results", "check", str(path)]) == 0
+    append_results([Result("m9", "UCM", "retrieval", "mR", 1.0)], path)   # appends work again
+    assert len(read_results(path)) == 4
+
+
+def test_rows_that_could_not_be_read_back_are_refused_when_written(tmp_path):
+    path = tmp_path / "r.csv"
+    for row, needle in ((Result("", "UCM", "t", "m", 1.0), "'model' is ''"),
+                        (Result("m", "UCM", "t", "m", float("inf")), "not a finite number"),
+                        (Result("m", "UCM", "t", "m", 1.0, seed=1.5), "'seed' is 1.5, not an integer"),
+                        (Result("m\r", "UCM", "t", "m", 1.0), "carriage return"),
+                        (Result("m", "UCM", "t", "m", True), "not a finite number")):
+        with pytest.raises(DataError, match=needle):
+            append_results([row], path)
+    assert not path.exists()
+
+
+def test_text_that_looks_like_a_number_or_nan_stays_text(tmp_path):
+    path = tmp_path / "r.csv"
+    append_results([Result("1.0", "NA", "t", "None", 1.0, note="nan")], path)
+    row = read_results(path).iloc[0]
+    assert (row["model"], row["dataset"], row["metric"], row["note"]) == ("1.0", "NA", "None", "nan")
+    table = append_results([Result("1.0", "NA", "t", "None", 2.0, note="nan")], path)
+    assert len(table) == 1 and table["value"].tolist() == [2.0]   # replaced: the keys read back as written
+
+
+# ---------------------------------------------------------------- properties (hypothesis): rows and damaged files
+
+from hypothesis import strategies as st  # noqa: E402
+
+from property_fixtures import SIZES, TEXT, run  # noqa: E402
+
+NUMBERS = st.one_of(st.floats(), st.integers(-2 ** 70, 2 ** 70), st.booleans(), st.none())
+ROWS = st.lists(st.builds(Result, model=TEXT, dataset=TEXT, task=TEXT, metric=TEXT, value=NUMBERS,
+                          seed=st.one_of(st.none(), st.integers(-2 ** 70, 2 ** 70), st.floats(-1e3, 1e3)),
+                          split=TEXT, note=TEXT, ci_low=st.one_of(st.none(), st.floats())), min_size=1, max_size=4)
+
+
+def _rows_read_back_or_refused(rows):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r.csv"
+        try:
+            append_results(rows, path)
+        except DataError as exc:   # names the refused row
+            assert any(exc.where == f"{r.model}/{r.dataset}/{r.metric}" for r in rows) and not path.exists()
+            return
+        back = read_results(path)
+        assert len(back) == len(rows)
+        for r, (_, got) in zip(rows, back.iterrows()):
+            assert [got[c] for c in ("model", "dataset", "task", "metric")] == [r.model, r.dataset, r.task, r.metric]
+            assert got["value"] == float(r.value)
+            assert (r.seed is None and pd.isna(got["seed"])) or float(got["seed"]) == float(r.seed)
+            assert (got["split"] if isinstance(got["split"], str) else "") == r.split
+        assert len(append_results(rows, path)) == len(rows)   # written again: replaced, not duplicated
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_property_rows_are_read_back_as_written_or_refused_naming_the_row(n):
+    run(_rows_read_back_or_refused, n, ROWS)
+
+
+GOOD_TABLE = ("model,dataset,task,metric,value,seed,split,n,ci_low,ci_high,profile,note,section,source\n"
+              "m0,UCM,retrieval,mR,54.0,0,test,,,,,,,\nm1,UCM,retrieval,mR,12.5,1,test,100,10.0,15.0,cpu,\"a, b\",,\n"
+              "m2,WHU,zero-shot,top1,80,,test,,,,,,Section,nb@1\n")
+DAMAGE = st.lists(st.tuples(st.sampled_from(["insert", "cut", "nul"]), st.floats(0, 1),
+                            st.one_of(TEXT, st.sampled_from([",", "\"", "\n", "\r\n", ",,,", "nan", "inf", "1e999"]))),
+                  min_size=1, max_size=3)
+
+
+def _damaged_tables_read_as_valid_rows_or_refused(damage):
+    import tempfile
+    from pathlib import Path
+
+    from rsdix import results
+
+    text = GOOD_TABLE
+    for kind, where, piece in damage:
+        at = int(where * len(text))
+        text = text[:at] if kind == "cut" else text[:at] + ("\0" * 8 if kind == "nul" else piece) + text[at:]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "results.csv"
+        path.write_bytes(text.encode("utf-8", "surrogatepass"))
+        try:
+            table = read_results(path)
+        except DataError as exc:
+            assert exc.where.startswith(str(path))
+        else:
+            assert table["value"].map(math.isfinite).all()
+            assert all(isinstance(v, str) and v.strip() for c in ("model", "dataset", "task", "metric")
+                       for v in table[c])
+        check = results.check_table(path)
+        if check.usable_header:
+            results.repair_table(path)
+            assert len(read_results(path)) == len(check.rows)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_property_a_damaged_table_reads_as_valid_rows_or_one_error_naming_the_file(n):
+    run(_damaged_tables_read_as_valid_rows_or_refused, n, DAMAGE)

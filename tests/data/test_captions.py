@@ -3,6 +3,7 @@ views, round trip, and every bad-input case naming the file."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 from PIL import Image
@@ -174,7 +175,9 @@ def test_training_and_retrieval_leave_out_empty_captions_with_a_warning(tmp_path
         {"filename": "c.jpg", "split": "test", "sentences": [{"raw": "a road"}]}]}))
     with pytest.raises(DataError, match="empty caption"):
         read_captions(caps)                               # the strict reader still refuses
-    with pytest.warns(UserWarning, match=r"caps\.json: left out 3 empty caption\(s\); 1 image\(s\) left with none also left out \(b\.jpg\)"):
+    with pytest.warns(UserWarning, match=r"caps\.json: left out 3 empty caption\(s\) \(images\[0\] \(a\.jpg\) sentences\[1\], "
+                                         r"images\[1\] \(b\.jpg\) sentences\[0\], .*\); 1 image\(s\) left with none also "
+                                         r"left out \(b\.jpg\)"):
         records = read_captions_dropping_empty(caps)
     assert [(r.filename, r.captions, r.langs) for r in records] == [("a.jpg", ["a field"], ["en"]),
                                                                     ("c.jpg", ["a road"], ["en"])]
@@ -183,3 +186,79 @@ def test_training_and_retrieval_leave_out_empty_captions_with_a_warning(tmp_path
     with pytest.warns(UserWarning, match="left out 3"):
         ds = CaptionDataset.from_file(caps, split="train", image_dir=tmp_path)
     assert [r.filename for r in ds.records] == ["a.jpg"]
+
+
+def test_a_caption_over_the_documented_length_is_cut_with_a_counted_warning(tmp_path):
+    from rsdix.data.captions import MAX_CAPTION_CHARS
+
+    caps = tmp_path / "caps.json"
+    huge = "a field " * 131072                     # 1 MB
+    caps.write_text(json.dumps({"images": [
+        {"filename": "a.jpg", "split": "train", "sentences": [{"raw": huge}, {"raw": "a road"}, {"raw": huge}]}]}))
+    with pytest.warns(UserWarning, match=rf"caps\.json: cut 2 caption\(s\) longer than {MAX_CAPTION_CHARS} characters "
+                                         rf"to {MAX_CAPTION_CHARS} \(first: images\[0\] \(a\.jpg\) sentences\[0\], "
+                                         rf"1048575 characters\)"):
+        [rec] = read_captions(caps)
+    assert len(rec.captions[0]) <= MAX_CAPTION_CHARS and rec.captions[0].startswith("a field a field")
+    assert rec.captions[1] == "a road"
+    csv_file = tmp_path / "caps.csv"
+    csv_file.write_text(f"filename,title\na.jpg,a road\nb.jpg,{huge[:10000]}\n")
+    with pytest.warns(UserWarning, match=r"caps\.csv: cut 1 caption\(s\) .* \(first: line 3, 9999 characters\)"):
+        read_captions(csv_file)
+    csv_file.write_text(f"filename,title\na.jpg,a road\nb.jpg,{huge}\n")   # over csv's own field limit
+    with pytest.raises(DataError, match=r"caps\.csv:3: not readable as CSV \(field larger than field limit"):
+        read_captions(csv_file)
+
+
+def test_a_csv_caption_row_with_an_unquoted_comma_is_an_error_not_a_cut_caption(tmp_path):
+    csv_file = tmp_path / "caps.csv"
+    csv_file.write_text("filename,title\na.jpg,a road\nb.jpg,a beach, white waves\n")
+    with pytest.raises(DataError, match=r"caps\.csv:3: more fields than the header's 2 \(an unquoted comma"):
+        read_captions(csv_file)
+
+
+# ---------------------------------------------------------------- property (hypothesis): caption JSON
+
+from hypothesis import strategies as st  # noqa: E402
+
+from property_fixtures import SIZES, TEXT, run  # noqa: E402
+from rsdix.data import captions as caption_module  # noqa: E402
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), TEXT, st.just([]), st.just({}))
+SENTENCE = st.one_of(st.fixed_dictionaries({}, optional={"raw": st.one_of(TEXT, JUNK, st.just("w " * 1200)),
+                                                         "tokens": st.one_of(st.lists(TEXT, max_size=3), JUNK),
+                                                         "lang": st.one_of(st.sampled_from(["en", "de"]), JUNK)}),
+                     TEXT, JUNK)
+ENTRY = st.one_of(st.fixed_dictionaries({}, optional={
+    "filename": st.one_of(st.sampled_from(["a.jpg", "b.png", "dir/c.tif"]), TEXT, JUNK),
+    "split": st.one_of(st.sampled_from(["train", "val", "test", "restval", "bogus"]), JUNK),
+    "sentences": st.one_of(st.lists(SENTENCE, max_size=3), JUNK),
+    "imgid": JUNK, "count_class": st.one_of(st.none(), TEXT)}), JUNK)
+DOCUMENT = st.one_of(st.fixed_dictionaries({"images": st.one_of(st.lists(ENTRY, max_size=4), JUNK)}),
+                     st.lists(ENTRY, max_size=2), JUNK)
+
+
+def _caption_json_read_or_refused(document, raw_bytes):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "dataset_x.json"
+        path.write_bytes(raw_bytes if raw_bytes is not None else json.dumps(document).encode())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # long captions: cut with a warning (checked elsewhere)
+                records = read_karpathy(path)
+        except DataError as exc:
+            assert exc.where.startswith(str(path)) and "\n" not in exc.problem
+            return
+        for rec in records:
+            assert isinstance(rec.filename, str) and rec.filename and rec.split in caption_module.SPLITS
+            assert rec.captions and len(rec.captions) == len(rec.langs)
+            assert all(isinstance(c, str) and c == c.strip() and 0 < len(c) <= caption_module.MAX_CAPTION_CHARS
+                       for c in rec.captions)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_property_caption_json_reads_as_valid_records_or_one_error_naming_the_file(n):
+    run(_caption_json_read_or_refused, n, DOCUMENT, st.one_of(st.none(), st.none(), st.binary(max_size=60)))

@@ -52,3 +52,24 @@ def test_to_uint8_ranges():
     assert to_uint8(np.array([-10, 0, 10], np.int32)).tolist() == [0, 128, 255]    # own range
     assert to_uint8(np.array([0.0, 0.5, np.nan], np.float32)).tolist() == [0, 255, 0]
     assert to_uint8(np.array([100000, 200000], np.int32)).tolist() == [0, 255]      # beyond 16 bit
+
+
+@pytest.mark.parametrize("fmt, suffix", [("PNG", ".png"), ("JPEG", ".jpg"), ("TIFF", ".tif"), ("BMP", ".bmp"),
+                                         ("WEBP", ".webp")])
+def test_cut_or_garbled_images_are_one_line_naming_the_file(tmp_path, fmt, suffix):
+    import io
+    import random
+
+    buf = io.BytesIO()
+    Image.fromarray((np.random.RandomState(0).rand(32, 32, 3) * 255).astype("uint8")).save(buf, format=fmt)
+    data, rng = buf.getvalue(), random.Random(0)
+    for k in range(30):
+        damaged = bytearray(data[:rng.randrange(1, len(data))] if k % 2 else data)
+        for _ in range(0 if k % 2 else 4):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        path = tmp_path / f"x{k}{suffix}"
+        path.write_bytes(bytes(damaged))
+        try:
+            load_image(path)
+        except DataError as exc:
+            assert exc.where == str(path) and "\n" not in str(exc)

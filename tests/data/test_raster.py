@@ -77,3 +77,28 @@ def test_no_data_tiles_are_counted_skips(tmp_path):
     with pytest.warns(UserWarning, match=r"skipped 2 unreadable image\(s\), first: .*empty\.tif \(tile has no data"):
         ds = ClassificationDataset.from_folders(root, skip_bad=True)
     assert len(ds) == 2 and [p for p, _ in ds.skipped] == [str(empty), str(nan)]
+
+
+def test_a_tile_of_another_layout_is_an_error_when_read_not_only_in_data_check(tmp_path):
+    root = tmp_path / "ms"
+    for i in range(3):
+        _write_tile(root / "Forest" / f"f{i}.tif", ms_tile())
+    rgb = _write_tile(root / "River" / "rgb.tif", ms_tile(100, np.uint8, bands=3))
+    _write_tile(root / "River" / "ok.tif", ms_tile())
+    ds = ClassificationDataset.from_folders(root)
+    assert ds.layout == (13, "uint16")
+    with pytest.raises(DataError, match=r"rgb\.tif: 3 band\(s\) of uint8, while this set's TIFFs have 13 band\(s\) "
+                                        r"of uint16"):
+        ds[[str(p) for p, _ in ds.samples].index(str(rgb))]
+    with pytest.warns(UserWarning, match=r"skipped 1 unreadable image\(s\), first: .*rgb\.tif \(3 band"):
+        ds = ClassificationDataset.from_folders(root, skip_bad=True)
+    assert len(ds) == 4
+
+
+def test_a_raster_over_the_pixel_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from PIL import Image
+
+    tile = _write_tile(tmp_path / "big.tif", ms_tile(size=64))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)   # 64 x 64 = 4096 pixels: "too large" here
+    with pytest.raises(DataError, match=r"big\.tif: raster too large, possibly a decompression bomb: 64x64 pixels"):
+        load_image(tile)

@@ -227,3 +227,53 @@ def test_png_shards_are_lossless(tmp_path):
     for image, caption in itertools.islice(ds, 4):   # the stream runs over epochs without end
         i = int(caption.split()[1])
         assert np.array_equal(np.asarray(image), np.asarray(Image.open(tmp_path / "syn" / "images" / f"img.{i}.png")))
+
+
+# ---------------------------------------------------------------- issue 33: cut-short shards, partial writes
+
+def _cut(shard: Path, keep: float) -> None:
+    data = shard.read_bytes()
+    shard.write_bytes(data[:int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_a_cut_short_shard_is_named_and_with_skip_bad_its_lost_samples_are_counted(shards, keep, caplog):
+    _cut(shards / "shard-000001.tar", keep)
+    ds = ShardDataset(shard_urls(f"shards:{shards}"), shuffle_buffer=0).configure(0, 1, 4)
+    with pytest.raises(DataError, match=r"shard-000001\.tar: cut short .*; rewrite it \(rsdix data shards\)") as err:
+        list(itertools.islice(iter(ds), 48))
+    assert "\n" not in str(err.value)
+    ds = ShardDataset(shard_urls(f"shards:{shards}"), shuffle_buffer=0, skip_bad=True).configure(0, 1, 4)
+    got = list(itertools.islice(iter(ds), 96))          # two epochs: every batch still made
+    lost = ds.skipped[str(shards / "shard-000001.tar")]
+    assert len(got) == 96 and 0 < lost < 12
+    assert f"skipped {lost} of its 12 samples (data.skip_bad)" in caplog.text
+
+
+def test_a_shard_that_is_not_a_tar_is_named_when_counted(tmp_path):
+    bad = tmp_path / "sh" / "shard-000000.tar"
+    bad.parent.mkdir()
+    bad.write_bytes(b"not a tar at all" * 40)
+    with pytest.raises(DataError, match=r"shard-000000\.tar: not a readable tar shard \(ReadError"):
+        ShardDataset([str(bad)])
+
+
+def test_data_shards_stopped_by_a_missing_image_leaves_no_partial_shards(tmp_path, capsys):
+    caption_file = synthetic(tmp_path / "syn", 30)
+    (tmp_path / "syn" / "images" / "img.25.png").unlink()
+    out = tmp_path / "shards"
+    assert cli(["data", "shards", str(caption_file), "--out", str(out), "--shard-size", "4"]) == 2
+    assert "img.25.png: image file not found" in capsys.readouterr().err
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["syn"]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"other: holds files other than shards \(notes\.txt\)"):
+        write_shards([CaptionRecord("img.0.png", "train", ["a"])], tmp_path / "syn" / "images", tmp_path / "other")
+
+
+def test_shards_written_again_replace_the_earlier_ones_whole(tmp_path):
+    caption_file = synthetic(tmp_path / "syn", 24)
+    out = tmp_path / "shards"
+    assert cli(["data", "shards", str(caption_file), "--out", str(out), "--shard-size", "4"]) == 0
+    assert cli(["data", "shards", str(caption_file), "--out", str(out), "--shard-size", "12"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["shard-000000.tar", "shard-000001.tar", "sizes.json"]

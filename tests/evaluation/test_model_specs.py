@@ -58,3 +58,47 @@ def test_relative_baseline_weights_resolve_against_the_repo_not_the_notebook_fol
     assert specs[1].pretrained == "openai"
     bundles, not_evaluated = load_bundles(specs[:1])
     assert bundles == {} and not_evaluated == ["RemoteCLIP"]
+
+
+def test_a_model_folder_whose_path_holds_an_equals_sign_is_not_split(tmp_path, tiny_bundle, monkeypatch, capsys):
+    from rsdix.cli import main
+
+    sweep = save_model(tiny_bundle, tmp_path / "runs" / "sweep" / "lr=0.001")
+    monkeypatch.chdir(tmp_path)
+    assert parse_model_spec("runs/sweep/lr=0.001") == ("lr=0.001", "runs/sweep/lr=0.001", None)
+    assert parse_model_spec(str(sweep)) == ("lr=0.001", str(sweep), None)
+    assert parse_model_spec("best=runs/sweep/lr=0.001") == ("best", "runs/sweep/lr=0.001", None)
+    assert parse_model_spec("runs/sweep/lr=0.001", label="best") == ("best", "runs/sweep/lr=0.001", None)
+    assert parse_model_spec("runs/sweep/lr=0.002")[1] == "runs/sweep/lr=0.002"   # absent: still not split
+    args = ["evaluate", "runs/sweep/lr=0.001", "--config", "smoke", "--tasks", "nothing:here"]
+    main(args + ["--label", "sweep-best"])
+    err = capsys.readouterr().err
+    assert "unknown model name" not in err and "model folder not found" not in err
+
+
+# ---------------------------------------------------------------- property (hypothesis): model specs
+
+from hypothesis import strategies as st  # noqa: E402
+
+from property_fixtures import SIZES, TEXT, run  # noqa: E402
+
+SPECS = st.one_of(TEXT, st.builds(lambda a, b, c: f"{a}={b}@{c}", TEXT, TEXT, TEXT),
+                  st.sampled_from([".", "/", "tests", "a=b", "=x", "x=", "@", "ViT-B-32@openai", "l=tests@x"]))
+
+
+def _spec_parsed_or_refused(spec, label):
+    try:
+        got_label, name, pretrained = parse_model_spec(spec, label)
+    except ConfigError as exc:
+        assert repr(spec) in str(exc)
+        return
+    assert got_label.strip() and name.strip() and (pretrained is None or pretrained)
+    assert label is None or got_label == label
+    tail = name + (f"@{pretrained}" if pretrained else "")
+    assert spec in (tail, f"{got_label}={tail}")                # nothing of the spec lost or invented
+    assert "/" not in spec.partition("=")[0] or spec == tail    # a path-like left side is never a label
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_property_a_model_spec_parses_without_loss_or_is_one_error_naming_it(n):
+    run(_spec_parsed_or_refused, n, SPECS, st.one_of(st.none(), st.none(), st.sampled_from(["best", " "])))

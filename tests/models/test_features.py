@@ -97,3 +97,19 @@ def test_non_finite_image_features_are_refused_naming_model_and_dataset(class_fo
         features.encode_images(bundle, ds, cache, dataset_name="toy", batch_size=16)
     with pytest.raises(DataError, match="dict on toy"):  # nothing was cached
         features.encode_images(bundle, ds, cache, dataset_name="toy", batch_size=16)
+
+
+def test_an_image_overwritten_under_its_name_is_encoded_again(class_folder, tmp_path):
+    from PIL import Image
+
+    bundle = dict_bundle()
+    cache = FeatureCache(tmp_path / "features")
+    zero_shot(bundle, load_classification("toy", path=class_folder), templates="rs", cache=cache, dataset_name="toy")
+    calls = bundle.model.image_calls
+    zero_shot(bundle, load_classification("toy", path=class_folder), templates="rs",
+              cache=FeatureCache(tmp_path / "features"), dataset_name="toy")
+    assert bundle.model.image_calls == calls                                    # unchanged: read from the cache
+    Image.new("RGB", (4, 4), (250, 0, 0)).save(class_folder / "beach" / "beach0.png")   # new content, same name
+    fresh = FeatureCache(tmp_path / "features")
+    zero_shot(bundle, load_classification("toy", path=class_folder), templates="rs", cache=fresh, dataset_name="toy")
+    assert bundle.model.image_calls > calls and fresh.stats.images_encoded == 9

@@ -15,7 +15,7 @@ from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast, SiglipC
 from malicious import Touch
 from rsdix.cli import main
 from rsdix.errors import DataError, OfflineError
-from rsdix.models import load_model, read_state_dict
+from rsdix.models import load_model, read_state_dict, save_model
 
 TEXTS = ["a red house", "green field with trees", "house"]
 
@@ -171,3 +171,50 @@ def test_hf_hub_repo_that_cannot_be_fetched_is_one_line(monkeypatch, tmp_path):
     with pytest.raises(OfflineError) as err:
         load_model("hf-hub:nobody-here/RS-M-CLIP-missing")
     assert "RS-M-CLIP-missing" in str(err.value) and "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------- issue 33: library errors named, valid inputs taken
+
+@pytest.mark.parametrize("damage, reason", [(lambda data: b"hello, not a safetensors file " * 8, "header too large"),
+                                            (lambda data: data[: len(data) // 2], "incomplete metadata"),
+                                            (lambda data: data[:20], "invalid header length")])
+def test_a_model_folder_whose_safetensors_is_damaged_is_one_line_naming_it(tmp_path, damage, reason):
+    folder = save_model(load_model("rsdix-tiny"), tmp_path / "m")
+    weights = folder / "open_clip_model.safetensors"
+    weights.write_bytes(damage(weights.read_bytes()))
+    with pytest.raises(DataError, match=rf"open_clip_model\.safetensors: not a readable safetensors file: cut short .*"
+                                        rf"{reason}") as err:
+        load_model(str(folder))
+    assert "\n" not in str(err.value)
+
+
+def test_a_transformers_folder_without_config_json_names_the_missing_file(tmp_path):
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    save_file({"w": torch.zeros(2)}, str(folder / "model.safetensors"))
+    (folder / "tokenizer.json").write_text("{}")
+    with pytest.raises(DataError, match=r"hf/config\.json: missing: a transformers folder needs config\.json"):
+        load_model(str(folder))
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(DataError, match=r"config\.json: model_type 'bert' is not a CLIP or SigLIP model"):
+        load_model(str(folder))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: not a model folder: neither open_clip_config\.json"):
+        load_model(str(tmp_path / "empty"))
+    with pytest.raises(DataError, match=r"absent/model: model folder not found"):
+        load_model(str(tmp_path / "absent" / "model"))
+
+
+def test_an_rsdix_training_checkpoint_loads_as_pretrained(tmp_path):
+    from training_fixtures import SyntheticCaptions, tiny_clip
+    from rsdix.training.clip import load_clip_config, train_clip
+
+    cfg = load_clip_config("smoke", method="siglip", steps=2, batch_size=8, ckpt_every=0)
+    res = train_clip(cfg, run_dir=tmp_path / "run", bundle=tiny_clip(), dataset=SyntheticCaptions())
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    assert any(k.startswith("objective.") for k in torch.load(checkpoint, weights_only=True)["trainee"])
+    bundle = load_model("rsdix-tiny", pretrained=str(checkpoint))      # the objective's own parameters left out
+    assert bundle.fingerprint() == res.bundle.fingerprint()
+    assert set(read_state_dict(checkpoint)) == set(res.bundle.model.state_dict())
+    with pytest.raises(DataError, match=r"run: a training run folder, not a model folder"):
+        load_model(str(tmp_path / "run"))

@@ -43,8 +43,8 @@ def test_notebooks_01_and_02_read_the_same_caption_corpora(tmp_path):
         ours, theirs = overview_corpora(tmp_path), caption_corpora(tmp_path)
     assert ours == theirs == {"RSITMD": [["a red roof"], ["a beach"]]}
     assert all("dataset_rsitmd.json" in str(w.message) for w in caught) and caught
-    assert len(caught) == 2 and "left out 2 empty caption(s); 1 image(s) left with none also left out (b.jpg)" \
-        in str(caught[0].message)
+    assert len(caught) == 2 and "left out 2 empty caption(s) (images[0] (a.jpg) sentences[1], images[1] (b.jpg) " \
+        "sentences[0]); 1 image(s) left with none also left out (b.jpg)" in str(caught[0].message)
     with pytest.warns(UserWarning, match="left out 2 empty"):
         stats = caption_statistics(tmp_path).set_index("dataset")
     assert stats.loc["RSITMD", "images"] == 2 and stats.loc["RSITMD", "empty_captions_dropped"] == 2
