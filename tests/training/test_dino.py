@@ -1,6 +1,7 @@
 """DINO local/global self-distillation: crops, head, loss, schedules, teacher."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -17,6 +18,7 @@ from rsdix.training.clip import build_model, load_clip_config, train_clip
 from rsdix.training.clip_data import build_train_dataset
 from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
 from rsdix.training.collate import LanguageCollate, MultiCropTransform, default_local_size
+from rsdix.training.photometric import N_PARAMS
 from rsdix.training.dino import (ClipWithDino, DINOConfig, DINOHead, DINOLoss, DINOObjective, DinoTerm, MultiCropConfig,
                                  cosine_schedule, ema_momentum, encode_crops, interpolate_pos_embed, teacher_temperature)
 
@@ -36,9 +38,13 @@ def test_multicrop_shapes_and_scales():
     t = MultiCropTransform(cfg, size=64, mean=(0.5,) * 3, std=(0.25,) * 3, patch_size=8)
     assert t.local_size == 24 and default_local_size(224, 16) == 96 and default_local_size(32, 8) == 16
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))
-    crops = t(image)
-    assert len(crops) == 7 == t.n_crops
+    views = t(image)
+    crops = views["crops"]
+    assert len(crops) == 7 == t.n_crops and views["crop_params"].shape == (7, N_PARAMS)
     assert all(c.shape == (3, 64, 64) for c in crops[:2]) and all(c.shape == (3, 24, 24) for c in crops[2:])
+    assert all(c.dtype == torch.uint8 for c in crops)   # cut in the worker, coloured on the device
+    worker = MultiCropTransform(dataclasses.replace(cfg, on_device=False), 64, (0.5,) * 3, (0.25,) * 3, 8)(image)
+    assert set(worker) == {"crops"} and all(c.dtype == torch.float32 for c in worker["crops"])
     # each crop covers the configured fraction of the image area: record the sampled crop boxes
     global_rrc = t.globals[0].transforms[0]
     local_rrc = t.local.transforms[0]
@@ -51,7 +57,7 @@ def test_multicrop_shapes_and_scales():
             assert lo - 0.02 <= frac <= hi + 0.02  # integer rounding of h and w
     # a sized config overrides the defaults
     t2 = MultiCropTransform(MultiCropConfig(n_local=0, global_size=48), size=64, mean=(0,) * 3, std=(1,) * 3)
-    assert [c.shape[-1] for c in t2(image)] == [48, 48]
+    assert [c.shape[-1] for c in t2(image)["crops"]] == [48, 48]
 
 
 def test_head_outputs_and_weight_norm():
@@ -261,7 +267,7 @@ def test_train_clip_dino_with_rsdix_and_languages(toy_captions, tmp_path):
     ds = build_train_dataset(cfg, bundle)
     views, caps, index = ds[0]
     assert len(views["crops"]) == 4 and set(caps) == {"en", "pt"}
-    assert torch.equal(views["image"], views["crops"][0])  # CLIP on the first global view
+    assert "image" not in views   # CLIP on the first global view: ClipWithDino takes crops[0], no copy
     batch = LanguageCollate(bundle.tokenizer, ["en", "pt"], seed=0)([ds[i] for i in range(4)])
     assert len(set(batch["lang"])) == 1 and len(batch["crops"]) == 4
     res = train_clip(cfg, bundle=bundle)
