@@ -329,7 +329,7 @@ class DinoTerm(nn.Module):
         self.dino = DINOObjective(model.visual, embed_dim, cfg, total_steps)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.n_steps = 0   # the step count on the host (the buffer is its checkpointed copy): no GPU wait
-        self.register_load_state_dict_post_hook(_sync_step_count)
+        self.register_load_state_dict_pre_hook(_sync_step_count)
         object.__setattr__(self, "_student", model)  # not a submodule: the loop owns the student
 
     def from_features(self, feats: Sequence[torch.Tensor], crops: Sequence[torch.Tensor]) -> dict:
@@ -348,8 +348,10 @@ class DinoTerm(nn.Module):
         self.n_steps = step
 
 
-def _sync_step_count(module: DinoTerm, incompatible_keys) -> None:
-    module.n_steps = int(module.step)
+def _sync_step_count(module: DinoTerm, state_dict, prefix, *args) -> None:
+    """The host count from the state dict being loaded (a checkpoint, on the CPU)."""
+    if prefix + "step" in state_dict:
+        module.n_steps = int(state_dict[prefix + "step"])
 
 
 class _SharedImageStudent:

@@ -34,8 +34,10 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float, lerp: bool 
         b.copy_(s_bufs[name])
 
 
-def _sync_update_count(module: "EMATeacher", incompatible_keys) -> None:
-    module.n_updates = int(module.updates)
+def _sync_update_count(module: "EMATeacher", state_dict, prefix, *args) -> None:
+    """The host count from the state dict being loaded (a checkpoint, on the CPU)."""
+    if prefix + "updates" in state_dict:
+        module.n_updates = int(state_dict[prefix + "updates"])
 
 
 class EMATeacher(nn.Module):
@@ -44,7 +46,7 @@ class EMATeacher(nn.Module):
     ``d = min(max_decay, (1 + n) / (10 + n))`` with n the number of updates so far (OTTER /
     RSDiX); buffers are copied. ``teacher.module`` is the averaged copy. n is counted on the host
     (the ``updates`` buffer, saved in checkpoints, is its copy on the device and is read back only
-    when a state dict is loaded), so an update never waits for the GPU.
+    from a state dict being loaded), so an update never waits for the GPU.
     """
 
     def __init__(self, model: nn.Module, max_decay: float = 0.999):
@@ -53,7 +55,7 @@ class EMATeacher(nn.Module):
         self.max_decay = max_decay
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.n_updates = 0
-        self.register_load_state_dict_post_hook(_sync_update_count)
+        self.register_load_state_dict_pre_hook(_sync_update_count)
 
     def decay(self) -> float:
         n = self.n_updates

@@ -408,8 +408,10 @@ class FiniteGuard:
     def __init__(self, device, accum: int):
         self.at = torch.full((), self.NONE, dtype=torch.long, device=device)
         self.value = torch.zeros((), dtype=torch.float32, device=device)
+        self.recorded = False
 
     def record(self, loss: torch.Tensor, micro_step: int) -> None:
+        self.recorded = True
         value = loss.detach().float()
         first = ~torch.isfinite(value) & (self.at == self.NONE)
         self.at = torch.where(first, torch.full_like(self.at, micro_step), self.at)
@@ -417,6 +419,8 @@ class FiniteGuard:
 
     def first_bad(self, distributed: bool) -> tuple[int, float] | None:
         """``(micro_step, loss)`` of the first non-finite loss on any process, or None."""
+        if not self.recorded and not distributed:   # nothing trained since the start (a finished run reloaded)
+            return None
         at = self.at.clone()
         if distributed:
             torch.distributed.all_reduce(at, op=torch.distributed.ReduceOp.MIN)
