@@ -91,7 +91,8 @@ def build_train_dataset(cfg, bundle, seed: int | None = None):
                "color_jitter": cfg.data.color_jitter, "uint8": True} if cfg.data.augment == "rs" else {})
     transform = bundle_train_transform(bundle, cfg.data.augment, **kwargs)
     if cfg.dino.enabled:  # multi-crop views; the CLIP image is a global crop or this transform's output
-        transform = dino_views(cfg.dino, bundle, transform if cfg.dino.clip_view == "base" else None)
+        transform = dino_views(cfg.dino, bundle, transform if cfg.dino.clip_view == "base" else None,
+                               cuda=torch.cuda.is_available() and not cfg.loop.cpu)
     dataset_cls = MultilingualCaptionDataset if cfg.data.languages else CaptionDataset
     lang_kwargs = {"languages": list(cfg.data.languages)} if cfg.data.languages else {}
     if any(is_shard_spec(n) for n in cfg.data.datasets):

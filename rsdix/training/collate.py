@@ -11,6 +11,7 @@ them with tokenised captions.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Mapping, Sequence
 
@@ -124,7 +125,7 @@ class MultiCropTransform:
     """PIL image -> ``{"crops": [...]}``: ``n_global`` crops of ``global_size`` then ``n_local`` of
     ``local_size``.
 
-    ``cfg.on_device`` (default): the crops are only cut here (random resized crop and flips, uint8
+    ``cfg.on_device`` true: the crops are only cut here (random resized crop and flips, uint8
     tensors) and ``"crop_params"`` (``n_crops x N``) holds each crop's drawn photometric
     augmentation, which :class:`DeviceNormalize` applies to the batch on the training device
     (:mod:`rsdix.training.photometric`). Otherwise every augmentation runs here on the PIL image
@@ -197,12 +198,17 @@ class DinoViews:
         return views
 
 
-def dino_views(cfg: DINOConfig, bundle, base=None) -> DinoViews:
-    """The multi-crop views transform for a model bundle (its input size, patch size and normalisation)."""
+def dino_views(cfg: DINOConfig, bundle, base=None, cuda: bool | None = None) -> DinoViews:
+    """The multi-crop views transform for a model bundle (its input size, patch size and normalisation).
+    ``crops.on_device`` None becomes ``cuda`` (default: whether CUDA is available): the photometric
+    augmentations on the GPU of a GPU run, on PIL images in the workers of a CPU run."""
     mean, std = bundle_mean_std(bundle)
     patch = getattr(bundle.model.visual, "patch_size", None)
     patch = (patch if isinstance(patch, int) else patch[0]) if patch is not None else 1
-    return DinoViews(MultiCropTransform(cfg.crops, bundle.image_size, mean, std, patch), base)
+    crops = cfg.crops
+    if crops.on_device is None:
+        crops = dataclasses.replace(crops, on_device=torch.cuda.is_available() if cuda is None else bool(cuda))
+    return DinoViews(MultiCropTransform(crops, bundle.image_size, mean, std, patch), base)
 
 
 # ---------------------------------------------------------------- on the device

@@ -63,8 +63,10 @@ class MultiCropConfig:
     grayscale: float = option(0.2, min=0, max=1)
     blur: tuple[float, float, float] = (1.0, 0.1, 0.5)   # blur probability: global 1, global 2, locals
     solarize: float = option(0.2, min=0, max=1)  # on the second global crop
-    on_device: bool = True         # colour jitter, grayscale, blur and solarisation on the training device
-                                   # (rsdix.training.photometric); false: on PIL images in the data workers
+    on_device: bool | None = None  # colour jitter, grayscale, blur and solarisation on the training device
+                                   # (rsdix.training.photometric; true), on PIL images in the data workers
+                                   # (false), or None: on the device when training on CUDA (on a CPU the
+                                   # PIL path in the workers is the faster one)
 
 
 @dataclass

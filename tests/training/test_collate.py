@@ -1,5 +1,6 @@
 """rsdix.training.collate: batches of uint8 images normalised on the device exactly as the float
 pipeline normalises them; DINO's views without a duplicate crop."""
+import dataclasses
 import random
 
 import numpy as np
@@ -7,8 +8,9 @@ import torch
 from PIL import Image
 
 from rsdix.data.transforms import rs_train_transform
-from rsdix.training.collate import ClipCollate, DeviceNormalize, DinoViews, MultiCropTransform, ViewsCollate
-from rsdix.training.dino import MultiCropConfig
+from rsdix.training.collate import (ClipCollate, DeviceNormalize, DinoViews, MultiCropTransform, ViewsCollate,
+                                   dino_views)
+from rsdix.training.dino import DINOConfig, MultiCropConfig
 from rsdix.training.photometric import N_PARAMS
 
 MEAN, STD = (0.3690, 0.3811, 0.3434), (0.2033, 0.1854, 0.1799)
@@ -48,7 +50,7 @@ def test_dino_views_stack_no_crop_twice():
     """issue #28: DinoViews returned the first global crop as ``image`` and again in ``crops``: the
     collate stacked it twice (1.38 GB of a 1.6 GB batch at the paper's sizes). Now the crops alone
     (uint8, with their photometric parameters); the CLIP term reads the first global crop."""
-    cfg = MultiCropConfig(n_global=2, n_local=3, local_size=24)
+    cfg = MultiCropConfig(n_global=2, n_local=3, local_size=24, on_device=True)
     views = DinoViews(MultiCropTransform(cfg, 48, MEAN, STD, patch_size=8))
     items = [(_seeded(views, im, i), f"caption {i}") for i, im in enumerate(_images(4))]
     batch = ViewsCollate(lambda caps: torch.zeros(len(caps), 5, dtype=torch.long))(items)
@@ -67,3 +69,13 @@ def test_clip_collate_keeps_uint8():
     items = [(torch.zeros(3, 8, 8, dtype=torch.uint8), "a"), (torch.ones(3, 8, 8, dtype=torch.uint8), "b")]
     batch = ClipCollate(lambda caps: torch.zeros(len(caps), 5, dtype=torch.long))(items)
     assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (2, 3, 8, 8)
+
+
+def test_dino_photometrics_go_to_the_gpu_of_a_gpu_run_only(tiny_bundle):
+    """``crops.on_device`` None: the GPU of a CUDA run does the colour work; a CPU run keeps the PIL
+    path in its workers (faster there, and the numbers of CPU runs stay as they were)."""
+    cfg = DINOConfig(enabled=True)
+    assert dino_views(cfg, tiny_bundle, cuda=False).multicrop.on_device is False
+    assert dino_views(cfg, tiny_bundle, cuda=True).multicrop.on_device is True
+    forced = dataclasses.replace(cfg, crops=dataclasses.replace(cfg.crops, on_device=True))
+    assert dino_views(forced, tiny_bundle, cuda=False).multicrop.on_device is True

@@ -35,7 +35,8 @@ def one_thread():
 
 def test_multicrop_shapes_and_scales():
     torch.manual_seed(0)
-    cfg = MultiCropConfig(n_global=2, n_local=5, global_scale=(0.4, 1.0), local_scale=(0.05, 0.4))
+    cfg = MultiCropConfig(n_global=2, n_local=5, global_scale=(0.4, 1.0), local_scale=(0.05, 0.4),
+                          on_device=True)
     t = MultiCropTransform(cfg, size=64, mean=(0.5,) * 3, std=(0.25,) * 3, patch_size=8)
     assert t.local_size == 24 and default_local_size(224, 16) == 96 and default_local_size(32, 8) == 16
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))
