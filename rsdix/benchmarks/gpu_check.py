@@ -116,15 +116,15 @@ def child_rest(out: Path, device: str) -> int:
         if not all(math.isfinite(v) for v in log["loss"]):
             raise AssertionError(f"non-finite loss in {out / 'train' / 'train_log.csv'}")
         state["bundle"] = res.bundle
-        return f"steps {cfg.loop.steps - 2}..{cfg.loop.steps} on {next(res.model.parameters()).device}, " \
-               f"final loss {log['loss'].iloc[-1]:.4f}"
+        return f"from the checkpoint of step {cfg.loop.steps - 2} to step {res.step} on " \
+               f"{next(res.model.parameters()).device}, final loss {log['loss'].iloc[-1]:.4f}"
 
     def quick():
         bundle = state["bundle"]
         scores = QuickCheck(bundle, data_root, max_zero_shot=s["images"])(bundle)
         if not all(math.isfinite(v) for v in scores.values()):
             raise AssertionError(f"non-finite scores {scores}")
-        return ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
+        return f"mR {scores['mR']:.2f}, zero-shot top-1 {scores['zs_top1']:.2f} (random weights)"
 
     def evaluate():
         folder = save_model(state["bundle"], out / "model")
