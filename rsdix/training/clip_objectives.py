@@ -115,7 +115,10 @@ class ClipObjective(nn.Module):
             scale, bias = self.siglip_scale(), self.siglip_bias
             # the student's own logit_scale is not SigLIP's temperature: touched with weight 0 so DDP
             # (find_unused_parameters=False) sees every parameter used; its gradient is 0, AdamW leaves it
-            hard = losses.siglip_loss(img, txt, scale, bias) + 0.0 * student.logit_scale
+            hard = losses.siglip_loss(img, txt, scale, bias)
+            unused = getattr(student, "logit_scale", None)
+            if isinstance(unused, torch.Tensor) and unused.requires_grad:
+                hard = hard + 0.0 * unused
             out["siglip_scale"], out["siglip_bias"] = scale.detach(), bias.detach()
         else:
             scale = student.logit_scale.exp().clamp(max=cfg.max_logit_scale)
