@@ -37,7 +37,8 @@ the batch dict and each term reads what it needs.
 The building blocks live beside it: :mod:`rsdix.training.optim` (parameter groups, AdamW, the
 cosine schedule), :mod:`rsdix.training.ema` (the EMA teacher), :mod:`rsdix.training.objectives`
 (:class:`~rsdix.training.objectives.Trainee`, the sum of objectives), :mod:`rsdix.training.data_order`
-(the seeded, resumable data order and RNG states), :mod:`rsdix.training.checkpoints` (atomic
+(the seeded, resumable data order and RNG states), :mod:`rsdix.training.loader` (the data loader:
+guarded items, pinned memory, workers from the CPUs), :mod:`rsdix.training.checkpoints` (atomic
 checkpoints, the same-run rule). The CLIP objectives are in :mod:`rsdix.training.clip_objectives`,
 the CLIP entry point :func:`rsdix.training.clip.train_clip`.
 """
@@ -210,7 +211,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     finished run loaded back is not written again) and ``train_log.csv``. ``resume=True`` continues from ``run_dir/checkpoint.pt``
     when it exists (a path: from that file); the result equals an uninterrupted run.
     ``callbacks(step, logs)`` run after every optimizer step (``logs`` holds this step's loss
-    terms, tensors still on the device: ``float(logs["loss"])`` waits for the step). ``grad_callbacks(step, named_params)`` run on every process after the gradients are
+    terms, tensors still on the device: ``float(logs["loss"])`` waits for the step).
+    ``grad_callbacks(step, named_params)`` run on every process after the gradients are
     synchronised and clipped, before the optimizer step (``named_params``: the trainable
     ``(name, parameter)`` pairs, ``.grad`` set). ``on_device(batch)`` runs on each batch once it
     is on the device (e.g. :class:`rsdix.training.collate.DeviceNormalize`: uint8 images to
@@ -219,7 +221,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     log step and before each checkpoint (:class:`FiniteGuard`), so the loop never waits for the
     device inside a step.
 
-    ``dataset`` is a map-style dataset (indexed through :class:`BatchPlan`: the processes' slices
+    ``dataset`` is a map-style dataset (indexed through ``rsdix.training.data_order.BatchPlan``: the processes' slices
     concatenated are the single-process batch) or a stream, a ``torch.utils.data.IterableDataset``
     with ``configure(rank, world, batch_size, start)`` (``batch_size`` per process, ``start`` the
     first local batch, for a resume) and ``epoch_of(batch)``, such as
