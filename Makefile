@@ -12,7 +12,7 @@ export RSDIX_DATA_ROOT := $(DATA_ROOT)
 export HF_HUB_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-slow test-all reproduce smoke lab bench clean wordnet study
+.PHONY: help setup test test-slow test-all reproduce smoke lab bench gpu-check clean wordnet study
 
 help:
 	@echo "make setup       virtual environment ($(VENV)) with torch and every dependency, rsdix editable, WordNet"
@@ -22,6 +22,7 @@ help:
 	@echo "make smoke       make reproduce PROFILE=smoke (minutes; what CI runs)"
 	@echo "make lab         JupyterLab on notebooks/ (REMOTE=1 PORT=8888 on a remote box)"
 	@echo "make bench       speed benchmarks, written to figures/bench.{csv,md}"
+	@echo "make gpu-check   the paper path on this machine's GPU in minutes (train, kill, resume, check, evaluate, caption); CPU without one"
 	@echo "make study       the data-efficiency study into figures/study/ (rsdix study efficiency; resumes; docs/study.md)"
 
 setup: $(VENV)/.rsdix-installed wordnet
@@ -69,5 +70,9 @@ study: $(VENV)/.rsdix-installed
 bench: $(VENV)/.rsdix-installed
 	$(VENV)/bin/rsdix bench --out figures/bench
 
+# docs/paper.md: before a long GPU run; on a machine without CUDA the same steps at CPU sizes (CI)
+gpu-check: $(VENV)/.rsdix-installed
+	$(PY) -m rsdix.benchmarks.gpu_check
+
 clean:
-	rm -rf runs/smoke runs/paper-dry .pytest_cache
+	rm -rf runs/smoke runs/paper-dry runs/gpu-check .pytest_cache

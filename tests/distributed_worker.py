@@ -20,7 +20,8 @@ from rsdix import config
 from rsdix.data.shards import ShardDataset
 from rsdix.training.clip import build_model
 from rsdix.training.clip_data import build_train_dataset
-from rsdix.training.collate import ClipCollate
+from rsdix.data.transforms import bundle_mean_std
+from rsdix.training.collate import ClipCollate, DeviceNormalize
 from rsdix.training.clip_objectives import ClipObjective
 from rsdix.training.loop import fit
 
@@ -50,7 +51,7 @@ def main(out: str, name: str, *overrides: str) -> None:
 
     objective = RecordKeys(ClipObjective(cfg.loss))
     res = fit(bundle.model, objective, dataset, cfg.loop, collate_fn=ClipCollate(bundle.tokenizer),
-              grad_callbacks=[keep])
+              grad_callbacks=[keep], on_device=DeviceNormalize(*bundle_mean_std(bundle)))   # uint8 images
     keys = objective.keys
     if dist.is_available() and dist.is_initialized():
         parts = [None] * dist.get_world_size()

@@ -3,6 +3,7 @@ synthetic image-caption set."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rsdix.models import load_model
@@ -39,3 +40,13 @@ class SyntheticCaptions(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return torch.randn(3, 32, 32), CAPTIONS[i % 8]
+
+
+def clustered_pairs(groups: int = 8, per: int = 8, dim: int = 64, noise: float = 0.02, seed: int = 0):
+    """L2-normalised image and text embeddings of a batch as RS caption sets make them: ``groups``
+    scenes of ``per`` near-duplicate pairs each (the case where bf16 targets went wrong, issue #28)."""
+    g = torch.Generator().manual_seed(seed)
+    centres = F.normalize(torch.randn(groups, dim, generator=g), dim=-1).repeat_interleave(per, 0)
+    img = F.normalize(centres + noise * torch.randn(groups * per, dim, generator=g), dim=-1)
+    txt = F.normalize(centres + noise * torch.randn(groups * per, dim, generator=g), dim=-1)
+    return img, txt

@@ -62,7 +62,7 @@ def _dino_steps(quick: bool) -> list[dict]:
         opt.step()
         opt.zero_grad(set_to_none=True)
         if name != "infonce":
-            dino.after_step(int(dino.step) + 1)
+            dino.after_step(dino.n_steps + 1)
 
     for name in objectives:
         step(name)  # warm-up

@@ -13,7 +13,7 @@ import torch
 from rsdix.captioning.model import ClipCap
 from rsdix.config import option
 from rsdix.errors import ConfigError
-from rsdix.utils import progress
+from rsdix.utils import progress, tf32_matmul
 
 DECODING_METHODS = ("greedy", "beam", "nucleus")
 
@@ -30,6 +30,7 @@ class DecodeConfig:
 
 
 @torch.no_grad()
+@tf32_matmul()   # TF32 matmuls on CUDA (rsdix.utils.tf32_matmul)
 def generate_tokens(captioner: ClipCap, embeds: torch.Tensor, method: str = "beam", beam_size: int = 5,
                     top_p: float = 0.9, temperature: float = 1.0, max_len: int = 30,
                     seed: int | None = 0) -> list[list[int]]:

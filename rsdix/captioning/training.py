@@ -33,6 +33,7 @@ from rsdix.data.captions import CaptionDataset
 from rsdix.data.transforms import bundle_train_transform
 from rsdix.errors import ConfigError, DataError
 from rsdix.models import save_model
+from rsdix.models.features import model_device
 from rsdix.training.checkpoints import retire_stale_run
 from rsdix.training.loop import LoopConfig, fit
 from rsdix.utils import atomic_path, atomic_write_text, seed_everything
@@ -221,6 +222,8 @@ def train_captioner(bundle, records, image_dir: str | os.PathLike, cfg: CaptionT
                  run_dir=run_dir, resume=resume, desc=f"captioner {run_dir.name}", callbacks=callbacks,
                  config_snapshot=snapshot)
     captioner = result.model.eval()  # stays on the training device, with the encoder it may hold
+    if not cfg.freeze_encoder:   # fit moved the image tower with the captioner: the rest of the CLIP model follows
+        bundle.model.to(model_device(captioner))
     seconds = result.seconds
     previous = run_dir / "captioner" / "captioner.json"
     if resume and previous.exists():  # a finished run reloaded: report the time it took to train

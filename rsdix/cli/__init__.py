@@ -116,6 +116,8 @@ def cmd_train(args) -> int:
     if args.quick_check and main_process:
         from rsdix.evaluation.quick_check import quick_check  # stage import when the command runs
 
+        if args.device:   # else the check runs where the model trained (the GPU of a GPU run)
+            result.bundle.model.to(args.device)
         scores = quick_check(result.bundle, cfg.data.data_root)
         print("quick check: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items()))
     return 0
@@ -325,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
     p.add_argument("--quick-check", action="store_true",
                    help="after training, UCM test retrieval mR and WHU-RS19 zero-shot top-1")
+    p.add_argument("--device", default=None,
+                   help="device of the quick check (default: where the model trained; training itself "
+                        "uses accelerate's device: cuda when present, loop.cpu=true forces the CPU)")
     _overrides(p, "loss.method=infonce loop.steps=100")
     p.set_defaults(func=cmd_train)
 

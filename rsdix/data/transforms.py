@@ -63,9 +63,12 @@ class RandomZoomOut:
 
 def rs_train_transform(image_size: int, mean: Sequence[float], std: Sequence[float],
                        scale: tuple[float, float] = (0.5, 1.0), flips: bool = True, rot90: bool = True,
-                       color_jitter: float = 0.0, zoom_out: float = 1.0, zoom_out_p: float = 0.5) -> T.Compose:
+                       color_jitter: float = 0.0, zoom_out: float = 1.0, zoom_out_p: float = 0.5,
+                       uint8: bool = False) -> T.Compose:
     """RS training augmentation: random resized crop, flips, 90-degree rotations, optional jitter,
     optional zoom-out (:class:`RandomZoomOut`, ``zoom_out`` = largest shrink factor, 1 = off).
+    ``uint8=True`` stops before ``ToTensor`` + ``Normalize``: a uint8 tensor, which the training
+    loop normalises on its device (:class:`rsdix.training.collate.DeviceNormalize`, the same arithmetic).
 
     Randomness comes from python's ``random`` and torch's global RNG, so a seeded run
     (and a resumed run that restores RNG states) draws the same augmentations.
@@ -79,7 +82,7 @@ def rs_train_transform(image_size: int, mean: Sequence[float], std: Sequence[flo
         steps.append(RandomRot90())
     if color_jitter:
         steps.append(T.ColorJitter(color_jitter, color_jitter, color_jitter / 2))
-    steps += [T.ToTensor(), T.Normalize(mean, std)]
+    steps += [T.PILToTensor()] if uint8 else [T.ToTensor(), T.Normalize(mean, std)]
     return T.Compose(steps)
 
 
@@ -90,11 +93,16 @@ def bundle_train_transform(bundle, augment: str | None = "rs", **kwargs):
     if augment == "openclip":
         return bundle.preprocess_train
     if augment == "rs":
-        pre = bundle.preprocess_config or {}
-        mean = pre.get("mean") or find_normalize(bundle.preprocess_val).mean
-        std = pre.get("std") or find_normalize(bundle.preprocess_val).std
-        return rs_train_transform(bundle.image_size, mean, std, **kwargs)
+        return rs_train_transform(bundle.image_size, *bundle_mean_std(bundle), **kwargs)
     raise ValueError(f"unknown augmentation {augment!r}: use 'rs', 'openclip' or 'none'")
+
+
+def bundle_mean_std(bundle) -> tuple[Sequence[float], Sequence[float]]:
+    """The normalisation of a model bundle: its preprocess config's, else its eval transform's."""
+    pre = bundle.preprocess_config or {}
+    mean = pre.get("mean") or find_normalize(bundle.preprocess_val).mean
+    std = pre.get("std") or find_normalize(bundle.preprocess_val).std
+    return mean, std
 
 
 def find_normalize(transform) -> T.Normalize:

@@ -17,6 +17,7 @@ from rsdix.errors import ConfigError, DataError, OfflineError
 from rsdix.log import get_logger
 from rsdix.models import load_model
 from rsdix.paths import weights_root
+from rsdix.utils import pick_device
 
 log = get_logger(__name__)
 
@@ -136,13 +137,15 @@ def describe_models(specs: Sequence[ModelSpec], models_dir: str | os.PathLike, c
     return "\n".join(lines)
 
 
-def load_bundles(specs: Sequence[ModelSpec]) -> tuple[dict, list[str]]:
-    """``({label: bundle}, [labels not evaluated])``: a model whose weights cannot be had (offline,
-    or a weights file not downloaded yet) is reported (one line) and left out."""
+def load_bundles(specs: Sequence[ModelSpec], device: str | None = None) -> tuple[dict, list[str]]:
+    """``({label: bundle}, [labels not evaluated])``, each model on ``device`` (default: CUDA when
+    present, :func:`rsdix.utils.pick_device`): a model whose weights cannot be had (offline, or a
+    weights file not downloaded yet) is reported (one line) and left out."""
+    device = pick_device(device)
     bundles, not_evaluated = {}, []
     for spec in specs:
         try:
-            bundles[spec.label] = load_model(spec.name, pretrained=spec.pretrained)
+            bundles[spec.label] = load_model(spec.name, pretrained=spec.pretrained, device=device)
         except (OfflineError, DataError) as exc:
             log.warning(f"{spec.label}: not evaluated: {exc}")
             not_evaluated.append(spec.label)

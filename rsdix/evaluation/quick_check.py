@@ -15,7 +15,8 @@ from rsdix.evaluation.datasets import load_classification, split_label
 from rsdix.evaluation.protocols import get_protocol, template_set
 from rsdix.evaluation.retrieval import retrieval_metrics
 from rsdix.evaluation.zero_shot import class_embeddings
-from rsdix.utils import progress
+from rsdix.models.features import model_device
+from rsdix.utils import progress, tf32_matmul
 
 QUICK_TEMPLATES = "rs"  # the evaluation suite's default set (notebook 05), so both report the same top-1
 
@@ -58,13 +59,17 @@ class QuickCheck:
     @staticmethod
     @torch.no_grad()
     def _images(model, x, batch_size=128):
-        return torch.cat([model.encode_image(x[i:i + batch_size], normalize=True).float()
+        """Features of the prepared images, each batch moved to the model's device; on the CPU."""
+        device = model_device(model)
+        return torch.cat([model.encode_image(x[i:i + batch_size].to(device), normalize=True).float().cpu()
                           for i in range(0, len(x), batch_size)])
 
     @staticmethod
     @torch.no_grad()
     def _texts(model, tokenizer, texts, batch_size=256):
-        return torch.cat([model.encode_text(tokenizer(list(texts[i:i + batch_size])), normalize=True).float()
+        device = model_device(model)
+        return torch.cat([model.encode_text(tokenizer(list(texts[i:i + batch_size])).to(device),
+                                            normalize=True).float().cpu()
                           for i in range(0, len(texts), batch_size)])
 
     @torch.no_grad()
@@ -75,7 +80,10 @@ class QuickCheck:
         return self._images(bundle.model, images) @ class_embeddings(bundle, names, self.templates).t()
 
     @torch.no_grad()
+    @tf32_matmul()
     def __call__(self, bundle) -> dict:
+        """The check of ``bundle`` on whatever device its model is (a model still on the training
+        GPU is checked there; the images and texts go to it, the scores come back to the CPU)."""
         if bundle.image_size != self.image_size:
             raise ValueError(f"QuickCheck prepared {self.image_size}px images; model takes {bundle.image_size}px")
         model = bundle.model

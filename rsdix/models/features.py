@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import torch
 
 from rsdix.errors import DataError, require_finite
-from rsdix.utils import progress, stable_hash, torch_save_atomic
+from rsdix.utils import progress, stable_hash, tf32_matmul, torch_save_atomic
 
 
 @dataclass
@@ -130,7 +130,8 @@ class _ImagesOnly(torch.utils.data.Dataset):
         return self.transform(item) if self.transform is not None else item
 
 
-def _model_device(model) -> torch.device:
+def model_device(model) -> torch.device:
+    """The device of a model's (first) parameter: where its inputs must go."""
     try:
         return next(model.parameters()).device
     except StopIteration:  # pragma: no cover
@@ -138,6 +139,7 @@ def _model_device(model) -> torch.device:
 
 
 @torch.no_grad()
+@tf32_matmul()   # TF32 matmuls on CUDA (rsdix.utils.tf32_matmul)
 def encode_images(bundle, dataset, cache: FeatureCache | None = None, dataset_name: str | None = None,
                   split: str = "all", batch_size: int = 64, num_workers: int = 0,
                   transform: Callable | None = None, desc: str | None = None) -> torch.Tensor:
@@ -163,7 +165,7 @@ def encode_images(bundle, dataset, cache: FeatureCache | None = None, dataset_na
         return hit
     model = bundle.model
     modes = _eval_mode(model)
-    device = _model_device(model)
+    device = model_device(model)
     loader = torch.utils.data.DataLoader(_ImagesOnly(dataset, apply), batch_size=batch_size,
                                          num_workers=num_workers, shuffle=False)
     chunks = []
@@ -182,6 +184,7 @@ def encode_images(bundle, dataset, cache: FeatureCache | None = None, dataset_na
 
 
 @torch.no_grad()
+@tf32_matmul()   # TF32 matmuls on CUDA (rsdix.utils.tf32_matmul)
 def encode_images_many(bundles: dict, dataset, cache: FeatureCache, dataset_name: str | None = None,
                        split: str = "all", batch_size: int = 64, num_workers: int = 0,
                        desc: str | None = None) -> dict[str, torch.Tensor]:
@@ -213,7 +216,7 @@ def encode_images_many(bundles: dict, dataset, cache: FeatureCache, dataset_name
             for images in progress(loader, desc=desc or f"encode {name}/{split} for {len(group)} model(s)",
                                    unit="batch"):
                 for label, bundle, _ in group:
-                    feats = bundle.model.encode_image(images.to(_model_device(bundle.model)))
+                    feats = bundle.model.encode_image(images.to(model_device(bundle.model)))
                     chunks[label].append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
                     cache.stats.images_encoded += len(images)
         finally:
@@ -229,6 +232,7 @@ def encode_images_many(bundles: dict, dataset, cache: FeatureCache, dataset_name
 
 
 @torch.no_grad()
+@tf32_matmul()   # TF32 matmuls on CUDA (rsdix.utils.tf32_matmul)
 def encode_texts(bundle, texts: Sequence[str], cache: FeatureCache | None = None, batch_size: int = 256,
                  desc: str = "encode texts") -> torch.Tensor:
     """L2-normalised text features ``(len(texts), dim)``; cached by model and exact texts."""
@@ -242,7 +246,7 @@ def encode_texts(bundle, texts: Sequence[str], cache: FeatureCache | None = None
         return hit
     model = bundle.model
     modes = _eval_mode(model)
-    device = _model_device(model)
+    device = model_device(model)
     pad_id = trimmable_pad_id(model)
     tokens_all = bundle.tokenizer(texts)
     order = torch.arange(len(texts))

@@ -50,7 +50,7 @@ def _cached_text_forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             self.transformer.eval()
             pooled = self.pooler(self.transformer(input_ids=ids, attention_mask=mask), mask).float()
-        for k, v in zip(missing, pooled):
+        for k, v in zip(missing, pooled.cpu()):   # CPU entries: one cache for a model on any device
             cache[k] = v
     pooled = torch.stack([cache[k] for k in keys]).to(x.device)
     return self.proj(pooled.to(self.proj.weight.dtype if hasattr(self.proj, "weight") else pooled.dtype))

@@ -4,7 +4,8 @@ rule for when a checkpoint may be resumed.
 A checkpoint records the config snapshot it was trained under. Resuming under another config
 would mix two runs: :func:`check_same_run` refuses it, :func:`retire_stale_run` moves such a
 run aside so the caller trains anew. What a resume may change (:data:`RESUME_MAY_CHANGE`:
-more steps, checkpoint and log intervals, workers, the data root) does not count.
+more steps, checkpoint and log intervals, workers, the data root, gradient checkpointing, compile,
+where DINO's photometric augmentation runs) does not count.
 """
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ from rsdix.utils import remove_stale_temps, stable_hash, torch_save_atomic
 
 log = get_logger(__name__)
 
-RESUME_MAY_CHANGE = ("steps", "ckpt_every", "log_every", "num_workers", "data_root")
+# also how the same run is executed (issue #28: gradient checkpointing after an out-of-memory error,
+# torch.compile, where DINO's photometric augmentation runs); checkpoints written before these keys
+# existed stay resumable
+RESUME_MAY_CHANGE = ("steps", "ckpt_every", "log_every", "num_workers", "data_root", "grad_checkpointing",
+                     "compile", "on_device")
 
 
 def plain(value):

@@ -24,11 +24,13 @@ from typing import Callable
 
 from rsdix import config
 from rsdix.config import option, to_dict
+from rsdix.data.transforms import bundle_mean_std
+from rsdix.errors import ConfigError
 from rsdix.models import ModelBundle, load_model, lock_text_trunk, save_model
 from rsdix.paths import RunDirs
 from rsdix.training.checkpoints import retire_stale_run
 from rsdix.training.clip_data import ClipDataConfig, build_train_dataset
-from rsdix.training.collate import ClipCollate, LanguageCollate, ViewsCollate
+from rsdix.training.collate import ClipCollate, DeviceNormalize, LanguageCollate, ViewsCollate
 from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective, SBertSimilarity
 from rsdix.training.dino import ClipWithDino, DINOConfig, DinoTerm
 from rsdix.training.loop import FitResult, LoopConfig, fit
@@ -46,6 +48,23 @@ class ClipTrainConfig:
     dino: DINOConfig = field(default_factory=DINOConfig)   # RS-M-CLIP: + weight * DINO (enabled: true)
     epochs: float | None = option(None, min=0, min_exclusive=True)  # passes over the training images;
                                                                     # sets loop.steps (None: loop.steps)
+
+    def validate(self):
+        check_accumulation(self)
+
+
+def check_accumulation(cfg: ClipTrainConfig) -> None:
+    """Refuse ``loop.grad_accum > 1``: every CLIP objective here is a loss over the batch (InfoNCE's
+    and SigLIP's negatives, the OT targets of the distillation), and accumulated micro-batches would
+    each see only their own slice of it, a different and weaker loss than the configured batch's
+    (GradCache-style feature caching is not implemented). Use more processes, a smaller model or
+    ``loop.grad_checkpointing`` instead."""
+    if cfg.loop.grad_accum > 1:
+        raise ConfigError(f"loop.grad_accum: {cfg.loop.grad_accum} is refused for CLIP training: the "
+                          f"{cfg.loss.method} loss is computed over the batch, and each accumulated "
+                          f"micro-batch would see only its {cfg.loop.batch_size} images, not the "
+                          f"{cfg.loop.batch_size * cfg.loop.grad_accum} of the step; use more processes "
+                          f"or loop.grad_checkpointing (docs/training.md)")
 
 
 def with_epochs(cfg: ClipTrainConfig, n_images: int) -> ClipTrainConfig:
@@ -105,6 +124,7 @@ class ClipSetup:
     objective: object
     collate: Callable
     callbacks: list = field(default_factory=list)
+    on_device: Callable | None = None   # the batch step on the training device (DeviceNormalize)
 
 
 def build_setup(cfg: ClipTrainConfig, bundle: ModelBundle | None = None, dataset=None,
@@ -116,6 +136,7 @@ def build_setup(cfg: ClipTrainConfig, bundle: ModelBundle | None = None, dataset
     bundle = bundle or build_model(cfg)
     dataset = dataset if dataset is not None else build_train_dataset(cfg, bundle)
     cfg = with_epochs(cfg, len(dataset))
+    check_accumulation(cfg)
     objective = ClipObjective(cfg.loss, sbert=sbert)
     collate = ClipCollate(bundle.tokenizer)
     if cfg.data.languages:
@@ -126,7 +147,7 @@ def build_setup(cfg: ClipTrainConfig, bundle: ModelBundle | None = None, dataset
         objective = ClipWithDino(objective, dino, cfg.dino.weight)
         collate = collate if cfg.data.languages else ViewsCollate(bundle.tokenizer)
         callbacks = [dino.after_step]
-    return ClipSetup(cfg, bundle, dataset, objective, collate, callbacks)
+    return ClipSetup(cfg, bundle, dataset, objective, collate, callbacks, DeviceNormalize(*bundle_mean_std(bundle)))
 
 
 def method_label(cfg: ClipTrainConfig) -> str:
@@ -143,7 +164,7 @@ def train_clip(cfg: ClipTrainConfig, run_dir: str | os.PathLike | None = None, r
     cfg = setup.config
     res = fit(setup.bundle.model, setup.objective, setup.dataset, cfg.loop, collate_fn=setup.collate,
               run_dir=run_dir, resume=resume, callbacks=[*setup.callbacks, *callbacks], desc=desc or method_label(cfg),
-              config_snapshot=to_dict(cfg), grad_callbacks=grad_callbacks)
+              config_snapshot=to_dict(cfg), grad_callbacks=grad_callbacks, on_device=setup.on_device)
     setup.bundle.model = res.model
     return ClipTrainResult(**res.__dict__, bundle=setup.bundle, config=cfg)
 

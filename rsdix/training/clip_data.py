@@ -79,17 +79,21 @@ def subset_records(records: list, fraction: float, seed: int) -> list:
 
 
 def build_train_dataset(cfg, bundle, seed: int | None = None):
-    """The training image-caption dataset: one random caption per image, RS augmentation.
+    """The training image-caption dataset: one random caption per image, RS augmentation (its
+    images uint8 tensors: train through :func:`rsdix.training.clip.build_setup`, whose ``on_device``
+    step normalises them, or apply :class:`rsdix.training.collate.DeviceNormalize` yourself).
 
     ``cfg`` is a :class:`rsdix.training.clip.ClipTrainConfig` (its ``data`` and ``dino`` sections
     and ``loop.seed``, the default of ``seed``); ``bundle`` the model's (input size, normalisation).
     """
     seed = cfg.loop.seed if seed is None else seed
+    # rs: uint8 images, normalised on the training device (rsdix.training.collate.DeviceNormalize)
     kwargs = ({"scale": tuple(cfg.data.crop_scale), "zoom_out": cfg.data.zoom_out,
-               "color_jitter": cfg.data.color_jitter} if cfg.data.augment == "rs" else {})
+               "color_jitter": cfg.data.color_jitter, "uint8": True} if cfg.data.augment == "rs" else {})
     transform = bundle_train_transform(bundle, cfg.data.augment, **kwargs)
     if cfg.dino.enabled:  # multi-crop views; the CLIP image is a global crop or this transform's output
-        transform = dino_views(cfg.dino, bundle, transform if cfg.dino.clip_view == "base" else None)
+        transform = dino_views(cfg.dino, bundle, transform if cfg.dino.clip_view == "base" else None,
+                               cuda=torch.cuda.is_available() and not cfg.loop.cpu)
     dataset_cls = MultilingualCaptionDataset if cfg.data.languages else CaptionDataset
     lang_kwargs = {"languages": list(cfg.data.languages)} if cfg.data.languages else {}
     if any(is_shard_spec(n) for n in cfg.data.datasets):

@@ -60,14 +60,20 @@ class SBertSimilarity:
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+        self.model_path = model_path
         self.model = sbert_model(model_path, str(device))  # one copy per process, shared with the caption metrics
         self.model.eval().requires_grad_(False)
         self.cache: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
     def embed(self, captions: Sequence[str], device) -> torch.Tensor:
+        """Embeddings of ``captions`` on ``device``; captions not cached yet are encoded there (the
+        student's device: MiniLM on the GPU in a GPU run). The cache holds CPU tensors."""
         missing = sorted({c for c in captions if c not in self.cache})
         if missing:
+            if str(torch.device(device)) != str(self.model.device):
+                self.model = sbert_model(self.model_path, str(torch.device(device)))
+                self.model.eval().requires_grad_(False)
             emb = self.model.encode(missing, convert_to_tensor=True, normalize_embeddings=True,
                                     batch_size=128, show_progress_bar=False).float().cpu()
             self.cache.update(zip(missing, emb))
@@ -107,7 +113,12 @@ class ClipObjective(nn.Module):
         out = {}
         if self.sigmoid:
             scale, bias = self.siglip_scale(), self.siglip_bias
+            # the student's own logit_scale is not SigLIP's temperature: touched with weight 0 so DDP
+            # (find_unused_parameters=False) sees every parameter used; its gradient is 0, AdamW leaves it
             hard = losses.siglip_loss(img, txt, scale, bias)
+            unused = getattr(student, "logit_scale", None)
+            if isinstance(unused, torch.Tensor) and unused.requires_grad:
+                hard = hard + 0.0 * unused
             out["siglip_scale"], out["siglip_bias"] = scale.detach(), bias.detach()
         else:
             scale = student.logit_scale.exp().clamp(max=cfg.max_logit_scale)
@@ -129,13 +140,14 @@ class ClipObjective(nn.Module):
             log_p_img, log_p_txt = losses.ot_targets(
                 t_img, t_txt, s_tt, eps=cfg.sinkhorn_eps, iters=cfg.sinkhorn_iters,
                 remove_diag=cfg.remove_diag, ii_coeff=cfg.ii_coeff, tt_coeff=cfg.tt_coeff)
-        sims = img @ txt.t()
-        if self.sigmoid:
-            distill = losses.siglip_distill(scale * sims + bias, log_p_img.exp(), log_p_txt.exp())
-        else:
-            tau = self.distill_scale()
-            distill = losses.distill_kl(tau * sims, log_p_img, log_p_txt)
-            out["distill_tau"] = tau.detach()
+        with torch.autocast(img.device.type, enabled=False):   # the distillation logits in float32
+            sims = img.float() @ txt.float().t()
+            if self.sigmoid:
+                distill = losses.siglip_distill(scale.float() * sims + bias.float(), log_p_img.exp(), log_p_txt.exp())
+            else:
+                tau = self.distill_scale()
+                distill = losses.distill_kl(tau.float() * sims, log_p_img, log_p_txt)
+                out["distill_tau"] = tau.detach()
         out["distill"] = distill
         out["loss"] = cfg.alpha * hard + (1 - cfg.alpha) * distill
         return out

@@ -32,17 +32,40 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` saved (also the tuples of checkpoints written before it)."""
+    """Restore what :func:`rng_state` saved (also the tuples of checkpoints written before it).
+    The saved tensors may lie on any device (a checkpoint loaded onto a GPU): they are read on the
+    CPU. CUDA states are restored for the devices both the checkpoint and this machine have."""
     py, npy = state["python"], state["numpy"]
     if isinstance(py, dict):
         py = (py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"])
     if isinstance(npy, dict):
-        npy = (npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
+        npy = (npy["kind"], npy["keys"].cpu().numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+               npy["cached_gaussian"])
     random.setstate(py)
     np.random.set_state(npy)
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        for i, cuda_state in enumerate(list(state["cuda"])[:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state.cpu(), i)
+
+
+def restore_rng_states(saved, rank: int, world: int, seed: int, step: int) -> int:
+    """Restore this process's generators from a checkpoint's ``rng`` entry (one state per process
+    that wrote it; a single dict in older checkpoints); returns how many processes wrote it.
+
+    Same process count: process ``rank`` continues its own streams exactly. Another count (a
+    1-process checkpoint resumed by 2 processes, or the reverse): process 0 restores the first
+    state, every other process the state of its rank where there is one, else the first state with
+    its torch (and CUDA) generators re-seeded from ``(seed, step, rank)``, so processes never share
+    a dropout stream. The data order does not depend on this (:class:`BatchPlan`, :class:`SeededView`).
+    """
+    states = saved if isinstance(saved, list) else [saved]
+    if rank < len(states):
+        set_rng_state(states[rank])
+    else:
+        set_rng_state(states[0])
+        torch.manual_seed(_item_seed(seed + 1, step, rank))   # also seeds every CUDA device
+    return len(states)
 
 
 def _item_seed(seed: int, epoch: int, index: int) -> int:

@@ -63,6 +63,10 @@ class MultiCropConfig:
     grayscale: float = option(0.2, min=0, max=1)
     blur: tuple[float, float, float] = (1.0, 0.1, 0.5)   # blur probability: global 1, global 2, locals
     solarize: float = option(0.2, min=0, max=1)  # on the second global crop
+    on_device: bool | None = None  # colour jitter, grayscale, blur and solarisation on the training device
+                                   # (rsdix.training.photometric; true), on PIL images in the data workers
+                                   # (false), or None: on the device when training on CUDA (on a CPU the
+                                   # PIL path in the workers is the faster one)
 
 
 @dataclass
@@ -174,12 +178,13 @@ class DINOLoss(nn.Module):
         student = (student_out.float() / self.student_temp).chunk(n_crops)
         teacher_probs = F.softmax((teacher_out.float() - self.center) / teacher_temp, dim=-1).detach()
         teacher = teacher_probs.chunk(self.n_global)
+        log_student = [F.log_softmax(s, dim=-1) for s in student]   # once per view, not per pair
         total, terms = student_out.new_zeros((), dtype=torch.float32), 0
         for iq, q in enumerate(teacher):
-            for v, s in enumerate(student):
+            for v, log_s in enumerate(log_student):
                 if v == iq:
                     continue  # the student never matches the teacher on the same view
-                total = total + torch.sum(-q * F.log_softmax(s, dim=-1), dim=-1).mean()
+                total = total + torch.sum(-q * log_s, dim=-1).mean()
                 terms += 1
         if update_center:
             self.update_center(teacher_out)
@@ -188,11 +193,11 @@ class DINOLoss(nn.Module):
     @torch.no_grad()
     def update_center(self, teacher_out: torch.Tensor) -> None:
         batch_center = teacher_out.float().sum(dim=0, keepdim=True)
-        count = torch.tensor(float(teacher_out.shape[0]), device=teacher_out.device)
+        count = teacher_out.shape[0]   # every process holds a batch of the same size
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(batch_center)
-            torch.distributed.all_reduce(count)
-        batch_center = batch_center / count
+            count *= torch.distributed.get_world_size()
+        batch_center = batch_center / float(count)
         self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
 
 
@@ -325,10 +330,12 @@ class DinoTerm(nn.Module):
         super().__init__()
         self.dino = DINOObjective(model.visual, embed_dim, cfg, total_steps)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.n_steps = 0   # the step count on the host (the buffer is its checkpointed copy): no GPU wait
+        self.register_load_state_dict_pre_hook(_sync_step_count)
         object.__setattr__(self, "_student", model)  # not a submodule: the loop owns the student
 
     def from_features(self, feats: Sequence[torch.Tensor], crops: Sequence[torch.Tensor]) -> dict:
-        step = int(self.step)
+        step = self.n_steps
         loss = self.dino(feats, crops, step)
         return {"loss": loss, "teacher_temp": teacher_temperature(step, self.dino.total_steps, self.dino.cfg),
                 "momentum": ema_momentum(step, self.dino.total_steps, self.dino.cfg)}
@@ -340,6 +347,13 @@ class DinoTerm(nn.Module):
     def after_step(self, step: int, logs: dict | None = None) -> None:
         self.dino.update_teacher(self._student.visual, step - 1)
         self.step.fill_(step)
+        self.n_steps = step
+
+
+def _sync_step_count(module: DinoTerm, state_dict, prefix, *args) -> None:
+    """The host count from the state dict being loaded (a checkpoint, on the CPU)."""
+    if prefix + "step" in state_dict:
+        module.n_steps = int(state_dict[prefix + "step"])
 
 
 class _SharedImageStudent:

@@ -37,7 +37,8 @@ the batch dict and each term reads what it needs.
 The building blocks live beside it: :mod:`rsdix.training.optim` (parameter groups, AdamW, the
 cosine schedule), :mod:`rsdix.training.ema` (the EMA teacher), :mod:`rsdix.training.objectives`
 (:class:`~rsdix.training.objectives.Trainee`, the sum of objectives), :mod:`rsdix.training.data_order`
-(the seeded, resumable data order and RNG states), :mod:`rsdix.training.checkpoints` (atomic
+(the seeded, resumable data order and RNG states), :mod:`rsdix.training.loader` (the data loader:
+guarded items, pinned memory, workers from the CPUs), :mod:`rsdix.training.checkpoints` (atomic
 checkpoints, the same-run rule). The CLIP objectives are in :mod:`rsdix.training.clip_objectives`,
 the CLIP entry point :func:`rsdix.training.clip.train_clip`.
 """
@@ -61,8 +62,9 @@ from rsdix.config import option
 from rsdix.errors import ConfigError, DataError, RsdixError
 from rsdix.log import get_logger
 from rsdix.training.checkpoints import Checkpointer, check_same_run, load_checkpoint, plain, prepare_run_dir
-from rsdix.training.data_order import BatchPlan, SeededView, rng_state, set_rng_state
+from rsdix.training.data_order import restore_rng_states, rng_state
 from rsdix.training.ema import EMATeacher
+from rsdix.training.loader import ItemFailure, loader_workers, make_loader
 from rsdix.training.objectives import Trainee
 from rsdix.training.optim import apply_freeze, build_optimizer, cosine_with_warmup
 from rsdix.utils import atomic_path, progress, seed_everything
@@ -93,7 +95,8 @@ class LoopConfig:
     lr_mult: dict = field(default_factory=dict)  # name prefix (or "image"/"text") -> lr multiplier
     freeze: list = field(default_factory=list)   # name prefixes (or "image"/"text") to freeze
     ema_max_decay: float = option(0.999, min=0, max=1)  # teacher decay d = min(max, (1+n)/(10+n))
-    num_workers: int = option(0, min=0)
+    num_workers: int = option(0, min=-1)  # data-loader worker processes; -1: one per CPU core of this
+                                      # process's share of the machine (rsdix.training.loader.loader_workers)
     seed: int = 0
     log_every: int = option(10, min=1)
     ckpt_every: int = option(0, min=0)  # steps between checkpoints (0: only at the end)
@@ -103,6 +106,9 @@ class LoopConfig:
     save_at_end: bool = True          # false: no checkpoint at the end, only the train log (the caller saves
                                       # the model: the studies' many short runs)
     find_unused_parameters: bool = False
+    grad_checkpointing: bool = False  # recompute each transformer block in the backward pass (open_clip's
+                                      # set_grad_checkpointing): activations of ~one block instead of all
+    compile: bool = False             # torch.compile the model's towers (nn.Module.compile; first steps slower)
     cpu: bool = False                 # force CPU even with a GPU
 
 
@@ -142,10 +148,6 @@ def make_accelerator(cfg: LoopConfig):
     # without a GPU, `torchrun --nproc_per_node N` would otherwise give N independent processes
     cpu = cfg.cpu or not torch.cuda.is_available()
     return Accelerator(mixed_precision=resolve_precision(cfg.precision, cpu), cpu=cpu, kwargs_handlers=handlers)
-
-
-def _default_collate(items):
-    return torch.utils.data.default_collate(items)
 
 
 def _batch_len(batch) -> int:
@@ -190,55 +192,6 @@ def _write_log(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-class ItemFailure:
-    """What a data worker hands back instead of a batch when an item raised an rsdix error: the
-    error's type, file and problem travel intact (torch's worker re-raise keeps only a traceback
-    text), and the loop raises it as one line."""
-
-    def __init__(self, exc: RsdixError):
-        self.kind, self.args = type(exc), ((exc.where, exc.problem) if isinstance(exc, DataError) else exc.args)
-
-    def error(self) -> RsdixError:
-        try:
-            return self.kind(*self.args)
-        except TypeError:  # a subclass with another signature: the same line as a DataError
-            return DataError(*self.args) if len(self.args) == 2 else RsdixError(*self.args)
-
-
-class _Guarded(torch.utils.data.Dataset):
-    def __init__(self, view):
-        self.view = view
-
-    def __len__(self):
-        return len(self.view)
-
-    def __getitem__(self, key):
-        try:
-            return self.view[key]
-        except RsdixError as exc:
-            return ItemFailure(exc)
-
-
-class _GuardedStream(torch.utils.data.IterableDataset):
-    def __init__(self, stream):
-        self.stream = stream
-
-    def __iter__(self):
-        try:
-            yield from self.stream
-        except RsdixError as exc:
-            yield ItemFailure(exc)
-
-
-class _GuardedCollate:
-    def __init__(self, collate_fn):
-        self.collate_fn = collate_fn
-
-    def __call__(self, items):
-        failed = next((i for i in items if isinstance(i, ItemFailure)), None)
-        return failed if failed is not None else self.collate_fn(items)
-
-
 def checkpoint_bytes(trainee: nn.Module, teacher: bool) -> int:
     """About the size of a checkpoint: the weights, AdamW's two moments and an EMA copy."""
     weights = sum(t.numel() * t.element_size() for t in trainee.state_dict().values())
@@ -249,7 +202,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         collate_fn: Callable | None = None, run_dir: str | os.PathLike | None = None,
         resume: bool | str = False, callbacks: Sequence[Callable[[int, dict], None]] = (),
         accelerator=None, desc: str = "train", config_snapshot: dict | None = None,
-        grad_callbacks: Sequence[Callable[[int, list], None]] = ()) -> FitResult:
+        grad_callbacks: Sequence[Callable[[int, list], None]] = (),
+        on_device: Callable[[dict], dict] | None = None) -> FitResult:
     """Train ``model`` with ``objective`` on ``dataset`` for ``cfg.steps`` optimizer steps.
 
     ``run_dir`` (optional) receives ``checkpoint.pt`` (every ``cfg.ckpt_every`` steps and at
@@ -257,12 +211,17 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     finished run loaded back is not written again) and ``train_log.csv``. ``resume=True`` continues from ``run_dir/checkpoint.pt``
     when it exists (a path: from that file); the result equals an uninterrupted run.
     ``callbacks(step, logs)`` run after every optimizer step (``logs`` holds this step's loss
-    terms). ``grad_callbacks(step, named_params)`` run on every process after the gradients are
+    terms, tensors still on the device: ``float(logs["loss"])`` waits for the step).
+    ``grad_callbacks(step, named_params)`` run on every process after the gradients are
     synchronised and clipped, before the optimizer step (``named_params``: the trainable
-    ``(name, parameter)`` pairs, ``.grad`` set). A NaN/inf loss raises :class:`NonFiniteLossError`
-    naming the step, before anything is saved.
+    ``(name, parameter)`` pairs, ``.grad`` set). ``on_device(batch)`` runs on each batch once it
+    is on the device (e.g. :class:`rsdix.training.collate.DeviceNormalize`: uint8 images to
+    normalised floats). A NaN/inf loss raises :class:`NonFiniteLossError` naming the step and
+    micro-batch, before anything is saved: the loss is checked on the device and read back at each
+    log step and before each checkpoint (:class:`FiniteGuard`), so the loop never waits for the
+    device inside a step.
 
-    ``dataset`` is a map-style dataset (indexed through :class:`BatchPlan`: the processes' slices
+    ``dataset`` is a map-style dataset (indexed through ``rsdix.training.data_order.BatchPlan``: the processes' slices
     concatenated are the single-process batch) or a stream, a ``torch.utils.data.IterableDataset``
     with ``configure(rank, world, batch_size, start)`` (``batch_size`` per process, ``start`` the
     first local batch, for a resume) and ``epoch_of(batch)``, such as
@@ -274,6 +233,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     ckpt = Checkpointer(run_dir) if run_dir is not None else None
     if cfg.freeze:
         apply_freeze(model, cfg.freeze)
+    if cfg.grad_checkpointing:
+        enable_grad_checkpointing(model)
 
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -291,13 +252,17 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
                if getattr(objective, "needs_teacher", False) else None)
     trainee, optimizer = acc.prepare(trainee, optimizer)
     core = acc.unwrap_model(trainee)
+    if cfg.compile:
+        compile_towers(core.model)
 
     start, history = 0, []
     spent = 0.0  # training seconds before this call (a resumed run carries them in its checkpoint)
     resume_path = (Path(resume) if isinstance(resume, (str, os.PathLike)) and not isinstance(resume, bool)
                    else (ckpt.latest if (resume and ckpt is not None) else None))
     if resume_path is not None and resume_path.exists():
-        state = load_checkpoint(resume_path, map_location=acc.device)
+        # onto the CPU: the RNG states must stay there, and the weights are copied onto the
+        # device by load_state_dict (no second copy of the whole run kept on the GPU)
+        state = load_checkpoint(resume_path, map_location="cpu")
         check_same_run(state.get("config") or {}, config_snapshot or {}, resume_path)
         core.load_state_dict(state["trainee"])
         if state.get("optimizer") is not None:
@@ -311,46 +276,47 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
             teacher.load_state_dict(state["teacher"])
         if acc.scaler is not None and state.get("scaler"):
             acc.scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"][acc.process_index] if isinstance(state["rng"], list) else state["rng"])
         start = int(state["step"])
+        saved_processes = restore_rng_states(state["rng"], acc.process_index, acc.num_processes, cfg.seed, start)
+        if saved_processes != acc.num_processes and acc.is_main_process:
+            log.warning(f"{resume_path}: written by {saved_processes} process(es), resumed by {acc.num_processes}: "
+                        f"the data order is the same, the model-side random streams (dropout) are re-seeded")
         if run_dir is not None:
             history = _read_log(run_dir / "train_log.csv", start)
         spent = float(state["seconds"]) if state.get("seconds") is not None else seconds_from_log(
             history, cfg.batch_size * max(1, cfg.grad_accum) * acc.num_processes)
+        del state
         if acc.is_main_process:
             log.info(f"resumed from {resume_path} at step {start}")
 
     accum = max(1, cfg.grad_accum)
-    if isinstance(dataset, torch.utils.data.IterableDataset):  # a stream splits itself (shards)
-        if cfg.batch_size % acc.num_processes:
-            raise ConfigError(f"loop.batch_size {cfg.batch_size} is not divisible by the {acc.num_processes} processes")
-        stream = dataset.configure(acc.process_index, acc.num_processes, cfg.batch_size // acc.num_processes,
-                                   start=start * accum)
-        epoch_of = stream.epoch_of
-        loader = torch.utils.data.DataLoader(_GuardedStream(stream), batch_size=cfg.batch_size // acc.num_processes,
-                                             collate_fn=_GuardedCollate(collate_fn or _default_collate),
-                                             num_workers=cfg.num_workers, persistent_workers=False,
-                                             generator=torch.Generator().manual_seed(cfg.seed))
-    else:
-        plan = BatchPlan(len(dataset), cfg.batch_size, acc.process_index, acc.num_processes, cfg.seed,
-                         start=start * accum, stop=cfg.steps * accum)
-        epoch_of = plan.epoch_of
-        loader = torch.utils.data.DataLoader(_Guarded(SeededView(dataset, cfg.seed)), batch_sampler=plan,
-                                             collate_fn=_GuardedCollate(collate_fn or _default_collate),
-                                             num_workers=cfg.num_workers,
-                                             persistent_workers=False,
-                                             # its own generator: making the iterator must not draw from
-                                             # the global RNG (that would shift dropout after a resume)
-                                             generator=torch.Generator().manual_seed(cfg.seed))
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", acc.num_processes if acc.num_processes > 1 else 1))
+    loader, epoch_of = make_loader(dataset, collate_fn, cfg.batch_size, acc.process_index, acc.num_processes,
+                                   cfg.seed, start * accum, cfg.steps * accum,
+                                   loader_workers(cfg.num_workers, local_processes), pin=acc.device.type == "cuda")
     batches = iter(loader)
     named_params = [(n, p) for n, p in core.named_parameters() if p.requires_grad]
     params = [p for _, p in named_params]
+    guard = FiniteGuard(acc.device, accum)
+
+    def check_finite() -> None:
+        """Raise :class:`NonFiniteLossError` if any loss since the last check was NaN/inf (one
+        host sync; every process raises together)."""
+        bad = guard.first_bad(acc.num_processes > 1)
+        if bad is not None:
+            at, value = bad
+            raise NonFiniteLossError(
+                f"step {at // accum + 1} (micro-batch {at % accum + 1}/{accum}): the loss is {value}; "
+                f"stopped without saving (last good checkpoint: "
+                f"{ckpt.latest if ckpt and ckpt.exists() else 'none'}). Lower lr, use bf16/fp32, "
+                f"or check the data")
 
     def save(step: int, finished: bool = False, log_only: bool = False) -> None:
         """A resumable checkpoint; ``finished`` (the run's last) with ``keep_optimizer_at_end``
         false: without optimizer, scheduler and scaler state; ``log_only``: the train log alone."""
         if ckpt is None:
             return
+        check_finite()   # nothing non-finite is ever saved
         if log_only:
             if acc.is_main_process:
                 _write_log(run_dir / "train_log.csv", history)
@@ -378,32 +344,25 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
     for step in range(start, cfg.steps):
         if teacher is not None:
             teacher.update(core.model)
-        terms: dict[str, float] = {}
+        parts: dict[str, list] = {}   # this step's terms per micro-batch, on the device until a log step
         for micro in range(accum):
             batch = next(batches)
             if isinstance(batch, ItemFailure):  # an unreadable item (in a worker or not): one line
                 raise batch.error()
             n_img += _batch_len(batch) * acc.num_processes
             batch = _to_device(batch, acc.device)
+            if on_device is not None:
+                batch = on_device(batch)
             sync = acc.no_sync(trainee) if (micro < accum - 1 and acc.num_processes > 1) else nullcontext()
             with sync:
                 out = trainee(batch, teacher=teacher)
                 loss = out["loss"]
-                check = loss.detach().float()
-                if acc.num_processes > 1:
-                    check = acc.reduce(check, "mean")
-                if not torch.isfinite(check):
-                    raise NonFiniteLossError(
-                        f"step {step + 1} (micro-batch {micro + 1}/{accum}): the loss is {check.item()}; "
-                        f"stopped without saving (last good checkpoint: "
-                        f"{ckpt.latest if ckpt and ckpt.exists() else 'none'}). Lower lr, use bf16/fp32, "
-                        f"or check the data")
+                guard.record(loss, step * accum + micro)
                 acc.backward(loss / accum)
             for k, v in out.items():
-                terms[k] = terms.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) / accum
+                parts.setdefault(k, []).append(v.detach() if torch.is_tensor(v) else v)
         if cfg.grad_clip:
-            grad_norm = acc.clip_grad_norm_(params, cfg.grad_clip)
-            terms["grad_norm"] = float(grad_norm)
+            parts["grad_norm"] = [acc.clip_grad_norm_(params, cfg.grad_clip)]
         for cb in grad_callbacks:
             cb(step + 1, named_params)
         optimizer.step()
@@ -413,6 +372,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         done = step + 1
         lr = optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_mult", 1.0)
         if done % cfg.log_every == 0 or done == cfg.steps:
+            check_finite()
+            terms = _host_terms(parts, accum, acc.device)
             now = time.perf_counter()
             row = {"step": done, "epoch": epoch_of(done * accum - 1), "lr": lr,
                    "img_per_s": n_img / max(now - t_log, 1e-9), **terms}
@@ -422,16 +383,100 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
             t_log, n_img = now, 0
             bar.set_postfix(loss=f"{terms['loss']:.4f}", lr=f"{lr:.2e}", img_s=f"{row['img_per_s']:.1f}")
         bar.update(1)
-        for cb in callbacks:
-            cb(done, terms)
+        if callbacks:
+            step_terms = _step_terms(parts, accum)
+            for cb in callbacks:
+                cb(done, step_terms)
         if ckpt is not None and cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps:
             save(done)
     bar.close()
     final = cfg.steps
     if final > start:   # a finished run loaded back is not written again
         save(final, finished=not cfg.keep_optimizer_at_end, log_only=not cfg.save_at_end)
+    check_finite()
     return FitResult(model=core.model, objective=core.objective, teacher=teacher, history=history,
                      step=final, seconds=spent + time.perf_counter() - t0, run_dir=run_dir)
+
+
+class FiniteGuard:
+    """The first non-finite loss of a run, noted on the device without waiting for it: every
+    micro-step costs a few device operations, and only :meth:`first_bad` (called by the loop at
+    each log step and before each checkpoint) reads it back. A NaN therefore still stops the run
+    before anything is saved, at the next log or checkpoint boundary instead of at once (the steps
+    between run on with non-finite weights; none of them is saved or logged)."""
+
+    NONE = 2 ** 62
+
+    def __init__(self, device, accum: int):
+        self.at = torch.full((), self.NONE, dtype=torch.long, device=device)
+        self.value = torch.zeros((), dtype=torch.float32, device=device)
+        self.recorded = False
+
+    def record(self, loss: torch.Tensor, micro_step: int) -> None:
+        self.recorded = True
+        value = loss.detach().float()
+        first = ~torch.isfinite(value) & (self.at == self.NONE)
+        self.at = torch.where(first, torch.full_like(self.at, micro_step), self.at)
+        self.value = torch.where(first, value, self.value)
+
+    def first_bad(self, distributed: bool) -> tuple[int, float] | None:
+        """``(micro_step, loss)`` of the first non-finite loss on any process, or None."""
+        if not self.recorded and not distributed:   # nothing trained since the start (a finished run reloaded)
+            return None
+        at = self.at.clone()
+        if distributed:
+            torch.distributed.all_reduce(at, op=torch.distributed.ReduceOp.MIN)
+        at_host, local = at.tolist(), self.at.tolist()
+        if at_host == self.NONE:
+            return None
+        return at_host, (self.value.item() if local == at_host else math.nan)
+
+
+def _host_terms(parts: dict[str, list], accum: int, device) -> dict[str, float]:
+    """The logged terms of one step as numbers: every tensor read back in one transfer, each term
+    summed as ``sum(value / accum)`` over its micro-batches."""
+    tensors = [v for vs in parts.values() for v in vs if torch.is_tensor(v)]
+    numbers = iter(torch.stack([t.float().reshape(()).to(device) for t in tensors]).tolist() if tensors else [])
+    terms = {}
+    for k, vs in parts.items():
+        total = 0.0
+        for v in vs:
+            total += (next(numbers) if torch.is_tensor(v) else float(v)) / (accum if k != "grad_norm" else 1)
+        terms[k] = total
+    return terms
+
+
+def _step_terms(parts: dict[str, list], accum: int) -> dict:
+    """This step's terms for the callbacks, still on the device (``float(logs["loss"])`` reads one)."""
+    out = {}
+    for k, vs in parts.items():
+        if k == "grad_norm" or len(vs) == 1:
+            out[k] = vs[0]
+        else:
+            out[k] = sum(v / accum for v in vs)
+    return out
+
+
+def enable_grad_checkpointing(model: nn.Module) -> None:
+    """``loop.grad_checkpointing``: open_clip's ``set_grad_checkpointing`` (each transformer block's
+    activations recomputed in the backward pass instead of stored)."""
+    fn = getattr(model, "set_grad_checkpointing", None)
+    if fn is None:
+        raise ConfigError(f"loop.grad_checkpointing: {type(model).__name__} has no set_grad_checkpointing "
+                          f"(open_clip models have it); set it false")
+    fn(True)
+
+
+def compile_towers(model: nn.Module) -> list[str]:
+    """``loop.compile``: ``torch.compile`` in place (``nn.Module.compile``, state-dict keys unchanged)
+    of a CLIP model's towers (``visual``; ``transformer`` or ``text``), else of the model itself.
+    Returns the names compiled."""
+    names = [n for n in ("visual", "transformer", "text") if isinstance(getattr(model, n, None), nn.Module)]
+    for n in names:
+        getattr(model, n).compile()
+    if not names:
+        model.compile()
+    return names or ["model"]
 
 
 def _to_device(batch, device):

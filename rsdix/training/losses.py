@@ -89,10 +89,14 @@ def ot_targets(img: torch.Tensor, txt: torch.Tensor, txt_txt: torch.Tensor | Non
     """Soft targets ``(log P_img, log P_txt)`` from teacher embeddings (no gradient).
 
     Row i of ``P_img`` is the target distribution of image i over the batch's texts; row j of
-    ``P_txt`` that of text j over the images.
+    ``P_txt`` that of text j over the images. Computed in float32 whatever autocast is active
+    (under bf16 autocast the similarities and Sinkhorn would run in bf16: on a batch of
+    near-duplicate captions, targets off by a quarter of their value).
     """
-    c_img, c_txt = ot_costs(img, txt, txt_txt, remove_diag, ii_coeff, tt_coeff)
-    return sinkhorn_log(c_img, eps, iters), sinkhorn_log(c_txt, eps, iters)
+    with torch.autocast(img.device.type, enabled=False):
+        txt_txt = txt_txt.float() if txt_txt is not None else None
+        c_img, c_txt = ot_costs(img.float(), txt.float(), txt_txt, remove_diag, ii_coeff, tt_coeff)
+        return sinkhorn_log(c_img, eps, iters), sinkhorn_log(c_txt, eps, iters)
 
 
 def distill_kl(logits: torch.Tensor, log_p_img: torch.Tensor, log_p_txt: torch.Tensor) -> torch.Tensor:

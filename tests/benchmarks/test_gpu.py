@@ -36,3 +36,9 @@ def test_open_clip_log_rates_and_the_steady_median():
     assert [float(m.group(1)) for m in gpu.OPEN_CLIP_RATE.finditer(line)] == [1701.0]
     assert gpu.steady([10.0, 900.0, 1000.0, 1100.0]) == 1000.0     # the first quarter left out
     assert math.isnan(gpu.steady([]))
+
+
+def test_both_trainers_log_at_the_same_realistic_interval():
+    """issue #28: log_every=1 for both trainers hid the loop's reads of the GPU; now the paper
+    config's interval for a full run, every 2 steps for the CPU form."""
+    assert gpu.log_every(gpu.STEPS) == gpu.LOG_EVERY == 10 and gpu.log_every(gpu.QUICK_STEPS) == 2

@@ -55,3 +55,21 @@ def test_no_progress_variable(value, disabled, monkeypatch):
     bar = progress(range(3))
     assert bar.disable is disabled
     bar.close()
+
+
+def test_tf32_matmul_is_a_scoped_setting(monkeypatch):
+    """Evaluation and decoding run under rsdix.utils.tf32_matmul: TF32 on CUDA inside, the previous
+    settings restored after; nothing changes without CUDA."""
+    import torch   # noqa: PLC0415 - torch is heavy; the rest of this file does not need it
+
+    from rsdix.utils import tf32_matmul   # noqa: PLC0415 - beside the torch import above
+
+    before = torch.backends.cuda.matmul.allow_tf32
+    with tf32_matmul():
+        assert torch.backends.cuda.matmul.allow_tf32 == before   # no CUDA here: untouched
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    with tf32_matmul():
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert torch.backends.cuda.matmul.allow_tf32 is False
+    torch.backends.cuda.matmul.allow_tf32 = before

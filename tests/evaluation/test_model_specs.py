@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from rsdix.errors import ConfigError, DataError
+from rsdix.evaluation import model_specs
 from rsdix.evaluation.model_specs import list_checkpoints, load_bundles, models_to_evaluate, parse_model_spec, run_seed
 from rsdix.evaluation.suite import EvalConfig
 from rsdix.models import save_model
@@ -102,3 +104,17 @@ def _spec_parsed_or_refused(spec, label):
 @pytest.mark.parametrize("n", SIZES)
 def test_property_a_model_spec_parses_without_loss_or_is_one_error_naming_it(n):
     run(_spec_parsed_or_refused, n, SPECS, st.one_of(st.none(), st.none(), st.sampled_from(["best", " "])))
+
+
+def test_models_load_onto_the_accelerator_when_present(monkeypatch):
+    """issue #28: notebook 05 loaded every model with load_model's default device, the CPU, and the
+    suite never moved it: every paper model x ~280k images encoded on the CPU of a GPU box."""
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(model_specs, "load_model", lambda name, pretrained=None, **kw: asked.append(kw) or name)
+    specs = [model_specs.ModelSpec("a", "rsdix-tiny"), model_specs.ModelSpec("b", "rsdix-tiny")]
+    bundles, missing = load_bundles(specs)
+    assert list(bundles) == ["a", "b"] and not missing
+    assert [kw.get("device") for kw in asked] == ["cuda", "cuda"]
+    load_bundles(specs[:1], device="cpu")            # --device / a notebook parameter overrides
+    assert asked[-1]["device"] == "cpu"

@@ -1,4 +1,5 @@
 """rsdix.evaluation.quick_check: notebook 03's quick check reports what the evaluation suite reports."""
+import dataclasses
 import json
 
 import pytest
@@ -54,3 +55,49 @@ def test_quick_check_reports_what_the_evaluation_suite_reports(tmp_path, ucm_roo
     zs8 = zero_shot(tiny_bundle, suite_set, templates="rs")
     assert capped(tiny_bundle)["zs_top1"] == pytest.approx(zs8.metrics["top1"], abs=1e-6)
 
+
+
+class OnMeta(torch.nn.Module):
+    """A CLIP model that says it lives on the ``meta`` device (a stand-in for a GPU): it records the
+    device of every input it is given and answers with features on the CPU."""
+
+    def __init__(self, dim=8):
+        super().__init__()
+        self.dim, self.seen = dim, []
+        self.anchor = torch.nn.Linear(2, 2)   # what the fingerprint hashes (on the CPU)
+
+    def parameters(self, recurse=True):   # where the model's inputs must go: the device
+        yield torch.empty(0, device="meta")
+
+    def _features(self, x):
+        self.seen.append(x.device.type)
+        g = torch.Generator().manual_seed(len(self.seen))
+        return torch.nn.functional.normalize(torch.randn(x.shape[0], self.dim, generator=g), dim=-1)
+
+    def encode_image(self, x, normalize=False):
+        return self._features(x)
+
+    def encode_text(self, x, normalize=False):
+        return self._features(x)
+
+
+def test_the_check_feeds_a_model_on_a_device_and_answers_on_the_cpu(tmp_path, ucm_root, whu_root, tiny_bundle):
+    """issue #28: after fit the model stays on the GPU, and the check fed it CPU images and tokens
+    (notebook 03, ``rsdix train --quick-check``, the efficiency study). Every input now goes to the
+    model's device, and the scores come back to the CPU."""
+    ann = json.loads((ucm_root / "dataset_ucm.json").read_text())
+    ann["images"] = [im for im in ann["images"] if im["split"] == "test"][:10]
+    (tmp_path / "ucm_captions").mkdir()
+    (tmp_path / "ucm_captions" / "dataset_ucm.json").write_text(json.dumps(ann))
+    (tmp_path / "ucm_captions" / "images").symlink_to(ucm_root / "images")
+    for cls in sorted(p.name for p in whu_root.iterdir() if p.is_dir())[:3]:
+        (tmp_path / "whu_rs19" / cls).mkdir(parents=True)
+        for img in sorted((whu_root / cls).iterdir())[:2]:
+            (tmp_path / "whu_rs19" / cls / img.name).symlink_to(img)
+    check = QuickCheck(tiny_bundle, tmp_path)
+    model = OnMeta()
+    bundle = dataclasses.replace(tiny_bundle, model=model)
+    out = check(bundle)
+    assert set(model.seen) == {"meta"} and len(model.seen) >= 3
+    assert 0 <= out["zs_top1"] <= 100 and 0 <= out["mR"] <= 100
+    assert check.zero_shot_scores(bundle).device.type == "cpu"

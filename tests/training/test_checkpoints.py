@@ -1,8 +1,12 @@
 """rsdix.training.checkpoints: a damaged or missing checkpoint names its file."""
+import json
+
 import pytest
 
+from rsdix.config import to_dict
 from rsdix.errors import DataError
-from rsdix.training.checkpoints import load_checkpoint
+from rsdix.training.checkpoints import config_diff, load_checkpoint
+from rsdix.training.clip import load_clip_config
 
 
 def test_corrupt_checkpoint_names_file(tmp_path):
@@ -119,3 +123,15 @@ def test_a_full_disk_while_checkpointing_says_so_and_keeps_the_last_checkpoint(t
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]   # no temporary file left
+
+
+def test_runs_saved_before_the_gpu_options_stay_the_same_run():
+    """issue #28 added loop.grad_checkpointing, loop.compile and dino.crops.on_device: a checkpoint
+    whose config snapshot predates them (or sets them otherwise) resumes instead of being retrained."""
+    now = to_dict(load_clip_config("paper"))
+    old = json.loads(json.dumps(now))
+    for key in ("grad_checkpointing", "compile"):
+        del old["loop"][key]
+    del old["dino"]["crops"]["on_device"]
+    assert config_diff(old, now) == []
+    assert config_diff(now, to_dict(load_clip_config("paper_l14"))) == ["loop", "model"]   # the lr, the model

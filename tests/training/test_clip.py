@@ -99,3 +99,14 @@ def test_train_clip_runs_the_derived_number_of_steps(ucm_root, tmp_path):
     result = train_clip(cfg, run_dir=tmp_path / "run")
     n_images = round(1680 * cfg.data.fraction)
     assert result.step == math.ceil(0.5 * n_images / 16) == result.config.loop.steps
+
+
+def test_gradient_accumulation_is_refused_for_batch_losses(tmp_path):
+    """issue #28: with loop.grad_accum > 1 each micro-batch's InfoNCE / SigLIP / OT loss saw only its
+    own slice of the step's images, silently a different loss; one ConfigError line instead."""
+    with pytest.raises(ConfigError, match=r"loop.grad_accum: 4 is refused for CLIP training: the rsdix loss"):
+        load_clip_config("smoke", loop__grad_accum=4)
+    cfg = load_clip_config("smoke")
+    cfg.loop.grad_accum = 2          # built in code, not through a config file: refused all the same
+    with pytest.raises(ConfigError, match="loop.grad_accum: 2"):
+        train_clip(cfg, bundle=tiny_clip(), dataset=SyntheticCaptions())

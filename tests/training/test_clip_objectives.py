@@ -1,5 +1,6 @@
 """rsdix.training.clip_objectives: the CLIP objectives against the losses, gradients, S-BERT, DDP."""
 import os
+import socket
 
 import pytest
 import torch
@@ -125,3 +126,108 @@ def test_ddp_two_processes_equal_single_process_on_the_concatenated_batch(tmp_pa
         assert set(res["grads"]) == set(single)
         for k, g in single.items():
             torch.testing.assert_close(res["grads"][k], g, rtol=1e-4, atol=1e-6, msg=k)
+
+
+# ---------------------------------------------------------------- issue 28: the GPU path
+from torch import nn  # noqa: E402
+
+from rsdix.training import clip_objectives  # noqa: E402
+from rsdix.training.clip_objectives import METHODS  # noqa: E402
+from rsdix.training.loop import LoopConfig, fit  # noqa: E402
+from rsdix.training.collate import ClipCollate  # noqa: E402
+from training_fixtures import SyntheticCaptions, clustered_pairs  # noqa: E402
+
+
+class FixedFeatures(nn.Module):
+    """A student (or teacher) whose features are given: the objective's own arithmetic alone."""
+
+    def __init__(self, img, txt):
+        super().__init__()
+        self.img, self.txt = img, txt
+        self.logit_scale = nn.Parameter(torch.tensor(2.0))
+
+    def encode_image(self, image, normalize=False):
+        return self.img + 0 * self.logit_scale
+
+    def encode_text(self, text, normalize=False):
+        return self.txt
+
+
+@pytest.mark.parametrize("method", ["rsdix", "rsdix-siglip"])
+def test_distillation_is_float32_under_bf16_autocast(method):
+    """issue #28: the distillation logits (student similarities x temperature, and their softmax) and
+    the OT targets ran in bf16 under accelerate's autocast; on a clustered batch the term now equals
+    float32's to 1e-5."""
+    img, txt = clustered_pairs()
+    t_img, t_txt = clustered_pairs(seed=1)
+    student, teacher = FixedFeatures(img, txt), FixedFeatures(t_img, t_txt)
+    batch = {"image": torch.zeros(len(img), 3, 4, 4), "text": torch.zeros(len(img), 4, dtype=torch.long)}
+    obj = ClipObjective(ClipLossConfig(method=method))
+    want = obj(batch, student, teacher)["distill"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = obj(batch, student, teacher)["distill"]
+    assert got.dtype == torch.float32 and abs(got.item() - want.item()) < 1e-5 * max(1.0, abs(want.item()))
+
+
+def test_sbert_runs_on_the_students_device(monkeypatch):
+    """issue #28: MiniLM stayed on the CPU while the student trained on a GPU. It now encodes on the
+    device the student's features are on (the cache keeps CPU tensors)."""
+    asked = []
+
+    class FakeSbert:
+        def __init__(self, device):
+            self.device = torch.device(device)
+
+        def eval(self):
+            return self
+
+        def requires_grad_(self, flag):
+            return self
+
+        def encode(self, texts, **kwargs):
+            return torch.ones(len(texts), 4)
+
+    def fake_model(path, device):
+        asked.append(device)
+        return FakeSbert(device)
+
+    monkeypatch.setattr(clip_objectives, "sbert_model", fake_model)
+    sbert = SBertSimilarity()
+    e = sbert.embed(["a", "b"], "meta")
+    assert asked[-1] == "meta" and e.device.type == "meta"
+    assert all(v.device.type == "cpu" for v in sbert.cache.values())
+
+
+def _fit_every_method(rank, world, port, out_dir):
+    """One process of a 2-process run (or the single process): 2 steps of each CLIP method with fit."""
+    if world > 1:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                          WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    losses_by_method = {}
+    for method in METHODS:
+        bundle = tiny_clip()
+        cfg = LoopConfig(steps=2, batch_size=8, lr=1e-3, warmup_steps=1, log_every=1, precision="no", cpu=True,
+                         seed=0)
+        res = fit(bundle.model, ClipObjective(ClipLossConfig(method=method)), SyntheticCaptions(), cfg,
+                  collate_fn=ClipCollate(bundle.tokenizer))
+        losses_by_method[method] = [r["loss"] for r in res.history]
+    if rank == 0:
+        torch.save(losses_by_method, os.path.join(out_dir, f"world{world}.pt"))
+
+
+@pytest.mark.slow
+def test_every_method_trains_under_two_process_ddp_like_one_process(tmp_path):
+    """issue #28: ``siglip`` and ``rsdix-siglip`` never used ``student.logit_scale``, and DDP (with
+    ``find_unused_parameters=False``) stopped at the second step ("Expected to have finished reduction
+    in the prior iteration"). Every method now trains 2 steps under 2 gloo processes through
+    :func:`rsdix.training.loop.fit`, with the single-process losses on the concatenated batch."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_fit_every_method, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    _fit_every_method(0, 1, None, str(tmp_path))
+    two, one = torch.load(tmp_path / "world2.pt"), torch.load(tmp_path / "world1.pt")
+    assert set(two) == set(METHODS)
+    for method in METHODS:
+        assert two[method] == pytest.approx(one[method], rel=1e-5), method

@@ -1,6 +1,7 @@
 """DINO local/global self-distillation: crops, head, loss, schedules, teacher."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,10 +14,12 @@ from torchvision.transforms import RandomResizedCrop
 from rsdix.config import load_config
 from rsdix.data.captions import CaptionRecord, write_karpathy
 from rsdix.errors import ConfigError
+from rsdix.models import load_model
 from rsdix.training.clip import build_model, load_clip_config, train_clip
 from rsdix.training.clip_data import build_train_dataset
 from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective
 from rsdix.training.collate import LanguageCollate, MultiCropTransform, default_local_size
+from rsdix.training.photometric import N_PARAMS
 from rsdix.training.dino import (ClipWithDino, DINOConfig, DINOHead, DINOLoss, DINOObjective, DinoTerm, MultiCropConfig,
                                  cosine_schedule, ema_momentum, encode_crops, interpolate_pos_embed, teacher_temperature)
 
@@ -32,13 +35,18 @@ def one_thread():
 
 def test_multicrop_shapes_and_scales():
     torch.manual_seed(0)
-    cfg = MultiCropConfig(n_global=2, n_local=5, global_scale=(0.4, 1.0), local_scale=(0.05, 0.4))
+    cfg = MultiCropConfig(n_global=2, n_local=5, global_scale=(0.4, 1.0), local_scale=(0.05, 0.4),
+                          on_device=True)
     t = MultiCropTransform(cfg, size=64, mean=(0.5,) * 3, std=(0.25,) * 3, patch_size=8)
     assert t.local_size == 24 and default_local_size(224, 16) == 96 and default_local_size(32, 8) == 16
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))
-    crops = t(image)
-    assert len(crops) == 7 == t.n_crops
+    views = t(image)
+    crops = views["crops"]
+    assert len(crops) == 7 == t.n_crops and views["crop_params"].shape == (7, N_PARAMS)
     assert all(c.shape == (3, 64, 64) for c in crops[:2]) and all(c.shape == (3, 24, 24) for c in crops[2:])
+    assert all(c.dtype == torch.uint8 for c in crops)   # cut in the worker, coloured on the device
+    worker = MultiCropTransform(dataclasses.replace(cfg, on_device=False), 64, (0.5,) * 3, (0.25,) * 3, 8)(image)
+    assert set(worker) == {"crops"} and all(c.dtype == torch.float32 for c in worker["crops"])
     # each crop covers the configured fraction of the image area: record the sampled crop boxes
     global_rrc = t.globals[0].transforms[0]
     local_rrc = t.local.transforms[0]
@@ -51,7 +59,7 @@ def test_multicrop_shapes_and_scales():
             assert lo - 0.02 <= frac <= hi + 0.02  # integer rounding of h and w
     # a sized config overrides the defaults
     t2 = MultiCropTransform(MultiCropConfig(n_local=0, global_size=48), size=64, mean=(0,) * 3, std=(1,) * 3)
-    assert [c.shape[-1] for c in t2(image)] == [48, 48]
+    assert [c.shape[-1] for c in t2(image)["crops"]] == [48, 48]
 
 
 def test_head_outputs_and_weight_norm():
@@ -261,7 +269,7 @@ def test_train_clip_dino_with_rsdix_and_languages(toy_captions, tmp_path):
     ds = build_train_dataset(cfg, bundle)
     views, caps, index = ds[0]
     assert len(views["crops"]) == 4 and set(caps) == {"en", "pt"}
-    assert torch.equal(views["image"], views["crops"][0])  # CLIP on the first global view
+    assert "image" not in views   # CLIP on the first global view: ClipWithDino takes crops[0], no copy
     batch = LanguageCollate(bundle.tokenizer, ["en", "pt"], seed=0)([ds[i] for i in range(4)])
     assert len(set(batch["lang"])) == 1 and len(batch["crops"]) == 4
     res = train_clip(cfg, bundle=bundle)
@@ -314,3 +322,32 @@ def test_encode_crops_cnn_native_and_fixed_size_fallback():
     assert torch.allclose(out, torch.ones(2, 3)) and fixed.seen == [(32, 32)]
     encode_crops(fixed, torch.ones(2, 3, 16, 16))  # remembered: no second failing attempt
     assert fixed.seen == [(32, 32), (32, 32)]
+
+
+def test_the_loss_takes_each_views_log_softmax_once(monkeypatch):
+    """issue #28: log_softmax over [B x K] was recomputed for every (teacher view, student view) pair:
+    18 instead of 10 at 2 + 8 crops (~2 GiB extra at B 512, K 65536). Same loss, one per view."""
+    torch.manual_seed(0)
+    loss_fn = DINOLoss(16, n_global=2)
+    student, teacher = torch.randn(10 * 4, 16), torch.randn(2 * 4, 16)
+    want = loss_fn(student, teacher, 0.04, update_center=False)
+    calls = []
+    real = F.log_softmax
+    monkeypatch.setattr(F, "log_softmax", lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = loss_fn(student, teacher, 0.04, update_center=False)
+    assert len(calls) == 10 and torch.equal(got, want)
+
+
+def test_the_dino_step_is_counted_on_the_host():
+    """issue #28: ``int(self.step)`` read a CUDA buffer every step; the host count is restored from a
+    checkpoint's state dict."""
+    torch.manual_seed(0)
+    bundle = load_model("rsdix-tiny")
+    term = DinoTerm(bundle.model, bundle.embed_dim, DINOConfig(enabled=True, out_dim=16, hidden_dim=8,
+                                                                bottleneck_dim=4), total_steps=10)
+    term.after_step(3)
+    assert term.n_steps == 3 and int(term.step) == 3
+    other = DinoTerm(bundle.model, bundle.embed_dim, DINOConfig(enabled=True, out_dim=16, hidden_dim=8,
+                                                                 bottleneck_dim=4), total_steps=10)
+    other.load_state_dict(term.state_dict())
+    assert other.n_steps == 3

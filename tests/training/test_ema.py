@@ -17,8 +17,34 @@ def test_ema_teacher_decay_and_update():
     assert d == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
     teacher.update(student)
     assert torch.allclose(teacher.module.weight, d * t0 + (1 - d) * student.weight)
-    teacher.updates.fill_(10_000)
-    assert teacher.decay() == 0.999
+    assert int(teacher.updates) == teacher.n_updates == 1
+    teacher.load_state_dict({**teacher.state_dict(), "updates": torch.tensor(10_000)})  # a resumed run
+    assert teacher.n_updates == 10_000 and teacher.decay() == 0.999
+
+
+def test_the_decay_is_counted_on_the_host_never_read_from_the_device():
+    """issue #28: ``int(updates)`` on a CUDA buffer waited for the GPU at every step. The buffer here
+    lives on the meta device (no data at all): reading it would fail; the host count goes on."""
+    student = nn.Linear(2, 1)
+    teacher = EMATeacher(student)
+    teacher.updates = torch.zeros((), dtype=torch.long, device="meta")
+    for n in range(3):
+        assert teacher.decay() == pytest.approx((1 + n) / (10 + n))
+        teacher.update(student)
+    assert teacher.n_updates == 3
+
+
+def test_ema_update_is_one_foreach_operation(monkeypatch):
+    """issue #28: ~300 small kernels one by one per step on a ViT; now one foreach call per form."""
+    calls = []
+    for name in ("_foreach_lerp_", "_foreach_mul_", "_foreach_add_"):
+        real = getattr(torch, name)
+        monkeypatch.setattr(torch, name, lambda *a, _real=real, _n=name, **k: (calls.append(_n), _real(*a, **k))[1])
+    student = nn.Sequential(*[nn.Linear(4, 4) for _ in range(5)])
+    teacher = nn.Sequential(*[nn.Linear(4, 4) for _ in range(5)])
+    ema_update(teacher, student, 0.9)
+    ema_update(teacher, student, 0.9, lerp=False)
+    assert calls == ["_foreach_lerp_", "_foreach_mul_", "_foreach_add_"]
 
 
 def test_ema_update():

@@ -278,3 +278,154 @@ def test_an_unreadable_image_in_a_worker_names_the_file_and_keeps_the_last_check
         fit(Net(), Mse(), ImageFiles(files), cfg, run_dir=tmp_path / "run")
     assert "\n" not in str(err.value) and "worker" not in str(err.value)
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
+
+
+# ---------------------------------------------------------------- issue 28: the GPU path
+import socket  # noqa: E402
+
+import torch.multiprocessing as mp  # noqa: E402
+from accelerate import Accelerator  # noqa: E402
+
+from rsdix.training.loop import FiniteGuard, compile_towers  # noqa: E402
+
+
+class OnDevice:
+    """An accelerator whose device is ``meta``, standing in for a GPU: tensors put there hold no data,
+    so anything the loop reads back from its device, or a CPU-only tensor left there, fails."""
+
+    device = torch.device("meta")
+
+    def __init__(self):
+        self._real = Accelerator(cpu=True, device_placement=False)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+@pytest.mark.filterwarnings("ignore:for module")   # copying into meta parameters is a no-op, as intended here
+def test_a_finished_run_loads_back_onto_a_device(tmp_path):
+    """issue #28: the checkpoint was loaded with ``map_location=acc.device``: on a GPU the RNG states
+    landed there and ``.numpy()`` / ``torch.set_rng_state`` failed, on every re-run of a finished run
+    (notebook 03, captioning) and every ``--resume``. It now loads onto the CPU and the weights are
+    copied onto the device."""
+    torch.manual_seed(0)
+    fit(Net(), Mse(), NoisyData(), _cfg(ckpt_every=0), run_dir=tmp_path)
+    again = fit(Net(), Mse(), NoisyData(), _cfg(ckpt_every=0), run_dir=tmp_path, resume=True, accelerator=OnDevice())
+    assert again.step == 9 and next(again.model.parameters()).device.type == "meta"
+
+
+def _count_syncs(steps, log_every):
+    """Python-level reads of 0-dim tensors (``.item()``, ``float()``, ``bool()`` ...) during a run:
+    on a GPU each one waits for the device."""
+    names = ("item", "__float__", "__bool__", "tolist", "__int__", "__index__")
+    saved = {k: getattr(torch.Tensor, k) for k in names}
+    n = [0]
+
+    def counting(real):
+        def read(self, *a, **k):
+            n[0] += self.dim() == 0
+            return real(self, *a, **k)
+        return read
+
+    for k in names:
+        setattr(torch.Tensor, k, counting(saved[k]))
+    try:
+        fit(Net(), Mse(), NoisyData(), _cfg(steps=steps, log_every=log_every, ckpt_every=0))
+    finally:
+        for k in names:
+            setattr(torch.Tensor, k, saved[k])
+    return n[0]
+
+
+def test_a_step_never_waits_for_the_device():
+    """issue #28: the loop read the loss back before every backward (the finiteness check), every
+    logged term and the gradient norm at every step. Now 13 steps logged once read back no more than
+    one step does: the finiteness check and the log read the device at log steps only."""
+    assert _count_syncs(13, log_every=13) == _count_syncs(1, log_every=1)
+
+
+def test_a_nan_between_log_steps_stops_the_run_before_the_next_checkpoint(tmp_path):
+    """Checked at log steps and before each checkpoint (FiniteGuard): a NaN in step 5 (logged every 4,
+    checkpoints every 3) stops the run at the step-6 checkpoint, naming step 5; the checkpoint of step
+    3 stays the last one, nothing non-finite is written."""
+    with pytest.raises(NonFiniteLossError, match=r"step 5 \(micro-batch 1/2\): the loss is nan"):
+        fit(Net(), Mse(nan_at=9), NoisyData(), _cfg(log_every=4, ckpt_every=3), run_dir=tmp_path)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
+    guard = FiniteGuard("cpu", accum=1)
+    for i, v in enumerate([1.0, float("inf"), float("nan")]):
+        guard.record(torch.tensor(v), i)
+    assert guard.first_bad(False) == (1, float("inf"))
+
+
+def test_grad_checkpointing_and_compile_are_wired(monkeypatch):
+    class Checkpointed(Net):
+        def set_grad_checkpointing(self, enable=True):
+            self.checkpointing = enable
+
+    net = Checkpointed()
+    fit(net, Mse(), NoisyData(), _cfg(steps=1, ckpt_every=0, grad_checkpointing=True))
+    assert net.checkpointing is True
+    with pytest.raises(ConfigError, match="loop.grad_checkpointing: Net has no set_grad_checkpointing"):
+        fit(Net(), Mse(), NoisyData(), _cfg(steps=1, ckpt_every=0, grad_checkpointing=True))
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **k: compiled.append(fn) or fn)
+    fit(Net(), Mse(), NoisyData(), _cfg(steps=1, ckpt_every=0, compile=True))
+    assert len(compiled) == 1      # Net has no towers: the model itself
+    tower = nn.Module()
+    tower.visual, tower.transformer = nn.Linear(2, 2), nn.Linear(2, 2)
+    assert compile_towers(tower) == ["visual", "transformer"] and len(compiled) == 3
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_on_the_cpu():
+    torch.manual_seed(0)
+    res = fit(Net(), Mse(needs_teacher=False), NoisyData(), _cfg(steps=2, ckpt_every=0, compile=True))
+    assert all(math.isfinite(r["loss"]) for r in res.history)
+
+
+def test_the_on_device_step_sees_every_batch_on_the_device():
+    seen = []
+
+    def on_device(batch):
+        seen.append(batch["x"].device.type)
+        return {**batch, "x": batch["x"] * 1.0}
+
+    fit(Net(), Mse(), NoisyData(), _cfg(steps=3, ckpt_every=0), on_device=on_device)
+    assert seen == ["cpu"] * 6   # 3 steps x 2 micro-batches
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _resume_worker(rank, world, port, run_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world), OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    fit(Net(), Mse(), NoisyData(), _cfg(cpu=True), run_dir=run_dir, resume=True)
+
+
+@pytest.mark.slow
+def test_a_one_process_checkpoint_resumes_under_two_processes(tmp_path):
+    """issue #28: the per-process RNG states were read by rank (``IndexError`` for rank 1 of a
+    1-process checkpoint). Process 0 continues its states, process 1 takes re-seeded ones; the data
+    order is the same, and the run continues from the checkpoint's step to the end."""
+    class Killed(Exception):
+        pass
+
+    def kill_at_5(step, logs):
+        if step == 5:
+            raise Killed
+
+    torch.manual_seed(0)
+    with pytest.raises(Killed):
+        fit(Net(), Mse(), NoisyData(), _cfg(), run_dir=tmp_path, callbacks=[kill_at_5])
+    assert len(load_checkpoint(tmp_path / "checkpoint.pt")["rng"]) == 1
+    mp.spawn(_resume_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["step"] == 9 and len(state["rng"]) == 2
+    log = pd.read_csv(tmp_path / "train_log.csv")
+    assert log["step"].tolist() == list(range(1, 10)) and log["loss"].notna().all()
