@@ -16,6 +16,7 @@ from rsdix.data.files import read_json
 from rsdix.errors import ConfigError, DataError, OfflineError
 from rsdix.log import get_logger
 from rsdix.models import load_model
+from rsdix.models.zoo import get_entry
 from rsdix.paths import weights_root
 
 log = get_logger(__name__)
@@ -38,7 +39,10 @@ class ModelSpec:
 
 def training_sets(folder: str | os.PathLike) -> tuple:
     """The caption sets a model folder saved by rsdix was trained on (``rsdix.datasets`` of its
-    ``open_clip_config.json``); ``()`` for anything else."""
+    ``open_clip_config.json``), or a zoo checkpoint's training sets (``zoo:NAME``, its
+    ``trained_on``); ``()`` for anything else."""
+    if str(folder).startswith("zoo:"):
+        return tuple(get_entry(str(folder)).trained_on)
     config = Path(folder) / "open_clip_config.json"
     if not config.is_file():
         return ()
@@ -64,6 +68,8 @@ def parse_model_spec(spec: str) -> tuple[str, str, str | None]:
     name, _, pretrained = rest.partition("@")
     if not name:
         raise ConfigError(f"model spec {spec!r}: expected 'label=open_clip_name@pretrained'")
+    if name.startswith("zoo:") and not label:   # a zoo checkpoint's rows carry its zoo name
+        label = name[len("zoo:"):]
     return label or (f"{name}-{pretrained}" if pretrained else name), name, pretrained or None
 
 
@@ -95,7 +101,7 @@ def models_to_evaluate(models_dir: str | os.PathLike, config, extra: Sequence[st
         specs.append(ModelSpec(f"{config.fallback_preset}-untrained", config.fallback_preset, None, seed))
     for spec in list(config.baselines) + list(extra):
         label, name, pretrained = parse_model_spec(spec)
-        specs.append(ModelSpec(label, name, resolve_weights(pretrained), seed))
+        specs.append(ModelSpec(label, name, resolve_weights(pretrained), seed, trained_on=training_sets(name)))
     return specs
 
 

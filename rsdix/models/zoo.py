@@ -19,15 +19,18 @@ import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import open_clip
 import torch
 
 from rsdix.data.files import read_yaml
 from rsdix.errors import ConfigError, DataError, OfflineError
+from rsdix.log import quiet_messages, starts_with
 from rsdix.models.bundle import ModelBundle, quiet_loading
 from rsdix.models.export import CLIP_MEAN, CLIP_STD, hf_to_open_clip
 from rsdix.models.formats import load_checkpoint_file, load_hf_bundle, match_problem, read_state_dict
@@ -285,6 +288,14 @@ def _fetch_url(entry: ZooEntry, dest: Path) -> None:
 
 # ----------------------------------------------------------------------------- loading
 
+@contextmanager
+def building(arch: str) -> Iterator[None]:
+    """While a zoo architecture is built to receive its weights: no open_clip "No pretrained
+    weights loaded" warning (they are loaded next), other messages as :func:`quiet_loading`."""
+    with quiet_loading(arch), quiet_messages({"": starts_with(f"No pretrained weights loaded for model '{arch}'")}):
+        yield
+
+
 def read_zoo_weights(entry: ZooEntry, path: Path) -> dict[str, torch.Tensor]:
     """The open_clip state dict in a weights file of ``entry``'s format (read with
     ``weights_only=True``; ``module.`` prefixes dropped; Lightning keys of a transformers CLIPModel
@@ -305,7 +316,7 @@ def check_zoo_file(name: str, path: str | Path) -> str | None:
     fits, else the problem."""
     entry = get_entry(name)
     state = read_zoo_weights(entry, Path(path))
-    with quiet_loading(entry.arch), torch.device("meta"):
+    with building(entry.arch), torch.device("meta"):
         model = open_clip.create_model(entry.arch, device="meta")
     return match_problem(model, state)
 
@@ -333,10 +344,10 @@ def load_zoo_model(name: str, root: str | Path | None = None, device: str | torc
 def _load_state(entry: ZooEntry, path: Path, device, precision: str) -> ModelBundle:
     kwargs = {"image_mean": entry.mean, "image_std": entry.std}
     if entry.format in ("state_dict", "training_checkpoint", "safetensors"):
-        with quiet_loading(entry.arch):
+        with building(entry.arch):
             return load_checkpoint_file(entry.arch, path, None, device, precision, kwargs)
     state = read_zoo_weights(entry, path)
-    with quiet_loading(entry.arch):
+    with building(entry.arch):
         model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
             entry.arch, pretrained=None, device=device, precision=precision, **kwargs)
     problem = match_problem(model, state)
@@ -351,7 +362,7 @@ def _load_state(entry: ZooEntry, path: Path, device, precision: str) -> ModelBun
 def _load_open_clip_hub(entry: ZooEntry, path: Path, device, precision: str) -> ModelBundle:
     spec = f"local-dir:{path}"
     try:
-        with quiet_loading(entry.arch):
+        with building(entry.arch):
             model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
                 spec, device=device, precision=precision, weights_only=True)
         tokenizer = open_clip.get_tokenizer(spec)
