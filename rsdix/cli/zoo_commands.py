@@ -122,8 +122,8 @@ def add_parsers(sub) -> None:
                                                "(default runs/zoo)")
     p.add_argument("--data-root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when present)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="evaluate: evaluation config values, e.g. "
-                                                                    "skip_missing=true")
+    p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="evaluate: evaluation config values, e.g. --set skip_missing=true max_images=50")
     p.set_defaults(func=cmd_zoo)
 
     p = sub.add_parser("export", help="a model as a transformers CLIPModel folder or an open_clip hub folder, "
