@@ -23,16 +23,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rsdix.evaluation.protocols import protocols
+from rsdix.errors import DataError
+from rsdix.evaluation.protocols import protocol_markdown, protocols
 from rsdix.evaluation.suite import EvalConfig, evaluate_model
 from rsdix.intervals import wilson_interval
 from rsdix.models.features import FeatureCache
+from rsdix.models.zoo import zoo_markdown
+from rsdix.paths import repo_root
 from rsdix.results import write_table
 from rsdix.viz import EXTRA_COLOURS, caption, save
 
 HEADLINE = {"zero-shot": ("top1",), "retrieval": ("mR", "i2t_mean", "t2i_mean")}
 SPREAD = ["min", "max", "range"]
 FIGURE_METRICS = ("top1", "mR")   # the directional means stay in the table
+DOCS_PAGE = repo_root() / "docs" / "evaluation.md"
 
 
 def headline_tasks(config: EvalConfig) -> list[str]:
@@ -167,3 +171,31 @@ def write_sensitivity(rows: pd.DataFrame, out_dir: str | os.PathLike, published:
     if len(table):
         written["figure"] = sensitivity_figure(table, rows, out_dir / f"{name}.png")
     return written
+
+
+DOCS_BLOCKS = {"protocols": protocol_markdown, "zoo": zoo_markdown}
+
+
+def docs_block(text: str, name: str) -> str | None:
+    """The generated block ``name`` of a page (between ``<!-- name:start -->`` and ``<!-- name:end -->``)."""
+    start, end = f"<!-- {name}:start -->\n", f"<!-- {name}:end -->"
+    if start not in text or end not in text:
+        return None
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def update_docs(path: str | os.PathLike = DOCS_PAGE) -> Path:
+    """Rewrite docs/evaluation.md's generated tables (the protocols and the zoo) from the YAML files."""
+    path = Path(path)
+    text = path.read_text()
+    for name, make in DOCS_BLOCKS.items():
+        old = docs_block(text, name)
+        if old is None:
+            raise DataError(path, f"no <!-- {name}:start --> / <!-- {name}:end --> markers")
+        text = text.replace(f"<!-- {name}:start -->\n{old}", f"<!-- {name}:start -->\n{make()}")
+    path.write_text(text)
+    return path
+
+
+if __name__ == "__main__":   # python -m rsdix.evaluation.sensitivity: regenerate the docs tables
+    print(f"written {update_docs()}")

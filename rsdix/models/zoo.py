@@ -383,3 +383,14 @@ def published_rows(names=None) -> list[dict]:
         out += [{"model": entry.name, "dataset": p.dataset, "task": p.task, "metric": p.metric, "published": p.value,
                  "protocol": p.protocol, "ref_source": p.source} for p in entry.published]
     return out
+
+
+def zoo_markdown() -> str:
+    """The zoo table of docs/evaluation.md, generated from zoo.yaml (a test keeps the page equal)."""
+    lines = ["| checkpoint | open_clip architecture | format | input | trained on (leakage caveats) | where | "
+             "published numbers |", "|" + "---|" * 7]
+    for e in zoo().values():
+        norm = "CLIP" if e.mean == NORMALISATION["clip"][0] else "0.5" if e.mean == NORMALISATION["half"][0] else "own"
+        lines.append(f"| `{e.name}` | `{e.arch}` | {e.format} | {e.image_size} px, mean/std {norm} | "
+                     f"{', '.join(e.trained_on) or '-'} | {e.where} | {len(e.published)} |")
+    return "\n".join(lines) + "\n"

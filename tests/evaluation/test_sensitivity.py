@@ -7,8 +7,10 @@ import pytest
 
 from evaluation_fixtures import class_folder, dict_bundle  # noqa: F401 (class_folder: a pytest fixture)
 from rsdix.data.registry import REGISTRY, DatasetInfo
-from rsdix.evaluation.protocols import protocols
-from rsdix.evaluation.sensitivity import evaluate_protocols, sensitivity_table, with_published, write_sensitivity
+from rsdix.evaluation.protocols import protocol_markdown, protocols
+from rsdix.evaluation.sensitivity import (DOCS_PAGE, docs_block, evaluate_protocols, sensitivity_table, with_published,
+                                          write_sensitivity)
+from rsdix.models.zoo import zoo_markdown
 from rsdix.evaluation.suite import EvalConfig
 
 
@@ -56,3 +58,9 @@ def test_one_model_under_every_protocol_on_hand_made_data(class_folder, monkeypa
     table = pd.read_csv(written["table"])
     assert table["range"].iloc[0] == pytest.approx(100 - 800 / 9) and written["figure"].stat().st_size > 1000
     assert "| WHU-RS19" in written["markdown"].read_text()
+
+
+def test_the_docs_tables_are_generated_from_the_yaml_files():
+    text = DOCS_PAGE.read_text()
+    assert docs_block(text, "protocols") == protocol_markdown(), "python -m rsdix.evaluation.sensitivity"
+    assert docs_block(text, "zoo") == zoo_markdown(), "python -m rsdix.evaluation.sensitivity"

@@ -267,3 +267,35 @@ def retrieval_note(protocol: Protocol) -> str:
     if protocol.precision == "amp":
         parts.append("the evaluator used amp; rsdix fp32")
     return "; ".join(parts)
+
+
+IMAGE_WORDS = {"all": "every image", "sorted_80_20": "last 20% per class (file names sorted)",
+               "lists": "the evaluator's file lists (every image where none is here)"}
+NAME_WORDS = {"rsdix": "rsdix's cleaning", "raw": "folder names as they are", "lower": "folder names lower-cased",
+              "georsclip": "folder names, `_` `/` as spaces, lower-cased"}
+RETRIEVAL_WORDS = {"per_caption": "one query per caption, duplicates kept", None: "none reported",
+                   "unique_text": "identical captions merged, I2T and T2I means"}
+
+
+def _words(value, table: dict) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_words(v, table)}" for k, v in value.items())
+    return table.get(value, f"{value[len('list:'):]}'s list" if str(value).startswith("list:") else str(value))
+
+
+def protocol_markdown() -> str:
+    """The protocol table of docs/evaluation.md, generated from protocols.yaml and templates.yaml
+    (a test keeps the page equal to it)."""
+    lines = ["| protocol | test images (zero-shot) | templates | class names | ensemble | retrieval | captions "
+             "| resolution, precision | source |", "|" + "---|" * 9]
+    for p in protocols().values():
+        sets = p.templates if isinstance(p.templates, dict) else {"": p.templates}
+        templates = "; ".join(f"{k + ': ' if k else ''}`{v or 'config'}`"
+                              + (f" ({len(TEMPLATE_SETS[v])})" if v else "") for k, v in sets.items())
+        captions = {"as_is": "as written", "capitalize": "`str.capitalize`"}.get(
+            p.captions, f"prefixed `{p.captions[len('prefix:'):]}`")
+        ensemble = {"normalised_mean": "normalised mean", "raw_mean": "raw mean"}[p.ensemble]
+        lines.append(f"| `{p.name}` | {_words(p.test_images, IMAGE_WORDS)} | {templates} | "
+                     f"{_words(p.class_names, NAME_WORDS)} | {ensemble} | {RETRIEVAL_WORDS[p.retrieval]} | {captions} "
+                     f"| {p.resolution}; {p.precision} | {p.source} |")
+    return "\n".join(lines) + "\n"
