@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from rsdix.data.registry import REGISTRY
 from rsdix.errors import DataError
 from rsdix.evaluation.protocols import protocol_markdown, protocols
 from rsdix.evaluation.suite import EvalConfig, evaluate_model
@@ -99,6 +100,10 @@ def with_published(table: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame
     if published is None or not len(published):
         return table.assign(published=np.nan, published_protocol="", ours_same_protocol=np.nan, ref_source="")
     pub = published.rename(columns={"protocol": "published_protocol"})
+    aliases = [pub[pub["dataset"] == info.published_as].assign(dataset=info.title, ref_source=lambda f: [
+        f"{s} (published on {info.published_as})" for s in f["ref_source"]])
+        for info in REGISTRY.values() if info.published_as and info.title in set(table.get("dataset", []))]
+    pub = pd.concat([pub, *aliases], ignore_index=True)   # EuroSAT-MS rows beside EuroSAT's numbers, so noted
     keys = ["model", "dataset", "task", "metric"]
     merged = table.merge(pub, on=keys, how="outer") if len(table) else pub.copy()
     ours = [row.get(row["published_protocol"], np.nan) if isinstance(row.get("published_protocol"), str)

@@ -52,8 +52,9 @@ class EvalConfig:
     probe: list[str] = field(default_factory=lambda: ["whu_rs19"])   # linear probe, k-NN, few-shot
     counting: list[str] = field(default_factory=lambda: ["ucm_captions"])
     templates: str = option("rs", choices=tuple(TEMPLATE_SETS))
-    # evaluation protocol (rsdix/evaluation/protocols/protocols.yaml): template set and probe split;
-    # "rsdix" keeps `templates` and the seeded split below. Every row names it (column `protocol`)
+    # evaluation protocol (rsdix/evaluation/protocols/protocols.yaml): zero-shot test images, template
+    # set, class names, ensemble, retrieval convention, probe split; "rsdix" keeps `templates` and the
+    # seeded split below. Every row names it (column `protocol`); `rsdix evaluate --protocol all`: each
     protocol: str = option("rsdix", choices=tuple(protocols()))
     retrieval_split: Split = "test"
     counting_split: Split = "test"

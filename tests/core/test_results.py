@@ -105,3 +105,12 @@ def test_summarise_refuses_non_finite_values_naming_rows():
                          "split": "test", "value": [1.0, float("nan"), float("inf")]})
     with pytest.raises(DataError, match=r"results summary: 2 of 3 result values are NaN or infinite: rows 1, 2"):
         summarise(rows)
+
+
+def test_rows_record_their_manifest_and_old_tables_without_the_column_still_read(tmp_path):
+    path = tmp_path / "results.csv"
+    pd.DataFrame([{"model": "old", "dataset": "UCM", "task": "retrieval", "metric": "mR", "value": 30.0,
+                   "seed": 0, "split": "test"}]).to_csv(path, index=False)   # a table written before the column
+    table = append_results([Result("new", "UCM", "retrieval", "mR", 31.0, seed=0, manifest="ab" * 32)], path)
+    assert list(table["model"]) == ["old", "new"] and table["manifest"].iloc[1] == "ab" * 32
+    assert pd.isna(read_results(path)["manifest"].iloc[0]) and Result("m", "d", "t", "x", 1.0).manifest == ""
