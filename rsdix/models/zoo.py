@@ -315,6 +315,10 @@ def check_zoo_file(name: str, path: str | Path) -> str | None:
     architecture built on the ``meta`` device (no memory, seconds even for ViT-H-14). None when it
     fits, else the problem."""
     entry = get_entry(name)
+    if entry.format in FOLDER_FORMATS:
+        raise DataError(path, f"{entry.name} is a {entry.format} folder: load it (load_zoo_model) to check it")
+    if not Path(path).is_file():
+        raise DataError(path, f"no weights file: rsdix zoo get {entry.name}")
     state = read_zoo_weights(entry, Path(path))
     with building(entry.arch), torch.device("meta"):
         model = open_clip.create_model(entry.arch, device="meta")
