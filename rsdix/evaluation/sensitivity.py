@@ -30,7 +30,7 @@ from rsdix.evaluation.suite import EvalConfig, evaluate_model
 from rsdix.intervals import wilson_interval
 from rsdix.models.features import FeatureCache
 from rsdix.models.zoo import zoo_markdown
-from rsdix.paths import repo_root
+from rsdix.paths import cache_dir, repo_root
 from rsdix.results import write_table
 from rsdix.viz import EXTRA_COLOURS, caption, save
 
@@ -55,7 +55,7 @@ def evaluate_protocols(bundle, protocol_names: Sequence[str] | None = None, task
     config = config or EvalConfig()
     names = list(protocol_names or protocols())
     tasks = list(tasks) if tasks else headline_tasks(config)
-    cache = cache if cache is not None else FeatureCache()
+    cache = cache if cache is not None else FeatureCache(cache_dir() / "features")   # on disk: a rerun resumes
     frames, skipped = [], []
     for name in names:
         info: dict = {}

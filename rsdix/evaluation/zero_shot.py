@@ -44,9 +44,10 @@ def class_embeddings(bundle, class_names: Sequence[str], templates, cache: Featu
     class_names = list(class_names)
     if not class_names:
         raise DataError("class_names", "no class names")
-    prompts = [t.format(c) for c in class_names for t in templates]
-    feats = encode_texts(bundle, prompts, cache, desc="encode prompts", normalize=ensemble == "normalised_mean")
-    feats = feats.view(len(class_names), len(templates), -1)
+    # one template's prompts at a time, raw: cached per template and class list, so sets sharing
+    # templates (GeoRSCLIP's in RS-TransCLIP's) and both ensembles encode each prompt once
+    feats = torch.stack([encode_texts(bundle, [t.format(c) for c in class_names], cache, desc="encode prompts",
+                                      normalize=False) for t in templates], dim=1)   # (classes, templates, dim)
     if ensemble == "raw_mean":
         return torch.nn.functional.normalize(feats.float().mean(dim=1), dim=-1)
     return zero_shot_weights(feats)
