@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from rsdix.config import load, option
+from rsdix.data.manifest import manifest_hash
 from rsdix.data.registry import get_info
 from rsdix.errors import ConfigError, DataError
 from rsdix.evaluation.model_specs import parse_model_spec
@@ -35,7 +36,6 @@ from rsdix.evaluation.retrieval import retrieval
 from rsdix.evaluation.split_manifest import caption_manifest, classification_manifest, zero_shot_selection
 from rsdix.evaluation.templates import TEMPLATE_SETS
 from rsdix.evaluation.zero_shot import zero_shot
-from rsdix.data.manifest import manifest_hash
 from rsdix.models.features import FeatureCache, encode_images, encode_images_many
 from rsdix.paths import cache_dir, data_root as resolve_root
 from rsdix.results import Result, append_results
@@ -54,7 +54,7 @@ class EvalConfig:
     templates: str = option("rs", choices=tuple(TEMPLATE_SETS))
     # evaluation protocol (rsdix/evaluation/protocols/protocols.yaml): zero-shot test images, template
     # set, class names, ensemble, retrieval convention, probe split; "rsdix" keeps `templates` and the
-    # seeded split below. Every row names it (column `protocol`); `rsdix evaluate --protocol all`: each
+    # seeded split below. Every row names it (column `protocol`); `rsdix evaluate --protocol all` runs each
     protocol: str = option("rsdix", choices=tuple(protocols()))
     retrieval_split: Split = "test"
     counting_split: Split = "test"
