@@ -59,6 +59,7 @@ class Result:
     profile: str = ""
     note: str = ""
     section: str = ""   # title of the RESULTS.md headline section showing this row; blank: none
+    manifest: str = ""  # hash of the evaluated files (rsdix.evaluation.split_manifest); blank: not recorded
     extra: dict = field(default_factory=dict)
 
 

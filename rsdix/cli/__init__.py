@@ -2,9 +2,13 @@
 
     rsdix data list | check NAME | download NAME     the dataset registry
     rsdix data shards NAME --out DIR                   a caption dataset as webdataset shards
+    rsdix data manifest NAME --protocol P              the exact evaluation file list, a SHA-256 per file
     rsdix data leakage A [B ...] --out DIR             duplicate images within and across datasets
     rsdix train --config cpu loss.method=infonce      train a CLIP model (accelerate launch -m rsdix train ...)
     rsdix evaluate MODEL --tasks zero-shot retrieval  evaluate a saved or published model
+    rsdix evaluate MODEL --protocol all               the same model under every evaluator's protocol
+    rsdix zoo list | get NAME | evaluate              every public remote-sensing CLIP checkpoint
+    rsdix export MODEL --format hf|open_clip --out D  a transformers CLIPModel / open_clip hub folder
     rsdix caption --encoder MODEL --dataset ucm_captions   train a captioner, caption the test split
     rsdix reproduce --profile cpu                     run the notebooks through papermill
     rsdix study efficiency [--profile cpu]            the data-efficiency study (docs/study.md)
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rsdix import config, log
+from rsdix.cli import protocol_commands, zoo_commands
 from rsdix.errors import DataError, RsdixError
 from rsdix.paths import PROFILES, RunDirs, run_name, runs_dir
 from rsdix.utils import atomic_write_text, pick_device
@@ -44,6 +49,8 @@ def cmd_data(args) -> int:
     names, args.name = list(args.name or []), (args.name or [None])[0]
     if args.action == "leakage":
         return cmd_leakage(args, names)
+    if args.action == "manifest":
+        return protocol_commands.cmd_manifest(args)
     if len(names) > 1:
         raise RsdixError(f"data {args.action}: one dataset name, got {names}")
     if args.action == "list":
@@ -151,7 +158,7 @@ def cmd_evaluate(args) -> int:
     from rsdix.evaluation.named_suites import suite_tasks, summary_markdown  # stage import when the command runs
     from rsdix.results import write_table  # stage import when the command runs
 
-    protocol = [f"protocol={args.protocol}"] if args.protocol else []
+    protocol = [f"protocol={args.protocol}"] if args.protocol and args.protocol != "all" else []
     cfg = config.load("evaluate", args.config, overrides=[*args.overrides, *protocol])
     tasks = args.tasks or None
     if args.suite:
@@ -162,6 +169,8 @@ def cmd_evaluate(args) -> int:
     out = Path(args.out) if args.out else runs_dir() / "evaluate" / label
     details: dict = {}
     trained_on = args.trained_on if args.trained_on is not None else training_sets(model_path)
+    if args.protocol == "all":
+        return protocol_commands.cmd_evaluate_all_protocols(args, cfg, label, bundle, trained_on)
     rows = evaluate_model(bundle, tasks=tasks, seed=args.seed, model_name=label, config=cfg,
                           data_root=args.data_root, write=False, details=details, trained_on=trained_on)
     csv, md = write_table(rows, "results", out)
@@ -296,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("data", help="dataset registry: list, check a local copy, download")
-    p.add_argument("action", choices=["list", "check", "download", "shards", "leakage"], help="what to do")
+    p.add_argument("action", choices=["list", "check", "download", "shards", "leakage", "manifest"], help="what to do")
     p.add_argument("name", nargs="*", help="registry name (rsdix data list); leakage: one or more")
     p.add_argument("--root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
     p.add_argument("--quick", action="store_true", help="check: files exist, without decoding images")
@@ -312,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leakage: mean-centred cosine at or above which two images are near-duplicates")
     p.add_argument("--max-bits", type=int, default=4, help="leakage: pHash Hamming distance (of 64 bits) for near-duplicates")
     p.add_argument("--skip-missing", action="store_true", help="leakage: leave out datasets absent from the data root")
+    p.add_argument("--protocol", default=None, choices=[*zoo_commands.protocol_names(), "all"],
+                   help="manifest: the protocol whose split rule picks the files (default rsdix; all: every one)")
+    p.add_argument("--config", default="cpu", help="manifest: evaluation config sizing the sets (split_from, max_images)")
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("train", help="train a CLIP model (InfoNCE, RSDiX, S-BERT teacher, SigLIP, DINO)")
@@ -345,9 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", nargs="+", default=None, metavar="SUITE_OR_DATASET",
                    help="rsdix (the config's tasks), remoteclip (the sets RemoteCLIP reports, those present), "
                         "all, or registry dataset names (each with the config's tasks of its kind)")
-    p.add_argument("--protocol", default=None,
-                   help="evaluation protocol: rsdix (default), remoteclip, rsdix_paper, georsclip, clip_benchmark "
-                        "(template set and probe split; rsdix/evaluation/protocols/protocols.yaml)")
+    p.add_argument("--protocol", default=None, choices=[*zoo_commands.protocol_names(), "all"],
+                   help=f"evaluation protocol: {', '.join(zoo_commands.protocol_names())} (default rsdix; test "
+                        "images, templates, class names, retrieval convention: rsdix/evaluation/protocols/protocols.yaml)"
+                        "; all: every protocol, with the sensitivity table and figure (sensitivity.csv/.md/.png)")
     p.add_argument("--trained-on", nargs="*", default=None, metavar="CAPTION_SET",
                    help="caption sets the model was trained on (default: read from an rsdix model folder); "
                         "zero-shot rows on sets built on their images are marked 'not zero-shot'")
@@ -357,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
     _overrides(p, "skip_missing=true")
     p.set_defaults(func=cmd_evaluate)
+
+    zoo_commands.add_parsers(sub)
 
     p = sub.add_parser("caption", help="train a prefix captioner on an encoder and caption a test split")
     p.add_argument("--encoder", required=True, help="encoder: a saved model folder, a preset, or open_clip_name@pretrained")

@@ -16,6 +16,7 @@ from rsdix.data.files import read_json
 from rsdix.errors import ConfigError, DataError, OfflineError
 from rsdix.log import get_logger
 from rsdix.models import load_model
+from rsdix.models.zoo import get_entry
 from rsdix.paths import weights_root
 from rsdix.utils import pick_device
 
@@ -39,7 +40,10 @@ class ModelSpec:
 
 def training_sets(folder: str | os.PathLike) -> tuple:
     """The caption sets a model folder saved by rsdix was trained on (``rsdix.datasets`` of its
-    ``open_clip_config.json``); ``()`` for anything else."""
+    ``open_clip_config.json``), or a zoo checkpoint's training sets (``zoo:NAME``, its
+    ``trained_on``); ``()`` for anything else."""
+    if str(folder).startswith("zoo:"):
+        return tuple(get_entry(str(folder)).trained_on)
     config = Path(folder) / "open_clip_config.json"
     if not config.is_file():
         return ()
@@ -76,6 +80,8 @@ def parse_model_spec(spec: str, label: str | None = None) -> tuple[str, str, str
     if not name.strip() or (given is not None and not given.strip()) or (at and not pretrained.strip()):
         raise ConfigError(f"model spec {spec!r}: expected '[label=]open_clip_name[@pretrained]' or a model folder "
                           f"(a label or a pretrained tag, when given, is not blank)")
+    if not given and name.startswith("zoo:"):   # a zoo checkpoint's rows carry its zoo name
+        given = name[len("zoo:"):]
     if not given:
         folder = Path(name)
         given = (folder.name or folder.resolve().name or name) if folder.is_dir() else \
@@ -111,7 +117,7 @@ def models_to_evaluate(models_dir: str | os.PathLike, config, extra: Sequence[st
         specs.append(ModelSpec(f"{config.fallback_preset}-untrained", config.fallback_preset, None, seed))
     for spec in list(config.baselines) + list(extra):
         label, name, pretrained = parse_model_spec(spec)
-        specs.append(ModelSpec(label, name, resolve_weights(pretrained), seed))
+        specs.append(ModelSpec(label, name, resolve_weights(pretrained), seed, trained_on=training_sets(name)))
     return specs
 
 

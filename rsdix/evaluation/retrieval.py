@@ -8,11 +8,16 @@ hits when any of its positives is among them. The same names with ``_tie_expecte
 (``mR_tie_expected``) break exact ties at random, in expectation (order-independent).
 
     m = retrieval(bundle, load_retrieval("ucm_captions"))   # {"i2t_R@1": ..., "mR": ..., "mR_tie_expected": ...}
+
+A third convention, SkyScript's and FarSLIP's (:func:`unique_text_recall`, ``convention="unique_text"``):
+identical caption strings are merged into one text query whose positives are every image having
+that caption; each image and each distinct text is counted once; FarSLIP reports the mean of
+R@1/5/10 per direction (``i2t_mean``, ``t2i_mean``) instead of one mR.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -160,12 +165,78 @@ def hit_probability(above: torch.Tensor, tied: torch.Tensor, own: torch.Tensor, 
     return torch.where(slots > 0, 1.0 - miss, torch.zeros_like(miss))
 
 
+def unique_text_recall(image_features: torch.Tensor, text_features: torch.Tensor, text_ids: Sequence[int],
+                       text_to_image: Sequence[int], ks: Sequence[int] = (1, 5, 10), chunk_size: int = 1024,
+                       device: str | None = None) -> dict[str, float]:
+    """Recall@k (percent) and mR over *distinct* texts (SkyScript's cross_modal_retrieval, FarSLIP).
+
+    ``text_features`` holds one row per distinct caption; caption ``j`` is distinct text
+    ``text_ids[j]`` of image ``text_to_image[j]``. Text->image: each distinct text is one query, a
+    hit when any image having that text is in its top k; image->text: each image a query over the
+    distinct texts, a hit when any of its texts is in the top k. Ties in ``torch.topk``'s order, as
+    the field's convention (:func:`topk_recall`)."""
+    ids = torch.as_tensor(list(text_ids), dtype=torch.long)
+    if len(ids) != len(list(text_to_image)):
+        raise DataError("retrieval", f"{len(ids)} text ids for {len(list(text_to_image))} captions")
+    if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= len(text_features)):
+        raise DataError("retrieval", f"text ids point outside 0..{len(text_features) - 1}")
+    img, txt, t2i = check_retrieval_inputs(image_features, torch.as_tensor(text_features)[ids], text_to_image, device)
+    txt = torch.as_tensor(text_features, dtype=torch.float32).to(img.device)
+    n_img, n_txt = len(img), len(txt)
+    positive = torch.zeros(n_txt, n_img, dtype=torch.bool, device=img.device)
+    positive[ids.to(img.device), t2i] = True
+    hits = {f"{d}_R@{k}": 0 for d in ("i2t", "t2i") for k in ks}
+    for start in range(0, n_txt, chunk_size):                       # distinct text -> image
+        scores, pos = txt[start:start + chunk_size] @ img.T, positive[start:start + chunk_size]
+        for k in ks:
+            top = scores.topk(min(k, n_img), dim=1).indices
+            hits[f"t2i_R@{k}"] += int(pos.gather(1, top).any(dim=1).sum())
+    for start in range(0, n_img, chunk_size):                       # image -> distinct text
+        scores, pos = img[start:start + chunk_size] @ txt.T, positive[:, start:start + chunk_size].T
+        for k in ks:
+            top = scores.topk(min(k, n_txt), dim=1).indices
+            hits[f"i2t_R@{k}"] += int(pos.gather(1, top).any(dim=1).sum())
+    out = {key: 100.0 * n / (n_img if key.startswith("i2t") else n_txt) for key, n in hits.items()}
+    out["mR"] = float(np.mean(list(out.values())))
+    return out
+
+
+def directional_means(metrics: dict[str, float], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """FarSLIP's summary: ``i2t_mean`` and ``t2i_mean``, each the mean of R@1/5/10 of one direction."""
+    return {f"{d}_mean": float(np.mean([metrics[f"{d}_R@{k}"] for k in ks])) for d in ("i2t", "t2i")}
+
+
+def distinct_texts(texts: Sequence[str]) -> tuple[list[str], list[int]]:
+    """``(distinct texts in order of first appearance, index of each text among them)``."""
+    order: dict[str, int] = {}
+    ids = [order.setdefault(t, len(order)) for t in texts]
+    return list(order), ids
+
+
 def retrieval(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None, dataset_name: str | None = None,
-              split: str = "test", batch_size: int = 64, num_workers: int = 0, **kwargs) -> dict[str, float]:
-    """Image<->text retrieval on a caption dataset (every caption of every image)."""
+              split: str = "test", batch_size: int = 64, num_workers: int = 0, convention: str = "per_caption",
+              captions: Callable[[list[str]], list[str]] | None = None, directional: bool = False,
+              **kwargs) -> dict[str, float]:
+    """Image<->text retrieval on a caption dataset (every caption of every image).
+
+    ``convention``: ``per_caption`` (the field's and the tie-expected metrics) or ``unique_text``
+    (:func:`unique_text_recall`; adds ``n_distinct_texts``); ``captions`` transforms the captions
+    first (a protocol's prefix or capitalisation); ``directional`` adds ``i2t_mean``/``t2i_mean``."""
     cache = cache if cache is not None else FeatureCache()
     image_feats = encode_images(bundle, dataset, cache, dataset_name=dataset_name, split=split,
                                 batch_size=batch_size, num_workers=num_workers)
-    text_feats = encode_texts(bundle, dataset.texts(), cache, desc="encode captions")
-    return retrieval_metrics(image_feats, text_feats, dataset.text_to_image(), **kwargs)
-
+    texts = list(dataset.texts())
+    texts = captions(texts) if captions is not None else texts
+    if convention == "unique_text":
+        unique, ids = distinct_texts(texts)
+        text_feats = encode_texts(bundle, unique, cache, desc="encode distinct captions")
+        out = unique_text_recall(image_feats, text_feats, ids, dataset.text_to_image(), **kwargs)
+        out["n_distinct_texts"] = float(len(unique))
+    elif convention == "per_caption":
+        text_feats = encode_texts(bundle, texts, cache, desc="encode captions")
+        out = retrieval_metrics(image_feats, text_feats, dataset.text_to_image(), **kwargs)
+    else:
+        raise DataError("retrieval", f"convention {convention!r} is not per_caption or unique_text")
+    if directional:
+        out.update(directional_means(out))
+    return out

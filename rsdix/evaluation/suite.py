@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from rsdix.config import load, option
+from rsdix.data.manifest import manifest_hash
 from rsdix.data.registry import get_info
 from rsdix.errors import ConfigError, DataError
 from rsdix.evaluation.model_specs import parse_model_spec
@@ -29,12 +30,14 @@ from rsdix.evaluation.accuracy import classification_metrics
 from rsdix.evaluation.counting import counting
 from rsdix.evaluation.datasets import dataset_note, load_classification, load_retrieval, resolve_dataset, split_label
 from rsdix.evaluation.probes import few_shot, knn_classify, linear_probe
-from rsdix.evaluation.protocols import get_protocol, not_zero_shot, probe_split, protocols, template_set
+from rsdix.evaluation.protocols import (class_names_for, get_protocol, not_zero_shot, probe_split,
+                                        protocols, retrieval_note, template_set, transform_captions)
 from rsdix.evaluation.retrieval import retrieval
+from rsdix.evaluation.split_manifest import caption_manifest, classification_manifest, zero_shot_selection
 from rsdix.evaluation.templates import TEMPLATE_SETS
 from rsdix.evaluation.zero_shot import zero_shot
 from rsdix.models.features import FeatureCache, encode_images, encode_images_many
-from rsdix.paths import cache_dir
+from rsdix.paths import cache_dir, data_root as resolve_root
 from rsdix.results import Result, append_results
 
 Split = Literal["train", "val", "restval", "test", "all"]
@@ -49,8 +52,9 @@ class EvalConfig:
     probe: list[str] = field(default_factory=lambda: ["whu_rs19"])   # linear probe, k-NN, few-shot
     counting: list[str] = field(default_factory=lambda: ["ucm_captions"])
     templates: str = option("rs", choices=tuple(TEMPLATE_SETS))
-    # evaluation protocol (rsdix/evaluation/protocols/protocols.yaml): template set and probe split;
-    # "rsdix" keeps `templates` and the seeded split below. Every row names it (column `protocol`)
+    # evaluation protocol (rsdix/evaluation/protocols/protocols.yaml): zero-shot test images, template
+    # set, class names, ensemble, retrieval convention, probe split; "rsdix" keeps `templates` and the
+    # seeded split below. Every row names it (column `protocol`); `rsdix evaluate --protocol all` runs each
     protocol: str = option("rsdix", choices=tuple(protocols()))
     retrieval_split: Split = "test"
     counting_split: Split = "test"
@@ -145,14 +149,20 @@ class EvalRun:
         return get_protocol(self.config.protocol)
 
     def add(self, info, task: str, metrics: dict, n: int, split: str = "test", note: str = "",
-            caveat: str = "") -> None:
+            caveat: str = "", manifest: str = "") -> None:
         """One row per metric, noted with the dataset's note (:func:`dataset_note`) and ``note``;
-        columns ``protocol`` and ``caveat`` (e.g. "not zero-shot: trained on ucm_captions")."""
+        columns ``protocol``, ``caveat`` (e.g. "not zero-shot: trained on ucm_captions") and
+        ``manifest`` (the hash of the files the task read, :mod:`rsdix.evaluation.split_manifest`)."""
         note = "; ".join(x for x in (caveat, dataset_note(info.name, self.config), note) if x)
         for metric, value in metrics.items():
             self.rows.append(Result(self.model_name, info.title, task, metric, float(value), seed=self.seed,
-                                    split=split, n=n, profile=self.profile, note=note,
+                                    split=split, n=n, profile=self.profile, note=note, manifest=manifest,
                                     extra={"protocol": self.config.protocol, "caveat": caveat}))
+
+    @property
+    def root(self):
+        """The data root the manifests' paths are relative to."""
+        return resolve_root(self.data_root)
 
     def dataset(self, kind: str, name: str, split: str):
         """The dataset (loaded once per call), or None when it is absent and ``config.skip_missing``."""
@@ -218,18 +228,32 @@ def describe_templates(templates) -> str:
 
 @task("zero-shot", "classification", "zero_shot")
 def zero_shot_task(run: EvalRun, info, ds, split: str) -> None:
-    """Zero-shot top-1/top-5/balanced accuracy; :class:`ZeroShotResult` into ``run.zero_shot``."""
+    """Zero-shot top-1/top-5/balanced accuracy under the run's protocol (its test images, class
+    strings, templates and ensemble); :class:`ZeroShotResult` into ``run.zero_shot``."""
+    protocol = run.protocol
     given = run.class_names or {}
     names = given.get(info.name, given.get(info.title))
-    templates = run.templates or template_set(run.protocol, info.name, run.config.templates)
+    notes = ["class names given"] if names is not None else []
+    if names is None:
+        names, name_note = class_names_for(protocol, info.name, ds.classes, ds.class_names)
+        names = None if not name_note else names
+        notes += [name_note] if name_note else []
+    templates = run.templates or template_set(protocol, info.name, run.config.templates)
+    indices, image_note = zero_shot_selection(protocol, info.name, ds, run.root)
     res = zero_shot(run.bundle, ds, templates, class_names=names, cache=run.cache, dataset_name=info.name,
-                    **run.encode)
+                    indices=indices, ensemble=protocol.ensemble, **run.encode)
     run.zero_shot[info.title] = res
     # a set restricted to a caption split's images says so (``ucm_captions:test``), not "all"
     split = split_label(run.config.split_from.get(info.name, split), ds)
-    run.add(info, "zero-shot", res.metrics, len(ds), split=split,
-            note=f"templates={describe_templates(templates)}" + ("; class names given" if names is not None else ""),
-            caveat=not_zero_shot(info.name, run.trained_on))
+    n = len(ds) if indices is None else len(indices)   # split: the set as loaded; n: the images scored
+    if protocol.ensemble != "normalised_mean":
+        notes.append(f"ensemble={protocol.ensemble}")
+    if protocol.precision == "amp":
+        notes.append("the evaluator used amp; rsdix fp32")
+    run.add(info, "zero-shot", res.metrics, n, split=split,
+            note="; ".join(x for x in [f"templates={describe_templates(templates)}", *notes, image_note] if x),
+            caveat=not_zero_shot(info.name, run.trained_on),
+            manifest=manifest_hash(classification_manifest(ds, run.root, indices)))
 
 
 def language_note(run: EvalRun) -> str:
@@ -238,9 +262,27 @@ def language_note(run: EvalRun) -> str:
 
 @task("retrieval", "captions", "retrieval", split="retrieval_split")
 def retrieval_task(run: EvalRun, info, ds, split: str) -> None:
-    """Image<->text recall@k and mR on the caption split."""
-    metrics = retrieval(run.bundle, ds, run.cache, dataset_name=info.name, split=split, **run.encode)
-    run.add(info, "retrieval", metrics, len(ds), split=split_label(split, ds), note=language_note(run))
+    """Image<->text recall@k and mR on the caption split, in the protocol's convention (one query
+    per caption, or identical captions merged; caption prefix or capitalisation; directional means);
+    a protocol that reports no retrieval skips it (``details["skipped"]``)."""
+    protocol = run.protocol
+    if protocol.retrieval is None:
+        run.skipped.append({"dataset": info.name, "reason": f"protocol {protocol.name} reports no retrieval"})
+        return
+    metrics = retrieval(run.bundle, ds, run.cache, dataset_name=info.name, split=split,
+                        convention=protocol.retrieval, captions=lambda texts: transform_captions(protocol, texts),
+                        directional=protocol.retrieval_means == "directional", **run.encode)
+    distinct = metrics.pop("n_distinct_texts", None)
+    notes = [language_note(run), retrieval_note(protocol),
+             f"{int(distinct)} distinct texts of {len(ds.texts())} captions" if distinct is not None else ""]
+    run.add(info, "retrieval", metrics, len(ds), split=split_label(split, ds),
+            note="; ".join(x for x in notes if x), caveat=trained_on_caption_set(info.name, run.trained_on),
+            manifest=manifest_hash(caption_manifest(ds, run.root, split)))
+
+
+def trained_on_caption_set(dataset: str, trained_on) -> str:
+    """``"trained on <set>'s train split"`` when the model's training data holds this caption set."""
+    return f"trained on {dataset}'s train split" if dataset in {str(t) for t in trained_on} else ""
 
 
 @dataclass
@@ -253,6 +295,7 @@ class ProbeData:
     n_classes: int
     note: str
     caveat: str = ""   # e.g. "model trained on ucm_captions": its training saw this set's caption set
+    manifest: str = ""  # hash of the images (train and test) the probes read
 
 
 def probe_data(run: EvalRun, info, ds) -> ProbeData:
@@ -262,7 +305,8 @@ def probe_data(run: EvalRun, info, ds) -> ProbeData:
     labels = np.asarray(ds.labels)
     tr, te, note = probe_split(run.protocol, [p for p, _ in ds.samples], labels, cfg.train_fraction, cfg.split_seed)
     return ProbeData(feats, labels, tr, te, len(ds.classes), note,
-                     not_zero_shot(info.name, run.trained_on).replace("not zero-shot: ", "model "))
+                     not_zero_shot(info.name, run.trained_on).replace("not zero-shot: ", "model "),
+                     manifest_hash(classification_manifest(ds, run.root)))
 
 
 @task("linear-probe", "classification", "probe")
@@ -273,7 +317,7 @@ def linear_probe_task(run: EvalRun, info, ds, split: str) -> None:
                      run.config.probe_Cs, seed=run.seed, n_classes=p.n_classes)
     best_C = m.pop("C")
     run.add(info, "linear-probe", m, len(p.test), note=f"{p.note}; C={best_C:g} chosen on validation",
-            caveat=p.caveat)
+            caveat=p.caveat, manifest=p.manifest)
 
 
 @task("knn", "classification", "probe")
@@ -283,7 +327,7 @@ def knn_task(run: EvalRun, info, ds, split: str) -> None:
     scores = knn_classify(p.features[p.train], p.labels[p.train], p.features[p.test], cfg.knn_k,
                           cfg.knn_temperature, p.n_classes)
     run.add(info, "knn", classification_metrics(scores, p.labels[p.test], p.n_classes), len(p.test),
-            note=f"{p.note}; k={cfg.knn_k}, T={cfg.knn_temperature:g}", caveat=p.caveat)
+            note=f"{p.note}; k={cfg.knn_k}, T={cfg.knn_temperature:g}", caveat=p.caveat, manifest=p.manifest)
 
 
 @task("few-shot", "classification", "probe")
@@ -302,7 +346,8 @@ def few_shot_task(run: EvalRun, info, ds, split: str) -> None:
     for k, group in draws.groupby("shots"):
         run.add(info, f"few-shot-{k}", {"top1": group["top1"].mean(), "top1_std": group["top1"].std(ddof=0),
                                         "balanced_acc": group["balanced_acc"].mean()}, len(p.test),
-                note=f"{p.note}; mean over {len(group)} draws, C={cfg.few_shot_C:g}", caveat=p.caveat)
+                note=f"{p.note}; mean over {len(group)} draws, C={cfg.few_shot_C:g}", caveat=p.caveat,
+                manifest=p.manifest)
 
 
 @task("counting", "captions", "counting", split="counting_split")
@@ -313,7 +358,8 @@ def counting_task(run: EvalRun, info, ds, split: str) -> None:
     n = int(m.pop("n_captions"))
     note = "; ".join(x for x in ("captions holding one count 1..10, ranked against their ten count variants",
                                  language_note(run)) if x)
-    run.add(info, "counting", m, n, split=split_label(split, ds), note=note)
+    run.add(info, "counting", m, n, split=split_label(split, ds), note=note,
+            manifest=manifest_hash(caption_manifest(ds, run.root, split)))
 
 
 def parse_tasks(tasks: Sequence[str] | None, config: EvalConfig) -> list[tuple[str, str]]:

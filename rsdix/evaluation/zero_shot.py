@@ -28,29 +28,48 @@ class ZeroShotResult:
     labels: list[int]
 
 
-def class_embeddings(bundle, class_names: Sequence[str], templates, cache: FeatureCache | None = None
-                     ) -> torch.Tensor:
-    """Zero-shot classifier weights ``(classes, dim)`` from class names x templates."""
+ENSEMBLES = ("normalised_mean", "raw_mean")
+
+
+def class_embeddings(bundle, class_names: Sequence[str], templates, cache: FeatureCache | None = None,
+                     ensemble: str = "normalised_mean") -> torch.Tensor:
+    """Zero-shot classifier weights ``(classes, dim)`` from class names x templates.
+
+    ``ensemble``: ``normalised_mean`` (each prompt embedding normalised, averaged, renormalised:
+    open_clip, CLIP_benchmark) or ``raw_mean`` (raw embeddings averaged, then normalised: ITRA,
+    GeoRSCLIP); equal for a single template."""
+    if ensemble not in ENSEMBLES:
+        raise DataError("ensemble", f"{ensemble!r} is not one of {ENSEMBLES}")
     templates = get_templates(templates)
     class_names = list(class_names)
     if not class_names:
         raise DataError("class_names", "no class names")
-    prompts = [t.format(c) for c in class_names for t in templates]
-    feats = encode_texts(bundle, prompts, cache, desc="encode prompts")
-    return zero_shot_weights(feats.view(len(class_names), len(templates), -1))
+    # one template's prompts at a time, raw: cached per template and class list, so sets sharing
+    # templates (GeoRSCLIP's in RS-TransCLIP's) and both ensembles encode each prompt once
+    feats = torch.stack([encode_texts(bundle, [t.format(c) for c in class_names], cache, desc="encode prompts",
+                                      normalize=False) for t in templates], dim=1)   # (classes, templates, dim)
+    if ensemble == "raw_mean":
+        return torch.nn.functional.normalize(feats.float().mean(dim=1), dim=-1)
+    return zero_shot_weights(feats)
 
 
 def zero_shot(bundle, dataset: ClassificationDataset, templates="rs", class_names: Sequence[str] | None = None,
               cache: FeatureCache | None = None, dataset_name: str | None = None, batch_size: int = 64,
-              num_workers: int = 0) -> ZeroShotResult:
-    """Zero-shot classification of ``dataset`` with prompt ensembles (any language)."""
+              num_workers: int = 0, indices: Sequence[int] | None = None,
+              ensemble: str = "normalised_mean") -> ZeroShotResult:
+    """Zero-shot classification of ``dataset`` with prompt ensembles (any language); ``indices``
+    scores only those images (a protocol's test part; the features of the whole set are encoded
+    once and cached)."""
     cache = cache if cache is not None else FeatureCache()
     names = resolve_class_names(class_names, dataset.classes, dataset.source) or dataset.class_names
     image_feats = encode_images(bundle, dataset, cache, dataset_name=dataset_name, split="all",
                                 batch_size=batch_size, num_workers=num_workers)
-    weights = class_embeddings(bundle, names, templates, cache)
-    scores = image_feats @ weights.T
+    weights = class_embeddings(bundle, names, templates, cache, ensemble)
     labels = dataset.labels
+    if indices is not None:
+        index = torch.as_tensor(list(indices), dtype=torch.long)
+        image_feats, labels = image_feats[index], [labels[i] for i in index.tolist()]
+    scores = image_feats @ weights.T
     task = f"zero-shot {dataset_name or dataset.source}"
     return ZeroShotResult(classification_metrics(scores, labels, len(names), task=task),
                           confusion(scores, labels, len(names)), names, scores, labels)

@@ -7,7 +7,10 @@
   (:mod:`~rsdix.models.hf_adapter`);
 * :mod:`~rsdix.models.locked_text`: locked-text tuning with a cached trunk;
 * :mod:`~rsdix.models.sbert`: the S-BERT sentence encoder;
-* :mod:`~rsdix.models.features`: the image/text feature cache every evaluation reads through.
+* :mod:`~rsdix.models.features`: the image/text feature cache every evaluation reads through;
+* :mod:`~rsdix.models.zoo`: every public remote-sensing CLIP checkpoint as data (``zoo.yaml``),
+  fetched and loaded as its entry says (:func:`load_zoo_model`, ``load_model("zoo:NAME")``);
+* :mod:`~rsdix.models.export`: a model as a transformers ``CLIPModel`` folder or an open_clip hub folder.
 
 The names most callers need are importable from here: ``from rsdix.models import load_model``.
 """
@@ -17,6 +20,7 @@ from rsdix.models.formats import read_state_dict, save_model
 from rsdix.models.locked_text import lock_text_trunk
 from rsdix.models.presets import minilm_path, preset_configs, register_model_config
 from rsdix.models.sbert import sbert_model
+from rsdix.models.zoo import load_zoo_model
 
 __all__ = ["ModelBundle", "count_parameters", "model_fingerprint", "load_model", "read_state_dict", "save_model",
-           "lock_text_trunk", "minilm_path", "preset_configs", "register_model_config", "sbert_model"]
+           "lock_text_trunk", "minilm_path", "preset_configs", "register_model_config", "sbert_model", "load_zoo_model"]

@@ -5,6 +5,7 @@ tag, rsdix preset, checkpoint file, saved model folder or transformers folder.
     bundle = load_model("ViT-B-32", pretrained="RemoteCLIP-ViT-B-32.pt")  # a local checkpoint
     bundle = load_model("rsdix-tiny")                               # tests: random init, seconds
     bundle = load_model("rsdix-cnn")                                # CPU profile: ResNet-18 + MiniLM
+    bundle = load_model("zoo:RemoteCLIP-ViT-B-32")                  # a zoo checkpoint, as the zoo says
     bundle.model.encode_image(x); bundle.tokenizer(["a caption"]); bundle.preprocess_val(img)
 
 Fine-tuned models are saved with :func:`rsdix.models.formats.save_model` as an open_clip
@@ -28,6 +29,7 @@ from rsdix.models.formats import (is_local_dir, load_checkpoint_file, load_hf_bu
                                   model_folder_problem)
 from rsdix.models.hf_adapter import is_hf_folder
 from rsdix.models.presets import PRESET_PREPROCESS, preset_configs, register_model_config, resolve_placeholders
+from rsdix.models.zoo import load_zoo_model
 from rsdix.utils import hub_reachable
 
 
@@ -48,6 +50,8 @@ def load_model(name: str, pretrained: str | None = None, device: str | torch.dev
 
 def _load_model(name: str, pretrained: str | None, device, precision: str, cache_dir: str | None,
                 **kwargs: Any) -> ModelBundle:
+    if str(name).startswith("zoo:"):   # a checkpoint of the model zoo (rsdix/models/zoo.yaml)
+        return load_zoo_model(str(name)[len("zoo:"):], device=device, precision=precision)
     if is_local_dir(str(name)):
         return load_local_dir(Path(name), device, precision)
     if os.path.isdir(str(name)) and is_hf_folder(name):

@@ -234,13 +234,14 @@ def encode_images_many(bundles: dict, dataset, cache: FeatureCache, dataset_name
 @torch.no_grad()
 @tf32_matmul()   # TF32 matmuls on CUDA (rsdix.utils.tf32_matmul)
 def encode_texts(bundle, texts: Sequence[str], cache: FeatureCache | None = None, batch_size: int = 256,
-                 desc: str = "encode texts") -> torch.Tensor:
-    """L2-normalised text features ``(len(texts), dim)``; cached by model and exact texts."""
+                 desc: str = "encode texts", normalize: bool = True) -> torch.Tensor:
+    """L2-normalised text features ``(len(texts), dim)``; cached by model and exact texts.
+    ``normalize=False``: the text tower's raw outputs (an ensemble that averages raw embeddings)."""
     texts = list(texts)
     if not texts:
         raise DataError("texts", "no texts to encode")
     cache = cache if cache is not None else FeatureCache()
-    key = text_key(cache.fingerprint(bundle), texts)
+    key = text_key(cache.fingerprint(bundle), texts) + ("" if normalize else "-raw")
     hit = cache.get(key)
     if hit is not None:
         return hit
@@ -261,7 +262,8 @@ def encode_texts(bundle, texts: Sequence[str], cache: FeatureCache | None = None
             if pad_id is not None:
                 used = (tokens != pad_id).any(dim=0).nonzero()
                 tokens = tokens[:, :int(used.max()) + 1] if len(used) else tokens
-            feats = torch.nn.functional.normalize(model.encode_text(tokens.to(device)).float(), dim=-1).cpu()
+            feats = model.encode_text(tokens.to(device)).float()
+            feats = (torch.nn.functional.normalize(feats, dim=-1) if normalize else feats).cpu()
             if features.numel() == 0:
                 features = torch.empty(len(texts), feats.shape[1])
             features[idx] = feats

@@ -128,9 +128,9 @@ def _extra_comma(text):
 
 
 @pytest.mark.parametrize("damage, line, problem", [
-    (_cut_last_row, 6, "5 field.s. where the header has 14"),
+    (_cut_last_row, 6, "5 field.s. where the header has 15"),
     (_nul_tail, 6, "NUL bytes"),
-    (_extra_comma, 4, "15 field.s. where the header has 14")])
+    (_extra_comma, 4, "16 field.s. where the header has 15")])
 def test_an_append_to_a_damaged_table_is_refused_naming_file_and_line_and_writes_nothing(tmp_path, damage, line,
                                                                                         problem):
     path = tmp_path / "results.csv"
@@ -157,7 +157,7 @@ def test_check_and_repair_keep_the_valid_rows_and_move_the_rest_aside(tmp_path, 
     path = tmp_path / "results.csv"
     text = _four_rows(path)
     lines = text.splitlines(keepends=True)
-    path.write_text("".join(lines[:2]) + "m1,UCM,retrieval,mR,not-a-number,0,test,,,,,,,\n" + lines[2]
+    path.write_text("".join(lines[:2]) + "m1,UCM,retrieval,mR,not-a-number,0,test,,,,,,,,\n" + lines[2]
                     + _extra_comma(text).splitlines(keepends=True)[3] + "".join(lines[4:]) + "\0" * 64)
     assert main(["results", "check", str(path)]) == 1
     out = capsys.readouterr().out
@@ -269,3 +269,12 @@ def _damaged_tables_read_as_valid_rows_or_refused(damage):
 @pytest.mark.parametrize("n", SIZES)
 def test_property_a_damaged_table_reads_as_valid_rows_or_one_error_naming_the_file(n):
     run(_damaged_tables_read_as_valid_rows_or_refused, n, DAMAGE)
+
+
+def test_rows_record_their_manifest_and_old_tables_without_the_column_still_read(tmp_path):
+    path = tmp_path / "results.csv"
+    pd.DataFrame([{"model": "old", "dataset": "UCM", "task": "retrieval", "metric": "mR", "value": 30.0,
+                   "seed": 0, "split": "test"}]).to_csv(path, index=False)   # a table written before the column
+    table = append_results([Result("new", "UCM", "retrieval", "mR", 31.0, seed=0, manifest="ab" * 32)], path)
+    assert list(table["model"]) == ["old", "new"] and table["manifest"].iloc[1] == "ab" * 32
+    assert pd.isna(read_results(path)["manifest"].iloc[0]) and Result("m", "d", "t", "x", 1.0).manifest == ""

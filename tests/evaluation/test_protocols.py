@@ -8,19 +8,24 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
-from evaluation_fixtures import dict_bundle
+from evaluation_fixtures import class_folder, dict_bundle  # noqa: F401 (class_folder: a pytest fixture)
 from rsdix.cli import main
 from rsdix.data.classification import clean_class_name
 from rsdix.data.registry import REGISTRY, DatasetInfo
 from rsdix.errors import ConfigError, DataError
-from rsdix.evaluation.protocols import (class_lists, get_protocol, not_zero_shot, official_split, protocols,
-                                        sorted_split_indices, template_set)
+from rsdix.data.manifest import manifest_hash
+from rsdix.evaluation.protocols import (check_protocol_entry, class_lists, class_names_for, get_protocol, not_zero_shot,
+                                        official_split, protocols, sorted_split_indices, template_set,
+                                        transform_captions)
+from rsdix.evaluation.split_manifest import dataset_manifest
 from rsdix.evaluation.suite import EvalConfig, evaluate_model, load_eval_config
 from rsdix.evaluation.named_suites import summary_markdown
 from rsdix.evaluation.templates import TEMPLATE_SETS, TEMPLATE_SOURCES, get_templates
-from rsdix.models import load_model, save_model
+from rsdix.evaluation.zero_shot import class_embeddings
+from rsdix.models import ModelBundle, load_model, save_model
 
 UNVERIFIED = {"mlrsnet", "rsi_cb128", "rsi_cb256", "whu_earth"}   # class lists not verified here
 
@@ -159,8 +164,103 @@ def test_cli_evaluate_with_a_protocol_marks_the_training_set(ucm_root, tmp_path)
     assert (rows["protocol"] == "remoteclip").all()
     zs = rows[rows["task"] == "zero-shot"]
     assert (zs["caveat"] == "not zero-shot: trained on ucm_captions").all()
-    # the smoke config's max_images subsamples UCM's 210 test images: the split says so
-    assert (zs["split"] == f"ucm_captions:test: {zs['n'].iloc[0]} of 210").all() and zs["n"].iloc[0] < 210
+    # the smoke config's max_images subsamples UCM's 210 test images (105 kept): the split says so;
+    # RemoteCLIP's protocol scores the last 20% of each class of them (21 classes x 1): n says so
+    assert (zs["split"] == "ucm_captions:test: 105 of 210").all() and (zs["n"] == 21).all()
+    assert "last 20% of each class" in zs["note"].iloc[0]
     assert "per class, file names sorted" in rows[rows["task"] == "knn"]["note"].iloc[0]
     md = (out / "results.md").read_text()
     assert "Protocol: remoteclip" in md and "not zero-shot: trained on ucm_captions" in md
+
+
+# ------------------------------------------------------------- what each protocol does, pinned
+
+def test_each_protocol_picks_its_class_strings():
+    classes = ["AnnualCrop", "SeaLake", "dense_residential", "railwaystation", "bridge/viaduct"]
+    cleaned = [clean_class_name(c) for c in classes]
+    names = lambda p, d="aid": class_names_for(get_protocol(p), d, classes, cleaned)[0]  # noqa: E731
+    assert names("rsdix") == ["annual crop", "sea lake", "dense residential", "railway station", "bridge/viaduct"]
+    # GeoRSCLIP: _ and / to spaces, lower-cased, run-together words kept; RSDiX: lower-cased only
+    assert names("georsclip") == ["annualcrop", "sealake", "dense residential", "railwaystation", "bridge viaduct"]
+    assert names("rsdix_paper") == ["annualcrop", "sealake", "dense_residential", "railwaystation", "bridge/viaduct"]
+    assert names("clip_benchmark", "resisc45") == classes                          # TFDS names kept raw
+    eurosat = list(class_lists()["eurosat_ms"])
+    assert class_names_for(get_protocol("rs_transclip"), "eurosat_ms", eurosat, eurosat)[0][:4] == [
+        "annual crop land", "forest", "herbaceous vegetation", "highway or road"]
+    assert class_names_for(get_protocol("clip_benchmark"), "eurosat_ms", eurosat, eurosat)[0][2] == "brushland or shrubland"
+    _, note = class_names_for(get_protocol("rs_transclip"), "aid", classes, cleaned)
+    assert note == "no rs_transclip class list for aid: rsdix's cleaning"
+    whu = list(class_lists()["whu_rs19"])      # RS-TransCLIP's class_changes.txt equals rsdix's cleaning
+    assert class_names_for(get_protocol("rs_transclip"), "whu_rs19", whu, whu)[0] == list(class_lists()["whu_rs19"].values())
+
+
+def test_the_new_protocols_name_their_templates_and_conventions():
+    sky, trans = get_protocol("skyscript"), get_protocol("rs_transclip")
+    assert get_templates(template_set(sky, "eurosat_rgb", "rs")) == ["a satellite photo of {}.", "a satellite image of {}"]
+    prompts = get_templates(template_set(trans, "whu_rs19", "rs"))
+    assert len(prompts) == 106 and prompts[0] == "a satellite photo of a {}." and prompts[1:] == TEMPLATE_SETS["georsclip"]
+    assert sky.retrieval == "unique_text" and sky.retrieval_means == "directional" and trans.retrieval is None
+    assert transform_captions(sky, ["two planes"]) == ["a satellite image. two planes"]
+    assert transform_captions(get_protocol("remoteclip"), ["Two PLANES near a Runway"]) == ["Two planes near a runway"]
+    assert get_protocol("georsclip").ensemble == "raw_mean"
+
+
+def test_a_protocol_file_with_a_bad_value_is_one_line():
+    with pytest.raises(DataError, match="x: retrieval 'both' not in"):
+        check_protocol_entry("x", {"retrieval": "both"})
+    with pytest.raises(DataError, match="class_names 'list:nope'"):
+        check_protocol_entry("x", {"class_names": {"aid": "list:nope"}})
+    with pytest.raises(DataError, match="unknown key"):
+        check_protocol_entry("x", {"colour": "red"})
+
+
+def test_raw_and_normalised_ensembles_differ_as_georsclip_and_open_clip_compute_them():
+    # two templates whose raw embeddings have norms 10 and 1: open_clip normalises each first
+    # (the class points halfway), ITRA/GeoRSCLIP average the raw vectors (the long one dominates)
+    table = {"A x": [10.0, 0.0], "B x": [0.0, 1.0]}
+    bundle = ModelBundle(_TextTable(), lambda texts: torch.tensor([table[t] for t in texts]), None, None, name="t")
+    norm = class_embeddings(bundle, ["x"], ["A {}", "B {}"], ensemble="normalised_mean")[0]
+    raw = class_embeddings(bundle, ["x"], ["A {}", "B {}"], ensemble="raw_mean")[0]
+    assert torch.allclose(norm, torch.tensor([0.7071, 0.7071]), atol=1e-4)
+    assert torch.allclose(raw, torch.nn.functional.normalize(torch.tensor([10.0, 1.0]), dim=0), atol=1e-6)
+
+
+class _TextTable(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def encode_text(self, tokens):
+        return tokens.float() + self.w
+
+
+def test_remoteclip_scores_the_last_20_percent_and_rows_carry_their_manifest(class_folder, monkeypatch):
+    monkeypatch.setitem(REGISTRY, "whu_rs19", DatasetInfo("whu_rs19", "WHU-RS19", "classification", "folders", "cls"))
+    cfg = EvalConfig(split_from={}, protocol="remoteclip")
+    rows = evaluate_model(dict_bundle(), ["zero-shot:whu_rs19"], config=cfg, data_root=class_folder.parent)
+    # 3 images per class: floor(2.4) = 2 train, the last file of each class scored
+    assert (rows["n"] == 3).all() and "last 20% of each class" in rows["note"].iloc[0]
+    frame, header = dataset_manifest("whu_rs19", get_protocol("remoteclip"), cfg, class_folder.parent)
+    assert sorted(frame["path"]) == ["cls/beach/beach2.png", "cls/forest/forest2.png", "cls/river/river2.png"]
+    assert (rows["manifest"] == manifest_hash(frame)).all() and header["rule"] == "sorted_80_20"
+    every = evaluate_model(dict_bundle(), ["zero-shot:whu_rs19"], config=EvalConfig(split_from={}),
+                           data_root=class_folder.parent)
+    assert (every["n"] == 9).all() and every["manifest"].iloc[0] != rows["manifest"].iloc[0]
+
+
+def test_skyscript_and_rs_transclip_rows_on_hand_made_data(toy_ucm):
+    sky = evaluate_model(dict_bundle(), ["retrieval:ucm_captions", "zero-shot:ucm_classification"],
+                         config=EvalConfig(split_from={}, protocol="skyscript"), data_root=toy_ucm)
+    ret = sky[sky.task == "retrieval"]
+    assert {"i2t_mean", "t2i_mean", "mR", "i2t_R@1"} <= set(ret["metric"]) and "mR_tie_expected" not in set(ret["metric"])
+    assert "prefixed 'a satellite image. '" in ret["note"].iloc[0] and "2 distinct texts of 2 captions" in ret["note"].iloc[0]
+    zs = sky[sky.task == "zero-shot"]
+    assert "templates=skyscript" in zs["note"].iloc[0] and "file list for ucm_classification is not available" in \
+        zs["note"].iloc[0] and (zs["n"] == 6).all()
+    details: dict = {}
+    trans = evaluate_model(dict_bundle(), ["retrieval:ucm_captions", "zero-shot:ucm_classification"],
+                           config=EvalConfig(split_from={}, protocol="rs_transclip"), data_root=toy_ucm,
+                           details=details)
+    assert set(trans["task"]) == {"zero-shot"} and "templates=rs_transclip" in trans["note"].iloc[0]
+    assert details["skipped"] == [{"dataset": "ucm_captions", "reason": "protocol rs_transclip reports no retrieval"}]
+    assert trans["manifest"].str.len().eq(64).all()

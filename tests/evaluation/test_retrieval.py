@@ -10,7 +10,8 @@ import torch
 from evaluation_fixtures import caption_file, unit  # noqa: F401 (caption_file: a pytest fixture)
 from rsdix.errors import DataError
 from rsdix.evaluation.datasets import load_retrieval
-from rsdix.evaluation.retrieval import hit_probability, retrieval, retrieval_metrics, tie_expected_recall, topk_recall
+from rsdix.evaluation.retrieval import (directional_means, distinct_texts, hit_probability, retrieval, retrieval_metrics,
+                                       tie_expected_recall, topk_recall, unique_text_recall)
 
 
 def test_retrieval_three_images_six_captions_by_hand():
@@ -223,3 +224,51 @@ def test_topk_convention_on_a_hand_computed_tie_case():
     first = torch.topk(torch.tensor([[1.0, 1.0]]), 1).indices.item()
     assert m["t2i_R@1"] == pytest.approx(100 * (2 / 3 if first == 0 else 1 / 3))
     assert m["t2i_R@2"] == 100.0
+
+
+# ------------------------------------------------------------- SkyScript / FarSLIP: distinct texts
+
+def test_merging_identical_captions_changes_recall_at_1_by_hand():
+    # three images (the axes); images 0 and 1 share the caption "road", image 2 is "river".
+    # "road" points mostly at image 0, a little at image 1.
+    images = unit([1, 0, 0], [0, 1, 0], [0, 0, 1])
+    road, river = unit([1, 0.5, 0])[0], unit([0, 0, 1])[0]
+    t2i = [0, 1, 2]
+    # one query per caption (CLIP_benchmark): "road" of image 1 ranks image 0 first -> t2i R@1 = 2/3;
+    # images 0 and 1 each tie between their own "road" and the other's (1/2 at k=1 in expectation)
+    # -> i2t R@1 (0.5 + 0.5 + 1) / 3
+    per_caption = retrieval_metrics(images, torch.stack([road, road, river]), t2i, ks=(1,))
+    assert per_caption["t2i_R@1"] == pytest.approx(200 / 3)
+    assert per_caption["i2t_R@1_tie_expected"] == pytest.approx(200 / 3)
+    # identical texts merged (SkyScript/FarSLIP): 2 distinct queries, "road" hits with image 0 or 1
+    # -> t2i R@1 = 2/2; each image's best distinct text is its own, no tie left -> i2t R@1 = 3/3
+    merged = unique_text_recall(images, torch.stack([road, river]), [0, 0, 1], t2i, ks=(1,))
+    assert merged["t2i_R@1"] == pytest.approx(100.0) and merged["i2t_R@1"] == pytest.approx(100.0)
+    assert merged["mR"] == pytest.approx(100.0)
+    assert distinct_texts(["road", "road", "river"]) == (["road", "river"], [0, 0, 1])
+
+
+def test_distinct_text_recall_at_k_and_the_directional_means():
+    # texts "a" (image 0), "b" (image 1), "c" (image 2); image 2 lies near "b" (0.958) and ranks
+    # its own "c" (0.697) second; "c" scores images 0 and 1 alike (0.704) and image 2 third
+    images = unit([1, 0, 0], [0, 1, 0], [0, 1, 0.3])
+    texts = unit([1, 0, 0], [0, 1, 0], [0.9, 0.9, 0.1])
+    m = unique_text_recall(images, texts, [0, 1, 2], [0, 1, 2], ks=(1, 2, 3))
+    assert m["i2t_R@1"] == pytest.approx(200 / 3) and m["i2t_R@2"] == pytest.approx(100.0)
+    assert m["t2i_R@2"] == pytest.approx(200 / 3) and m["t2i_R@3"] == pytest.approx(100.0)
+    means = directional_means({"i2t_R@1": 10, "i2t_R@5": 20, "i2t_R@10": 60, "t2i_R@1": 1, "t2i_R@5": 2, "t2i_R@10": 3})
+    assert means == {"i2t_mean": pytest.approx(30.0), "t2i_mean": pytest.approx(2.0)}
+    with pytest.raises(DataError, match="text ids"):
+        unique_text_recall(images, texts, [0, 1], [0, 1, 2])
+
+
+def test_the_protocol_conventions_on_a_caption_file(caption_file):
+    from evaluation_fixtures import dict_bundle
+
+    ds = load_retrieval("toy", path=caption_file, split=None)
+    merged = retrieval(dict_bundle(), ds, convention="unique_text", directional=True,
+                       captions=lambda texts: ["a satellite image. " + t for t in texts])
+    assert {"i2t_mean", "t2i_mean", "mR", "n_distinct_texts"} <= set(merged)
+    assert merged["n_distinct_texts"] == 5       # "une plage" repeats on all four images
+    with pytest.raises(DataError, match="convention"):
+        retrieval(dict_bundle(), ds, convention="both")
