@@ -7,6 +7,7 @@
     rsdix evaluate MODEL --tasks zero-shot retrieval  evaluate a saved or published model
     rsdix caption --encoder MODEL --dataset ucm_captions   train a captioner, caption the test split
     rsdix reproduce --profile cpu                     run the notebooks through papermill
+    rsdix reproduce --status --profile cpu            are figures/cpu what the code and data give?
     rsdix study efficiency [--profile cpu]            the data-efficiency study (docs/study.md)
     rsdix study methods | caption-metrics             notebook 03's / 06's study through papermill
     rsdix bench [--quick]                             speed benchmarks
@@ -197,6 +198,12 @@ def cmd_caption(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    if args.status:  # is figures/<profile> what the present code, configs, notebooks and data give?
+        from rsdix.reporting.reproduce import status  # stage import when the command runs
+
+        current, text = status(args.profile, args.data_root, args.out_dir)
+        print(text)
+        return 0 if current else 1
     if args.dry_run:  # offline, stand-ins, capped configs; writes under runs/<profile>-dry/ (docs/paper.md)
         from rsdix.reporting.dry_run import run as dry_run  # stage import when the command runs
 
@@ -360,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="offline with random-weight stand-ins and stand-in data, the configs capped by "
                         "rsdix/configs/dry_run.yaml; writes under runs/<profile>-dry/ (docs/paper.md)")
+    p.add_argument("--status", action="store_true",
+                   help="run nothing: print 'current' or 'stale' for the profile's figures folder (its MANIFEST.json "
+                        "against the present code by folder, notebooks and data; which changed; the commit its "
+                        "results come from); exit status 0 when current, 1 when stale")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("study", help="the studies: efficiency (data efficiency of self-distillation), methods "
