@@ -396,9 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_study_notebook, notebook=notebook)
 
     p = sub.add_parser("bench", help="speed benchmarks, written as a table (CSV + markdown)")
-    p.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
+    p.add_argument("--quick", action="store_true",
+                   help="smaller sizes (about a minute), judged against no goal; written to runs/bench-quick")
     p.add_argument("--only", nargs="*", metavar="NAME", help="benchmark modules to run (the others' rows are kept)")
-    p.add_argument("--out", default="figures/bench", help="output prefix (writes PREFIX.csv and PREFIX.md)")
+    p.add_argument("--out", default=None,
+                   help="output prefix (writes PREFIX.csv and PREFIX.md; default figures/bench, --quick runs/bench-quick)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("box-captions", help="captions from boxes or masks (RemoteCLIP B2C / M2B) as Karpathy JSON")

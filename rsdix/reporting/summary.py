@@ -37,7 +37,7 @@ FULL_COLUMNS = ["model", "dataset", "task", "split", "metric", "mean", "ci_low",
 
 
 def environment() -> dict:
-    env = {"python": platform.python_version(), "platform": platform.platform(),
+    env = {"python": platform.python_version(), "platform": platform.platform(), "cpu_model": cpu_model(),
            "cpu_count": os.cpu_count(), "time_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")}
     env["torch"] = torch.__version__
     env["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
@@ -48,6 +48,17 @@ def environment() -> dict:
             pass
     env.update(git_state())
     return env
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else the platform's processor string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def git_state() -> dict:
