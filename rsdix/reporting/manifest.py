@@ -22,7 +22,9 @@ The manifest records what the run was made from and what it made:
   The writer is found by comparing the folder before and after each notebook (new or changed
   files: any writer, ``write_table``, ``viz.save`` or a plain ``savefig``); the run folder keeps
   each notebook's files (``outputs.json`` beside the reproduce stamps), so a notebook skipped as
-  up to date keeps its files, and a file a rerun notebook no longer writes is deleted.
+  up to date keeps its files, and a file a rerun notebook no longer writes is deleted; after a run
+  in which every notebook ran (a fresh run folder, another machine), so is every output of the
+  previous manifest that no notebook wrote (:func:`remove_unwritten`).
   ``RESULTS.md``, ``results.csv``, ``notebook_times.csv`` and ``run_environment.json`` are the
   runner's (:data:`RUNNER`);
 * ``environment``: Python and package versions (reported by :func:`status` when they differ,
@@ -206,6 +208,18 @@ def record_outputs(run_dir: Path, figures: Path, notebook: str, files: list[str]
             path.unlink()
             removed.append(name)
     atomic_write_text(Path(run_dir) / OUTPUTS, json.dumps(record, indent=1, sort_keys=True))
+    return removed
+
+
+def remove_unwritten(figures: Path, previous: dict, written: set[str]) -> list[str]:
+    """After a run in which every notebook ran: delete the files ``previous`` (the manifest before
+    the run) listed as outputs that no notebook wrote this time (files it never listed stay)."""
+    removed = []
+    for name in sorted(set(previous.get("outputs", {})) - set(written)):
+        path = Path(figures) / name
+        if path.is_file():
+            path.unlink()
+            removed.append(name)
     return removed
 
 

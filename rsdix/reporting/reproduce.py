@@ -112,7 +112,10 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
     current = notebook_stamps(params)          # every notebook's, so --only runs see the same upstream
     # what this run is made from, taken before any notebook runs (MANIFEST.json at the end)
     started = manifest.git_commit()
-    made_from = manifest.inputs(notebooks(), params["data_root"] or resolve_data_root(None, required=False), PACKAGE)
+    root = params["data_root"] or str(resolve_data_root(None, required=False))
+    made_from = manifest.inputs(notebooks(), root, PACKAGE)
+    previous = manifest.read_manifest(dirs.figures) or {}   # its outputs: files an earlier run generated
+    written_now: set[str] = set()
     for nb in notebooks():
         stamp = current[nb.name]
         if only and not any(nb.name.startswith(o) for o in only):
@@ -154,6 +157,7 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
         if dropped:
             log.info(f"{nb.name}: dropped {dropped} result rows of its earlier runs that it no longer writes")
         files = manifest.written(before, manifest.snapshot(dirs.figures))
+        written_now.update(files)
         removed = manifest.record_outputs(dirs.run, dirs.figures, nb.name, files)
         if removed:
             log.info(f"{nb.name}: deleted {len(removed)} files of its earlier runs that it no longer writes: "
@@ -167,9 +171,16 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
     total = time.time() - total_start
     _print_times(rows, total)
     times.to_csv(times_path, index=False)
+    if rows and all(row["status"] == "ran" for row in rows):
+        # every notebook ran: an output of the previous manifest that none wrote now is no code's any more
+        gone = manifest.remove_unwritten(dirs.figures, previous, written_now | set(RUNNER_FILES))
+        if gone:
+            log.info(f"deleted {len(gone)} files of the previous manifest that no notebook writes any more: "
+                     + ", ".join(gone))
     summary = write_results_summary(dirs, times)
     log.info(f"summary: {summary}")
-    path = manifest.write_manifest(dirs.figures, dirs.run, profile, made_from, started, params, RUNNER_FILES)
+    path = manifest.write_manifest(dirs.figures, dirs.run, profile, made_from, started, {**params, "data_root": root},
+                                   RUNNER_FILES)
     unknown = [f for f, e in manifest.read_manifest(dirs.figures)["outputs"].items() if e["notebook"] == "unknown"]
     log.info(f"manifest: {path}" + (f"; files no notebook of this run folder wrote (delete them if no code makes "
                                     f"them): {', '.join(unknown)}" if unknown else ""))

@@ -70,6 +70,16 @@ def test_the_runner_names_each_files_writer_and_deletes_what_a_notebook_no_longe
     assert list(times["status"]) == ["skipped", "skipped"]   # skipped notebooks keep their files' writers
     assert json.loads((out / manifest.MANIFEST).read_text())["outputs"]["01_table.csv"]["notebook"] == "01_a.ipynb"
 
+    # a fresh run folder (another machine, the committed figures): every notebook runs; an output of
+    # the committed manifest that no notebook writes any more goes, a file no manifest listed stays
+    _notebook(second, _writes("02_new.png"))
+    (out / "notes.txt").write_text("a user's file")
+    shutil.rmtree(tmp_path / "runs")
+    reproduce.run("smoke", data_root=str(data), out_dir=str(out))
+    assert not (out / "02_fig.png").exists() and (out / "02_new.png").exists() and (out / "notes.txt").exists()
+    made = json.loads((out / manifest.MANIFEST).read_text())
+    assert made["outputs"]["notes.txt"]["notebook"] == "unknown"
+
 
 def _made(tmp_path, notebooks):
     """A package copy, a data root, a figures folder with one notebook's file, and its manifest."""

@@ -153,8 +153,13 @@ def conclusions(ttest: pd.DataFrame, separation: pd.DataFrame, retention: pd.Dat
         if sentences:
             lines.append(f"**{heading}.**")
             lines += sentences
-    return "\n".join(line if line.startswith("**") else f"- {line}" if not line.startswith("  ")
-                     else f"  - {line.strip()}" for line in lines)
+    out = []
+    for line in lines:
+        if line.startswith("**"):
+            out += ["", f"### {line.strip('*').rstrip('.')}", ""]
+        else:
+            out.append(f"- {line}" if not line.startswith("  ") else f"  - {line.strip()}")
+    return "\n".join(out).strip("\n")
 
 
 def write_conclusions(text: str, figures, profile: str) -> Path:
