@@ -153,11 +153,13 @@ def task_tables(summary: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
 def rank_ranges(means, lows, highs) -> list[str]:
     """The rank (1 = highest mean) each item can take given its interval: ``"1"`` where every
     other interval lies wholly above or below its own, ``"1-2"`` where it overlaps another's. A
-    missing interval (one seed without one) overlaps everything. Lower rank bound: 1 + the
-    number of intervals wholly above; upper: n - the number wholly below."""
+    missing interval (one seed without one) or one of zero width (seeds that all scored alike: the
+    t interval is degenerate, not certain) overlaps everything. Lower rank bound: 1 + the number
+    of intervals wholly above; upper: n - the number wholly below."""
     n = len(means)
-    lo = [(-math.inf if pd.isna(a) else a) for a in lows]
-    hi = [(math.inf if pd.isna(b) else b) for b in highs]
+    known = [not (pd.isna(a) or pd.isna(b) or a == b) for a, b in zip(lows, highs)]
+    lo = [a if ok else -math.inf for a, ok in zip(lows, known)]
+    hi = [b if ok else math.inf for b, ok in zip(highs, known)]
     out = []
     for i in range(n):
         above = sum(1 for j in range(n) if j != i and lo[j] > hi[i])
@@ -209,7 +211,8 @@ def paired_table(results: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFram
     seeds both have; notebook 03 gives the methods of one seed the same initial weights, image
     order and augmentation draws), as the mean difference with its Student-t 95% CI
     (:func:`rsdix.intervals.t_interval`) and the number of pairs; ``order`` says where the
-    interval excludes 0. Empty without the baseline."""
+    interval excludes 0 (never for a zero-width interval: pairs that all differ alike). Empty
+    without the baseline."""
     if not len(results):
         return pd.DataFrame()
     shown = _headline_models(headline_rows(summarise(results)))
@@ -235,7 +238,7 @@ def paired_table(results: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFram
                 continue
             mean, low, high = t_interval((a.loc[seeds] - b.loc[seeds]).to_numpy(float))
             row[title] = diff_cell(mean, low, high, len(seeds))
-            if len(seeds) > 1 and (low > 0 or high < 0):
+            if len(seeds) > 1 and high > low and (low > 0 or high < 0):   # a zero-width interval orders nothing
                 order.append(f"{title}: {other} {'above' if mean > 0 else 'below'}")
         row["order (interval excludes 0)"] = "; ".join(order) or "none"
         rows.append(row)

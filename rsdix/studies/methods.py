@@ -290,8 +290,9 @@ def comparison_table(table: pd.DataFrame, baseline: str = BASELINE,
                 if len(seeds):
                     diff, dlow, dhigh = t_interval(mine.loc[seeds] - base.loc[seeds])
                     row.update(diff=diff, n_pairs=len(seeds))
-                    if len(seeds) > 1:
-                        row.update(diff_low=dlow, diff_high=dhigh, separated="yes" if dlow > 0 or dhigh < 0 else "no")
+                    if len(seeds) > 1:   # a zero-width interval (pairs that all differ alike) orders nothing
+                        row.update(diff_low=dlow, diff_high=dhigh,
+                                   separated="yes" if dhigh > dlow and (dlow > 0 or dhigh < 0) else "no")
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -354,8 +355,9 @@ def conclusions(comparison: pd.DataFrame, study: MethodComparison, baseline: str
     InfoNCE per share of the data is the efficiency study's:
     :func:`rsdix.studies.efficiency.analysis.answer_sentences`.)"""
     seeds = ", ".join(map(str, study.seeds))
-    lines = [f"Every method at {study.steps or 'the profile'}'s steps, seeds {seeds} (a seed gives every method the "
-             "same initial weights, image order and augmentation draws); mean [95% Student-t CI] over seeds."]
+    length = f"{study.steps} steps" if study.steps else "the profile's epochs"
+    lines = [f"Every method at {length}, seeds {seeds} (a seed gives every method the same initial weights, image "
+             "order and augmentation draws); mean [95% Student-t CI] over seeds."]
     for check, part in comparison.groupby("check", sort=False):
         cells = ", ".join(f"{r.method} {_ci(r.mean, r.ci_low, r.ci_high, r.n)}" for r in part.itertuples())
         lines.append(f"{check}: {cells}.")

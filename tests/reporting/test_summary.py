@@ -170,6 +170,7 @@ def test_an_order_only_where_the_intervals_separate():
     assert rank_ranges([11, 9, 8.7], [10, 8, 8.5], [12, 9.5, 9]) == ["1", "2-3", "2-3"]
     assert rank_ranges([11, 9, 8.7, 5], [10, 8, 8.5, None], [12, 9.5, 9, None]) == ["1-2", "2-4", "2-4", "1-4"]
     assert rank_ranges([3, 2, 1], [2.9, 1.9, 0.9], [3.1, 2.1, 1.1]) == ["1", "2", "3"]
+    assert rank_ranges([3, 2, 1], [2.9, 2.0, 0.9], [3.1, 2.0, 1.1]) == ["1-2", "1-3", "2-3"]   # zero width: unknown
 
 
 def test_readme_headline_is_seeded_with_paired_differences_and_caveats(tmp_path, monkeypatch):

@@ -90,7 +90,7 @@ def test_conclusions_state_an_order_only_where_the_paired_interval_excludes_zero
     comp = comparison_table(methods_table(runs))
     study = SimpleNamespace(seeds=[0, 1, 2], steps=2, minutes={"main runs": 1.5})
     text = conclusions(comp, study)
-    assert "seeds 0, 1, 2" in text and "infonce 21.0 [" in text and "(n=3)" in text
+    assert "Every method at 2 steps, seeds 0, 1, 2" in text and "infonce 21.0 [" in text and "(n=3)" in text
     assert "UCM test mR, rsdix - infonce (paired by seed): +1.5 [0.3, 2.7] (n=3); rsdix above infonce" in text
     assert "WHU-RS19 zero-shot top-1 %, rsdix - infonce (paired by seed): +0.3" in text
     assert "no order at this number of seeds" in text and "1.5 min" in text
