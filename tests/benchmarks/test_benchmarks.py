@@ -72,3 +72,9 @@ def test_quick_rows_say_quick_and_are_judged_against_no_goal(tmp_path, monkeypat
     assert benchmarks.run_all(quick=False, out=str(tmp_path / "full")) == 0
     full = pd.read_csv(tmp_path / "full.csv")
     assert full.loc[0, "mode"] == "full" and full.loc[0, "goal"] == "<= 3.0" and not full.loc[0, "ok"]
+    # the GPU comparison takes minutes on a CPU even at its quick sizes: --quick leaves it out there
+    monkeypatch.setattr(benchmarks, "modules", lambda: ["fake", "gpu"])
+    monkeypatch.setattr(benchmarks.torch.cuda, "is_available", lambda: False)
+    assert benchmarks.run_all(quick=True) == 0
+    quick = pd.read_csv(tmp_path / "runs" / "bench-quick.csv").set_index("module")
+    assert quick.loc["gpu", "metric"].startswith("not run: --quick without a CUDA device")
