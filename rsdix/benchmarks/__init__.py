@@ -2,10 +2,15 @@
 
 Each module here has ``run(quick) -> list[dict]``; rows are ``{"benchmark", "metric", "value",
 "unit", "goal", "ok", ...}``. Targets are measured as ratios within one run, never as timed
-tests. :func:`run_all` runs every module and writes the CSV (every row and field) and a markdown
-page with one small table per benchmark (:func:`bench_markdown`: what, value, goal, ok,
-machine, and the benchmark's own measurements under it); with ``only`` the other modules' rows
-already in the table are kept. :func:`regenerate_markdown` rewrites the page from the CSV.
+tests, and only in full mode: ``quick`` runs smaller sizes (the whole ``rsdix bench --quick`` in
+about a minute) that the goals were not set for, so :func:`run_all` marks every row with its
+``mode`` (``full`` or ``quick``) and clears ``goal`` and ``ok`` of quick rows, and leaves out the
+modules of :data:`CUDA_ONLY_QUICK` without a CUDA device (a row says so); a quick run writes to
+``runs/bench-quick`` unless told otherwise, never over the committed full-mode page.
+:func:`run_all` runs every module and writes the CSV (every row and field) and a markdown page with
+one small table per benchmark (:func:`bench_markdown`: what, value, goal, ok, mode, machine (the
+CPU model too), and the benchmark's own measurements under it); with ``only`` the other modules'
+rows already in the table are kept. :func:`regenerate_markdown` rewrites the page from the CSV.
 """
 from __future__ import annotations
 
@@ -27,8 +32,12 @@ from rsdix.utils import atomic_path, atomic_write_text
 
 log = get_logger(__name__)
 
-ENV_COLUMNS = ("torch", "cpu_count", "device", "git_commit", "time_utc")
-ROW_COLUMNS = ("module", "benchmark", "metric", "value", "unit", "goal", "ok")
+ENV_COLUMNS = ("torch", "cpu_count", "cpu_model", "device", "git_commit", "time_utc")
+ROW_COLUMNS = ("module", "benchmark", "metric", "value", "unit", "goal", "ok", "mode")
+FULL_OUT, QUICK_OUT = "figures/bench", "runs/bench-quick"   # run_all's default output prefix per mode
+# modules whose quick run on a CPU takes minutes (a ViT-B/32 stand-in in three processes): without a
+# CUDA device `rsdix bench --quick` leaves them out with a row saying so (their own __main__ runs them)
+CUDA_ONLY_QUICK = ("gpu",)
 
 
 def _number(value) -> str:
@@ -45,9 +54,11 @@ def _given(row: dict, key: str) -> bool:
 
 
 def machine(row: dict) -> str:
-    """Where a row was measured: device, CPU cores, torch."""
+    """Where a row was measured: device, CPU model and cores, torch (a row written before the CPU
+    model was recorded says so)."""
+    model = str(row["cpu_model"]) if _given(row, "cpu_model") else "CPU model not recorded"
     parts = [str(row["device"]) if _given(row, "device") else "",
-             f"{_number(row['cpu_count'])} CPU cores" if _given(row, "cpu_count") else "",
+             f"{model}, {_number(row['cpu_count'])} cores" if _given(row, "cpu_count") else "",
              f"torch {row['torch']}" if _given(row, "torch") else ""]
     return ", ".join(p for p in parts if p)
 
@@ -57,12 +68,14 @@ def bench_markdown(table: pd.DataFrame, csv_name: str = "bench.csv") -> str:
     (with its unit), goal, ok, machine; the benchmark's own measurements (the fields only its rows
     fill) and the commit and time follow as one line."""
     intro = (f"Generated from [`{csv_name}`]({csv_name}) (every row and field). Each target is a ratio measured "
-             "within one run (`goal`, `ok`); rows without a goal are measurements.")
+             "within one run in full mode (`goal`, `ok`); rows without a goal are measurements, and quick-mode "
+             "rows (`rsdix bench --quick`: smaller sizes) are judged against no goal. Each row names the machine "
+             "it was measured on: a speed-up holds there, not on another CPU.")
     lines = ["# Benchmarks (`make bench`)", "", *textwrap.wrap(intro, 100, break_long_words=False), ""]
     records = table.to_dict("records")
     for module, benchmark in dict.fromkeys((r.get("module"), r["benchmark"]) for r in records):
         rows = [r for r in records if r.get("module") == module and r["benchmark"] == benchmark]
-        lines += [f"## {benchmark}", "", "| what | value | goal | ok | machine |", "|---|---|---|---|---|"]
+        lines += [f"## {benchmark}", "", "| what | value | goal | ok | mode | machine |", "|---|---|---|---|---|---|"]
         shown = set(ROW_COLUMNS) | set(ENV_COLUMNS)
         for r in rows:
             what = r["metric"] if _given(r, "metric") else (r.get("stage") if _given(r, "stage") else "")
@@ -73,7 +86,8 @@ def bench_markdown(table: pd.DataFrame, csv_name: str = "bench.csv") -> str:
             if not _given(r, "value"):
                 shown.add("seconds")
             ok = "" if not _given(r, "ok") else ("yes" if str(r["ok"]).lower() in ("true", "1") else "**no**")
-            lines.append(f"| {what} | {value} {unit} | {_number(r.get('goal'))} | {ok} | {machine(r)} |"
+            mode = r.get("mode") if _given(r, "mode") else "full"
+            lines.append(f"| {what} | {value} {unit} | {_number(r.get('goal'))} | {ok} | {mode} | {machine(r)} |"
                          .replace("  |", " |"))
         details = []
         for key in table.columns:
@@ -123,18 +137,29 @@ def modules() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
-def run_all(quick: bool = False, only: list[str] | None = None, out: str = "figures/bench") -> int:
-    """Run the benchmark modules (``only``: these), write ``<out>.csv`` and ``<out>.md``;
-    0 when every module ran, 1 when one failed (the others still run and are written)."""
+def run_all(quick: bool = False, only: list[str] | None = None, out: str | None = None) -> int:
+    """Run the benchmark modules (``only``: these), write ``<out>.csv`` and ``<out>.md`` (default
+    :data:`FULL_OUT`, or :data:`QUICK_OUT` when ``quick``); every row carries its ``mode``, and quick
+    rows no ``goal`` or ``ok``. 0 when every module ran, 1 when one failed (the others still run and
+    are written)."""
+    out = out or (QUICK_OUT if quick else FULL_OUT)
     rows, failed = [], []
     for name in modules():
         if only and name not in only:
+            continue
+        if quick and name in CUDA_ONLY_QUICK and not torch.cuda.is_available():
+            rows.append({"module": name, "benchmark": name, "metric": f"not run: --quick without a CUDA device "
+                         f"(python -m rsdix.benchmarks.{name} runs it on the CPU, in minutes)", "value": math.nan,
+                         "unit": "", "goal": None, "ok": None, "mode": "quick"})
             continue
         log.info(f"{name} ...")
         start = time.time()
         try:
             for row in importlib.import_module(f"rsdix.benchmarks.{name}").run(quick=quick):
-                rows.append({"module": name, **row})
+                row = {"module": name, **row, "mode": "quick" if quick else "full"}
+                if quick:   # the goals are set for the full sizes: a quick row is a measurement only
+                    row.update(goal=None, ok=None)
+                rows.append(row)
         except Exception:  # noqa: BLE001 - report and go on with the other benchmarks
             failed.append(name)
             traceback.print_exc()

@@ -11,6 +11,7 @@
     rsdix export MODEL --format hf|open_clip --out D  a transformers CLIPModel / open_clip hub folder
     rsdix caption --encoder MODEL --dataset ucm_captions   train a captioner, caption the test split
     rsdix reproduce --profile cpu                     run the notebooks through papermill
+    rsdix reproduce --status --profile cpu            are figures/cpu what the code and data give?
     rsdix study efficiency [--profile cpu]            the data-efficiency study (docs/study.md)
     rsdix study methods | caption-metrics             notebook 03's / 06's study through papermill
     rsdix bench [--quick]                             speed benchmarks
@@ -207,6 +208,12 @@ def cmd_caption(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    if args.status:  # is figures/<profile> what the present code, configs, notebooks and data give?
+        from rsdix.reporting.reproduce import status  # stage import when the command runs
+
+        current, text = status(args.profile, args.data_root, args.out_dir)
+        print(text)
+        return 0 if current else 1
     if args.dry_run:  # offline, stand-ins, capped configs; writes under runs/<profile>-dry/ (docs/paper.md)
         from rsdix.reporting.dry_run import run as dry_run  # stage import when the command runs
 
@@ -398,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="offline with random-weight stand-ins and stand-in data, the configs capped by "
                         "rsdix/configs/dry_run.yaml; writes under runs/<profile>-dry/ (docs/paper.md)")
+    p.add_argument("--status", action="store_true",
+                   help="run nothing: print 'current' or 'stale' for the profile's figures folder (its MANIFEST.json "
+                        "against the present code by folder, notebooks and data; which changed; the commit its "
+                        "results come from); exit status 0 when current, 1 when stale")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("study", help="the studies: efficiency (data efficiency of self-distillation), methods "
@@ -423,9 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_study_notebook, notebook=notebook)
 
     p = sub.add_parser("bench", help="speed benchmarks, written as a table (CSV + markdown)")
-    p.add_argument("--quick", action="store_true", help="smaller sizes (seconds)")
+    p.add_argument("--quick", action="store_true",
+                   help="smaller sizes (about a minute), judged against no goal; written to runs/bench-quick")
     p.add_argument("--only", nargs="*", metavar="NAME", help="benchmark modules to run (the others' rows are kept)")
-    p.add_argument("--out", default="figures/bench", help="output prefix (writes PREFIX.csv and PREFIX.md)")
+    p.add_argument("--out", default=None,
+                   help="output prefix (writes PREFIX.csv and PREFIX.md; default figures/bench, --quick runs/bench-quick)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("box-captions", help="captions from boxes or masks (RemoteCLIP B2C / M2B) as Karpathy JSON")

@@ -9,8 +9,18 @@ A caption qualifies when it holds exactly one count between 1 and 10, written as
 "one" is a count only in front of a noun-like word and not after an article or adjective
 ("a big airplane and a small one" is not a count; "one of the" is not either).
 
-:func:`counting_accuracy` scores features (top-1, top-3, mean absolute error of the count) and
-:func:`counting` runs the task on a model and any caption set.
+:func:`counting_accuracy` scores features (top-1, top-3, mean absolute error of the count, and
+two numbers that say whether the model looks at the image at all: the share of its most frequent
+answer and the top-1 it gets with every image replaced by the mean image), :func:`counting`
+runs the task on a model and any caption set and :func:`predicted_counts` lists its answers.
+
+Why a model can score near chance or near the majority baseline without counting: the ten
+variants differ in one word, so their text features differ by a small, nearly caption-independent
+offset per number word; a model whose image features all lean the same way along those offsets
+answers the same count for almost every image, and its top-1 is then the share of that count
+among the true ones (on UCM-Captions most count captions say "two"). The cpu profile's
+text tower is locked, so every model there ranks the same ten text features: which count a model
+answers depends only on where its mean image feature lies (``mean_image_top1`` beside ``top1``).
 """
 from __future__ import annotations
 
@@ -18,6 +28,7 @@ import re
 from collections import Counter
 from typing import Sequence
 
+import pandas as pd
 import torch
 
 from rsdix.data.captions import CaptionDataset
@@ -91,32 +102,48 @@ def count_distribution(captions) -> dict[int, int]:
     return dict(sorted(Counter(f[0] for f in found if f is not None).items()))
 
 
-def counting_accuracy(image_features: torch.Tensor, variant_features: torch.Tensor,
-                      true_counts: Sequence[int]) -> dict[str, float]:
-    """RemoteCount-style: for each image, the ten captions differing only in the count (1..10,
-    ``variant_features`` is ``(n, 10, dim)``); top1 = the true count's caption ranks first,
-    top3 likewise within three; ``mean_abs_error`` between predicted and true count."""
+def _checked(image_features, variant_features) -> tuple[torch.Tensor, torch.Tensor]:
     img = torch.as_tensor(image_features, dtype=torch.float32)
     var = torch.as_tensor(variant_features, dtype=torch.float32)
-    truth = torch.as_tensor(list(true_counts), dtype=torch.long) - 1
     if len(img) == 0:
         raise DataError("counting", "no captions with a count 1..10")
     require_finite(img, "counting image features", "feature rows")
     require_finite(var, "counting caption features", "feature rows")
+    return img, var
+
+
+def count_predictions(image_features: torch.Tensor, variant_features: torch.Tensor) -> torch.Tensor:
+    """The count (1..10) whose variant scores highest for each image (``variant_features``:
+    ``(n, 10, dim)``; ties: the smaller count)."""
+    img, var = _checked(image_features, variant_features)
+    return torch.einsum("nd,nkd->nk", img, var).argmax(dim=1) + 1
+
+
+def counting_accuracy(image_features: torch.Tensor, variant_features: torch.Tensor,
+                      true_counts: Sequence[int]) -> dict[str, float]:
+    """RemoteCount-style: for each image, the ten captions differing only in the count (1..10,
+    ``variant_features`` is ``(n, 10, dim)``); top1 = the true count's caption ranks first,
+    top3 likewise within three; ``mean_abs_error`` between predicted and true count;
+    ``modal_share`` = % of images given the model's most frequent answer; ``mean_image_top1`` =
+    top1 with every image feature replaced by the mean of them all (the same answer for every
+    caption's image, so what the model scores without looking at the individual image)."""
+    img, var = _checked(image_features, variant_features)
+    truth = torch.as_tensor(list(true_counts), dtype=torch.long) - 1
     sims = torch.einsum("nd,nkd->nk", img, var)
     top3 = sims.topk(3, dim=1).indices
     pred = sims.argmax(dim=1)
+    mean_image = img.mean(dim=0, keepdim=True).expand_as(img)
+    blind = count_predictions(mean_image, var) - 1
     return {"top1": 100.0 * float((pred == truth).float().mean()),
             "top3": 100.0 * float((top3 == truth[:, None]).any(dim=1).float().mean()),
-            "mean_abs_error": float((pred - truth).abs().float().mean())}
+            "mean_abs_error": float((pred - truth).abs().float().mean()),
+            "modal_share": 100.0 * float(torch.bincount(pred, minlength=10).max()) / len(pred),
+            "mean_image_top1": 100.0 * float((blind == truth).float().mean())}
 
 
-def counting(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None, dataset_name: str | None = None,
-             split: str = "test", batch_size: int = 64, num_workers: int = 0,
-             max_captions: int | None = None) -> dict[str, float]:
-    """RemoteCount-style counting on any caption set: every caption with exactly one count
-    (1..10, word or digit) becomes ten variants (:func:`count_variants`). ``max_captions``: at
-    most that many of those captions, evenly spaced (ten text encodings each)."""
+def _features(bundle, dataset: CaptionDataset, cache: FeatureCache | None, dataset_name: str | None,
+              split: str, batch_size: int, num_workers: int, max_captions: int | None):
+    """(image features of the qualifying captions' images, their variants' features, true counts)."""
     cache = cache if cache is not None else FeatureCache()
     items = []
     for i, rec in enumerate(dataset.records):
@@ -132,7 +159,36 @@ def counting(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None,
                                 batch_size=batch_size, num_workers=num_workers)
     texts = [v for _, _, variants in items for v in variants]
     text_feats = encode_texts(bundle, texts, cache, desc="encode count variants")
-    out = counting_accuracy(image_feats[[i for i, _, _ in items]], text_feats.view(len(items), 10, -1),
-                            [c for _, c, _ in items])
-    out["n_captions"] = float(len(items))
+    return image_feats[[i for i, _, _ in items]], text_feats.view(len(items), 10, -1), [c for _, c, _ in items]
+
+
+def counting(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None, dataset_name: str | None = None,
+             split: str = "test", batch_size: int = 64, num_workers: int = 0,
+             max_captions: int | None = None) -> dict[str, float]:
+    """RemoteCount-style counting on any caption set: every caption with exactly one count
+    (1..10, word or digit) becomes ten variants (:func:`count_variants`). ``max_captions``: at
+    most that many of those captions, evenly spaced (ten text encodings each)."""
+    images, variants, truth = _features(bundle, dataset, cache, dataset_name, split, batch_size, num_workers,
+                                        max_captions)
+    out = counting_accuracy(images, variants, truth)
+    out["n_captions"] = float(len(truth))
     return out
+
+
+def predicted_counts(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None,
+                     dataset_name: str | None = None, split: str = "test", batch_size: int = 64,
+                     num_workers: int = 0, max_captions: int | None = None) -> pd.DataFrame:
+    """One row per qualifying caption: its ``true`` count and the model's ``predicted`` one (the
+    features come from ``cache`` when :func:`counting` ran with it)."""
+    images, variants, truth = _features(bundle, dataset, cache, dataset_name, split, batch_size, num_workers,
+                                        max_captions)
+    return pd.DataFrame({"true": truth, "predicted": count_predictions(images, variants).tolist()})
+
+
+def counting_answers(bundles: dict, dataset: CaptionDataset, cache: FeatureCache | None = None,
+                     dataset_name: str | None = None, split: str = "test", max_captions: int | None = None
+                     ) -> pd.DataFrame:
+    """:func:`predicted_counts` of every model in ``bundles`` (label -> bundle), with a ``model`` column."""
+    return pd.concat([predicted_counts(bundle, dataset, cache, dataset_name=dataset_name, split=split,
+                                       max_captions=max_captions).assign(model=label)
+                      for label, bundle in bundles.items()], ignore_index=True)

@@ -1,5 +1,6 @@
 """Notebook 05's figures: zero-shot top-1 per dataset (chance and a published model marked), the
-confusion matrix of one zero-shot result, few-shot accuracy against shots. Each returns the
+confusion matrix of one zero-shot result, few-shot accuracy against shots, the counts each
+model answers in the counting task beside the true ones. Each returns the
 figure and, given ``path``, saves it through :func:`rsdix.viz.save`.
 
 Models keep their colour of :func:`rsdix.viz.model_colour`; intervals stay inside 0-100 %
@@ -142,4 +143,29 @@ def plot_few_shot(details: Mapping[str, dict], results: pd.DataFrame, path: str 
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     viz.caption(fig, "Points: mean top-1 over the draws of training images; whiskers: 95% percentile bootstrap "
                      "of that mean over draws. Dotted: the model's linear probe on all training images.")
+    return _saved(fig, path)
+
+
+def plot_counting_answers(answers: pd.DataFrame, path: str | os.PathLike | None = None):
+    """Counting: the share of captions (%) per count 1..10, first the true counts, then each model's
+    answers (``answers``: columns ``model``, ``true``, ``predicted``, one row per caption and model,
+    :func:`rsdix.evaluation.counting.predicted_counts`); each row's top-1 in its label."""
+    counts = list(range(1, 11))
+    first = answers[answers["model"] == answers["model"].iloc[0]]
+    rows = {"true counts": first["true"].value_counts(normalize=True).reindex(counts, fill_value=0.0)}
+    for model, part in answers.groupby("model", sort=True):
+        top1 = 100.0 * float((part["true"] == part["predicted"]).mean())
+        rows[f"{model} (top-1 {top1:.1f}%)"] = part["predicted"].value_counts(normalize=True).reindex(
+            counts, fill_value=0.0)
+    shares = 100.0 * pd.DataFrame(rows).T
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(shares) + 1.6))
+    sns.heatmap(shares, annot=True, fmt=".0f", cmap="Blues", vmin=0, vmax=100, cbar=False, ax=ax,
+                annot_kws={"fontsize": 7})
+    ax.set_xlabel("count")
+    ax.set_ylabel("")
+    ax.set_title(f"Counting: answers per count ({len(first)} captions)")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    viz.caption(fig, "Cells: % of the captions with that count, first the true counts, then each model's answers "
+                     "(the variant it ranks first). A model whose answers pile on one count scores that count's "
+                     "share of the true counts.")
     return _saved(fig, path)

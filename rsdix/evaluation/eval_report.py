@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from rsdix.data.captions import CaptionDataset
-from rsdix.evaluation.counting import count_distribution
+from rsdix.evaluation.counting import NUMBER_WORDS, count_distribution
 
 
 def class_counts(details: Mapping[str, dict]) -> dict[str, int]:
@@ -116,6 +116,35 @@ class CountingBaselines:
 def counting_baselines(dataset: CaptionDataset) -> CountingBaselines:
     """:class:`CountingBaselines` of every caption of ``dataset``."""
     return CountingBaselines(count_distribution([c for rec in dataset.records for c in rec.captions]))
+
+
+BLIND_POINTS = 5.0   # counting_note: a top-1 within this of the mean-image top-1 "hardly depends on the image"
+
+
+def counting_note(results: pd.DataFrame, baselines: CountingBaselines, dataset: str = "UCM") -> str:
+    """What the counting rows say, from the numbers (:func:`rsdix.evaluation.counting.counting_accuracy`):
+    the spread of top-1, how often each model gives its most frequent answer, and its top-1 with
+    every image replaced by its mean image beside its top-1 with the images."""
+    rows = results[(results["task"] == "counting") & (results["dataset"] == dataset)]
+    wide = rows.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
+    if wide.empty or not {"top1", "modal_share", "mean_image_top1"} <= set(wide.columns):
+        return ""
+    lo, hi = wide["top1"].idxmin(), wide["top1"].idxmax()
+    shares = ", ".join(f'"{NUMBER_WORDS[k - 1]}" {100.0 * v / baselines.n:.1f}%'
+                       for k, v in sorted(baselines.distribution.items(), key=lambda kv: -kv[1])[:3])
+    gap = (wide["top1"] - wide["mean_image_top1"]).abs()
+    text = (f"Counting top-1 on {dataset} runs from {wide.at[lo, 'top1']:.1f}% ({lo}) to {wide.at[hi, 'top1']:.1f}% "
+            f"({hi}), chance 10.0%, majority baseline {baselines.majority:.1f}%. Each model gives its most frequent "
+            f"answer to {wide['modal_share'].min():.0f}-{wide['modal_share'].max():.0f}% of the captions, and with every "
+            f"image replaced by the model's mean image its top-1 moves by at most {gap.max():.1f} points "
+            f"({wide['mean_image_top1'].min():.1f}-{wide['mean_image_top1'].max():.1f}%)")
+    if gap.max() > BLIND_POINTS:
+        return text + "."
+    return text + (f": the answer hardly depends on the image. A model's top-1 is then the share of the count it "
+                   f"keeps answering among the true counts ({shares}), so a model near chance and one near the "
+                   "majority baseline differ in where their average image feature lies among the number words' text "
+                   "features, not in counting.")
+
 
 
 def describe_results(results: pd.DataFrame, n_classes: Mapping[str, int], majority: float | None = None,

@@ -6,6 +6,8 @@ It computes exactly what the evaluation suite computes (same templates, class em
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from rsdix.data.captions import CaptionDataset
@@ -30,8 +32,11 @@ class QuickCheck:
     :func:`eval_templates` of its profile, so its rows are notebook 05's numbers.
 
     Images are decoded and preprocessed once (``bundle.preprocess_val`` of the first model),
-    so checking many small models trained with the same preprocessing is cheap. A small check
-    for training studies; the full evaluation suite is :mod:`rsdix.evaluation.suite`.
+    so checking many small models trained with the same preprocessing is cheap; the text
+    features (captions and class prompts) are kept per text tower (:func:`text_tower_key`: a
+    hash of every weight outside the image tower), so models whose text tower is locked (the cpu
+    profile's) encode the texts once. A small check for training studies; the full evaluation
+    suite is :mod:`rsdix.evaluation.suite`.
     """
 
     def __init__(self, bundle, data_root=None, retrieval: str = "ucm_captions",
@@ -50,6 +55,7 @@ class QuickCheck:
             cls.transform = bundle.preprocess_val
             self.zero_shot_split = split_label("all", cls)
             self.zs = (self._load(cls, "zero-shot images"), torch.tensor(cls.labels), cls.class_names)
+        self._text_memo: dict[str, tuple] = {}    # text_tower_key -> (caption features, class embeddings)
 
     @staticmethod
     def _load(dataset, desc):
@@ -73,11 +79,21 @@ class QuickCheck:
                           for i in range(0, len(texts), batch_size)])
 
     @torch.no_grad()
+    def _text_features(self, bundle) -> tuple:
+        """(caption features, class embeddings or None) of ``bundle``'s text tower, encoded once per tower."""
+        key = text_tower_key(bundle.model)
+        if key not in self._text_memo:
+            captions = self._texts(bundle.model, bundle.tokenizer, self.texts)
+            classes = class_embeddings(bundle, self.zs[2], self.templates) if self.zs is not None else None
+            self._text_memo = {key: (captions, classes)}   # one tower kept: a trained text tower changes every run
+        return self._text_memo[key]
+
+    @torch.no_grad()
     def zero_shot_scores(self, bundle) -> torch.Tensor:
         """``(images, classes)`` cosine scores against the class embeddings of
         the check's templates (:func:`rsdix.evaluation.zero_shot.class_embeddings`, as notebook 05 scores)."""
-        images, _, names = self.zs
-        return self._images(bundle.model, images) @ class_embeddings(bundle, names, self.templates).t()
+        images = self.zs[0]
+        return self._images(bundle.model, images) @ self._text_features(bundle)[1].t()
 
     @torch.no_grad()
     @tf32_matmul()
@@ -89,14 +105,26 @@ class QuickCheck:
         model = bundle.model
         was_training = model.training
         model.eval()
-        out = retrieval_metrics(self._images(model, self.images), self._texts(model, bundle.tokenizer, self.texts),
-                                self.owner.tolist())
+        out = retrieval_metrics(self._images(model, self.images), self._text_features(bundle)[0], self.owner.tolist())
         if self.zs is not None:
             _, labels, names = self.zs
             scores = self.zero_shot_scores(bundle)
             out["zs_top1"] = classification_metrics(scores, labels.tolist(), len(names))["top1"]
         model.train(was_training)
         return out
+
+
+def text_tower_key(model) -> str:
+    """A hash of every weight and buffer of ``model`` outside its image tower (``visual.*``) and its
+    logit scale/bias: equal keys give equal text features."""
+    h = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name.startswith("visual.") or name.split(".")[-1] in ("logit_scale", "logit_bias"):
+            continue
+        h.update(name.encode())
+        h.update(str(tensor.dtype).encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def eval_templates(config, dataset: str = "whu_rs19"):

@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,17 +24,20 @@ import pandas as pd
 import torch
 
 from rsdix.paths import RunDirs, figures_dir, repo_root
-from rsdix.reporting.tables import compact_markdown, published_reference, readme_table, task_tables
+from rsdix.reporting.manifest import git_commit
+from rsdix.reporting.tables import (BASELINE, README_COLUMNS, compact_markdown, paired_table, published_reference,
+                                    readme_table, task_tables)
 from rsdix.results import REFERENCE_CSV, summarise
 from rsdix.utils import atomic_path, atomic_write_text
 
 # written beside RESULTS.md in the figures folder (committed with it)
 RESULTS_CSV, TIMES_CSV, ENV_JSON = "results.csv", "notebook_times.csv", "run_environment.json"
+RUNNER_FILES = ["RESULTS.md", RESULTS_CSV, TIMES_CSV, ENV_JSON]   # the manifest names the runner their writer
 FULL_COLUMNS = ["model", "dataset", "task", "split", "metric", "mean", "ci_low", "ci_high", "seeds"]
 
 
 def environment() -> dict:
-    env = {"python": platform.python_version(), "platform": platform.platform(),
+    env = {"python": platform.python_version(), "platform": platform.platform(), "cpu_model": cpu_model(),
            "cpu_count": os.cpu_count(), "time_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")}
     env["torch"] = torch.__version__
     env["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
@@ -44,12 +46,26 @@ def environment() -> dict:
             env[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001
             pass
-    try:
-        env["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo_root(),
-                                           capture_output=True, text=True, timeout=10).stdout.strip()
-    except Exception:  # noqa: BLE001
-        pass
+    env.update(git_state())
     return env
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else the platform's processor string)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def git_state() -> dict:
+    """``git_commit`` (short HEAD) and ``git_dirty`` (uncommitted changes under rsdix/ or
+    notebooks/, :func:`rsdix.reporting.manifest.git_commit`); empty outside a git checkout."""
+    state = git_commit()
+    return {"git_commit": state["commit"][:7], "git_dirty": state["dirty"]} if state else {}
 
 
 def _rel(path: Path) -> str:
@@ -82,6 +98,13 @@ def results_markdown(results: pd.DataFrame, profile: str, source: str, times: pd
                   "The papers' numbers for the datasets, tasks and metrics above, once per dataset; parameters "
                   "count both towers of the CLIP backbone (open_clip config). All published numbers: "
                   f"`{_rel(REFERENCE_CSV)}`.", ""]
+        paired = paired_table(results)
+        if len(paired):
+            lines += ["## Paired differences", "",
+                      f"Each headline model minus `{BASELINE}`, seed by seed (notebook 03 gives the methods of one "
+                      "seed the same initial weights, image order and augmentation draws): the mean difference with "
+                      "its Student-t 95% CI over the pairs; an order is stated only where that interval excludes 0.",
+                      "", paired.to_markdown(index=False), ""]
         for heading, table in published_reference(summary):
             lines += [f"### {heading}", "", table.to_markdown(index=False), ""]
         full = summary.assign(seeds=summary["count"])[FULL_COLUMNS]
@@ -153,14 +176,47 @@ def regenerate_summary(profile: str = "cpu", figures: str | os.PathLike | None =
 README_START, README_END = "<!-- results:cpu:start -->", "<!-- results:cpu:end -->"
 
 
+def commit_text(env: dict) -> str:
+    """``commit abc1234`` (``, with uncommitted changes to rsdix/ or notebooks/`` where the run had some)."""
+    commit = f"commit {env.get('git_commit') or 'unknown'}"
+    return commit + (" with uncommitted changes to rsdix/ or notebooks/" if env.get("git_dirty") else "")
+
+
+def _caveats(results: pd.DataFrame) -> dict[str, str]:
+    """README column title -> the caveat its rows carry (e.g. "not zero-shot: trained on ucm_captions")."""
+    if "caveat" not in results:
+        return {}
+    out = {}
+    for title, dataset, task, metric in README_COLUMNS:
+        rows = results[(results["dataset"] == dataset) & (results["task"] == task) & (results["metric"] == metric)]
+        found = sorted({c for c in rows["caveat"] if isinstance(c, str) and c})
+        if found:
+            out[title] = "; ".join(found)
+    return out
+
+
 def readme_block(results: pd.DataFrame, env: dict) -> str:
-    """The README's results block (between the markers): the headline table and where it came from."""
+    """The README's results block (between the markers): the headline table, the differences to
+    the baseline paired by seed, and where it came from (the commit, the manifest)."""
     table = readme_table(summarise(results))
+    caveats = _caveats(results)
+    marks = {title: "†‡§¶"[i % 4] * (1 + i // 4) for i, title in enumerate(caveats)}
+    table = table.rename(columns={t: f"{t}{m}" for t, m in marks.items()})
     note = (f"_Generated by `make reproduce PROFILE=cpu` on {env.get('time_utc')} UTC ({env.get('cpu_count')} CPU "
-            f"cores, torch {env.get('torch')}, commit {env.get('git_commit')}); cells: mean with 95% CI and seed "
-            "count; every task and the published numbers: [figures/cpu/RESULTS.md](figures/cpu/RESULTS.md)._")
-    note = "\n".join(textwrap.wrap(note, 100, break_on_hyphens=False, break_long_words=False))
-    return f"{README_START}\n{note}\n\n{table.to_markdown(index=False)}\n{README_END}"
+            f"cores, torch {env.get('torch')}, {commit_text(env)}; what it was made from and which file each "
+            "notebook wrote: [figures/cpu/MANIFEST.json](figures/cpu/MANIFEST.json), checked by "
+            "`rsdix reproduce --status`). Cells: mean ± half-width of the Student-t 95% CI over the n seeds; "
+            "rank: by the first column, a range where the intervals overlap (no order); every task and the "
+            "published numbers: [figures/cpu/RESULTS.md](figures/cpu/RESULTS.md)._")
+    wrap = lambda text: "\n".join(textwrap.wrap(text, 100, break_on_hyphens=False, break_long_words=False))  # noqa: E731
+    lines = [wrap(note), "", table.to_markdown(index=False)]
+    if caveats:
+        lines += [""] + [wrap(f"{marks[t]} {c}.") for t, c in caveats.items()]
+    paired = paired_table(results)
+    if len(paired):
+        lines += ["", wrap(f"Paired by seed (same initial weights, image order and augmentation draws), minus "
+                           f"`{BASELINE}`, mean difference [Student-t 95% CI]:"), "", paired.to_markdown(index=False)]
+    return f"{README_START}\n" + "\n".join(lines) + f"\n{README_END}"
 
 
 def update_readme(results: pd.DataFrame, env: dict | None = None, readme: str | os.PathLike | None = None) -> bool:

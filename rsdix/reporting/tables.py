@@ -1,10 +1,14 @@
 """The tables of ``RESULTS.md`` and the README, built from a summary over seeds
 (:func:`rsdix.results.summarise`): one compact table per task (rows = models, columns =
-datasets, cells = mean with its 95% CI and seed count), the README's five-row headline, and the
-published numbers once per dataset (paper, model, backbone, parameter count, number, source).
+datasets, cells = mean with its 95% CI and seed count), the README's headline (with a rank that
+orders two models only where their intervals separate, :func:`rank_ranges`), the differences to
+the baseline paired by seed (:func:`paired_table`), and the published numbers once per dataset
+(paper, model, backbone, parameter count, number, source).
 
-A cell reads ``31.2 ± 0.4 (n=3)`` (Student-t CI over 3 seeds), ``0.43 [0.40, 0.46] (n=1)`` (one
-seed with the notebook's own CI, e.g. a bootstrap) or ``31.2 (n=1)``; :func:`cell` writes it."""
+A cell reads ``31.2 ± 0.4 (n=3)`` (the half-width of the Student-t 95% CI of the mean over 3 seeds,
+n - 1 degrees of freedom, as :func:`rsdix.results.summarise` and :func:`rsdix.intervals.t_interval`
+compute it), ``0.43 [0.40, 0.46] (n=1)`` (one seed with the notebook's own CI, e.g. a bootstrap)
+or ``31.2 (n=1)``; :func:`cell` writes it. A paired difference reads ``+0.8 [0.1, 1.5] (n=3)``."""
 from __future__ import annotations
 
 import math
@@ -16,7 +20,8 @@ import torch
 
 from rsdix.data.registry import REGISTRY
 from rsdix.evaluation.datasets import base_split, split_images
-from rsdix.results import reference_numbers
+from rsdix.intervals import t_interval
+from rsdix.results import method_name, reference_numbers, summarise
 
 # splits shown in the headline tables; validation rows (model selection) are in the full table only
 HEADLINE_SPLITS = ("test", "all", "")
@@ -48,7 +53,8 @@ HEADLINES = [
 ]
 
 # the README's headline: (column title, dataset, task, metric); its rows are the first
-# README_ROWS models by the first column (variants: EMA teachers and data-share runs left out)
+# README_ROWS models by the first column (variants: EMA teachers and data-share runs left out),
+# ranked by it only where their intervals separate (rank_ranges)
 README_COLUMNS = [("UCM retrieval mR", "UCM", "retrieval", "mR"),
                   ("WHU-RS19 zero-shot top-1", "WHU-RS19", "zero-shot", "top1"),
                   ("EuroSAT-MS zero-shot top-1", "EuroSAT-MS", "zero-shot", "top1"),
@@ -56,6 +62,7 @@ README_COLUMNS = [("UCM retrieval mR", "UCM", "retrieval", "mR"),
                   ("WHU-RS19 linear probe top-1", "WHU-RS19", "linear-probe", "top1")]
 README_ROWS = 5
 VARIANT_MARKS = ("-ema", "_frac")
+BASELINE = "infonce"    # paired_table: every other headline model minus this one, seed by seed
 
 # the papers of the published numbers, by the first word of reference_numbers.csv's ``source``
 PAPERS = {"RSDiX-CLIP": "RSDiX", "RemoteCLIP": "RemoteCLIP", "RS-M-CLIP": "RS-M-CLIP"}
@@ -143,25 +150,99 @@ def task_tables(summary: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
     return out
 
 
-def readme_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The README's headline: :data:`README_ROWS` models (best first by the first column present)
-    x the :data:`README_COLUMNS` the run has."""
-    rows = headline_rows(summary)
-    rows = rows[~rows["model"].astype(str).str.contains("|".join(VARIANT_MARKS), regex=True)]
-    columns = []
+def rank_ranges(means, lows, highs) -> list[str]:
+    """The rank (1 = highest mean) each item can take given its interval: ``"1"`` where every
+    other interval lies wholly above or below its own, ``"1-2"`` where it overlaps another's. A
+    missing interval (one seed without one) or one of zero width (seeds that all scored alike: the
+    t interval is degenerate, not certain) overlaps everything. Lower rank bound: 1 + the number
+    of intervals wholly above; upper: n - the number wholly below."""
+    n = len(means)
+    known = [not (pd.isna(a) or pd.isna(b) or a == b) for a, b in zip(lows, highs)]
+    lo = [a if ok else -math.inf for a, ok in zip(lows, known)]
+    hi = [b if ok else math.inf for b, ok in zip(highs, known)]
+    out = []
+    for i in range(n):
+        above = sum(1 for j in range(n) if j != i and lo[j] > hi[i])
+        below = sum(1 for j in range(n) if j != i and hi[j] < lo[i])
+        first, last = 1 + above, n - below
+        out.append(str(first) if first == last else f"{first}-{last}")
+    return out
+
+
+def _headline_models(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[~rows["model"].astype(str).str.contains("|".join(VARIANT_MARKS), regex=True)]
+
+
+def _readme_columns(rows: pd.DataFrame) -> list[tuple[str, str, str, str, pd.DataFrame]]:
+    out = []
     for title, dataset, task, metric in README_COLUMNS:
         part = rows[(rows["dataset"] == dataset) & (rows["task"] == task) & (rows["metric"] == metric)]
         if len(part):
-            columns.append((title, part.drop_duplicates("model").set_index("model")))
+            out.append((title, dataset, task, metric, part.drop_duplicates("model").set_index("model")))
+    return out
+
+
+def readme_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The README's headline: :data:`README_ROWS` models (by the first column present, highest
+    mean first) x the :data:`README_COLUMNS` the run has; ``rank`` is the rank by that first column
+    where the 95% intervals separate, a range where they overlap (:func:`rank_ranges`)."""
+    columns = _readme_columns(_headline_models(headline_rows(summary)))
     if not columns:
         return pd.DataFrame(columns=["model"])
-    first = columns[0][1]
-    models = first.sort_values("mean", ascending=False).index[:README_ROWS].tolist()
-    table = pd.DataFrame({"model": models})
-    for title, part in columns:
+    first = columns[0][-1].sort_values("mean", ascending=False).iloc[:README_ROWS]
+    models = first.index.tolist()
+    table = pd.DataFrame({"rank": rank_ranges(first["mean"], first["ci_low"], first["ci_high"]), "model": models})
+    for title, *_, part in columns:
         table[title] = [cell(part.at[m, "mean"], part.at[m, "ci_low"], part.at[m, "ci_high"],
                              int(part.at[m, "count"])) if m in part.index else "" for m in models]
     return table
+
+
+def diff_cell(mean: float, low: float, high: float, count: int) -> str:
+    """A paired difference: ``+0.8 [0.1, 1.5] (n=3)`` (one pair: ``+0.8 (n=1)``)."""
+    if count < 2 or pd.isna(low):
+        return f"{mean:+.{decimals(mean)}f} (n={count})"
+    d = decimals(max(abs(mean), abs(low), abs(high)))
+    return f"{mean:+.{d}f} [{low:.{d}f}, {high:.{d}f}] (n={count})"
+
+
+def paired_table(results: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
+    """Every headline model minus ``baseline`` on the :data:`README_COLUMNS`, paired by seed (the
+    seeds both have; notebook 03 gives the methods of one seed the same initial weights, image
+    order and augmentation draws), as the mean difference with its Student-t 95% CI
+    (:func:`rsdix.intervals.t_interval`) and the number of pairs; ``order`` says where the
+    interval excludes 0 (never for a zero-width interval: pairs that all differ alike). Empty
+    without the baseline."""
+    if not len(results):
+        return pd.DataFrame()
+    shown = _headline_models(headline_rows(summarise(results)))
+    raw = results.assign(method=results["model"].map(method_name), split=results["split"].fillna(""))
+    rows = []
+    columns = _readme_columns(shown)
+    others = [m for m in (columns[0][-1].sort_values("mean", ascending=False).index if columns else [])
+              if m != baseline]
+    for other in others:
+        row, order = {"difference": f"{other} - {baseline}"}, []
+        for title, dataset, task, metric, part in columns:
+            if baseline not in part.index or other not in part.index:
+                row[title] = ""
+                continue
+            split = part.at[baseline, "split"]
+            sel = raw[(raw["dataset"] == dataset) & (raw["task"] == task) & (raw["metric"] == metric)
+                      & (raw["split"] == split)]
+            a = sel[sel["method"] == other].drop_duplicates("seed").set_index("seed")["value"]
+            b = sel[sel["method"] == baseline].drop_duplicates("seed").set_index("seed")["value"]
+            seeds = a.index.intersection(b.index)
+            if not len(seeds):
+                row[title] = ""
+                continue
+            mean, low, high = t_interval((a.loc[seeds] - b.loc[seeds]).to_numpy(float))
+            row[title] = diff_cell(mean, low, high, len(seeds))
+            if len(seeds) > 1 and high > low and (low > 0 or high < 0):   # a zero-width interval orders nothing
+                order.append(f"{title}: {other} {'above' if mean > 0 else 'below'}")
+        row["order (interval excludes 0)"] = "; ".join(order) or "none"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def compact_markdown(frame: pd.DataFrame, floatfmt: str = ".4g") -> str:

@@ -1,18 +1,23 @@
-"""Notebook 03's experiment: the CLIP objectives compared, the best trained longer, DINO.
+"""Notebook 03's experiment: the CLIP objectives compared at matched steps over seeds, DINO.
 
-:class:`MethodsConfig` (``rsdix/configs/methods/<profile>.yaml``) says what a profile trains;
-:class:`MethodComparison` trains it (every run through :func:`train_run`: resumable, saved for the later
-notebooks, quick-checked by the callables it is handed, e.g.
+:class:`MethodsConfig` (``rsdix/configs/methods/<profile>.yaml``) says what a profile trains: every
+method at the same steps, at each of its ``seeds`` (a seed fixes the initial weights, the image
+order and the augmentation draws, so the methods' runs of one seed are paired);
+:class:`MethodComparison` trains it (every run through :func:`train_run`: resumable, saved for the
+later notebooks, quick-checked by the callables it is handed, e.g.
 :class:`rsdix.evaluation.quick_check.QuickCheck`); the functions below turn the runs into
-tables, figures and the notebook's conclusions::
+tables (one row per run, :func:`methods_table`; mean and 95% CI over seeds per method and the
+paired differences against InfoNCE, :func:`comparison_table`), figures and the notebook's
+conclusions::
 
     study = MethodComparison(profile, data_root, seed, dirs)
     main_runs = study.train_methods(check, val_check)
     table = methods_table(main_runs)
-    display(Markdown(conclusions(table, study, best)))
+    display(Markdown(conclusions(comparison_table(table), study)))
 
-Run names follow :func:`rsdix.paths.run_name` / :func:`long_run_name` (the convention the later
-notebooks read). The data-efficiency question (does RSDiX need fewer images?) is its own study, with paired
+Nothing is chosen on the numbers: no method is picked on a validation score and trained again
+(a choice between means one noise-width apart says nothing), so no test number is selected
+either. Run names follow :func:`rsdix.paths.run_name` (the convention the later notebooks read). The data-efficiency question (does RSDiX need fewer images?) is its own study, with paired
 seeds at a justified length: :mod:`rsdix.studies.efficiency` (``make study``); notebook 03 shows its
 stored results.
 """
@@ -32,6 +37,8 @@ import pandas as pd
 
 from rsdix import config, viz
 from rsdix.config import option
+from rsdix.errors import ConfigError
+from rsdix.intervals import t_interval
 from rsdix.log import get_logger
 from rsdix.models import count_parameters
 from rsdix.paths import run_name
@@ -43,28 +50,36 @@ log = get_logger(__name__)
 
 Check = Callable[[object], dict]
 
-METHOD_COLUMNS = ["run", "method", "steps", "train_s", "val_mR", "i2t_R@1", "i2t_R@5", "i2t_R@10",
+METHOD_COLUMNS = ["run", "method", "seed", "steps", "train_s", "val_mR", "i2t_R@1", "i2t_R@5", "i2t_R@10",
                   "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR", "zs_top1", "ema_mR", "ema_zs_top1"]
+# what the comparison table and the conclusions summarise over seeds: column -> what it is
+COMPARED = {"mR": "UCM test mR", "zs_top1": "WHU-RS19 zero-shot top-1 %", "val_mR": "UCM val mR"}
+BASELINE = "infonce"   # the paired differences are against this method
 
 
 @dataclass
 class MethodsConfig:
-    """What notebook 03 trains in a profile (``rsdix/configs/methods/<profile>.yaml``)."""
+    """What notebook 03 trains in a profile (``rsdix/configs/methods/<profile>.yaml``): every method
+    at ``steps`` and at each of ``seeds``."""
     methods: list = field(default_factory=lambda: ["infonce", "rsdix", "rsdix-sbert", "rsdix-siglip"])
-    steps: int | None = option(None, min=1)   # main runs; None: the profile's loop.steps
+    seeds: list | None = None                 # every run at each seed (paired); None: the notebook's seed only
+    steps: int | None = option(None, min=1)   # every run; None: the profile's loop.steps (or epochs)
     zero_shot_max: int | None = option(None, min=1)  # subsample WHU-RS19 for the quick check (None: all)
     dino_steps: int | None = option(None, min=0)     # the RS-M-CLIP DINO run: None = main steps, 0 = skip
-    long_steps: int = option(0, min=0)        # then train the best method (by UCM *val* mR) this long; 0 = skip
     check_teacher: bool = True                # also quick-check the EMA teacher of distillation runs
+
+    def validate(self) -> None:
+        if not self.methods:
+            raise ConfigError("methods: empty; name at least one method")
+        if self.seeds is not None:
+            if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in self.seeds):
+                raise ConfigError(f"seeds: {self.seeds!r}; expected a non-empty list of integers >= 0 (or null)")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ConfigError(f"seeds: {self.seeds!r} repeats a seed")
 
 
 def load_methods_config(profile: str = "cpu", **overrides) -> MethodsConfig:
     return config.load("methods", profile, **overrides)
-
-
-def long_run_name(method: str, seed: int) -> str:
-    """``rsdix-siglip-long_s0``: the best method trained for ``MethodsConfig.long_steps``."""
-    return run_name(f"{method}-long", seed)
 
 
 # ---------------------------------------------------------------- one run
@@ -94,7 +109,8 @@ def train_run(cfg: ClipTrainConfig, name: str, dirs, check: Check | None = None,
 def report_line(r: dict) -> str:
     """One line per run: steps, training time, validation and test checks (and the EMA teacher's)."""
     ema = f"  (EMA teacher: mR {r['ema_mR']:.1f}, {r['ema_zs_top1']:.1f}%)" if "ema_mR" in r else ""
-    return (f"{r['run']:>20}: {r['steps']} steps in {r['train_s']:.0f}s  val mR {r['val_mR']:.1f}  UCM mR "
+    val = f"  val mR {r['val_mR']:.1f}" if "val_mR" in r else ""
+    return (f"{r['run']:>20}: {r['steps']} steps in {r['train_s']:.0f}s{val}  UCM mR "
             f"{r['mR']:.1f}  WHU-RS19 zero-shot top-1 {r['zs_top1']:.1f}%{ema}")
 
 
@@ -127,7 +143,8 @@ def result_rows(runs: Sequence[dict], profile: str, retrieval_title: str = "UCM"
 @dataclass
 class MethodComparison:
     """The runs notebook 03 trains in ``profile``: its training config (``base``, from
-    ``rsdix/configs/train/<profile>.yaml``) and study config (``cfg``); ``minutes`` collects the
+    ``rsdix/configs/train/<profile>.yaml``) and study config (``cfg``); ``seeds`` are the config's
+    (``seed``, the notebook's parameter, where the config names none); ``minutes`` collects the
     wall time of each part (training and checks)."""
     profile: str
     data_root: str | os.PathLike
@@ -138,6 +155,7 @@ class MethodComparison:
 
     def __post_init__(self):
         self.cfg = self.cfg or load_methods_config(self.profile)
+        self.seeds = list(self.cfg.seeds) if self.cfg.seeds else [self.seed]
         self.base = self.config()
 
     @property
@@ -145,10 +163,12 @@ class MethodComparison:
         """Steps of the main runs (None: the profile's ``epochs`` set them, as in the paper profile)."""
         return self.cfg.steps or (None if self.base.epochs else self.base.loop.steps)
 
-    def config(self, source: str | None = None, **overrides) -> ClipTrainConfig:
-        """The profile's training config (or the train config named ``source``) on this data root and
-        seed; explicit ``loop__steps`` win over the config's ``epochs`` (None: keep the config's)."""
-        overrides = {"data__data_root": str(self.data_root), "loop__seed": self.seed, **overrides}
+    def config(self, source: str | None = None, seed: int | None = None, **overrides) -> ClipTrainConfig:
+        """The profile's training config (or the train config named ``source``) on this data root at
+        ``seed`` (default: the first of :attr:`seeds`); explicit ``loop__steps`` win over the config's
+        ``epochs`` (None: keep the config's)."""
+        seed = self.seeds[0] if seed is None else seed
+        overrides = {"data__data_root": str(self.data_root), "loop__seed": seed, **overrides}
         if overrides.get("loop__steps") is not None:
             overrides["epochs"] = None
         else:
@@ -163,57 +183,45 @@ class MethodComparison:
         finally:
             self.minutes[part] = self.minutes.get(part, 0.0) + (time.time() - start) / 60
 
-    def train_methods(self, check: Check, val_check: Check) -> list[dict]:
-        """Every method of the study at the main steps (``<method>_s<seed>``)."""
+    def train_methods(self, check: Check, val_check: Check | None = None) -> list[dict]:
+        """Every method of the study at the same steps, at every seed (``<method>_s<seed>``); seed by
+        seed, so the runs finished when an interrupted notebook stops are complete pairs."""
         runs = []
         with self.timed("main runs"):
-            for method in self.cfg.methods:
-                cfg = self.config(method=method, loop__steps=self.steps)
-                runs.append(train_run(cfg, run_name(method, self.seed), self.dirs, check=check, val_check=val_check,
-                                      check_teacher=self.cfg.check_teacher))
-                log.info(report_line(runs[-1]))
+            for seed in self.seeds:
+                for method in self.cfg.methods:
+                    cfg = self.config(method=method, seed=seed, loop__steps=self.steps)
+                    runs.append(train_run(cfg, run_name(method, seed), self.dirs, check=check, val_check=val_check,
+                                          check_teacher=self.cfg.check_teacher))
+                    log.info(report_line(runs[-1]))
         log.info(f"main runs: {self.minutes['main runs']:.1f} min")
         return runs
 
-    def run_dino(self, check: Check, val_check: Check) -> dict | None:
-        """RS-M-CLIP's CLIP + DINO run (``train/<profile>_dino.yaml``, ``dino_s<seed>``) with its loss-terms
-        figure (``03_dino_terms.png``); None where the study skips it (``dino_steps: 0``)."""
+    def run_dino(self, check: Check, val_check: Check | None = None) -> list[dict]:
+        """RS-M-CLIP's CLIP + DINO run (``train/<profile>_dino.yaml``, ``dino_s<seed>``) at every seed, with
+        the first seed's loss-terms figure (``03_dino_terms.png``); none where the study skips it
+        (``dino_steps: 0``)."""
         steps = self.steps if self.cfg.dino_steps is None else self.cfg.dino_steps
         if steps == 0:
             log.info(f"DINO run skipped in the {self.profile} profile (methods/{self.profile}.yaml: dino_steps: 0): "
                      f"it does not fit the time budget here; set dino_steps to run it (a CLIP+DINO step costs ~3.5x an "
                      f"InfoNCE step, `make bench`).")
-            return None
-        cfg = self.config(f"{self.profile}_dino", loop__steps=steps)
-        log.info(describe_dino(cfg))
-        with self.timed("main runs"):
-            run = train_run(cfg, run_name("dino", self.seed), self.dirs, check=check, val_check=val_check)
-        log.info(report_line(run))
+            return []
+        runs = []
+        for seed in self.seeds:
+            cfg = self.config(f"{self.profile}_dino", seed=seed, loop__steps=steps)
+            if not runs:
+                log.info(describe_dino(cfg))
+            with self.timed("main runs"):
+                runs.append(train_run(cfg, run_name("dino", seed), self.dirs, check=check, val_check=val_check))
+            log.info(report_line(runs[-1]))
+        run = runs[0]
         plot_dino_terms(run, path=Path(self.dirs.figures) / "03_dino_terms.png")
         h = pd.DataFrame(run["history"])
         log.info(f"DINO term: {h['dino/loss'].iloc[0]:.3f} at step {int(h['step'].iloc[0])}, {h['dino/loss'].iloc[-1]:.3f} "
                  f"at step {int(h['step'].iloc[-1])}; a uniform teacher (centred outputs all alike) gives log K = "
                  f"{math.log(cfg.dino.out_dim):.3f}, so the gap below it is what the image tower learned from DINO.")
-        return run
-
-    def best_method(self, runs: Sequence[dict]) -> str:
-        """The study method with the best UCM *validation* mR (test data never chooses anything)."""
-        ranked = sorted((r for r in runs if r["method"] in self.cfg.methods), key=lambda r: r["val_mR"], reverse=True)
-        best = ranked[0]["method"]
-        log.info("UCM val mR: " + ", ".join(f"{r['method']} {r['val_mR']:.1f}" for r in ranked) + f" -> {best}")
-        return best
-
-    def train_longer(self, method: str, check: Check, val_check: Check) -> list[dict]:
-        """``method`` once more at ``long_steps`` (``<method>-long_s<seed>``); none where ``long_steps`` is 0."""
-        if not self.cfg.long_steps:
-            log.info(f"no longer run in the {self.profile} profile (methods/{self.profile}.yaml: long_steps: 0)")
-            return []
-        with self.timed("longer run"):
-            cfg = self.config(method=method, loop__steps=self.cfg.long_steps)
-            run = train_run(cfg, long_run_name(method, self.seed), self.dirs, check=check, val_check=val_check,
-                            check_teacher=self.cfg.check_teacher)
-            log.info(report_line(run))
-        return [run]
+        return runs
 
 
 # ---------------------------------------------------------------- tables, figures, conclusions
@@ -227,8 +235,9 @@ def describe_config(study: MethodComparison, bundle) -> pd.DataFrame:
         "text trunk locked": base.lock_text, "parameters (M)": round(n_all / 1e6, 1),
         "trainable (M)": round(n_train / 1e6, 1), "training data": ", ".join(base.data.datasets),
         "batch": base.loop.batch_size, "lr": base.loop.lr, "weight decay": base.loop.weight_decay,
-        "warmup steps": base.loop.warmup_steps, "steps (main runs)": study.steps,
-        "steps (best method, longer run)": cfg.long_steps or "-",
+        "warmup steps": base.loop.warmup_steps, "steps (every run)": study.steps or "epochs",
+        "seeds (every method)": ", ".join(map(str, study.seeds)),
+        "methods": ", ".join(cfg.methods),
         "precision": f"{base.loop.precision} -> {resolve_precision(base.loop.precision, base.loop.cpu)}"
                      + (", channels_last" if base.loop.channels_last else ""),
         "frozen": ", ".join(base.loop.freeze) or "-",
@@ -249,9 +258,43 @@ def describe_dino(cfg: ClipTrainConfig) -> str:
 
 
 def methods_table(runs: Sequence[dict]) -> pd.DataFrame:
-    """One row per run: steps, training seconds, the checks (no history)."""
+    """One row per run: seed, steps, training seconds, the checks (no history)."""
     table = pd.DataFrame([{k: v for k, v in r.items() if k != "history"} for r in runs])
     return table[[c for c in METHOD_COLUMNS if c in table]]
+
+
+def comparison_table(table: pd.DataFrame, baseline: str = BASELINE,
+                     columns: dict[str, str] = COMPARED) -> pd.DataFrame:
+    """Per method and check (:data:`COMPARED`): the mean over seeds with its Student-t 95% CI
+    (:func:`rsdix.intervals.t_interval`, n - 1 degrees of freedom; one seed: no interval) and,
+    for every other method, the paired difference to ``baseline`` over the seeds both ran (same
+    seed = same initial weights, image order and augmentation draws), with its t interval;
+    ``separated`` says whether that interval excludes 0. Rows: ``method``, ``check``, ``n``,
+    ``mean``, ``ci_low``, ``ci_high``, ``diff``, ``diff_low``, ``diff_high``, ``n_pairs``, ``separated``."""
+    rows = []
+    for method, part in table.groupby("method", sort=False):
+        for column, title in columns.items():
+            if column not in part or part[column].isna().all():
+                continue
+            values = part.dropna(subset=[column])
+            mean, low, high = t_interval(values[column])
+            n = len(values)
+            row = {"method": method, "check": title, "n": n, "mean": mean,
+                   "ci_low": low if n > 1 else float("nan"), "ci_high": high if n > 1 else float("nan"),
+                   "diff": float("nan"), "diff_low": float("nan"), "diff_high": float("nan"), "n_pairs": 0,
+                   "separated": ""}
+            base = table[(table["method"] == baseline)].dropna(subset=[column]).set_index("seed")[column]
+            if method != baseline and len(base):
+                mine = values.set_index("seed")[column]
+                seeds = mine.index.intersection(base.index)
+                if len(seeds):
+                    diff, dlow, dhigh = t_interval(mine.loc[seeds] - base.loc[seeds])
+                    row.update(diff=diff, n_pairs=len(seeds))
+                    if len(seeds) > 1:   # a zero-width interval (pairs that all differ alike) orders nothing
+                        row.update(diff_low=dlow, diff_high=dhigh,
+                                   separated="yes" if dhigh > dlow and (dlow > 0 or dhigh < 0) else "no")
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def plot_dino_terms(run: dict, path: str | os.PathLike | None = None):
@@ -285,8 +328,7 @@ def plot_loss_curves(runs: Sequence[dict], path: str | os.PathLike | None = None
         h = pd.DataFrame(r["history"])
         for ax, (key, _, _) in zip(axes, LOSS_PANELS):
             if key in h:
-                ax.plot(h["step"], h[key], label=r["run"], color=viz.model_colour(r["run"]),
-                        ls="--" if "-long" in r["run"] else "-")
+                ax.plot(h["step"], h[key], label=r["run"], color=viz.model_colour(r["run"]), lw=1)
     for ax, (_, title, ylabel) in zip(axes, LOSS_PANELS):
         ax.set_title(title)
         ax.set_xlabel("optimizer step")
@@ -294,32 +336,36 @@ def plot_loss_curves(runs: Sequence[dict], path: str | os.PathLike | None = None
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    viz.caption(fig, "Logged training loss of each run (one batch per point, no smoothing); one colour per model "
-                     "in all panels; dashed: the longer run of the chosen method.")
+    viz.caption(fig, "Logged training loss of each run (one batch per point, no smoothing); one colour per method "
+                     "in all panels, one line per seed.")
     if path is not None:
         viz.save(fig, path)
     return fig
 
 
-def conclusions(table: pd.DataFrame, study: MethodComparison, best: str) -> str:
-    """What the numbers say, as markdown built from the tables: the comparison, the longer run
-    against the InfoNCE baseline, the time spent. (RSDiX against InfoNCE per share of the data is
-    the efficiency study's: :func:`rsdix.studies.efficiency.analysis.answer_sentences`.)"""
-    seed, steps = study.seed, study.steps
-    comparison = table[table.run.isin([run_name(m, seed) for m in study.cfg.methods])]
-    lines = [f"At {steps} steps, chosen on UCM val mR: **{best}**. Test numbers of the comparison: "
-             + ", ".join(f"{r.method} mR {r.mR:.1f} / {r.zs_top1:.1f}%" for r in comparison.itertuples()) + "."]
-    baseline = comparison[comparison.method == "infonce"]
-    if study.cfg.long_steps and len(baseline):
-        base_row = baseline.iloc[0]
-        final = table[table.run == long_run_name(best, seed)].iloc[0]
-        ema = (f"; its EMA teacher mR {final['ema_mR']:.1f} and {final['ema_zs_top1']:.1f}%"
-               if pd.notna(final.get("ema_mR")) else "")
-        lines.append(f"{final['run']}: UCM test mR {final['mR']:.1f} and WHU-RS19 zero-shot top-1 "
-                     f"{final['zs_top1']:.1f}% after {final['steps']} steps ({final['train_s'] / 60:.1f} min of "
-                     f"training here){ema}; the InfoNCE baseline at {steps} steps: mR {base_row['mR']:.1f} and "
-                     f"{base_row['zs_top1']:.1f}%.")
-    minutes = study.minutes
-    lines.append(f"Time: main runs {minutes.get('main runs', 0.0):.1f} min, longer run "
-                 f"{minutes.get('longer run', 0.0):.1f} min.")
-    return "\n".join(f"- {line}" for line in lines)
+def _ci(mean: float, low: float, high: float, n: int, sign: bool = False) -> str:
+    value = f"{mean:+.1f}" if sign else f"{mean:.1f}"
+    return f"{value} (n={n})" if n < 2 or pd.isna(low) else f"{value} [{low:.1f}, {high:.1f}] (n={n})"
+
+
+def conclusions(comparison: pd.DataFrame, study: MethodComparison, baseline: str = BASELINE) -> str:
+    """What the numbers say, as markdown built from :func:`comparison_table`: each method's mean
+    and 95% CI over seeds per check, the paired differences against ``baseline`` and whether
+    their intervals exclude 0 (an order is stated only then), the time spent. (RSDiX against
+    InfoNCE per share of the data is the efficiency study's:
+    :func:`rsdix.studies.efficiency.analysis.answer_sentences`.)"""
+    seeds = ", ".join(map(str, study.seeds))
+    length = f"{study.steps} steps" if study.steps else "the profile's epochs"
+    lines = [f"Every method at {length}, seeds {seeds} (a seed gives every method the same initial weights, image "
+             "order and augmentation draws); mean [95% Student-t CI] over seeds."]
+    for check, part in comparison.groupby("check", sort=False):
+        cells = ", ".join(f"{r.method} {_ci(r.mean, r.ci_low, r.ci_high, r.n)}" for r in part.itertuples())
+        lines.append(f"{check}: {cells}.")
+        for r in part[part["n_pairs"] > 0].itertuples():
+            verdict = (f"{r.method} {'above' if r.diff > 0 else 'below'} {baseline}" if r.separated == "yes" else
+                       "the interval includes 0: no order at this number of seeds" if r.separated == "no" else
+                       "one pair: no interval, no order")
+            lines.append(f"  {check}, {r.method} - {baseline} (paired by seed): "
+                         f"{_ci(r.diff, r.diff_low, r.diff_high, r.n_pairs, sign=True)}; {verdict}.")
+    lines.append(f"Time: {study.minutes.get('main runs', 0.0):.1f} min for every run and its checks.")
+    return "\n".join(f"- {line}" if not line.startswith("  ") else f"  - {line.strip()}" for line in lines)

@@ -49,3 +49,28 @@ def test_non_finite_features_are_refused_naming_counting():
     var[2, 4, 1] = float("inf")
     with pytest.raises(DataError, match=r"counting caption features: 1 of 3 feature rows .*rows 2"):
         counting_accuracy(img, var, [1, 2, 3])
+
+
+def test_a_model_that_ignores_the_image_scores_the_share_of_the_count_it_answers():
+    """The counting explanation's two numbers by hand: five captions with true counts 2, 2, 2, 1, 4;
+    every image leans towards the "four" variant (the images differ, the answer does not), so top-1 =
+    1/5 (the share of 4 among the true counts), the modal answer covers 100% and the mean image
+    scores the same top-1."""
+    from rsdix.evaluation.counting import count_predictions
+
+    dim = 11
+    variants = torch.zeros(5, 10, dim)
+    for k in range(10):
+        variants[:, k, k] = 1.0           # number word k + 1: its own direction
+    variants[:, :, 10] = 1.0              # the caption's shared part
+    images = torch.zeros(5, dim)
+    images[:, 10] = 1.0
+    images[:, 3] = torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9])   # all lean to "four", by different amounts
+    images[:, 1] = torch.tensor([0.4, 0.0, 0.1, 0.0, 0.2])   # some towards "two" too, less
+    assert count_predictions(images, variants).tolist() == [4, 4, 4, 4, 4]
+    m = counting_accuracy(images, variants, [2, 2, 2, 1, 4])
+    assert (m["top1"], m["modal_share"], m["mean_image_top1"]) == pytest.approx((20.0, 100.0, 20.0))
+    images[0, 1] = 0.95                   # one image now answers "two": it is right, the mean image is not
+    m = counting_accuracy(images, variants, [2, 2, 2, 1, 4])
+    assert (m["top1"], m["modal_share"], m["mean_image_top1"]) == pytest.approx((40.0, 80.0, 20.0))
+

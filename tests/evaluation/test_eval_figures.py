@@ -73,3 +73,16 @@ def test_zero_shot_intervals_respect_the_range_and_seeds_are_shown():
     dots = [c.get_offsets() for c in ax.collections if c.__class__.__name__ == "PathCollection"]
     assert any(sorted(d[:, 1].tolist()) == values for d in dots), "the three seeds are drawn"
     assert "bootstrap" in fig.texts[0].get_text() and "Wilson" in fig.texts[0].get_text()
+
+
+def test_counting_answers_figure_shows_true_counts_and_each_models_answers(tmp_path):
+    import pandas as pd
+
+    from rsdix.evaluation.eval_figures import plot_counting_answers
+
+    answers = pd.DataFrame({"model": ["a_s0"] * 4 + ["b_s0"] * 4, "true": [2, 2, 1, 4] * 2,
+                            "predicted": [4, 4, 4, 4, 2, 2, 2, 1]})
+    fig = plot_counting_answers(answers, path=tmp_path / "answers.png")
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["true counts", "a_s0 (top-1 25.0%)", "b_s0 (top-1 50.0%)"]
+    assert (tmp_path / "answers.png").exists()

@@ -61,3 +61,19 @@ def test_counting_baselines_and_summary():
                         "counting top-1 17.0% (majority baseline 75.0%)")
     assert lines[2] == "* chance: mean zero-shot top-1 5.0% over these datasets"
     assert lines[3] == "* not evaluated (weights unavailable offline): CLIP"
+
+
+def test_the_counting_note_explains_from_the_rows():
+    import pandas as pd
+
+    from rsdix.evaluation.eval_report import CountingBaselines, counting_note
+
+    rows = [{"model": m, "dataset": "UCM", "task": "counting", "metric": k, "value": v}
+            for m, vals in {"a_s0": (11.2, 95.0, 10.6), "b_s0": (71.0, 97.0, 71.8)}.items()
+            for k, v in zip(("top1", "modal_share", "mean_image_top1"), vals)]
+    text = counting_note(pd.DataFrame(rows), CountingBaselines({1: 18, 2: 122, 4: 18, 3: 10, 7: 1, 8: 1}))
+    assert "from 11.2% (a_s0) to 71.0% (b_s0)" in text and "majority baseline 71.8%" in text
+    assert "95-97% of the captions" in text and "at most 0.8 points" in text
+    assert "hardly depends on the image" in text and '"two" 71.8%, "one" 10.6%, "four" 10.6%' in text
+    rows[2]["value"] = 40.0               # a model whose top-1 moves with its images: no such claim
+    assert "hardly depends" not in counting_note(pd.DataFrame(rows), CountingBaselines({2: 10, 1: 5}))

@@ -101,3 +101,31 @@ def test_the_check_feeds_a_model_on_a_device_and_answers_on_the_cpu(tmp_path, uc
     assert set(model.seen) == {"meta"} and len(model.seen) >= 3
     assert 0 <= out["zs_top1"] <= 100 and 0 <= out["mR"] <= 100
     assert check.zero_shot_scores(bundle).device.type == "cpu"
+
+
+def test_the_check_encodes_the_texts_once_per_text_tower(tmp_path, ucm_root, tiny_bundle, monkeypatch):
+    """A locked text tower (the cpu profile) gives the same text features for every run: the check
+    encodes the captions once, and again only when a text weight changes (not the image tower or
+    the logit scale)."""
+    import copy
+
+    from rsdix.evaluation.quick_check import text_tower_key
+
+    check = QuickCheck(tiny_bundle, ucm_root.parent, split="val", zero_shot=None)
+    calls = []
+    encode = QuickCheck._texts
+    monkeypatch.setattr(QuickCheck, "_texts", staticmethod(lambda *a, **k: calls.append(1) or encode(*a, **k)))
+    check(tiny_bundle)
+    other = copy.deepcopy(tiny_bundle)
+    with torch.no_grad():
+        next(other.model.visual.parameters()).add_(0.5)
+        other.model.logit_scale.add_(1.0)
+    assert text_tower_key(other.model) == text_tower_key(tiny_bundle.model)
+    second = check(other)
+    assert len(calls) == 1                                           # texts reused
+    assert second == QuickCheck(tiny_bundle, ucm_root.parent, split="val", zero_shot=None)(other)  # same numbers
+    with torch.no_grad():
+        next(p for n, p in other.model.named_parameters() if not n.startswith("visual.") and "logit" not in n).add_(0.5)
+    assert text_tower_key(other.model) != text_tower_key(tiny_bundle.model)
+    check(other)
+    assert len(calls) == 3                                           # (the second: the fresh check above)

@@ -109,9 +109,9 @@ def test_readme_block_is_the_five_row_headline_and_regenerates_from_the_figures_
     rows += [Result("rsdix_s0-ema", "UCM", "retrieval", "mR", 99.0, seed=0),
              Result("rsdix_frac0.1_s1", "UCM", "retrieval", "mR", 98.0, seed=1)]
     table = readme_table(summarise(pd.DataFrame([r.__dict__ for r in rows]).drop(columns="extra")))
-    assert list(table.columns) == ["model", "UCM retrieval mR", "WHU-RS19 zero-shot top-1"]
+    assert list(table.columns) == ["rank", "model", "UCM retrieval mR", "WHU-RS19 zero-shot top-1"]
     assert table["model"].tolist() == ["dino", "rsdix-siglip", "rsdix-sbert", "rsdix-long", "rsdix"]  # best 5
-    assert table.iloc[0, 1] == "25.0 (n=1)"
+    assert table.iloc[0, 2] == "25.0 (n=1)" and set(table["rank"]) == {"1-5"}   # one seed: no interval, no order
     dirs = _run(tmp_path, monkeypatch, rows)
     write_results_summary(dirs)
     (dirs.figures / "RESULTS.md").unlink()
@@ -123,7 +123,8 @@ def test_readme_block_is_the_five_row_headline_and_regenerates_from_the_figures_
     readme.write_text(f"# x\n\n{README_START}\nold\n{README_END}\n\nafter\n")
     assert update_readme(pd.read_csv(dirs.figures / RESULTS_CSV), env, readme)
     block = readme.read_text().split(README_START)[1].split(README_END)[0]
-    assert "old" not in block and block.count("\n| ") == 6 and readme.read_text().endswith("after\n")
+    assert "old" not in block and block.count("\n| ") == 6 + 6 and readme.read_text().endswith("after\n")
+    assert "commit " in block and "MANIFEST.json" in block    # the headline names its commit and its manifest
 
 
 def test_parameter_counts_come_from_the_open_clip_configs():
@@ -159,3 +160,50 @@ def test_headline_shows_subsampled_and_caption_split_rows_and_prefers_the_most_i
                    ("AID", "zero-shot"): 9.0}
     assert [base_split(s) for s in ("test: 12 of 1093", "ucm_captions:test: 105 of 210", "val", None)] == \
         ["test", "test", "val", ""]
+
+
+def test_an_order_only_where_the_intervals_separate():
+    """rank_ranges by hand: A [10, 12] above B [8, 9.5] and C [8.5, 9]; B and C overlap; D has no
+    interval (one seed) and overlaps everything."""
+    from rsdix.reporting.tables import rank_ranges
+
+    assert rank_ranges([11, 9, 8.7], [10, 8, 8.5], [12, 9.5, 9]) == ["1", "2-3", "2-3"]
+    assert rank_ranges([11, 9, 8.7, 5], [10, 8, 8.5, None], [12, 9.5, 9, None]) == ["1-2", "2-4", "2-4", "1-4"]
+    assert rank_ranges([3, 2, 1], [2.9, 1.9, 0.9], [3.1, 2.1, 1.1]) == ["1", "2", "3"]
+    assert rank_ranges([3, 2, 1], [2.9, 2.0, 0.9], [3.1, 2.0, 1.1]) == ["1-2", "1-3", "2-3"]   # zero width: unknown
+
+
+def test_readme_headline_is_seeded_with_paired_differences_and_caveats(tmp_path, monkeypatch):
+    """Three seeds per model: cells mean ± t half-width (n=3), the paired table's differences by
+    hand (rsdix - infonce mR per seed 1.0, 2.0, 1.5: +1.5 [0.258, 2.74]; zero-shot 3, -4, 2: interval
+    includes 0), the UCM zero-shot caveat marked and spelled out."""
+    import math
+
+    from scipy import stats
+
+    from rsdix.reporting.summary import readme_block
+    from rsdix.reporting.tables import paired_table
+
+    rows = []
+    for seed, (d_mr, d_zs) in enumerate([(1.0, 3), (2.0, -4), (1.5, 2)]):
+        for method, add_mr, add_zs in (("infonce", 0.0, 0), ("rsdix", d_mr, d_zs)):
+            rows += [Result(f"{method}_s{seed}", "UCM", "retrieval", "mR", 20.0 + seed + add_mr, seed=seed),
+                     Result(f"{method}_s{seed}", "WHU-RS19", "zero-shot", "top1", 30.0 + 2 * seed + add_zs, seed=seed,
+                            split="all"),
+                     Result(f"{method}_s{seed}", "UCM", "zero-shot", "top1", 40.0 + seed, seed=seed,
+                            split="ucm_captions:test", extra={"caveat": "not zero-shot: trained on ucm_captions"})]
+    frame = append_results(rows, tmp_path / "results.csv")
+    paired = paired_table(frame)
+    half = stats.t.ppf(0.975, 2) * 0.5 / math.sqrt(3)
+    assert paired["difference"].tolist() == ["rsdix - infonce"]
+    assert paired["UCM retrieval mR"].iloc[0] == f"+1.50 [{1.5 - half:.2f}, {1.5 + half:.2f}] (n=3)"
+    assert paired["WHU-RS19 zero-shot top-1"].iloc[0].startswith("+0.33 [-")
+    assert paired["order (interval excludes 0)"].iloc[0] == "UCM retrieval mR: rsdix above"
+    block = readme_block(frame, {"time_utc": "t", "cpu_count": 2, "torch": "x", "git_commit": "abc1234",
+                                 "git_dirty": False})
+    assert "(n=1)" not in block and "(n=3)" in block and "commit abc1234;" in block
+    assert "| UCM zero-shot top-1† |" in block.replace("  ", " ") or "UCM zero-shot top-1†" in block
+    assert "† not zero-shot: trained on ucm_captions." in block and "rsdix - infonce" in block
+    dirty = readme_block(frame, {"git_commit": "abc1234", "git_dirty": True})
+    assert "commit abc1234 with uncommitted changes to rsdix/ or notebooks/" in " ".join(dirty.split())
+    assert all(len(line) <= 100 for line in block.splitlines() if not line.startswith("|"))

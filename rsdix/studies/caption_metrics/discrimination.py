@@ -2,7 +2,8 @@
 other references than against other images' (random or same-class distractors)?
 Leave-one-reference-out queries (:func:`discrimination_queries`), their scores
 (:func:`score_queries`), per-query AUC and hit (:func:`per_query_discrimination`) and the table with
-bootstrap CIs (:func:`discrimination_table`); :func:`study_queries` builds the queries of all caption
+bootstrap CIs (:func:`discrimination_table`), each metric against S-BERT paired by query
+(:func:`discrimination_vs_reference`); :func:`study_queries` builds the queries of all caption
 sets and distractor modes."""
 from __future__ import annotations
 
@@ -138,4 +139,23 @@ def discrimination_table(per_query: pd.DataFrame, n_resamples: int = BOOTSTRAP_R
         rows.append({"dataset": dataset, "distractors": mode, "metric": m, "n_queries": len(group),
                      "k": int(group["k"].iloc[0]), "auc": a, "auc_low": alo, "auc_high": ahi, "accuracy": h,
                      "acc_low": hlo, "acc_high": hhi})
+    return pd.DataFrame(rows)
+
+
+def discrimination_vs_reference(per_query: pd.DataFrame, reference: str = "SBERT-sim",
+                                n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """Per dataset, distractor mode and metric: the mean over queries of (the reference's per-query
+    AUC - the metric's), paired by query, with its percentile bootstrap 95% CI; ``reference_ahead``
+    says where the CI lies above 0 (``yes``), below (``behind``) or includes it (``no``)."""
+    wide = per_query.pivot_table(index=["dataset", "distractors", "query"], columns="metric", values="auc")
+    if reference not in wide:
+        raise DataError("discrimination", f"no {reference} scores to compare with")
+    rows = []
+    for (dataset, mode), group in wide.groupby(level=["dataset", "distractors"], sort=False):
+        for m in [c for c in group.columns if c != reference]:
+            diff = (group[reference] - group[m]).to_numpy(float)
+            mean, low, high = mean_ci(diff, n_resamples, seed=seed)
+            rows.append({"dataset": dataset, "distractors": mode, "metric": m, "n_queries": len(diff),
+                         "sbert_minus_metric": mean, "ci_low": low, "ci_high": high,
+                         "reference_ahead": "yes" if low > 0 else "behind" if high < 0 else "no"})
     return pd.DataFrame(rows)

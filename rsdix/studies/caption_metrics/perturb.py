@@ -1,7 +1,8 @@
 """Caption edits: RSDiX's meaning-preserving WordNet paraphrase and the meaning-changing edits
 beside it (:class:`Perturber`: swap the scene/class noun, change a count, change a colour, negate),
 and the study's caption pairs (:func:`make_pairs`: one original caption per sampled image and its
-perturbations, plus an unrelated caption)."""
+perturbations, another human reference of the same image (the natural paraphrase), plus an
+unrelated caption)."""
 from __future__ import annotations
 
 import re
@@ -35,8 +36,10 @@ _COLOUR_HUES = tuple(c for c in COLOURS if c not in ("dark", "light", "gray"))
 NEGATABLE = ("is", "are", "was", "were")
 
 # synonym: RSDiX's paraphrase (30-50% of eligible words); synonym-1: exactly one word, the same edit
-# size as the meaning-changing edits, so n-gram overlap alone cannot tell them apart
-PRESERVING = ("synonym", "synonym-1")
+# size as the meaning-changing edits, so n-gram overlap alone cannot tell them apart; human: another
+# reference caption of the same image, written by another annotator (a natural paraphrase: same
+# scene, other words, often other details)
+PRESERVING = ("synonym", "synonym-1", "human")
 CHANGING = ("swap-class", "count", "colour", "negate", "unrelated")
 EDITS = ("swap-class", "count", "colour", "negate")  # minimal meaning-changing edits (not 'unrelated')
 PERTURBATIONS = ("identity",) + PRESERVING + CHANGING
@@ -246,7 +249,9 @@ def make_pairs(caption_sets: Sequence[CaptionSet], perturber: Perturber, n_image
 
     Columns: dataset, image, filename, class, original, perturbation, group (identity / preserving
     / changing), candidate. A perturbation that does not apply to a caption gives no row; the
-    ``unrelated`` candidate is the chosen caption of another sampled image of a different class.
+    ``human`` candidate is another distinct caption of the same image (seeded; none for an image
+    with one distinct caption); the ``unrelated`` candidate is the chosen caption of another
+    sampled image of a different class.
     """
     rows = []
     for cs in caption_sets:
@@ -263,6 +268,9 @@ def make_pairs(caption_sets: Sequence[CaptionSet], perturber: Perturber, n_image
                 rng = seeded_rng(seed, cs.dataset, cs.filenames[i], kind)
                 if kind == "identity":
                     cand = orig
+                elif kind == "human":
+                    others = [c for c in cs.captions[i] if c != orig]
+                    cand = others[int(rng.integers(len(others)))] if others else None
                 elif kind == "unrelated":
                     pool = [j for j in idx if j != i and (cs.classes[i] is None or cs.classes[j] != cs.classes[i])
                             and originals[j] != orig]

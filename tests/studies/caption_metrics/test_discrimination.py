@@ -55,3 +55,19 @@ def test_study_queries_skip_same_class_without_classes(caplog):
 def test_mean_ci_refuses_non_finite_values_naming_the_count():
     with pytest.raises(DataError, match=r"bootstrap interval: 2 of 4 values are NaN or infinite: rows 1, 3"):
         mean_ci([0.5, float("nan"), 0.7, float("inf")])
+
+
+def test_sbert_against_each_metric_is_paired_by_query():
+    """Eight queries: S-BERT's per-query AUC 1 (seven times) and 0.5 against A's 0.5: mean 7 * 0.5 / 8,
+    CI above 0; against B's equal values: 0, CI [0, 0] includes 0."""
+    import pandas as pd
+
+    from rsdix.studies.caption_metrics.discrimination import discrimination_vs_reference
+
+    rows = [{"dataset": "d", "distractors": "same-class", "query": q, "metric": m, "auc": v}
+            for q, (s, a) in enumerate([(1.0, 0.5)] * 7 + [(0.5, 0.5)])
+            for m, v in (("SBERT-sim", s), ("A", a), ("B", s))]
+    table = discrimination_vs_reference(pd.DataFrame(rows), n_resamples=500).set_index("metric")
+    assert table.loc["A", "sbert_minus_metric"] == pytest.approx(3.5 / 8) and table.loc["A", "reference_ahead"] == "yes"
+    assert table.loc["B", "sbert_minus_metric"] == 0.0 and table.loc["B", "reference_ahead"] == "no"
+    assert table.loc["A", "n_queries"] == 8

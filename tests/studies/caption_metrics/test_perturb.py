@@ -163,3 +163,15 @@ def test_make_pairs_and_tables_are_reproducible_for_a_seed(perturber):
     pd.testing.assert_frame_equal(t1, t2)
     assert not make_pairs([cs], perturber, None, seed=4, kinds=kinds).equals(p1)
 
+
+
+def test_the_natural_paraphrase_is_another_reference_of_the_same_image(perturber):
+    """``human``: another annotator's caption of the same image, never the original itself; an
+    image with one distinct caption gets none."""
+    cs = toy_caption_set()
+    cs.captions[5] = ["a curved river"]
+    pairs = make_pairs([cs], perturber, None, seed=1, kinds=("identity", "human"))
+    human = pairs[pairs.perturbation == "human"]
+    assert set(human["image"]) == {0, 1, 2, 3, 4} and (human["group"] == "preserving").all()
+    for row in human.itertuples():
+        assert row.candidate in cs.captions[row.image] and row.candidate != row.original

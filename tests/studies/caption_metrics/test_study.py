@@ -56,3 +56,32 @@ def test_results_rows_name_their_section():
         "metric-separation-synonym": SECTION, "metric-separation-synonym-1": SECTION,
         "metric-separation-negate": "", "metric-discrimination-random": "",
         "metric-discrimination-same-class": SECTION}
+
+
+def test_conclusions_lead_with_the_realistic_tests_and_are_written_beside_the_tables(tmp_path):
+    from rsdix.studies.caption_metrics.study import CONCLUSIONS, conclusions, write_conclusions
+
+    sep = pd.DataFrame([{"dataset": "ucm", "metric": m, "preserved": p, "changed": ANY_EDIT, "auc": auc,
+                         "ci_low": auc - 0.05, "ci_high": auc + 0.05, "n_preserved": 10, "n_changed": 40}
+                        for p, m, auc in (("human", "BLEU-1", 0.20), ("human", "SBERT-sim", 0.40),
+                                          ("synonym", "BLEU-1", 0.45), ("synonym", "SBERT-sim", 0.80))])
+    disc = pd.DataFrame([{"dataset": "ucm", "distractors": d, "metric": m, "auc": a}
+                         for d, m, a in (("random", "BLEU-1", 0.97), ("same-class", "BLEU-1", 0.67),
+                                         ("same-class", "SBERT-sim", 0.61))])
+    versus = pd.DataFrame([{"dataset": "ucm", "distractors": "same-class", "metric": "BLEU-1",
+                            "reference_ahead": "behind"}])
+    ttest = pd.DataFrame([{"dataset": "ucm", "metric": "BLEU-1", "p": 0.01, "p_bh": 0.01, "mean": 0.5,
+                           "sbert_mean": 0.9}])
+    retention = pd.DataFrame([{"dataset": "ucm", "perturbation": "synonym", "metric": "BLEU-1", "retention": 0.8}])
+    text = conclusions(ttest, sep, retention, disc, versus=versus, extra={"A check": ["It says 1."], "Empty": []})
+    lines = text.splitlines()
+    assert lines[0] == "### The realistic tests"
+    assert "natural paraphrase" in lines[2] and "SBERT-sim 0.40, BLEU-1 0.20" in lines[2]
+    assert "entirely below 0.5, i.e. the edit scored higher than the paraphrase, in 2" in text
+    same = next(i for i, line in enumerate(lines) if "same-class distractors" in line)
+    rand = next(i for i, line in enumerate(lines) if "random distractors" in line)
+    assert same < rand < lines.index("### The synthetic WordNet paraphrases (RSDiX's design)")
+    assert "S-BERT ahead in 0 of 1 (dataset, metric) cases (none), behind in 1 (BLEU-1)" in text
+    assert "### A check\n\n- It says 1." in text and "Empty" not in text
+    path = write_conclusions(text, tmp_path, "cpu")
+    assert path == tmp_path / CONCLUSIONS and path.read_text().endswith(text + "\n")
