@@ -138,8 +138,11 @@ def ot_targets(img: torch.Tensor, txt: torch.Tensor, txt_txt: torch.Tensor | Non
     """
     diag = diag or ("minus100" if original else "zero")
     solve = SINKHORN_FORMS[sinkhorn or ("original" if original else "log")]
-    c_img, c_txt = ot_costs(img, txt, txt_txt, remove_diag, ii_coeff, tt_coeff, diag=diag)
-    return solve(c_img, eps, iters), solve(c_txt, eps, iters)
+    with torch.autocast(img.device.type, enabled=False):   # targets in fp32 under bf16/fp16 autocast
+        img, txt = img.float(), txt.float()
+        txt_txt = txt_txt.float() if txt_txt is not None else None
+        c_img, c_txt = ot_costs(img, txt, txt_txt, remove_diag, ii_coeff, tt_coeff, diag=diag)
+        return solve(c_img, eps, iters), solve(c_txt, eps, iters)
 
 
 @torch.no_grad()

@@ -7,13 +7,16 @@ Everything resumes: finished curves and runs are read back, not trained again.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from rsdix.studies.efficiency.design import EfficiencyConfig, load_efficiency_config
-from rsdix.studies.efficiency.curves import CURVES_CSV, learning_curves
+from rsdix.studies.efficiency.curves import CURVES_CSV, choose_lrs, derived_steps, learning_curves, read_curves
+from rsdix.studies.efficiency.pretrain import pretrain
 from rsdix.studies.efficiency.plots import plot_curves, plot_paired
 from rsdix.studies.efficiency.analysis import (ARM_TITLES, CURVE_SUMMARY_CSV, PAIRED_CSV, STUDY_MD, answer_sentences,
                                      curve_lengths, interaction_table, paired_table, read_runs, sentence,
@@ -28,22 +31,54 @@ FIGURES = {"paired": "03_study_paired.png", "teacher": "03_study_teacher.png", "
 
 
 def default_out_dir(profile: str = "cpu") -> Path:
-    """``figures/study`` for the cpu profile (the committed results), ``runs/<profile>/study`` else."""
-    return figures_dir() / "study" if profile == "cpu" else runs_dir() / profile / "study"
+    """``figures/study`` for the cpu profiles (the committed results of both regimes), ``runs/<profile>/study``
+    else."""
+    return figures_dir() / "study" if profile.split("_")[0] == "cpu" else runs_dir() / profile / "study"
 
 
 def study(profile: str = "cpu", out_dir=None, data_root=None, overrides=(), max_minutes: float | None = None,
-          curves: bool = True) -> Path:
-    """Learning curves (unless ``curves=False``), every run of the grid, the report. Returns ``out_dir``."""
+          curves: bool = True, report: bool = True) -> Path:
+    """Stage 1 (the pretrained regime), the learning curves and lr grid (unless ``curves=False``: read
+    back), every run of the grid, the report. Several processes may run it at once: each takes the next
+    unit no other holds. Returns ``out_dir``."""
     cfg = load_efficiency_config(profile, overrides=overrides)
     out_dir = Path(out_dir) if out_dir else default_out_dir(profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = EfficiencyContext(cfg, profile, out_dir, study_dirs(profile, out_dir), data_root)
+    if cfg.regime == "pretrained" and cfg.pretrain.enabled:
+        pretrain(ctx)
     if curves and cfg.curve_steps:
         learning_curves(ctx)
+    cfg = resolve_from_curves(ctx)
     run_study(cfg, out_dir, profile, data_root, max_minutes=max_minutes, ctx=ctx)
-    write_report(out_dir, cfg)
+    if report:
+        write_report(out_dir)
     return out_dir
+
+
+def set_threads(n: int) -> None:
+    """Torch threads of this process (several study workers on a shared CPU: 1 each)."""
+    torch.set_num_threads(max(1, int(n)))
+
+
+def resolve_from_curves(ctx: EfficiencyContext) -> EfficiencyConfig:
+    """The config the runs use: each curve arm's lr from the lr grid (``ctx.lrs``) and, with
+    ``steps_from_curves``, the steps per share from the curves' plateaus (the context takes it too)."""
+    cfg = ctx.cfg
+    stored = read_curves(ctx.out_dir, cfg.regime)
+    if cfg.lr_grid and not ctx.lrs:
+        ctx.lrs = choose_lrs(stored, cfg.curve_arms, cfg.lr_grid, cfg.plateau_tolerance)
+        missing = sorted(set(cfg.curve_arms) - set(ctx.lrs))
+        if missing:
+            raise DataError(Path(ctx.out_dir) / CURVES_CSV, f"no lr-grid curves of {missing}: run with the curves")
+    if cfg.steps_from_curves:
+        steps = derived_steps(stored, ctx.lrs, cfg.plateau_tolerance)
+        missing = sorted({f for _, _, f in plan(cfg)} - set(steps))
+        if missing:
+            raise DataError(Path(ctx.out_dir) / CURVES_CSV, f"no curves at share(s) {missing}: run with the curves")
+        cfg = dataclasses.replace(cfg, steps=steps)
+        ctx.cfg = cfg
+    return cfg
 
 
 def _config_of(out_dir: Path) -> EfficiencyConfig | None:
