@@ -108,12 +108,18 @@ def run_curve(ctx: EfficiencyContext, arm: str, fraction: float, seed: int, lr, 
 
 
 def choose_lrs(curves: pd.DataFrame, arms, grid, tolerance: float) -> dict:
-    """arm -> the lr of ``grid`` whose curve's smoothed val mR peaks highest (ties: the smaller lr)."""
+    """arm -> the lr of ``grid`` whose curve (the largest share, the first seed: the grid's) has the highest
+    smoothed val mR peak (ties: the smaller lr)."""
     out = {}
+    if curves.empty:
+        return out
+    top = curves[curves.fraction == curves.fraction.max()]
     for arm in arms:
         best = None
+        mine = top[top.arm == arm]
+        mine = mine[mine.seed == mine.seed.min()] if len(mine) else mine
         for lr in sorted(grid):
-            g = curves[(curves.arm == arm) & np.isclose(curves["lr"].astype(float), float(lr))].sort_values("step")
+            g = mine[np.isclose(mine["lr"].astype(float), float(lr))].sort_values("step")
             if g.empty:
                 continue
             peak = _smooth(g.val_mR).max()

@@ -63,13 +63,18 @@ class RetrievalSpec:
 
 @dataclass
 class PretrainConfig:
-    """Stage 1 of the pretrained regime: a CLIP trained with InfoNCE on the source classes' training images
-    (``source_classes`` of ``dataset``, labelled by ``labels``); stage 2 fine-tunes on the other classes.
-    ``enabled: false`` with ``train.pretrained`` set: the model comes pretrained (the paper profile)."""
+    """Stage 1 of the pretrained regime: a CLIP trained with InfoNCE on a *source* pool of ``dataset``'s
+    training images; stage 2 fine-tunes on the rest (the *target* pool). ``split: images``: a seeded
+    ``source_share`` of every class's training images (classes from ``labels``); ``split: classes``: the
+    training images of ``source_classes``. ``enabled: false`` with ``train.pretrained`` set: the model
+    comes pretrained (the paper profile)."""
     enabled: bool = False
     dataset: str = "ucm_captions"
     labels: str = "labels.csv"         # filename,label beside the caption file
-    source_classes: list = field(default_factory=list)
+    split: Literal["classes", "images"] = "images"
+    source_share: float = option(0.5, min=0, max=1, min_exclusive=True)   # split images: per class
+    split_seed: int = 0
+    source_classes: list = field(default_factory=list)                   # split classes
     steps: int = option(1500, min=1)
     curve_every: int = option(100, min=1)
     lr: float = option(1e-3, min=0, min_exclusive=True)
@@ -174,8 +179,9 @@ class EfficiencyConfig:
         for a, b in self.pairs():
             if a not in self.known_arms() or b not in self.known_arms():
                 raise ConfigError(f"comparisons: unknown arm in {[a, b]}")
-        if self.regime == "pretrained" and self.pretrain.enabled and not self.pretrain.source_classes:
-            raise ConfigError("pretrain.source_classes: the pretrained regime needs the source classes")
+        if (self.regime == "pretrained" and self.pretrain.enabled and self.pretrain.split == "classes"
+                and not self.pretrain.source_classes):
+            raise ConfigError("pretrain.source_classes: a split by classes needs the source classes")
         if self.steps_from_curves:
             missing = sorted({f for g in self.grids() for fs in g.values() for f in fs}
                              - {float(k) for k in self.curve_steps})

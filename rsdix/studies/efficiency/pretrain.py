@@ -26,7 +26,11 @@ from rsdix.utils import atomic_path
 
 
 def source_val_spec(ctx: EfficiencyContext) -> RetrievalSpec:
+    """Stage 1's validation set: the source classes' validation images (split by classes), else the
+    validation set of the curves (split by images: no validation image is in either pool)."""
     val = ctx.cfg.val_spec()
+    if ctx.cfg.pretrain.split != "classes":
+        return val
     return dataclasses.replace(val, classes="source", title=f"{val.title.split('-')[0]}-source")
 
 
@@ -42,9 +46,10 @@ def pretrain(ctx: EfficiencyContext) -> pd.DataFrame:
     def run(_):
         train_cfg = load_clip_config(cfg.train_profile, **pretrain_overrides(cfg, state))
         setup = arm_setup(train_cfg, ctx.shared)
-        target_val = dataclasses.replace(cfg.val_spec())        # the fine-tuning curves' set, before any fine-tuning
+        # split by classes: also the target classes' validation images (the curves' set) before fine-tuning
+        more = [cfg.val_spec()] if cfg.pretrain.split == "classes" else []
         check = EndpointCheck(setup.bundle, ctx.data_root, cfg.zero_shot, cfg.zero_shot_max,
-                              [*cfg.retrieval_specs(), target_val], source_val_spec(ctx), state.keep)
+                              [*cfg.retrieval_specs(), *more], source_val_spec(ctx), state.keep)
         rows = []
 
         def watch(step, logs):

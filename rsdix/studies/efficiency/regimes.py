@@ -1,18 +1,18 @@
 """The study's two regimes. ``scratch``: every run starts from random image-tower weights, so RSDiX's
 teacher is the EMA of an untrained tower. ``pretrained``: stage 1 trains a CLIP with InfoNCE on a
-*source* pool (the training images of some classes, :class:`~rsdix.studies.efficiency.design.PretrainConfig`)
-to its validation plateau; stage 2 fine-tunes it on the *target* pool (the other classes' training
-images) in every arm, so the teacher's similarities already mean something on the first step. The
-target's test and validation images are the other classes' too: no evaluation image is in the source
-pool.
+*source* pool of training images (:class:`~rsdix.studies.efficiency.design.PretrainConfig`: half of every
+class's, or some classes') to its validation plateau; stage 2 fine-tunes it on the *target* pool (the
+other training images) in every arm, so the teacher's similarities already mean something on the first
+step. No evaluation image (validation, test, zero-shot) is in either pool.
 
-    split = class_split(cfg, data_root)          # source / target classes and their image files
+    split = class_split(cfg, data_root)          # source / target pools and their image files
     ctx.regime = prepare_regime(ctx)             # stage 1 (resumable, one process), the teacher's score
 
 Runs of the pretrained regime are named ``pt-<arm>_frac<f>_s<seed>`` (:func:`run_prefix`).
 """
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from math import comb
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rsdix.data.captions import read_captions_dropping_empty, select_split
 from rsdix.data.registry import caption_file
 from rsdix.errors import DataError
 from rsdix.log import get_logger
@@ -47,13 +48,27 @@ class ClassSplit:
 
 
 def class_split(cfg: EfficiencyConfig, data_root=None) -> ClassSplit:
-    """The source classes of ``cfg.pretrain`` and the rest of the labelled classes (the target)."""
-    labels = read_labels(cfg.pretrain.dataset, cfg.pretrain.labels, data_root)
+    """The source and target pools of ``cfg.pretrain``: by classes (the source classes' training images and
+    the rest) or by images (a seeded ``source_share`` of every class's training images and the rest)."""
+    pre = cfg.pretrain
+    labels = read_labels(pre.dataset, pre.labels, data_root)
     classes = sorted(set(labels.values()))
-    unknown = sorted(set(cfg.pretrain.source_classes) - set(classes))
+    if pre.split == "images":
+        path = caption_file(pre.dataset, data_root)
+        train = [r.filename for r in select_split(read_captions_dropping_empty(path), "train", path)]
+        missing = sorted(set(train) - set(labels))[:3]
+        if missing:
+            raise DataError(pre.labels, f"no class for training images {missing}")
+        source = set()
+        for c in classes:
+            mine = sorted(f for f in train if labels[f] == c)
+            random.Random(f"pool-{pre.split_seed}-{c}").shuffle(mine)
+            source |= set(mine[:round(pre.source_share * len(mine))])
+        return ClassSplit(classes, classes, {"source": source, "target": set(train) - source})
+    unknown = sorted(set(pre.source_classes) - set(classes))
     if unknown:
-        raise DataError(cfg.pretrain.labels, f"pretrain.source_classes: unknown classes {unknown}; known {classes}")
-    source = sorted(cfg.pretrain.source_classes)
+        raise DataError(pre.labels, f"pretrain.source_classes: unknown classes {unknown}; known {classes}")
+    source = sorted(pre.source_classes)
     target = [c for c in classes if c not in source]
     files = {"source": {f for f, c in labels.items() if c in source},
              "target": {f for f, c in labels.items() if c in target}}
@@ -67,7 +82,7 @@ def write_exclusions(split: ClassSplit, cfg: EfficiencyConfig, folder: Path, dat
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for keep, drop in (("source", "target"), ("target", "source")):
-        path = folder / f"only_{keep}_classes.csv"
+        path = folder / f"only_{keep}_{cfg.pretrain.split}.csv"
         frame = pd.DataFrame({"file": sorted(str((image_dir / f).resolve()) for f in split.files[drop])})
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)

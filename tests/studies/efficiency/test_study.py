@@ -2,6 +2,7 @@
 run order, resumable rows, the report; and the config's checks."""
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -66,8 +67,8 @@ def test_smoke_study_runs_resumes_and_reports(tmp_path, ucm_root, whu_root, monk
     assert {"UCM", "WHU-RS19"} <= set(runs.dataset)
     assert (tmp_path / "study" / "learning_curves.csv").exists()
     text = (out / "STUDY.md").read_text()
-    assert "At 10% of the data RSDiX-CLIP changes UCM test mR against InfoNCE by" in text
-    assert "## Closing note" in text
+    assert "RSDiX-CLIP - InfoNCE in UCM test mR at 10%:" in text and "Holm-adjusted p=" in text
+    assert "- **scratch**" in text and "## Closing note" in text
     for name in ("paired", "curves", "teacher"):
         assert (out / FIGURES[name]).exists()
     paired = pd.read_csv(out / "paired.csv")
@@ -85,7 +86,39 @@ def test_smoke_study_runs_resumes_and_reports(tmp_path, ucm_root, whu_root, monk
 def test_make_study_runs_the_cpu_study():
     recipe = subprocess.run(["make", "-n", "study", "VENV=.venv"], capture_output=True, text=True,
                             cwd=repo_root()).stdout
-    assert "rsdix study efficiency --profile cpu" in recipe
+    assert "for p in cpu cpu_pretrained; do" in recipe and "rsdix study efficiency --profile $p" in recipe
+    paper = subprocess.run(["make", "-n", "study", "VENV=.venv", "PROFILE=paper"], capture_output=True, text=True,
+                           cwd=repo_root()).stdout
+    assert "for p in paper; do" in paper
+
+
+PRETRAINED = "rsdix study efficiency --profile smoke_pretrained --out-dir runs/smoke/study_pretrained"   # docs/study.md
+
+
+@pytest.mark.slow
+def test_smoke_pretrained_study_runs_with_two_workers_and_reports(tmp_path, ucm_root, whu_root):
+    """The pretrained regime end to end on the tiny model: stage 1, the lr grid, curves of both arms, the
+    lengths from the curves, the grid shared by two worker processes (each run once), per-query hits, the
+    soft targets' log, STUDY.md with the teacher's score and the hierarchical bootstrap."""
+    import os  # noqa: PLC0415 (the subprocess environment only)
+    out = tmp_path / "study"
+    argv = [str(out) if w == "runs/smoke/study_pretrained" else w for w in shlex.split(PRETRAINED)[1:]]
+    env = {**os.environ, "RSDIX_RUNS": str(tmp_path / "runs")}
+    cmd = [str(Path(sys.executable).parent / "rsdix"), *argv, "--data-root", str(ucm_root.parent), "--threads", "1",
+           "--no-report"]
+    workers = [subprocess.Popen(cmd, env=env) for _ in range(2)]
+    assert [w.wait(timeout=900) for w in workers] == [0, 0]
+    runs = pd.read_csv(out / RUNS_CSV)
+    cfg = load_efficiency_config("smoke_pretrained")
+    student = runs[runs.weights == "student"]
+    assert sorted(student.run.unique()) == sorted({f"pt-{a}_frac{f:g}_s{s}" for s, a, f in plan(cfg)})
+    assert student.groupby("run").size().nunique() == 1          # each run once
+    assert set(runs.regime) == {"pretrained"} and "UCM" in set(runs.dataset)
+    assert (out / "pretrain_score.csv").exists() and (out / "targets.csv").exists()
+    assert len(list((out / "queries").glob("*.csv.gz"))) == student.run.nunique()
+    text = write_report(out)
+    assert "## The teacher before fine-tuning (pretrained)" in text and "hierarchical bootstrap" in text
+    assert (out / FIGURES["mechanism"]).exists()
 
 
 def test_a_diverged_run_is_recorded_skipped_on_resume_and_left_out_of_its_pairs(tmp_path, monkeypatch):
