@@ -103,15 +103,14 @@ def _hb(queries: Queries, terms_rows, seeds, label, n_boot) -> tuple[float, floa
         return np.nan, np.nan
     dataset = label.rsplit(" test mR", 1)[0] if label.endswith("test mR") else label.rsplit(" zero-shot", 1)[0]
     task = "retrieval" if label.endswith("test mR") else "zero-shot"
-    if dataset.startswith("mean of"):
-        return np.nan, np.nan
+    titles = dataset[len("mean of "):].split(" + ") if dataset.startswith("mean of ") else [dataset]
     terms = []
     for sign, rows in terms_rows:
         frames = queries.frames(rows, seeds)
         if frames is None:
             return np.nan, np.nan
         terms.append((sign, frames))
-    _, low, high = hierarchical_interval(terms, [dataset], task, n_boot=n_boot, seed=0)
+    _, low, high = hierarchical_interval(terms, titles, task, n_boot=n_boot, seed=0)
     return low, high
 
 

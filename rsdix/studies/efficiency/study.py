@@ -176,7 +176,48 @@ def write_report(out_dir, cfg: EfficiencyConfig | None = None) -> str:
     lines += [""]
     text = "\n".join(lines)
     atomic_write_text(out_dir / STUDY_MD, text)
+    if out_dir.resolve() == (figures_dir() / "study").resolve() and DOCS.exists():   # the committed results
+        update_docs(DOCS, docs_answer(out_dir))
     return text
+
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "study.md"
+ANSWER_OPEN, ANSWER_CLOSE = "<!-- answer:", "<!-- /answer -->"
+
+
+def docs_answer(out_dir) -> str:
+    """docs/study.md's answer block from ``primary_family.csv``: per regime the family's table and the
+    closing answer."""
+    out_dir = Path(out_dir)
+    path = out_dir / FAMILY_CSV
+    fam = pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+    parts = []
+    for regime in ("pretrained", "scratch"):
+        sub = fam[fam.regime == regime] if len(fam) else fam
+        if sub.empty:
+            continue
+        cfg = config_of(out_dir, regime)
+        a, b = arm_title(cfg.primary.a, cfg), arm_title(cfg.primary.b, cfg)
+        versus = sub["versus"] if "versus" in sub else pd.Series(np.nan, index=sub.index)
+        table = sub.assign(comparison=[f"{a} - {b} at {100 * f:g}%" if pd.isna(v) else
+                                       f"({a} - {b}) at {100 * f:g}% minus at {100 * v:g}%"
+                                       for f, v in zip(sub.fraction, versus)])
+        cols = ["comparison", "n", "mean", "t_low", "t_high", "hb_low", "hb_high", "t_p", "holm_p", "mde", "upper", "p_tost"]
+        parts += [f"**{regime}** ({cfg.primary.metric}; margin {cfg.primary.margin:g}):", "",
+                  _md(table[[c for c in cols if c in table]], ".3g"), "",
+                  report.answer_paragraph(sub.assign(versus=versus), cfg, REGIME_WORDS[regime].split(" (")[0]), ""]
+    return "\n".join(parts)
+
+
+def update_docs(path: Path, block: str) -> None:
+    """Replace the text between the answer markers of ``path`` with ``block``."""
+    text = path.read_text()
+    if ANSWER_OPEN not in text or ANSWER_CLOSE not in text:
+        raise DataError(path, "no answer markers (<!-- answer: ... --> and <!-- /answer -->)")
+    head, rest = text.split(ANSWER_OPEN, 1)
+    marker, _ = rest.split("\n", 1)
+    _, tail = rest.split(ANSWER_CLOSE, 1)
+    atomic_write_text(path, f"{head}{ANSWER_OPEN}{marker}\n{block}\n{ANSWER_CLOSE}{tail}")
 
 
 def _regime_section(out_dir: Path, runs: pd.DataFrame, cfg: EfficiencyConfig, t: dict, curves: pd.DataFrame,
@@ -268,7 +309,21 @@ def _teacher_score(out_dir: Path) -> list[str]:
                      "before any target data)." if ratio >= 2 else
                      "below twice chance, so the pretrained regime is NOT reached: read its results as a weak teacher's."),
                   ""]
-    return lines + [_md(score, ".2f"), ""]
+    lines += [_md(score, ".2f"), ""]
+    first = out_dir / "pretrain_class_split" / PRETRAIN_SCORE_CSV
+    if first.exists():   # the first design: a split by classes
+        old = pd.read_csv(first)
+        test = old[(old.task == "retrieval") & (old.metric == "mR") & (old.split == "test") & old.chance.notna()]
+        src = old[(old.task == "retrieval") & (old.metric == "mR") & (old.split == "val") & ~old.dataset.eq(
+            test.dataset.iloc[0] if len(test) else "")]
+        if len(test):
+            t = test.iloc[0]
+            lines += [f"A first design split UCM-Captions by class (stage 1 on 11 classes' training images, "
+                      f"`pretrain_class_split/`): its model reached {src.value.iloc[0]:.1f} mR on the source classes' "
+                      f"validation images but {t.value:.1f} on the other classes' test images ({t.value / t.chance:.1f}x "
+                      f"the chance level {t.chance:.1f}), so a teacher of the target classes would have meant nothing "
+                      f"there; the study splits each class's images instead (decided before any fine-tuning run).", ""]
+    return lines
 
 
 def _setup(runs: pd.DataFrame, cfg: EfficiencyConfig) -> list[str]:

@@ -154,3 +154,42 @@ def test_a_diverged_run_is_recorded_skipped_on_resume_and_left_out_of_its_pairs(
     paired = pd.read_csv(tmp_path / "paired.csv")
     row = paired[(paired.a == "rsdix") & (paired.b == "infonce")].iloc[0]
     assert row.n == 2 and row.seeds == "0 2" and row["mean"] == pytest.approx(1.0)
+
+
+def test_paper_study_config_loads_with_the_dry_run_caps(monkeypatch):
+    """The GPU design: ViT-B/32 with OpenAI's weights on RSICD + UCM + RSITMD, the original recipe and rsdix's
+    against InfoNCE, ten seeds at 10% and 100%, the lr from a grid; capped for the dry run."""
+    from rsdix.paths import DRY_RUN_ENV  # noqa: PLC0415 (this test's environment variable only)
+    cfg = load_efficiency_config("paper")
+    assert cfg.regime == "pretrained" and not cfg.pretrain.enabled and cfg.train_profile == "paper"
+    assert {(a, f) for _, a, f in plan(cfg)} == {(a, f) for a in ("infonce", "rsdix-original", "rsdix") for f in (0.1, 1.0)}
+    assert cfg.seeds == list(range(10)) and len(cfg.lr_grid) >= 2 and cfg.steps_from_curves
+    assert [r.dataset for r in cfg.retrieval_specs()] == ["rsicd", "ucm_captions", "rsitmd"]
+    assert cfg.primary.metric == "mean of RSICD + UCM + RSITMD test mR"
+    monkeypatch.setenv(DRY_RUN_ENV, "1")
+    capped = load_efficiency_config("paper")
+    assert capped.seeds == [0, 1] and capped.curve_steps == {0.1: 2, 1.0: 2} and capped.train["loop"]["batch_size"] == 4
+
+
+@pytest.mark.slow
+def test_paper_study_runs_on_the_standins(data_root, tmp_path):
+    """The paper design end to end, offline, on the dry run's stand-ins (random-weight ViT-B/32 in OpenAI's hub
+    layout, stand-in RSICD / RSITMD, linked UCM) under the dry run's caps: lr grid, curves, lengths from the
+    curves, every run, STUDY.md with the mean-of-three primary endpoint."""
+    import os  # noqa: PLC0415 (the subprocess environment only)
+    from rsdix.paths import DRY_RUN_ENV  # noqa: PLC0415
+    from rsdix.reporting import standin_data, standins  # noqa: PLC0415 (stand-ins: this test only)
+    cfg = load_efficiency_config("paper")
+    need = [r.dataset for r in cfg.retrieval_specs()] + list(cfg.zero_shot)
+    standin_data.make_data_root(data_root, tmp_path / "data", need, images_per_split=6, images_per_class=2)
+    standins.write_openai_clip(tmp_path / "hf" / "hub", "ViT-B-32")
+    env = {**os.environ, **standins.hub_environment(tmp_path / "hf" / "hub"), DRY_RUN_ENV: "1",
+           "RSDIX_RUNS": str(tmp_path / "runs")}
+    out = tmp_path / "study"
+    done = subprocess.run([sys.executable, "-m", "rsdix", "study", "efficiency", "--profile", "paper", "--out-dir",
+                           str(out), "--data-root", str(tmp_path / "data"), "--threads", "1"], env=env, timeout=1500)
+    assert done.returncode == 0
+    runs = pd.read_csv(out / RUNS_CSV)
+    assert runs[runs.weights == "student"].run.nunique() == 12           # 3 arms x 2 shares x 2 seeds
+    assert "mean of RSICD + UCM + RSITMD" in set(runs.dataset)
+    assert "mean of RSICD + UCM + RSITMD test mR" in (out / "STUDY.md").read_text()
