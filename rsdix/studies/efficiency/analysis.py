@@ -207,7 +207,8 @@ def curve_lengths(curves: pd.DataFrame, cfg: EfficiencyConfig, lrs: dict, runs: 
     used = study_curves(curves, lrs)
     val = runs[(runs.regime == cfg.regime) & (runs.metric == "mR") & (runs.split == "val") & (runs.weights == "student")]
     val = val.groupby(["arm", "fraction"])["value"].agg(["mean", "count"])
-    images = runs[(runs.regime == cfg.regime)].groupby("fraction")["train_images"].median()
+    images = (runs[(runs.regime == cfg.regime)].groupby("fraction")["train_images"].median()
+              if "train_images" in runs else pd.Series(dtype=float))
     batch = int(cfg.train.get("loop", {}).get("batch_size", 64))
     out = []
     for (arm, fraction), g in used.groupby(["arm", "fraction"]):

@@ -156,8 +156,8 @@ class EndpointCheck:
                 i2t, t2i = s.hits(bundle)
                 for key, value in recalls(i2t, t2i).items():
                     out[(s.spec.title, "retrieval", key, s.spec.split)] = value
-                parts.append(_frame(s.spec.title, "i2t", np.arange(len(i2t)), i2t))
-                parts.append(_frame(s.spec.title, "t2i", s.owner.numpy(), t2i))
+                parts.append(query_frame(s.spec.title, "i2t", np.arange(len(i2t)), i2t))
+                parts.append(query_frame(s.spec.title, "t2i", s.owner.numpy(), t2i))
             if len(self.sets) > 1:   # the mean over the sets: one endpoint
                 mean = float(np.mean([out[(s.spec.title, "retrieval", "mR", s.spec.split)] for s in self.sets]))
                 out[(mean_title(self.sets), "retrieval", "mR", self.sets[0].spec.split)] = mean
@@ -166,7 +166,7 @@ class EndpointCheck:
             for z in self.zs:
                 right = z.correct(bundle)
                 out[(z.title, "zero-shot", "top1", z.split)] = 100.0 * float(right.mean())
-                parts.append(_frame(z.title, "zs", np.arange(len(right)), right[:, None]))
+                parts.append(query_frame(z.title, "zs", np.arange(len(right)), right[:, None]))
         return out, pd.concat(parts, ignore_index=True)
 
 
@@ -174,7 +174,7 @@ def mean_title(sets) -> str:
     return "mean of " + " + ".join(s.spec.title for s in sets)
 
 
-def _frame(title: str, kind: str, image: np.ndarray, hits: np.ndarray) -> pd.DataFrame:
+def query_frame(title: str, kind: str, image: np.ndarray, hits: np.ndarray) -> pd.DataFrame:
     """One row per query: the set, the kind (i2t | t2i | zs), the image it belongs to, and its hits as
     bits (hit@1 + 2 hit@5 + 4 hit@10; zero-shot: 1 if right)."""
     bits = sum(hits[:, j].astype(np.int64) << j for j in range(hits.shape[1]))

@@ -159,7 +159,8 @@ def write_report(out_dir, cfg: EfficiencyConfig | None = None) -> str:
              "beside it; no number here is typed. Which regime each result comes from:", ""]
     lines += [f"- **{r}**: the {REGIME_WORDS[r]}; {int((runs[(runs.regime == r) & (runs.weights == 'student')].run.nunique()))} "
               f"runs, in the sections marked ({r})." for r in regimes]
-    lines += ["", "Every interval is a 95% interval. The primary family of each regime (declared in its config before "
+    lines += [""] + _diverged(out_dir)
+    lines += ["Every interval is a 95% interval. The primary family of each regime (declared in its config before "
               "the runs: the primary metric, the pair of arms, the shares, the interaction, the margin) is tested with "
               "Holm's correction; everything else is secondary and unadjusted.", ""]
     for regime in regimes:
@@ -283,6 +284,16 @@ def _regime_section(out_dir: Path, runs: pd.DataFrame, cfg: EfficiencyConfig, t:
     return lines
 
 
+def _diverged(out_dir: Path) -> list[str]:
+    """The runs that stopped on a non-finite loss: no rows, so their seeds drop out of their pairs."""
+    bad = read_diverged(out_dir)
+    if bad.empty:
+        return []
+    lines = [f"Diverged runs ({len(bad)}, from `{DIVERGED_CSV}`): they have no result, so each comparison "
+             "with that arm and share pairs only the other seeds (the n column below).", ""]
+    return lines + [f"- {r.run}: {r.error}" for r in bad.itertuples()] + [""]
+
+
 def _used(curves: pd.DataFrame, lrs: dict) -> np.ndarray:
     if not lrs:
         return np.ones(len(curves), dtype=bool)
@@ -328,6 +339,8 @@ def _teacher_score(out_dir: Path) -> list[str]:
 
 def _setup(runs: pd.DataFrame, cfg: EfficiencyConfig) -> list[str]:
     student = runs[runs.weights == "student"].drop_duplicates("run")
+    if "train_images" not in student:
+        student = student.assign(train_images=np.nan)
     done = student.groupby(["arm", "fraction"]).agg(seeds=("seed", "nunique"), steps=("steps", "median"),
                                                     train_s=("train_s", "mean"),
                                                     images=("train_images", "median")).reset_index()

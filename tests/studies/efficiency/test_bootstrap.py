@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rsdix.studies.efficiency.bootstrap import endpoint, hierarchical_interval, per_image
-from rsdix.studies.efficiency.endpoints import _frame, query_hits, recalls
+from rsdix.studies.efficiency.endpoints import query_frame, query_hits, recalls
 
 
 def _run_frame(seed, n_img=6, caps=2, d=5):
@@ -17,8 +17,8 @@ def _run_frame(seed, n_img=6, caps=2, d=5):
     txt = torch.nn.functional.normalize(img[owner] + 0.9 * torch.randn(len(owner), d, generator=g), dim=-1)
     i2t, t2i = query_hits(img, txt, owner)
     zs = (torch.rand(n_img, generator=g) > 0.5).numpy()
-    frame = pd.concat([_frame("S", "i2t", np.arange(n_img), i2t), _frame("S", "t2i", owner.numpy(), t2i),
-                       _frame("Z", "zs", np.arange(n_img), zs[:, None])], ignore_index=True)
+    frame = pd.concat([query_frame("S", "i2t", np.arange(n_img), i2t), query_frame("S", "t2i", owner.numpy(), t2i),
+                       query_frame("Z", "zs", np.arange(n_img), zs[:, None])], ignore_index=True)
     return frame, recalls(i2t, t2i)["mR"], 100 * zs.mean()
 
 

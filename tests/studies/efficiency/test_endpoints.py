@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rsdix.evaluation.retrieval import topk_recall
-from rsdix.studies.efficiency.endpoints import _frame, hits_of, query_hits, recalls
+from rsdix.studies.efficiency.endpoints import query_frame, hits_of, query_hits, recalls
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -24,7 +24,7 @@ def test_query_hits_average_to_topk_recall(seed):
 
 def test_hit_bits_round_trip():
     hits = np.array([[1, 1, 1], [0, 1, 1], [0, 0, 1], [0, 0, 0], [1, 0, 1]], dtype=bool)
-    frame = _frame("UCM", "i2t", np.arange(5), hits)
+    frame = query_frame("UCM", "i2t", np.arange(5), hits)
     assert frame.bits.tolist() == [7, 6, 4, 0, 5]
     image, back = hits_of(frame, "UCM", "i2t")
     assert (back == hits).all() and image.tolist() == list(range(5))
