@@ -132,7 +132,10 @@ class ClipObjective(nn.Module):
     Owns the distillation temperature and SigLIP's temperature/bias (trainable, no decay in the
     rsdix recipe), and with the original S-BERT teacher its fixed random projection to the CLIP
     embedding size ``embed_dim`` (frozen). Distillation methods also return the soft targets'
-    :func:`rsdix.training.losses.target_stats` (``p_diag``, ``p_entropy``, ``p_top1``).
+    :func:`rsdix.training.losses.target_stats` (``p_diag``, ``p_entropy``, ``p_top1``) and
+    ``teacher_top1``, the share of the batch's images and texts whose best match under the teacher's
+    own image-text similarities is their pair (what the teacher knows, apart from the self-similarities
+    that put most of P on the diagonal whatever it knows).
     """
 
     def __init__(self, cfg: ClipLossConfig, sbert: SBertSimilarity | None = None, embed_dim: int | None = None):
@@ -209,6 +212,9 @@ class ClipObjective(nn.Module):
                 remove_diag=cfg.remove_diag, ii_coeff=cfg.ii_coeff, tt_coeff=cfg.tt_coeff,
                 diag=cfg.switch("diag_removal"), sinkhorn=cfg.switch("sinkhorn"))
             out.update(losses.target_stats(log_p_img, log_p_txt))
+            s_it = t_img @ t_txt.t()      # the teacher's own cross-modal ranking of the batch: its quality
+            rows = torch.arange(s_it.shape[0], device=s_it.device)
+            out["teacher_top1"] = 0.5 * ((s_it.argmax(1) == rows).float().mean() + (s_it.argmax(0) == rows).float().mean())
         sims = img @ txt.t()
         if self.original_siglip:
             d_scale, d_bias = self.distill_siglip_scale(), self.distill_siglip_bias

@@ -48,7 +48,7 @@ RUNS_CSV = "runs.csv"
 DIVERGED_CSV = "diverged.csv"
 TARGETS_CSV = "targets.csv"
 QUERIES_DIR = "queries"
-TARGET_TERMS = ("p_diag", "p_entropy", "p_top1", "distill", "hard", "distill_tau", "logit_scale")
+TARGET_TERMS = ("p_diag", "p_entropy", "p_top1", "teacher_top1", "distill", "hard", "distill_tau", "logit_scale")
 
 
 def plan(cfg: EfficiencyConfig) -> list[tuple[int, str, float]]:
