@@ -233,30 +233,36 @@ def read_targets(out_dir) -> pd.DataFrame:
     return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
 
 
-def target_summary(targets: pd.DataFrame, paired: pd.DataFrame, label_by_regime: dict) -> pd.DataFrame:
+def target_summary(targets: pd.DataFrame, paired: pd.DataFrame, runs: pd.DataFrame, label_by_regime: dict
+                   ) -> pd.DataFrame:
     """Per regime, arm and share: the soft targets over training averaged over seeds and steps (mass on
-    the matching pair, entropy in nats, the share of rows whose top target is the matching pair), next
-    to the arm's paired difference from InfoNCE in the regime's primary metric: RSDiX's effect against
-    its teacher's quality."""
+    the matching pair, entropy in nats, the share of rows whose top target is the matching pair), the
+    teacher's quality (its in-batch image-text top-1 over training where logged, and the EMA teacher's
+    primary metric at the end of the runs), next to the arm's paired difference from InfoNCE in the
+    regime's primary metric: RSDiX's effect against its teacher."""
     if targets.empty:
         return pd.DataFrame()
+    if "teacher_top1" not in targets:
+        targets = targets.assign(teacher_top1=np.nan)
     g = targets.groupby(["regime", "arm", "fraction"])
     out = g.agg(p_diag=("p_diag", "mean"), p_entropy=("p_entropy", "mean"), p_top1=("p_top1", "mean"),
-                seeds=("seed", "nunique")).reset_index()
-    first = targets.sort_values("step").groupby(["regime", "arm", "fraction", "seed"]).first().reset_index()
-    first = first.groupby(["regime", "arm", "fraction"])["p_top1"].mean().rename("p_top1_first").reset_index()
-    out = out.merge(first, on=["regime", "arm", "fraction"], how="left")
-    effects = []
+                teacher_top1=("teacher_top1", "mean"), seeds=("seed", "nunique")).reset_index()
+    rows = headline(runs)
+    extra = []
     for r in out.itertuples():
+        metric = label_by_regime.get(r.regime)
+        ema = rows[(rows.regime == r.regime) & (rows.arm == r.arm) & np.isclose(rows.fraction, r.fraction)
+                   & (rows.weights == "ema") & (rows.label == metric)]
         sel = paired[(paired.regime == r.regime) & (paired.kind == "arms") & (paired.a == r.arm)
                      & (paired.b == "infonce") & np.isclose(paired.fraction, r.fraction)
-                     & (paired.metric == label_by_regime.get(r.regime))] if len(paired) else paired
+                     & (paired.metric == metric)] if len(paired) else paired
         row = sel.iloc[0] if len(sel) else None
-        effects.append({"metric": label_by_regime.get(r.regime), "effect": row["mean"] if row is not None else np.nan,
-                        "effect_low": row["t_low"] if row is not None else np.nan,
-                        "effect_high": row["t_high"] if row is not None else np.nan,
-                        "effect_n": int(row["n"]) if row is not None else 0})
-    return pd.concat([out, pd.DataFrame(effects)], axis=1)
+        extra.append({"metric": metric, "teacher_end": ema.value.mean() if len(ema) else np.nan,
+                      "effect": row["mean"] if row is not None else np.nan,
+                      "effect_low": row["t_low"] if row is not None else np.nan,
+                      "effect_high": row["t_high"] if row is not None else np.nan,
+                      "effect_n": int(row["n"]) if row is not None else 0})
+    return pd.concat([out, pd.DataFrame(extra)], axis=1)
 
 
 def chance_level(label: str) -> float | None:

@@ -163,15 +163,19 @@ def answer_paragraph(fam: pd.DataFrame, cfg: EfficiencyConfig, regime_words: str
 
 
 def mechanism_sentences(summary: pd.DataFrame, cfg_by_regime: dict) -> list[str]:
-    """The soft targets per regime and arm, next to the arm's effect: the finding about teacher quality."""
+    """The soft targets per regime and arm, the teacher's quality, and the arm's effect: the finding about
+    teacher quality."""
     out = []
     for r in summary.itertuples():
         cfg = cfg_by_regime.get(r.regime)
         title = arm_title(r.arm, cfg) if cfg is not None else r.arm
-        effect = (f"; its difference from InfoNCE in {r.metric}: {r.effect:+.2f} {interval(r.effect_low, r.effect_high)} "
-                  f"(n={r.effect_n})" if pd.notna(r.effect) else "")
-        out.append(f"{r.regime}, {title}, {share(r.fraction)}: the teacher's top target is the matching pair in "
-                   f"{100 * r.p_top1:.0f}% of rows (first logged step {100 * r.p_top1_first:.0f}%), mass on the "
-                   f"matching pair {r.p_diag:.2f}, row entropy {r.p_entropy:.2f} nats (mean over training, "
-                   f"{int(r.seeds)} seeds){effect}.")
+        teacher = (f"the teacher ranks the matching pair first in {100 * r.teacher_top1:.0f}% of the batch's "
+                   f"images and texts; " if pd.notna(r.teacher_top1) else "")
+        end = f"its EMA teacher ends at {r.teacher_end:.2f} {r.metric}; " if pd.notna(r.teacher_end) else ""
+        effect = (f"the arm's difference from InfoNCE in {r.metric}: {r.effect:+.2f} "
+                  f"{interval(r.effect_low, r.effect_high)} (n={r.effect_n})" if pd.notna(r.effect) else
+                  "no paired InfoNCE runs")
+        out.append(f"{r.regime}, {title}, {share(r.fraction)}: {teacher}the targets put {r.p_diag:.2f} of each row on "
+                   f"the matching pair (top target in {100 * r.p_top1:.0f}% of rows, entropy {r.p_entropy:.2f} nats; "
+                   f"means over training and {int(r.seeds)} seeds); {end}{effect}.")
     return out

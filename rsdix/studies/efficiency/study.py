@@ -151,7 +151,7 @@ def write_report(out_dir, cfg: EfficiencyConfig | None = None) -> str:
         _save(joined[key], out_dir / name)
     targets = read_targets(out_dir)
     primary_labels = {r: cfgs[r].primary.metric for r in regimes}
-    mechanism = target_summary(targets, joined["paired"], primary_labels)
+    mechanism = target_summary(targets, joined["paired"], runs, primary_labels)
     if len(mechanism):
         _save(mechanism, out_dir / MECHANISM_CSV)
     lines = ["# The data-efficiency study (issues #18 and #29)", "",

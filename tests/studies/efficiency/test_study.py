@@ -193,3 +193,12 @@ def test_paper_study_runs_on_the_standins(data_root, tmp_path):
     assert runs[runs.weights == "student"].run.nunique() == 12           # 3 arms x 2 shares x 2 seeds
     assert "mean of RSICD + UCM + RSITMD" in set(runs.dataset)
     assert "mean of RSICD + UCM + RSITMD test mR" in (out / "STUDY.md").read_text()
+
+
+def test_docs_answer_is_generated_from_the_committed_tables():
+    """docs/study.md's answer block is docs_answer of figures/study (rsdix study efficiency --report-only
+    rewrites both): no number of it is typed."""
+    from rsdix.studies.efficiency.study import ANSWER_CLOSE, ANSWER_OPEN, DOCS, docs_answer  # noqa: PLC0415
+    text = DOCS.read_text()
+    block = text.split(ANSWER_OPEN, 1)[1].split("\n", 1)[1].split(ANSWER_CLOSE, 1)[0]
+    assert block.strip() == docs_answer(repo_root() / "figures" / "study").strip()
