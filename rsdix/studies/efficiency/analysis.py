@@ -45,7 +45,7 @@ def read_runs(out_dir) -> pd.DataFrame:
 
 def label_of(dataset: str, task: str, metric: str, split: str) -> str | None:
     """The headline label of a row: ``<set> test mR`` or ``<set> zero-shot top-1 (%)``; None for others."""
-    if task == "retrieval" and metric == "mR" and split == "test":
+    if task == "retrieval" and metric == "mR" and str(split).split(":")[0] == "test":   # "test: 12 of 1093" capped
         return f"{dataset} test mR"
     if task == "zero-shot" and metric == "top1":
         return f"{dataset} zero-shot top-1 (%)"

@@ -107,6 +107,7 @@ class EfficiencyConfig:
     check_teacher: bool = True                  # also score the EMA teacher of distillation runs
     zero_shot: list = field(default_factory=lambda: ["whu_rs19", "eurosat_ms"])
     zero_shot_max: int | None = option(None, min=1)   # subsample the zero-shot sets (None: all)
+    retrieval_max: int | None = option(None, min=1)   # subsample each retrieval set's images, evenly (None: all)
     save_weights: bool = True                   # final trainable weights of each run (bf16 safetensors)
     store_queries: bool = True                  # per-query hits of every run (queries/<run>.csv.gz)
     # learning curves: val mR every `curve_every` steps up to `curve_steps[fraction]`, per curve arm and seed

@@ -89,13 +89,19 @@ class RetrievalSet:
     """The images (preprocessed once) and captions of one :class:`RetrievalSpec`; ``keep``: the image
     file names to keep (a class subset), None for all."""
 
-    def __init__(self, bundle, spec: RetrievalSpec, data_root=None, keep: set | None = None):
+    def __init__(self, bundle, spec: RetrievalSpec, data_root=None, keep: set | None = None,
+                 max_images: int | None = None):
         path = caption_file(spec.dataset, data_root)
         records = select_split(read_captions_dropping_empty(path), spec.split, path)
         if keep is not None:
             records = [r for r in records if r.filename in keep]
         if not records:
             raise DataError(path, f"no {spec.split} images of the classes asked for ({spec.classes})")
+        self.split = spec.split
+        if max_images is not None and len(records) > max_images:   # evenly spaced: the dry run's caps
+            total = len(records)
+            records = [records[int(i * total / max_images)] for i in range(max_images)]
+            self.split = f"{spec.split}: {max_images} of {total}"
         ds = CaptionDataset(records, find_image_dir(path), transform=bundle.preprocess_val, mode="eval", source=path)
         self.spec, self.texts = spec, ds.texts()
         self.owner = torch.tensor(ds.text_to_image())
@@ -132,11 +138,11 @@ class EndpointCheck:
 
     def __init__(self, bundle, data_root=None, zero_shot: Sequence[str] = ("whu_rs19", "eurosat_ms"),
                  zero_shot_max: int | None = None, retrieval: Sequence[RetrievalSpec] = (RetrievalSpec(),),
-                 val: RetrievalSpec | None = None, keep: dict | None = None):
+                 val: RetrievalSpec | None = None, keep: dict | None = None, retrieval_max: int | None = None):
         keep = keep or {}
         val = val or RetrievalSpec(split="val")
-        self.sets = [RetrievalSet(bundle, s, data_root, keep.get(s.classes)) for s in retrieval]
-        self.val = RetrievalSet(bundle, val, data_root, keep.get(val.classes))
+        self.sets = [RetrievalSet(bundle, s, data_root, keep.get(s.classes), retrieval_max) for s in retrieval]
+        self.val = RetrievalSet(bundle, val, data_root, keep.get(val.classes), retrieval_max)
         self.zs = [ZeroShotSet(bundle, name, data_root, zero_shot_max) for name in zero_shot]
         self.n_images = {s.spec.title: len(s.images) for s in self.sets}
         self.n_images.update({z.title: len(z.images) for z in self.zs})
@@ -155,14 +161,14 @@ class EndpointCheck:
             for s in self.sets:
                 i2t, t2i = s.hits(bundle)
                 for key, value in recalls(i2t, t2i).items():
-                    out[(s.spec.title, "retrieval", key, s.spec.split)] = value
+                    out[(s.spec.title, "retrieval", key, s.split)] = value
                 parts.append(query_frame(s.spec.title, "i2t", np.arange(len(i2t)), i2t))
                 parts.append(query_frame(s.spec.title, "t2i", s.owner.numpy(), t2i))
             if len(self.sets) > 1:   # the mean over the sets: one endpoint
-                mean = float(np.mean([out[(s.spec.title, "retrieval", "mR", s.spec.split)] for s in self.sets]))
-                out[(mean_title(self.sets), "retrieval", "mR", self.sets[0].spec.split)] = mean
+                mean = float(np.mean([out[(s.spec.title, "retrieval", "mR", s.split)] for s in self.sets]))
+                out[(mean_title(self.sets), "retrieval", "mR", self.sets[0].split)] = mean
             val = self.val
-            out[(val.spec.title, "retrieval", "mR", val.spec.split)] = recalls(*val.hits(bundle))["mR"]
+            out[(val.spec.title, "retrieval", "mR", val.split)] = recalls(*val.hits(bundle))["mR"]
             for z in self.zs:
                 right = z.correct(bundle)
                 out[(z.title, "zero-shot", "top1", z.split)] = 100.0 * float(right.mean())

@@ -49,7 +49,7 @@ def pretrain(ctx: EfficiencyContext) -> pd.DataFrame:
         # split by classes: also the target classes' validation images (the curves' set) before fine-tuning
         more = [cfg.val_spec()] if cfg.pretrain.split == "classes" else []
         check = EndpointCheck(setup.bundle, ctx.data_root, cfg.zero_shot, cfg.zero_shot_max,
-                              [*cfg.retrieval_specs(), *more], source_val_spec(ctx), state.keep)
+                              [*cfg.retrieval_specs(), *more], source_val_spec(ctx), state.keep, cfg.retrieval_max)
         rows = []
 
         def watch(step, logs):
@@ -76,7 +76,7 @@ def pretrain(ctx: EfficiencyContext) -> pd.DataFrame:
 
 
 def _size(check: EndpointCheck, dataset: str, split: str) -> int | None:
-    sets = [s for s in check.sets + [check.val] if s.spec.title == dataset and s.spec.split == split]
+    sets = [s for s in check.sets + [check.val] if s.spec.title == dataset and s.split == split]
     return len(sets[0].images) if sets else next((len(z.images) for z in check.zs if z.title == dataset), None)
 
 
@@ -88,7 +88,7 @@ def _chance(check: EndpointCheck, dataset: str, task: str, metric: str, split: s
             return 100.0 / get_info(dataset, "classification").classes
         except DataError:
             return None
-    sets = [s for s in check.sets + [check.val] if s.spec.title == dataset and s.spec.split == split]
+    sets = [s for s in check.sets + [check.val] if s.spec.title == dataset and s.split == split]
     if metric != "mR" or not sets:
         return None
     owner = sets[0].owner.tolist()

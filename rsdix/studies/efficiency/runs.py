@@ -163,10 +163,12 @@ class EfficiencyContext:
         bundle = build_model(base)
         self.shared.install(bundle)
         self.check = self.check or EndpointCheck(bundle, self.data_root, self.cfg.zero_shot, self.cfg.zero_shot_max,
-                                                 self.cfg.retrieval_specs(), self.cfg.val_spec(), self.regime().keep)
+                                                 self.cfg.retrieval_specs(), self.cfg.val_spec(), self.regime().keep,
+                                                 self.cfg.retrieval_max)
         dataset = build_train_dataset(base, bundle)
         captions = sorted({c for p in getattr(dataset, "datasets", [dataset]) for r in p.records for c in r.captions})
-        warm_text_cache(bundle, captions, resolve_precision(base.loop.precision, base.loop.cpu))
+        if self.shared.caches_text(bundle):   # a locked, cached text trunk (the cpu profiles): encode once
+            warm_text_cache(bundle, captions, resolve_precision(base.loop.precision, base.loop.cpu))
         self.captions = captions      # the S-BERT arm embeds them on its first run
 
     def warm_sbert(self) -> None:

@@ -187,7 +187,7 @@ def test_paper_study_runs_on_the_standins(data_root, tmp_path):
            "RSDIX_RUNS": str(tmp_path / "runs")}
     out = tmp_path / "study"
     done = subprocess.run([sys.executable, "-m", "rsdix", "study", "efficiency", "--profile", "paper", "--out-dir",
-                           str(out), "--data-root", str(tmp_path / "data"), "--threads", "1"], env=env, timeout=1500)
+                           str(out), "--data-root", str(tmp_path / "data"), "--threads", "1"], env=env, timeout=3600)
     assert done.returncode == 0
     runs = pd.read_csv(out / RUNS_CSV)
     assert runs[runs.weights == "student"].run.nunique() == 12           # 3 arms x 2 shares x 2 seeds
