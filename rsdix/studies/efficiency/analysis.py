@@ -217,7 +217,7 @@ def curve_lengths(curves: pd.DataFrame, cfg: EfficiencyConfig, lrs: dict, runs: 
                     for _, s in g.groupby("seed")]
         steps = {float(k): int(v) for k, v in cfg.steps.items()}.get(float(fraction))
         n_img = images.get(fraction, np.nan)
-        out.append({"arm": arm, "fraction": fraction, "lr": lrs.get(arm, np.nan), "seeds": g.seed.nunique(),
+        out.append({"arm": arm, "fraction": fraction, "lr": lrs.get((arm, float(fraction)), np.nan), "seeds": g.seed.nunique(),
                     "plateau_step": plateau_step(mean.step, mean.val_mR, cfg.plateau_tolerance),
                     "curve_steps": int(mean.step.max()), "best_val_mR": float(mean.val_mR.max()),
                     "flattened_seeds": f"{sum(per_seed)} of {len(per_seed)}",

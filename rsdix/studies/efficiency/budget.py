@@ -17,14 +17,14 @@ from rsdix.utils import atomic_write_text
 def plan_table(cfg: EfficiencyConfig) -> pd.DataFrame:
     """One row per kind of unit (lr grid, curves, runs) x arm x share: units, steps each, steps in all."""
     curve_len = {float(k): int(v) for k, v in cfg.curve_steps.items()}
-    top = max(curve_len) if curve_len else None
     rows = []
-    if cfg.lr_grid and top is not None:
-        for arm in cfg.curve_arms:
-            rows.append({"what": "lr grid (curves)", "arm": arm, "share": top, "units": len(cfg.lr_grid),
-                         "steps_each": curve_len[top]})
+    if cfg.lr_grid:
+        for share, length in sorted(curve_len.items()):
+            for arm in cfg.curve_arms:
+                rows.append({"what": "lr grid (curves)", "arm": arm, "share": share, "units": len(cfg.lr_grid),
+                             "steps_each": length})
     for share, length in sorted(curve_len.items()):
-        seeds = len(cfg.curve_seeds) - (1 if cfg.lr_grid and share == top else 0)   # the grid's curve is reused
+        seeds = len(cfg.curve_seeds) - (1 if cfg.lr_grid else 0)   # the grid's curve at the chosen lr is reused
         for arm in cfg.curve_arms:
             if seeds > 0:
                 rows.append({"what": "learning curves", "arm": arm, "share": share, "units": seeds, "steps_each": length})

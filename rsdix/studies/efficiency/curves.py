@@ -5,7 +5,9 @@ rising (:func:`plateau_step`; with ``steps_from_curves`` that length, the larges
 each share's training length: :func:`derived_steps`). A curve is one run with the cosine schedule of
 its whole length, so at step s its learning rate is higher than a run of s steps has there: a
 length read off the curve is, if anything, longer than needed. :func:`flattened` says whether a
-curve had stopped rising before its end.
+curve had stopped rising before its end. The lr grid runs at every share (the first curve seed), so
+each arm gets its lr per share: fine-tuning a pretrained model on a few images wants another lr than
+on all of them.
 
 Rows (``learning_curves.csv``): regime, arm, fraction, seed, lr, step, val_mR, loss, total_steps,
 seconds_per_step. Several workers may compute curves together (:mod:`rsdix.studies.efficiency.workers`).
@@ -108,25 +110,21 @@ def run_curve(ctx: EfficiencyContext, arm: str, fraction: float, seed: int, lr, 
 
 
 def choose_lrs(curves: pd.DataFrame, arms, grid, tolerance: float) -> dict:
-    """arm -> the lr of ``grid`` whose curve (the largest share, the first seed: the grid's) has the highest
-    smoothed val mR peak (ties: the smaller lr)."""
+    """(arm, share) -> the lr of ``grid`` whose curve at that share (the first curve seed: the grid's) has the
+    highest smoothed val mR peak (ties: the smaller lr); only where every lr of the grid has its curve."""
     out = {}
     if curves.empty:
         return out
-    top = curves[curves.fraction == curves.fraction.max()]
-    for arm in arms:
-        best = None
-        mine = top[top.arm == arm]
-        mine = mine[mine.seed == mine.seed.min()] if len(mine) else mine
+    for (arm, fraction), mine in curves[curves.arm.isin(list(arms))].groupby(["arm", "fraction"]):
+        mine = mine[mine.seed == mine.seed.min()]
+        peaks = {}
         for lr in sorted(grid):
             g = mine[np.isclose(mine["lr"].astype(float), float(lr))].sort_values("step")
-            if g.empty:
-                continue
-            peak = _smooth(g.val_mR).max()
-            if best is None or peak > best[0] + 1e-12:
-                best = (peak, float(lr))
-        if best is not None:
-            out[arm] = best[1]
+            if len(g):
+                peaks[float(lr)] = _smooth(g.val_mR).max()
+        if len(peaks) == len(grid):
+            best = max(peaks.values())
+            out[(arm, float(fraction))] = min(lr for lr, v in peaks.items() if v >= best - 1e-12)
     return out
 
 
@@ -135,26 +133,29 @@ def learning_curves(ctx: EfficiencyContext, wait: bool = True) -> pd.DataFrame:
     lr; units finished or held by another worker are skipped, and (``wait``) the call returns when every
     curve is in the table. Returns this regime's curves."""
     cfg = ctx.cfg
-    lengths = sorted((float(k), int(v)) for k, v in cfg.curve_steps.items())
-    top_share, top_len = lengths[-1]
+    lengths = sorted(((float(k), int(v)) for k, v in cfg.curve_steps.items()), reverse=True)
     name = lambda u: curve_name(ctx, u[0], u[1], u[2], u[3])  # noqa: E731
     run = lambda u: run_curve(ctx, *u)  # noqa: E731
     if cfg.lr_grid:
-        units = [(arm, top_share, cfg.curve_seeds[0], float(lr), top_len) for arm in cfg.curve_arms for lr in cfg.lr_grid]
+        units = [(arm, fraction, cfg.curve_seeds[0], float(lr), total) for fraction, total in lengths
+                 for arm in cfg.curve_arms for lr in cfg.lr_grid]
         work_through(units, name=name, finished=lambda: _finished(ctx), run=run, claims=ctx.claims, wait=wait)
         ctx.lrs = choose_lrs(read_curves(ctx.out_dir, cfg.regime), cfg.curve_arms, cfg.lr_grid, cfg.plateau_tolerance)
-    units = [(arm, fraction, seed, ctx.lrs.get(arm), total) for fraction, total in lengths
+    units = [(arm, fraction, seed, ctx.lrs.get((arm, fraction)), total) for fraction, total in lengths
              for seed in cfg.curve_seeds for arm in cfg.curve_arms]
     work_through(units, name=name, finished=lambda: _finished(ctx), run=run, claims=ctx.claims, wait=wait)
     return read_curves(ctx.out_dir, cfg.regime)
 
 
 def study_curves(curves: pd.DataFrame, lrs: dict) -> pd.DataFrame:
-    """The curves the lengths come from: each arm's at its chosen lr (all of them without an lr grid)."""
+    """The curves the lengths come from: each arm's at its chosen lr at that share (all of them without
+    an lr grid)."""
     if not lrs:
         return curves[curves["lr"].isna()] if curves["lr"].notna().any() and curves["lr"].isna().any() else curves
-    keep = [np.isclose(float(lr), lrs[a]) if a in lrs and pd.notna(lr) else pd.isna(lr) or a not in lrs
-            for a, lr in zip(curves.arm, curves["lr"])]
+    keep = []
+    for a, f, lr in zip(curves.arm, curves.fraction, curves["lr"]):
+        chosen = lrs.get((a, float(f)))
+        keep.append(pd.isna(lr) if chosen is None else (pd.notna(lr) and np.isclose(float(lr), chosen)))
     return curves[np.asarray(keep, dtype=bool)]
 
 

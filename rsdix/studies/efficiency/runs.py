@@ -143,18 +143,19 @@ class EfficiencyContext:
             self.state = regime_state(self.cfg, Path(self.dirs.run), self.data_root)
         return self.state
 
-    def lr_of(self, arm: str) -> float | None:
-        """The arm's learning rate from the lr grid (an arm with ``lr_from`` takes that arm's)."""
+    def lr_of(self, arm: str, fraction: float) -> float | None:
+        """The arm's learning rate at ``fraction`` from the lr grid (an arm with ``lr_from`` takes that arm's)."""
         source = self.cfg.arm_spec(arm).lr_from or arm
-        return self.lrs.get(source, self.lrs.get(arm))
+        key = float(fraction)
+        return self.lrs.get((source, key), self.lrs.get((arm, key)))
 
-    def extra(self, arm: str) -> dict:
+    def extra(self, arm: str, fraction: float) -> dict:
         """The training overrides of ``arm`` in this study: the regime's and the arm's learning rate."""
-        lr = self.lr_of(arm)
+        lr = self.lr_of(arm, fraction)
         return deep_update(self.regime().overrides, {"loop": {"lr": float(lr)}} if lr is not None else {})
 
     def config(self, arm: str, fraction: float, seed: int, steps: int | None = None):
-        return arm_config(self.cfg, arm, fraction, seed, self.data_root, steps=steps, extra=self.extra(arm))
+        return arm_config(self.cfg, arm, fraction, seed, self.data_root, steps=steps, extra=self.extra(arm, fraction))
 
     def prepare(self) -> None:
         """Build the check (decodes the evaluation images once) and fill the text cache with every

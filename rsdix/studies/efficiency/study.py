@@ -75,7 +75,7 @@ def resolve_from_curves(ctx: EfficiencyContext) -> EfficiencyConfig:
     stored = read_curves(ctx.out_dir, cfg.regime)
     if cfg.lr_grid and not ctx.lrs:
         ctx.lrs = choose_lrs(stored, cfg.curve_arms, cfg.lr_grid, cfg.plateau_tolerance)
-        missing = sorted(set(cfg.curve_arms) - set(ctx.lrs))
+        missing = sorted({(a, float(f)) for a in cfg.curve_arms for f in cfg.curve_steps} - set(ctx.lrs))
         if missing:
             raise DataError(Path(ctx.out_dir) / CURVES_CSV, f"no lr-grid curves of {missing}: run with the curves")
     if cfg.steps_from_curves:
@@ -297,7 +297,8 @@ def _diverged(out_dir: Path) -> list[str]:
 def _used(curves: pd.DataFrame, lrs: dict) -> np.ndarray:
     if not lrs:
         return np.ones(len(curves), dtype=bool)
-    return np.array([a not in lrs or (pd.notna(lr) and np.isclose(lr, lrs[a])) for a, lr in zip(curves.arm, curves.lr)])
+    return np.array([(a, float(f)) not in lrs or (pd.notna(lr) and np.isclose(lr, lrs[(a, float(f))]))
+                     for a, f, lr in zip(curves.arm, curves.fraction, curves.lr)])
 
 
 def _teacher_score(out_dir: Path) -> list[str]:
@@ -364,11 +365,15 @@ def _lengths(lengths: pd.DataFrame, lrs: dict, cfg: EfficiencyConfig, curves: pd
     lines = [f"## Training length and learning rate ({cfg.regime})", "",
              f"![learning curves]({FIGURES[f'curves{suffix}']})", ""]
     if lrs:
-        grid = curves[curves.lr.notna()].groupby(["arm", "lr"])["val_mR"].max().reset_index()
-        lines += ["Learning rate per arm from the grid " + ", ".join(f"{v:g}" for v in cfg.lr_grid)
-                  + " (the 100% curve of the first curve seed; the best smoothed validation mR): "
-                  + "; ".join(f"{arm_title(a, cfg)} {lr:g}" for a, lr in lrs.items()) + ". Peak validation mR per lr: "
-                  + "; ".join(f"{arm_title(r.arm, cfg)} at {r.lr:g}: {r.val_mR:.1f}" for r in grid.itertuples()) + ".", ""]
+        first = curves[curves.lr.notna()]
+        first = first[first.seed == first.seed.min()]
+        grid = first.groupby(["arm", "fraction", "lr"])["val_mR"].max().reset_index()
+        lines += ["Learning rate per arm and share from the grid " + ", ".join(f"{v:g}" for v in cfg.lr_grid)
+                  + " (each share's curve of the first curve seed; the best smoothed validation mR): "
+                  + "; ".join(f"{arm_title(a, cfg)} at {100 * f:g}%: {lr:g}" for (a, f), lr in sorted(lrs.items()))
+                  + ". Peak validation mR per lr: " + "; ".join(
+                      f"{arm_title(r.arm, cfg)} {100 * r.fraction:g}% at {r.lr:g}: {r.val_mR:.1f}" for r in grid.itertuples())
+                  + ".", ""]
     flat = lengths.mean_flattened.all()
     lines += [_md(lengths, ".1f"), "",
               f"plateau_step: the first check whose 3-check running mean is within {cfg.plateau_tolerance:g} mR of the "

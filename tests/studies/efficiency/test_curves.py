@@ -26,7 +26,11 @@ def test_lr_choice_and_lengths_from_the_mean_curves():
         _curve("rsdix", 0.1, 0, 5e-4, [5, 10, 15, 20, 20, 20]),
     ], ignore_index=True)
     lrs = choose_lrs(curves, ["infonce", "rsdix"], [5e-4, 1e-3], tolerance=0.5)
-    assert lrs == {"infonce": 1e-3, "rsdix": 5e-4}
+    assert lrs == {("infonce", 1.0): 1e-3, ("rsdix", 1.0): 5e-4}    # 10%: not every lr has its curve
+    curves = pd.concat([curves, _curve("infonce", 0.1, 0, 5e-4, [10, 11, 12, 12, 12, 12]),
+                        _curve("rsdix", 0.1, 0, 1e-3, [5, 6, 7, 8, 9, 10])], ignore_index=True)
+    lrs = choose_lrs(curves, ["infonce", "rsdix"], [5e-4, 1e-3], tolerance=0.5)
+    assert lrs == {("infonce", 1.0): 1e-3, ("rsdix", 1.0): 5e-4, ("infonce", 0.1): 1e-3, ("rsdix", 0.1): 5e-4}
     steps = derived_steps(curves, lrs, tolerance=0.5)
     # 100%: infonce's running mean reaches its best (30) at step 80, rsdix's (25) at 80 -> 80;
     # 10%: infonce flat from step 60 (running means 15 16.7 20 ...), rsdix from 100 -> the larger: 100
