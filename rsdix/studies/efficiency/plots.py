@@ -79,7 +79,8 @@ def plot_paired(paired: pd.DataFrame, runs: pd.DataFrame, kind: str = "arms",
 
 
 def plot_curves(curves: pd.DataFrame, lengths: pd.DataFrame, path: str | os.PathLike | None = None,
-                pretrain: pd.DataFrame | None = None, titles: dict | None = None, val_label: str = "validation mR"):
+                pretrain: pd.DataFrame | None = None, titles: dict | None = None, val_label: str = "validation mR",
+                start: float | None = None):
     """Validation mR against training step per data share: each curve arm's seeds (thin) and their mean
     (thick), the mean curve's plateau and the study's training length; first, stage 1's curve when given."""
     shares = sorted(set(curves.fraction))
@@ -105,6 +106,8 @@ def plot_curves(curves: pd.DataFrame, lengths: pd.DataFrame, path: str | os.Path
             row = lengths[(lengths.fraction == f) & (lengths.arm == arm)] if len(lengths) else lengths
             if len(row):
                 ax.axvline(row.iloc[0].plateau_step, color=colour, ls=":", lw=1)
+        if start is not None:
+            ax.axhline(start, color="grey", ls="-.", lw=1, label=f"before fine-tuning: {start:.1f}")
         row = lengths[lengths.fraction == f] if len(lengths) else lengths
         if len(row) and pd.notna(row.iloc[0].study_steps):
             ax.axvline(row.iloc[0].study_steps, color="black", ls="--", lw=1,

@@ -127,10 +127,11 @@ def write_report(out_dir, cfg: EfficiencyConfig | None = None) -> str:
     (``cfg``: the config of a folder with one regime); returns STUDY.md's text."""
     out_dir = Path(out_dir)
     runs = read_runs(out_dir)
-    regimes = [r for r in ("pretrained", "scratch") if (runs.regime == r).any()]
+    curves = read_curves(out_dir)
+    regimes = [r for r in ("pretrained", "scratch") if (runs.regime == r).any() or (curves.regime == r).any()
+               or (r == "pretrained" and (out_dir / PRETRAIN_SCORE_CSV).exists())]
     cfgs = {r: (cfg if cfg is not None and cfg.regime == r else config_of(out_dir, r)) for r in regimes}
     queries = Queries(out_dir)
-    curves = read_curves(out_dir)
     tables = {}
     for regime in regimes:
         c = cfgs[regime]
@@ -245,9 +246,16 @@ def _regime_section(out_dir: Path, runs: pd.DataFrame, cfg: EfficiencyConfig, t:
     lines += _setup(runs[runs.regime == regime], cfg)
     if len(t["lengths"]):
         pre = out_dir / PRETRAIN_CURVE_CSV
+        start = _start_val(out_dir, cfg) if regime == "pretrained" else None
         plot_curves(curves[_used(curves, t["lrs"])], t["lengths"], out_dir / FIGURES[f"curves{suffix}"],
-                    pretrain=pd.read_csv(pre) if regime == "pretrained" and pre.exists() else None, titles=titles)
+                    pretrain=pd.read_csv(pre) if regime == "pretrained" and pre.exists() else None, titles=titles,
+                    start=start)
         lines += _lengths(t["lengths"], t["lrs"], cfg, curves, suffix)
+        if start is not None:
+            best = t["lengths"].groupby("fraction")["best_val_mR"].max()
+            lines += [f"Before any fine-tuning the pretrained model scores {start:.1f} validation mR; the best mean "
+                      f"curve per share reaches " + "; ".join(f"{100 * f:g}%: {v:.1f} ({v - start:+.1f})"
+                                                               for f, v in best.items()) + ".", ""]
     if len(paired):
         arms_rows = paired[paired.kind == "arms"]
         plot_paired(arms_rows, runs, "arms", out_dir / FIGURES[f"paired{suffix}"], titles=titles)
@@ -292,6 +300,17 @@ def _diverged(out_dir: Path) -> list[str]:
     lines = [f"Diverged runs ({len(bad)}, from `{DIVERGED_CSV}`): they have no result, so each comparison "
              "with that arm and share pairs only the other seeds (the n column below).", ""]
     return lines + [f"- {r.run}: {r.error}" for r in bad.itertuples()] + [""]
+
+
+def _start_val(out_dir: Path, cfg: EfficiencyConfig) -> float | None:
+    """The pretrained model's validation mR before fine-tuning (the curves' set), from pretrain_score.csv."""
+    path = out_dir / PRETRAIN_SCORE_CSV
+    if not path.exists():
+        return None
+    score = pd.read_csv(path)
+    val = cfg.val_spec()
+    hit = score[(score.dataset == val.title) & (score.metric == "mR") & (score.split.astype(str).str.startswith(val.split))]
+    return float(hit.value.iloc[0]) if len(hit) else None
 
 
 def _used(curves: pd.DataFrame, lrs: dict) -> np.ndarray:
