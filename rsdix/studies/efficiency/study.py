@@ -93,8 +93,8 @@ DEFAULT_PROFILES = {"scratch": "cpu", "pretrained": "cpu_pretrained"}
 FIGURES = {"paired": "03_study_paired.png", "teacher": "03_study_teacher.png", "curves": "03_study_curves.png",
            "paired_pretrained": "03_study_paired_pretrained.png", "curves_pretrained": "03_study_curves_pretrained.png",
            "mechanism": "03_study_mechanism.png"}
-REGIME_WORDS = {"pretrained": "pretrained-teacher regime (issue #29: fine-tuning a CLIP pretrained on a disjoint source "
-                              "pool, so the EMA teacher is meaningful from the first step)",
+REGIME_WORDS = {"pretrained": "pretrained-teacher regime (issue #29: every arm fine-tunes a pretrained CLIP, so the EMA "
+                              "teacher is meaningful from the first step)",
                 "scratch": "scratch regime (issue #18: every tower from random weights, so the teacher is the EMA of "
                            "an untrained tower at first)"}
 
@@ -393,6 +393,10 @@ def _lengths(lengths: pd.DataFrame, lrs: dict, cfg: EfficiencyConfig, curves: pd
                   + ". Peak validation mR per lr: " + "; ".join(
                       f"{arm_title(r.arm, cfg)} {100 * r.fraction:g}% at {r.lr:g}: {r.val_mR:.1f}" for r in grid.itertuples())
                   + ".", ""]
+        edge = [f"{arm_title(a, cfg)} at {100 * f:g}%" for (a, f), lr in sorted(lrs.items())
+                if np.isclose(lr, min(cfg.lr_grid)) or np.isclose(lr, max(cfg.lr_grid))]
+        if edge:
+            lines += ["At the edge of the grid (a value beyond it might do better): " + "; ".join(edge) + ".", ""]
     flat = lengths.mean_flattened.all()
     lines += [_md(lengths, ".1f"), "",
               f"plateau_step: the first check whose 3-check running mean is within {cfg.plateau_tolerance:g} mR of the "
