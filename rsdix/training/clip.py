@@ -164,7 +164,7 @@ def train_and_save(cfg: ClipTrainConfig, name: str, dirs: RunDirs, resume: bool 
     ``train_log.csv`` (``weights_dtype``: e.g. ``torch.bfloat16`` for the studies' many runs)."""
     run_dir = Path(dirs.run) / "train" / name
     if resume:  # a run made under another configuration is stale: train anew, keep it aside
-        retire_stale_run(run_dir, to_dict(cfg))
+        retire_stale_run(run_dir, to_dict(with_recipe(cfg)))   # the snapshot fit keeps has the recipe filled in
     res = train_clip(cfg, run_dir=run_dir, resume=resume, desc=desc or name, setup=setup, callbacks=callbacks)
     if save:
         cfg = res.config
