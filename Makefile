@@ -23,7 +23,7 @@ help:
 	@echo "make lab         JupyterLab on notebooks/ (REMOTE=1 PORT=8888 on a remote box)"
 	@echo "make bench       speed benchmarks, written to figures/bench.{csv,md}"
 	@echo "make gpu-check   the paper path on this machine's GPU in minutes (train, kill, resume, check, evaluate, caption); CPU without one"
-	@echo "make study       the data-efficiency study into figures/study/ (rsdix study efficiency; resumes; docs/study.md)"
+	@echo "make study       the data-efficiency study, both regimes, into figures/study/ (PROFILE=paper: the GPU design; resumes; docs/study.md)"
 
 setup: $(VENV)/.rsdix-installed wordnet
 
@@ -64,8 +64,11 @@ LAB_ARGS = --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(if $(R
 lab: $(VENV)/.rsdix-installed
 	$(PY) -m jupyter lab notebooks/ $(LAB_ARGS)
 
+# the cpu profile runs both regimes into figures/study (scratch: efficiency/cpu.yaml, pretrained teacher:
+# efficiency/cpu_pretrained.yaml); other profiles run their own file
+STUDY_PROFILES = $(if $(filter cpu,$(PROFILE)),cpu cpu_pretrained,$(PROFILE))
 study: $(VENV)/.rsdix-installed
-	$(VENV)/bin/rsdix study efficiency --profile $(PROFILE) --data-root "$(DATA_ROOT)"
+	for p in $(STUDY_PROFILES); do $(VENV)/bin/rsdix study efficiency --profile $$p --data-root "$(DATA_ROOT)" || exit 1; done
 
 bench: $(VENV)/.rsdix-installed
 	$(VENV)/bin/rsdix bench --out figures/bench

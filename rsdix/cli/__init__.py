@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -234,13 +236,29 @@ def cmd_study_notebook(args) -> int:
 
 
 def cmd_study_efficiency(args) -> int:
+    if args.dry_run:   # the stand-ins' environment must be set before torch / the hub load: a child process
+        from rsdix.reporting import dry_run  # stage import when the command runs
+        env = dry_run.prepare(args.profile, args.data_root)
+        out = args.out_dir or str(dry_run.dry_folder(args.profile) / "study")
+        argv = [sys.executable, "-m", "rsdix", "study", "efficiency", "--profile", args.profile, "--out-dir", out,
+                "--data-root", env["RSDIX_DATA_ROOT"], *(["--threads", str(args.threads)] if args.threads else []),
+                *args.overrides]
+        return subprocess.run(argv, env={**os.environ, **env}).returncode
     from rsdix.studies.efficiency import study as efficiency  # stage import when the command runs
 
+    if args.threads:
+        efficiency.set_threads(args.threads)
+    if args.plan:
+        from rsdix.studies.efficiency import budget  # stage import when the command runs
+        path = budget.write_plan(efficiency.load_efficiency_config(args.profile, overrides=args.overrides),
+                                 args.profile, args.out_dir or efficiency.default_out_dir("cpu"))
+        print(f"run arithmetic: {path}")
+        return 0
     if args.report_only:
         efficiency.write_report(args.out_dir or efficiency.default_out_dir(args.profile))
     else:
         efficiency.study(args.profile, args.out_dir, args.data_root, args.overrides, args.max_minutes,
-                         curves=not args.no_curves)
+                         curves=not args.no_curves, report=not args.no_report)
     print(f"study results: {Path(args.out_dir or efficiency.default_out_dir(args.profile)) / 'STUDY.md'}")
     return 0
 
@@ -416,12 +434,21 @@ def build_parser() -> argparse.ArgumentParser:
     studies = p.add_subparsers(dest="study", metavar="STUDY", required=True, help="which study")
     p = studies.add_parser("efficiency", help="does self-distillation need less data? paired seeds, learning curves, "
                                               "STUDY.md (docs/study.md)")
-    p.add_argument("--profile", default="cpu", help="rsdix/configs/efficiency/<profile>.yaml (cpu, smoke, paper)")
+    p.add_argument("--profile", default="cpu",
+                   help="rsdix/configs/efficiency/<profile>.yaml (cpu, cpu_pretrained, smoke, smoke_pretrained, paper)")
     p.add_argument("--data-root", default=None, help="the data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
     p.add_argument("--out-dir", default=None, help="results folder (default: figures/study for cpu, runs/<profile>/study else)")
     p.add_argument("--max-minutes", type=float, default=None, help="start no run after this many minutes (resume later)")
     p.add_argument("--no-curves", action="store_true", help="skip the learning curves")
     p.add_argument("--report-only", action="store_true", help="only rebuild the tables, figures and STUDY.md")
+    p.add_argument("--no-report", action="store_true", help="train only; leave STUDY.md to --report-only")
+    p.add_argument("--plan", action="store_true",
+                   help="write the run arithmetic (steps, images, device hours) to <out-dir>/<profile>_plan.md; train nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="offline on the paper dry run's stand-ins and caps (rsdix/configs/dry_run.yaml), into "
+                        "runs/<profile>-dry/study")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of this process (several workers on a shared CPU: 1 each)")
     _overrides(p, "seeds=[0,1,2]")
     p.set_defaults(func=cmd_study_efficiency)
     for name, notebook, what in (("methods", "03", "InfoNCE vs RSDiX-CLIP, S-BERT teacher, SigLIP, DINO (notebook 03)"),

@@ -49,8 +49,10 @@ def needed_datasets(profile: str = "paper") -> list[str]:
     train = config.load("train", profile)
     cap = config.load("captioning", profile)
     ev = config.load("evaluate", profile)
+    study = config.load("efficiency", profile)   # the study: rsdix study efficiency --profile paper --dry-run
     names = list(train.data.datasets) + list(cap.datasets) + list(ev.zero_shot) + list(ev.retrieval) + \
-        list(ev.counting) + list(ev.probe) + ["sydney_captions"]   # Sydney: notebooks 02 and 06
+        list(ev.counting) + list(ev.probe) + ["sydney_captions"] + \
+        [r.dataset for r in study.retrieval_specs()] + list(study.zero_shot)   # Sydney: notebooks 02 and 06
     return list(dict.fromkeys(names))
 
 

@@ -13,7 +13,7 @@
   the rows its earlier runs wrote and this run did not write again are dropped (a renamed model
   or a relabelled split leaves no stale row behind, with ``--only`` too);
 * each notebook's output files are found by comparing the figures folder before and after it
-  runs (:mod:`rsdix.reporting.manifest`); a file a rerun notebook no longer writes is deleted;
+  runs (:mod:`rsdix.reporting.provenance`); a file a rerun notebook no longer writes is deleted;
 * at the end: the elapsed time per notebook, ``RESULTS.md`` (the run's headline numbers
   beside the published ones, with the environment) and ``MANIFEST.json`` (the commit, hashes of
   the code by folder, of the notebooks and of the data, and every output file with the notebook
@@ -35,7 +35,7 @@ import pandas as pd
 
 from rsdix.log import get_logger
 from rsdix.paths import RunDirs, data_root as resolve_data_root, repo_root
-from rsdix.reporting import manifest
+from rsdix.reporting import provenance
 from rsdix.reporting.summary import RUNNER_FILES, write_results_summary
 from rsdix.results import SOURCE_ENV, drop_stale_rows
 
@@ -56,11 +56,11 @@ PACKAGE = Path(__file__).resolve().parents[1]   # the rsdix package: code, confi
 def package_hash(package: Path | None = None) -> str:
     """A hash of every file of the ``rsdix`` package a notebook can read (code, ``configs/**.yaml``,
     protocol and reference tables; not ``__pycache__``, not ``benchmarks/`` and ``cli/``, which no
-    notebook imports: :func:`rsdix.reporting.manifest.input_files`), by relative path and content:
+    notebook imports: :func:`rsdix.reporting.provenance.input_files`), by relative path and content:
     any change to any stage or config makes every notebook's inputs change."""
     package = package or PACKAGE
     h = hashlib.sha1()
-    for path in manifest.input_files(package):
+    for path in provenance.input_files(package):
         h.update(str(path.relative_to(package)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -111,10 +111,10 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
     rows, total_start = [], time.time()
     current = notebook_stamps(params)          # every notebook's, so --only runs see the same upstream
     # what this run is made from, taken before any notebook runs (MANIFEST.json at the end)
-    started = manifest.git_commit()
+    started = provenance.git_commit()
     root = params["data_root"] or str(resolve_data_root(None, required=False))
-    made_from = manifest.inputs(notebooks(), root, PACKAGE)
-    previous = manifest.read_manifest(dirs.figures) or {}   # its outputs: files an earlier run generated
+    made_from = provenance.inputs(notebooks(), root, PACKAGE)
+    previous = provenance.read_manifest(dirs.figures) or {}   # its outputs: files an earlier run generated
     written_now: set[str] = set()
     for nb in notebooks():
         stamp = current[nb.name]
@@ -135,7 +135,7 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
         start = time.time()
         source = f"{nb.name}@{datetime.now(timezone.utc).isoformat(timespec='microseconds')}"
         os.environ[SOURCE_ENV] = source    # the kernel inherits it: its result rows carry it
-        before = manifest.snapshot(dirs.figures)
+        before = provenance.snapshot(dirs.figures)
         try:
             pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent),
                                 kernel_name=kernel, progress_bar=False, log_output=False,
@@ -156,9 +156,9 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
         dropped = drop_stale_rows(dirs.results, source)   # rows it wrote before and no longer writes
         if dropped:
             log.info(f"{nb.name}: dropped {dropped} result rows of its earlier runs that it no longer writes")
-        files = manifest.written(before, manifest.snapshot(dirs.figures))
+        files = provenance.written(before, provenance.snapshot(dirs.figures))
         written_now.update(files)
-        removed = manifest.record_outputs(dirs.run, dirs.figures, nb.name, files)
+        removed = provenance.record_outputs(dirs.run, dirs.figures, nb.name, files)
         if removed:
             log.info(f"{nb.name}: deleted {len(removed)} files of its earlier runs that it no longer writes: "
                      + ", ".join(removed))
@@ -173,15 +173,15 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
     times.to_csv(times_path, index=False)
     if rows and all(row["status"] == "ran" for row in rows):
         # every notebook ran: an output of the previous manifest that none wrote now is no code's any more
-        gone = manifest.remove_unwritten(dirs.figures, previous, written_now | set(RUNNER_FILES))
+        gone = provenance.remove_unwritten(dirs.figures, previous, written_now | set(RUNNER_FILES))
         if gone:
             log.info(f"deleted {len(gone)} files of the previous manifest that no notebook writes any more: "
                      + ", ".join(gone))
     summary = write_results_summary(dirs, times)
     log.info(f"summary: {summary}")
-    path = manifest.write_manifest(dirs.figures, dirs.run, profile, made_from, started, {**params, "data_root": root},
+    path = provenance.write_manifest(dirs.figures, dirs.run, profile, made_from, started, {**params, "data_root": root},
                                    RUNNER_FILES)
-    unknown = [f for f, e in manifest.read_manifest(dirs.figures)["outputs"].items() if e["notebook"] == "unknown"]
+    unknown = [f for f, e in provenance.read_manifest(dirs.figures)["outputs"].items() if e["notebook"] == "unknown"]
     log.info(f"manifest: {path}" + (f"; files no notebook of this run folder wrote (delete them if no code makes "
                                     f"them): {', '.join(unknown)}" if unknown else ""))
     return times
@@ -189,10 +189,10 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
 
 def status(profile: str = "cpu", data_root: str | None = None, out_dir: str | None = None) -> tuple[bool, str]:
     """``rsdix reproduce --status``: whether the profile's figures folder is what the present code,
-    configs, notebooks and data give (:func:`rsdix.reporting.manifest.status`)."""
+    configs, notebooks and data give (:func:`rsdix.reporting.provenance.status`)."""
     figures = Path(out_dir) if out_dir else RunDirs(profile).figures
     root = resolve_data_root(data_root, required=False)
-    return manifest.status(figures, notebooks(), root, PACKAGE)
+    return provenance.status(figures, notebooks(), root, PACKAGE)
 
 
 def _failing_cell(source_nb: Path, executed_nb: Path, exec_count) -> tuple[int | str, str]:

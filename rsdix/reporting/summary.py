@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from rsdix.paths import RunDirs, figures_dir, repo_root
-from rsdix.reporting.manifest import git_commit
+from rsdix.reporting.provenance import git_commit
 from rsdix.reporting.tables import (BASELINE, README_COLUMNS, compact_markdown, paired_table, published_reference,
                                     readme_table, task_tables)
 from rsdix.results import REFERENCE_CSV, summarise
@@ -63,7 +63,7 @@ def cpu_model() -> str:
 
 def git_state() -> dict:
     """``git_commit`` (short HEAD) and ``git_dirty`` (uncommitted changes under rsdix/ or
-    notebooks/, :func:`rsdix.reporting.manifest.git_commit`); empty outside a git checkout."""
+    notebooks/, :func:`rsdix.reporting.provenance.git_commit`); empty outside a git checkout."""
     state = git_commit()
     return {"git_commit": state["commit"][:7], "git_dirty": state["dirty"]} if state else {}
 

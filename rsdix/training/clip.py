@@ -31,7 +31,7 @@ from rsdix.paths import RunDirs
 from rsdix.training.checkpoints import retire_stale_run
 from rsdix.training.clip_data import ClipDataConfig, build_train_dataset
 from rsdix.training.collate import ClipCollate, DeviceNormalize, LanguageCollate, ViewsCollate
-from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective, SBertSimilarity
+from rsdix.training.clip_objectives import ClipLossConfig, ClipObjective, SBertSimilarity, loop_recipe
 from rsdix.training.dino import ClipWithDino, DINOConfig, DinoTerm
 from rsdix.training.loop import FitResult, LoopConfig, fit
 from rsdix.utils import seed_everything
@@ -74,6 +74,13 @@ def with_epochs(cfg: ClipTrainConfig, n_images: int) -> ClipTrainConfig:
         return cfg
     steps = max(1, math.ceil(cfg.epochs * n_images / cfg.loop.batch_size))
     return dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, steps=steps))
+
+
+def with_recipe(cfg: ClipTrainConfig) -> ClipTrainConfig:
+    """``cfg`` with the loop's recipe switches it leaves unset (``ema_schedule``, ``ema_buffers``,
+    ``decay_all``) taken from ``loss.recipe`` (:func:`rsdix.training.clip_objectives.loop_recipe`)."""
+    fill = {k: v for k, v in loop_recipe(cfg.loss).items() if getattr(cfg.loop, k) is None}
+    return dataclasses.replace(cfg, loop=dataclasses.replace(cfg.loop, **fill)) if fill else cfg
 
 
 def load_clip_config(source: str | os.PathLike | dict = "cpu", **overrides) -> ClipTrainConfig:
@@ -129,15 +136,15 @@ class ClipSetup:
 
 def build_setup(cfg: ClipTrainConfig, bundle: ModelBundle | None = None, dataset=None,
                 sbert: SBertSimilarity | None = None) -> ClipSetup:
-    """Everything a run of ``cfg`` needs. ``bundle`` and ``dataset`` default to :func:`build_model` and
+    """Everything a run of ``cfg`` needs (the loop's recipe switches filled from ``loss.recipe``). ``bundle`` and ``dataset`` default to :func:`build_model` and
     :func:`rsdix.training.clip_data.build_train_dataset` of ``cfg``; a caller that shares caches
     across runs (the efficiency study) builds them itself and passes them, with the one ``sbert``
     similarity of the ``rsdix-sbert`` teacher."""
     bundle = bundle or build_model(cfg)
     dataset = dataset if dataset is not None else build_train_dataset(cfg, bundle)
-    cfg = with_epochs(cfg, len(dataset))
+    cfg = with_recipe(with_epochs(cfg, len(dataset)))
     check_accumulation(cfg)
-    objective = ClipObjective(cfg.loss, sbert=sbert)
+    objective = ClipObjective(cfg.loss, sbert=sbert, embed_dim=bundle.embed_dim)
     collate = ClipCollate(bundle.tokenizer)
     if cfg.data.languages:
         collate = LanguageCollate(bundle.tokenizer, cfg.data.languages, seed=cfg.loop.seed, per=cfg.data.language_per)
@@ -178,7 +185,7 @@ def train_and_save(cfg: ClipTrainConfig, name: str, dirs: RunDirs, resume: bool 
     ``train_log.csv`` (``weights_dtype``: e.g. ``torch.bfloat16`` for the studies' many runs)."""
     run_dir = Path(dirs.run) / "train" / name
     if resume:  # a run made under another configuration is stale: train anew, keep it aside
-        retire_stale_run(run_dir, to_dict(cfg))
+        retire_stale_run(run_dir, to_dict(with_recipe(cfg)))   # the snapshot fit keeps has the recipe filled in
     res = train_clip(cfg, run_dir=run_dir, resume=resume, desc=desc or name, setup=setup, callbacks=callbacks)
     if save:
         cfg = res.config

@@ -95,6 +95,14 @@ class LoopConfig:
     lr_mult: dict = field(default_factory=dict)  # name prefix (or "image"/"text") -> lr multiplier
     freeze: list = field(default_factory=list)   # name prefixes (or "image"/"text") to freeze
     ema_max_decay: float = option(0.999, min=0, max=1)  # teacher decay d = min(max, (1+n)/(10+n))
+    # the recipe switches of the loop (rsdix.training.clip fills the unset ones from loss.recipe; outside
+    # CLIP training unset means rsdix): ema_schedule rsdix (n = updates so far: 1/10 first) | original
+    # (n + 1: 2/11 first); ema_buffers copy (the teacher's buffers, e.g. BatchNorm statistics, copied from
+    # the student at every update) | keep (the original's EMA of the parameters only: buffers as built);
+    # decay_all: weight decay on every parameter (original) instead of matrices only (rsdix)
+    ema_schedule: Literal["rsdix", "original"] | None = None
+    ema_buffers: Literal["copy", "keep"] | None = None
+    decay_all: bool | None = None
     num_workers: int = option(0, min=-1)  # data-loader worker processes; -1: one per CPU core of this
                                       # process's share of the machine (rsdix.training.loader.loader_workers)
     seed: int = 0
@@ -240,7 +248,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         model = model.to(memory_format=torch.channels_last)
     trainee = Trainee(model, objective)
     named = [(n[len("model."):] if n.startswith("model.") else n, p) for n, p in trainee.named_parameters()]
-    optimizer = build_optimizer(named, cfg.lr, cfg.weight_decay, cfg.lr_mult, betas=cfg.betas, eps=cfg.eps)
+    optimizer = build_optimizer(named, cfg.lr, cfg.weight_decay, cfg.lr_mult, betas=cfg.betas, eps=cfg.eps,
+                                decay_all=bool(cfg.decay_all))
     scheduler = cosine_with_warmup(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
     if run_dir is not None:
         # before any step (on every process, so none waits on one that stopped): a read-only or
@@ -248,7 +257,8 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         existing = ckpt.latest.stat().st_size if ckpt.exists() else 0
         prepare_run_dir(run_dir, checkpoint_bytes(trainee, getattr(objective, "needs_teacher", False)) + existing)
     trainee = trainee.to(acc.device)
-    teacher = (EMATeacher(model, cfg.ema_max_decay).to(acc.device)
+    teacher = (EMATeacher(model, cfg.ema_max_decay, schedule=cfg.ema_schedule or "rsdix",
+                          copy_buffers=cfg.ema_buffers != "keep").to(acc.device)
                if getattr(objective, "needs_teacher", False) else None)
     trainee, optimizer = acc.prepare(trainee, optimizer)
     core = acc.unwrap_model(trainee)

@@ -50,12 +50,13 @@ def apply_freeze(model: nn.Module, freeze: Sequence[str]) -> int:
 
 
 def param_groups(named: Iterable[tuple[str, nn.Parameter]], lr: float, weight_decay: float,
-                 lr_mult: Mapping[str, float] | None = None) -> list[dict]:
+                 lr_mult: Mapping[str, float] | None = None, decay_all: bool = False) -> list[dict]:
     """AdamW groups: (lr multiplier) x (decay / no decay); frozen parameters are left out.
 
     ``lr_mult`` maps a name prefix (or ``"image"`` / ``"text"`` for a CLIP tower) to a
     multiplier of ``lr``; the first matching prefix wins. Each group records ``lr_mult`` so the
-    schedule scales all groups alike.
+    schedule scales all groups alike. ``decay_all``: every parameter takes the weight decay, norms,
+    biases, scalars and temperatures too (the original RSDiX-CLIP code's single AdamW group).
     """
     mults = [(pre, float(m)) for key, m in (lr_mult or {}).items() for pre in _expand_prefixes([key])]
     groups: dict[tuple[float, bool], dict] = {}
@@ -63,7 +64,7 @@ def param_groups(named: Iterable[tuple[str, nn.Parameter]], lr: float, weight_de
         if not p.requires_grad:
             continue
         mult = next((m for pre, m in mults if name.startswith(pre)), 1.0)
-        decay = not no_weight_decay(name, p)
+        decay = decay_all or not no_weight_decay(name, p)
         g = groups.setdefault((mult, decay), {"params": [], "names": [], "lr": lr * mult,
                                               "initial_lr": lr * mult, "lr_mult": mult,
                                               "weight_decay": weight_decay if decay else 0.0})
@@ -76,14 +77,14 @@ def param_groups(named: Iterable[tuple[str, nn.Parameter]], lr: float, weight_de
 
 def build_optimizer(named: Iterable[tuple[str, nn.Parameter]], lr: float, weight_decay: float,
                     lr_mult: Mapping[str, float] | None = None, betas: Sequence[float] = (0.9, 0.99),
-                    eps: float = 1e-8) -> torch.optim.AdamW:
+                    eps: float = 1e-8, decay_all: bool = False) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups` (the loop passes its ``LoopConfig``'s lr, weight_decay,
-    lr_mult, betas and eps), with torch's fused kernel where every parameter allows it (floating
+    lr_mult, betas, eps and decay_all), with torch's fused kernel where every parameter allows it (floating
     point on a CPU or CUDA device): the same update to float rounding, and on a CPU 4-10x faster
     than the default per-tensor loop (600M parameters of the paper's GPT-2 captioner: 19 s -> 2 s
     for the first step). The loop moves the model with accelerate afterwards; the fused kernel
     runs on whichever of the two devices the parameters are then on."""
-    groups = param_groups(named, lr, weight_decay, lr_mult)
+    groups = param_groups(named, lr, weight_decay, lr_mult, decay_all)
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=can_fuse(groups))
 
 

@@ -19,7 +19,7 @@ CAP_WORDS = ("steps", "epochs", "images", "max_", "_max", "limit_", "batch_size"
              "n_resamples", "k_distractors", "log_every", "ckpt_every", "max_len", "shots")
 PAPER = [("train", "paper"), ("train", "paper_dino"), ("train", "paper_rsmclip"), ("methods", "paper"),
          ("captioning", "paper"), ("evaluate", "paper"), ("caption_metrics", "paper"), ("s2lcd", "paper"),
-         ("leakage", "paper")]
+         ("leakage", "paper"), ("efficiency", "paper")]
 
 
 def flat(obj, prefix="") -> dict:

@@ -73,3 +73,48 @@ def test_ema_update_forms_are_the_previous_arithmetic_bit_for_bit():
             assert torch.equal(t, want), (lerp, name)
         for (name, b), (_, sb) in zip(teacher.named_buffers(), student.named_buffers()):
             assert torch.equal(b, sb), name
+
+
+@pytest.mark.parametrize("schedule, want", [
+    ("original", {1: 0.181818, 2: 0.25, 3: 0.307692, 10: 0.55, 100: 0.918182, 1000: 0.991089}),
+    ("rsdix", {1: 0.1, 2: 0.181818, 3: 0.25, 10: 0.526316, 100: 0.917431, 1000: 0.991080})])
+def test_v4_decay_of_the_kth_update(schedule, want):
+    """The k-th update decays by min(0.999, (1 + k) / (10 + k)) in the original RSDiX / OTTER code (it
+    counts the update first) and by k / (9 + k) in rsdix."""
+    teacher = EMATeacher(nn.Linear(1, 1), schedule=schedule)
+    for k, d in want.items():
+        teacher.n_updates = k - 1   # the host count (the updates buffer is its copy on the device)
+        assert teacher.decay() == pytest.approx(d, abs=1e-6), k
+    teacher.n_updates = 8990
+    assert teacher.decay() == 0.999
+
+
+@pytest.mark.parametrize("schedule, want", [("original", 0.25), ("rsdix", 2 / 11)])
+def test_v4_one_step_example(schedule, want):
+    """Teacher built from the student (weight 1): the first update changes nothing; then the student is 0
+    and the second update leaves d_2 * 1."""
+    student = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        student.weight.fill_(1.0)
+    teacher = EMATeacher(student, schedule=schedule)
+    teacher.update(student)
+    with torch.no_grad():
+        student.weight.fill_(0.0)
+    teacher.update(student)
+    assert teacher.module.weight.item() == pytest.approx(want, abs=1e-6)
+
+
+def test_original_ema_keeps_the_buffers():
+    """The original averages parameters only: BatchNorm statistics stay as the teacher was built."""
+    torch.manual_seed(0)
+    student = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    kept = EMATeacher(student, copy_buffers=False, schedule="original")
+    copied = EMATeacher(student)
+    built = kept.module[1].running_mean.clone()
+    student(torch.randn(16, 4) + 3)             # the student's running statistics move
+    kept.update(student)
+    copied.update(student)
+    assert torch.equal(kept.module[1].running_mean, built)
+    assert torch.equal(copied.module[1].running_mean, student[1].running_mean)
+    with pytest.raises(ValueError, match="schedule"):
+        EMATeacher(student, schedule="otter")

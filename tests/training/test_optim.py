@@ -56,3 +56,11 @@ def test_build_optimizer_is_fused_adamw_with_the_default_update():
     for (name, a), b in zip(nets[0].state_dict().items(), nets[1].state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
     assert fused.state[nets[0].lin.weight]["step"].item() == 5
+
+
+def test_param_groups_decay_all_puts_every_parameter_in_the_decay_group():
+    """The original RSDiX-CLIP code: one AdamW group, weight decay on norms, biases and scalars too."""
+    net = Net()
+    groups = param_groups(net.named_parameters(), lr=1.0, weight_decay=0.1, decay_all=True)
+    assert len(groups) == 1 and groups[0]["weight_decay"] == 0.1
+    assert set(groups[0]["names"]) == {n for n, _ in net.named_parameters()}

@@ -17,7 +17,8 @@ import time
 
 import torch
 
-from rsdix.studies.efficiency.design import ARM_METHODS, EfficiencyConfig
+from rsdix.config import deep_update
+from rsdix.studies.efficiency.design import EfficiencyConfig
 from rsdix.studies.efficiency.shared import SharedCaches
 from rsdix.training.clip import ClipSetup, ClipTrainConfig, build_model, build_setup, load_clip_config, train_clip
 from rsdix.training.clip_data import build_train_dataset
@@ -25,12 +26,14 @@ from rsdix.training.data_order import BatchPlan, SeededView
 
 
 def arm_config(cfg: EfficiencyConfig, arm: str, fraction: float, seed: int, data_root=None,
-               steps: int | None = None) -> ClipTrainConfig:
+               steps: int | None = None, extra: dict | None = None) -> ClipTrainConfig:
     """The training config of ``arm`` at data share ``fraction`` and seed ``seed``: the study's base
-    config and overrides, the arm's method (and DINO section), the share's length (or ``steps``)."""
-    method, dino = ARM_METHODS[arm]
-    overrides = {**cfg.train}
-    overrides["loss"] = {**overrides.get("loss", {}), "method": method}
+    config and overrides, ``extra`` (the regime's: pretrained weights, the target pool; the arm's lr),
+    the arm's method and loss overrides (and DINO section), the share's length (or ``steps``)."""
+    spec = cfg.arm_spec(arm)
+    method, dino = spec.method, spec.dino
+    overrides = deep_update(cfg.train, extra or {})
+    overrides["loss"] = {**overrides.get("loss", {}), **spec.loss, "method": method}
     overrides["data"] = {**overrides.get("data", {}), "fraction": float(fraction), "cache_images": False,
                          **({"data_root": str(data_root)} if data_root else {})}
     overrides["loop"] = {**overrides.get("loop", {}), "seed": int(seed), "ckpt_every": 0, "save_at_end": False,

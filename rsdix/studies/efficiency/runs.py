@@ -1,11 +1,15 @@
 """The study's grid: every arm x data share x seed, in an order whose partial results are useful
 (seed 0 of every cell, then seed 1, ...), each run's rows appended as it finishes (a crash loses
 only the run under way), finished runs skipped on resume, a progress bar per run and one over all.
+Several worker processes may run the grid together (:mod:`rsdix.studies.efficiency.workers`): each
+takes the next run no other live worker holds.
 
 Rows are tidy (:class:`rsdix.results.Result`, ``figures/study/runs.csv``): model ``<arm>_frac<f>``
-(``-ema`` for the EMA teacher's weights of the same run), dataset, task, metric, value, seed, split,
-with ``run``, ``arm``, ``fraction``, ``weights`` (student | ema), ``steps``, ``train_s`` and
-``train_images`` columns.
+(``pt-`` first in the pretrained regime; ``-ema`` for the EMA teacher's weights of the same run),
+dataset, task, metric, value, seed, split, with ``regime``, ``run``, ``arm``, ``fraction``,
+``weights`` (student | ema), ``steps``, ``train_s`` and ``train_images`` columns. Beside it: every
+run's per-query hits (``queries/<run>.csv.gz``, :mod:`rsdix.studies.efficiency.endpoints`) and the
+soft targets' statistics over training of every distillation run (``targets.csv``).
 
 A run whose loss turns NaN/inf is not a result: it gets a line in ``diverged.csv`` (run, arm, share,
 seed, the loop's message), resume skips it like a finished run, the grid goes on, and the report
@@ -22,14 +26,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from rsdix.config import deep_update
 from rsdix.studies.efficiency.arms import arm_config, arm_setup, equal_time_steps, timed_steps
-from rsdix.studies.efficiency.endpoints import EndpointCheck
+from rsdix.studies.efficiency.endpoints import EndpointCheck, write_queries
 from rsdix.studies.efficiency.design import EfficiencyConfig
+from rsdix.studies.efficiency.regimes import RegimeState, regime_state, run_prefix
 from rsdix.studies.efficiency.shared import SharedCaches
+from rsdix.studies.efficiency.workers import Claims, work_through
 from rsdix.errors import DataError
 from rsdix.log import get_logger
 from rsdix.paths import RunDirs, run_name, runs_dir
-from rsdix.results import Result, append_results
+from rsdix.results import Result, append_results, table_lock
 from rsdix.training.clip import build_model, train_and_save
 from rsdix.training.clip_data import build_train_dataset
 from rsdix.training.loop import NonFiniteLossError, resolve_precision
@@ -39,12 +46,16 @@ log = get_logger(__name__)
 
 RUNS_CSV = "runs.csv"
 DIVERGED_CSV = "diverged.csv"
+TARGETS_CSV = "targets.csv"
+QUERIES_DIR = "queries"
+TARGET_TERMS = ("p_diag", "p_entropy", "p_top1", "teacher_top1", "distill", "hard", "distill_tau", "logit_scale")
 
 
 def plan(cfg: EfficiencyConfig) -> list[tuple[int, str, float]]:
     """``(seed, arm, share)`` in run order: phase by phase (``grid``, then each of ``extra``), and in a
     phase all its cells of a seed before the next seed; a run listed in two phases runs in the first."""
-    order = [(seed, arm, fraction) for grid in cfg.grids() for seed in cfg.seeds for arm, fraction in cfg.cells(grid)]
+    order = [(seed, arm, fraction) for grid, seeds in zip(cfg.grids(), cfg.phase_seeds())
+             for seed in seeds for arm, fraction in cfg.cells(grid)]
     return list(dict.fromkeys(order))
 
 
@@ -66,20 +77,32 @@ def read_diverged(out_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def record_diverged(out_dir: Path, arm: str, fraction: float, seed: int, error: Exception) -> None:
+def record_diverged(out_dir: Path, arm: str, fraction: float, seed: int, error: Exception, prefix: str = "") -> None:
     """Add one line for a run that stopped on a non-finite loss to ``out_dir/diverged.csv``."""
-    row = pd.DataFrame([{"run": run_name(arm, seed, fraction), "arm": arm, "fraction": fraction, "seed": seed,
-                         "error": str(error)}])
-    old = read_diverged(out_dir)
-    table = pd.concat([old[old.run != row.run[0]], row], ignore_index=True) if len(old) else row
-    with atomic_path(out_dir / DIVERGED_CSV) as tmp:
-        table.to_csv(tmp, index=False)
+    row = pd.DataFrame([{"run": run_name(prefix + arm, seed, fraction), "arm": arm, "fraction": fraction,
+                         "seed": seed, "error": str(error)}])
+    with table_lock(out_dir / DIVERGED_CSV):
+        old = read_diverged(out_dir)
+        table = pd.concat([old[old.run != row.run[0]], row], ignore_index=True) if len(old) else row
+        with atomic_path(out_dir / DIVERGED_CSV) as tmp:
+            table.to_csv(tmp, index=False)
+
+
+def append_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Append ``frame`` to the CSV at ``path`` under its lock (several workers write it)."""
+    with table_lock(path):
+        if path.exists() and path.stat().st_size > 0:
+            frame = pd.concat([pd.read_csv(path), frame], ignore_index=True)
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
 
 
 def study_dirs(profile: str, out_dir: str | Path) -> RunDirs:
     """The study's runs train in ``runs/efficiency/<profile>/train/<run>`` and save their model folders
     to ``runs/efficiency/<profile>/models/<run>``; its tables and figures go to ``out_dir``."""
-    return RunDirs(profile, out_dir=out_dir, run_dir=runs_dir() / "efficiency" / profile)
+    base = profile if profile in ("smoke", "cpu", "paper") else profile.split("_")[0]
+    return RunDirs(base if base in ("smoke", "cpu", "paper") else "cpu", out_dir=out_dir,
+                   run_dir=runs_dir() / "efficiency" / profile)
 
 
 def rows_of(metrics: dict, *, model: str, seed: int, profile: str, extra: dict,
@@ -91,8 +114,9 @@ def rows_of(metrics: dict, *, model: str, seed: int, profile: str, extra: dict,
 
 @dataclass
 class EfficiencyContext:
-    """What the runs of one process share: the caches, the check, the DINO step time, and where the
-    runs train and save their model folders (``dirs``; default :func:`study_dirs`)."""
+    """What the runs of one process share: the caches, the check, the DINO step time, where the runs
+    train and save their model folders (``dirs``; default :func:`study_dirs`), the regime's additions
+    (``state``), each arm's learning rate (``lrs``, from the lr grid) and the claims of the workers."""
     cfg: EfficiencyConfig
     profile: str
     out_dir: Path
@@ -102,20 +126,50 @@ class EfficiencyContext:
     check: EndpointCheck | None = None
     dino_step_s: float | None = None
     captions: list = field(default_factory=list)
+    state: RegimeState | None = None
+    lrs: dict = field(default_factory=dict)
+    claims: Claims | None = None
 
     def __post_init__(self):
         self.dirs = self.dirs or study_dirs(self.profile, self.out_dir)
+        self.claims = self.claims or Claims(Path(self.dirs.run) / "claims")
+
+    @property
+    def prefix(self) -> str:
+        return run_prefix(self.cfg)
+
+    def regime(self) -> RegimeState:
+        if self.state is None:
+            self.state = regime_state(self.cfg, Path(self.dirs.run), self.data_root)
+        return self.state
+
+    def lr_of(self, arm: str, fraction: float) -> float | None:
+        """The arm's learning rate at ``fraction`` from the lr grid (an arm with ``lr_from`` takes that arm's)."""
+        source = self.cfg.arm_spec(arm).lr_from or arm
+        key = float(fraction)
+        return self.lrs.get((source, key), self.lrs.get((arm, key)))
+
+    def extra(self, arm: str, fraction: float) -> dict:
+        """The training overrides of ``arm`` in this study: the regime's and the arm's learning rate."""
+        lr = self.lr_of(arm, fraction)
+        return deep_update(self.regime().overrides, {"loop": {"lr": float(lr)}} if lr is not None else {})
+
+    def config(self, arm: str, fraction: float, seed: int, steps: int | None = None):
+        return arm_config(self.cfg, arm, fraction, seed, self.data_root, steps=steps, extra=self.extra(arm, fraction))
 
     def prepare(self) -> None:
         """Build the check (decodes the evaluation images once) and fill the text cache with every
         training caption, so no run's training time includes encoding captions."""
-        base = arm_config(self.cfg, "infonce", 1.0, self.cfg.seeds[0], self.data_root, steps=1)
+        base = self.config("infonce", 1.0, self.cfg.seeds[0], steps=1)
         bundle = build_model(base)
         self.shared.install(bundle)
-        self.check = self.check or EndpointCheck(bundle, self.data_root, self.cfg.zero_shot, self.cfg.zero_shot_max)
+        self.check = self.check or EndpointCheck(bundle, self.data_root, self.cfg.zero_shot, self.cfg.zero_shot_max,
+                                                 self.cfg.retrieval_specs(), self.cfg.val_spec(), self.regime().keep,
+                                                 self.cfg.retrieval_max)
         dataset = build_train_dataset(base, bundle)
         captions = sorted({c for p in getattr(dataset, "datasets", [dataset]) for r in p.records for c in r.captions})
-        warm_text_cache(bundle, captions, resolve_precision(base.loop.precision, base.loop.cpu))
+        if self.shared.caches_text(bundle):   # a locked, cached text trunk (the cpu profiles): encode once
+            warm_text_cache(bundle, captions, resolve_precision(base.loop.precision, base.loop.cpu))
         self.captions = captions      # the S-BERT arm embeds them on its first run
 
     def warm_sbert(self) -> None:
@@ -124,9 +178,10 @@ class EfficiencyContext:
 
     def seconds_of(self, table: Path, arm: str, fraction: float, seed: int) -> float:
         runs = pd.read_csv(table)
-        hit = runs[runs["run"] == run_name(arm, seed, fraction)]
+        name = run_name(self.prefix + arm, seed, fraction)
+        hit = runs[runs["run"] == name]
         if hit.empty:
-            raise DataError(table, f"no {run_name(arm, seed, fraction)} row: the dino arm needs its time first")
+            raise DataError(table, f"no {name} row: the dino arm needs its time first")
         return float(hit["train_s"].iloc[0])
 
 
@@ -143,34 +198,49 @@ def warm_text_cache(bundle, captions: list[str], precision: str, batch: int = 25
 
 
 def run_one(ctx: EfficiencyContext, arm: str, fraction: float, seed: int) -> list[Result]:
-    """Train and check one run; returns its rows (student, and the EMA teacher's where it has one)."""
+    """Train and check one run; returns its rows (student, and the EMA teacher's where it has one).
+    Its per-query hits go to ``queries/<run>.csv.gz``, its soft targets' statistics to ``targets.csv``."""
     cfg, table = ctx.cfg, ctx.out_dir / RUNS_CSV
-    name = run_name(arm, seed, fraction)
-    train_cfg = arm_config(cfg, arm, fraction, seed, ctx.data_root)
+    name = run_name(ctx.prefix + arm, seed, fraction)
+    train_cfg = ctx.config(arm, fraction, seed)
     target_s = None
-    if arm == "dino":  # equal wall-clock time: as many DINO steps as InfoNCE's time of this seed allows
+    if arm == "dino" and cfg.dino_length == "time":  # equal wall-clock: the DINO steps InfoNCE's time of this seed allows
         target_s = ctx.seconds_of(table, "infonce", fraction, seed)
         if ctx.dino_step_s is None:
             ctx.dino_step_s = timed_steps(train_cfg, ctx.shared, cfg.dino_probe_steps)
         steps = equal_time_steps(target_s, ctx.dino_step_s)
-        train_cfg = arm_config(cfg, arm, fraction, seed, ctx.data_root, steps=steps)
-    if arm == "rsdix-sbert":
+        train_cfg = ctx.config(arm, fraction, seed, steps=steps)
+    if cfg.arm_spec(arm).method == "rsdix-sbert":
         ctx.warm_sbert()   # before the clock starts: its training time is the objective's, not the cache's
     start = time.time()
     res = train_and_save(train_cfg, name, ctx.dirs, resume=False, save=cfg.save_weights,
                          setup=arm_setup(train_cfg, ctx.shared), weights_dtype=torch.bfloat16)
     bundle = res.bundle
-    extra = {"run": name, "arm": arm, "fraction": fraction, "steps": res.step, "train_s": round(res.seconds, 2),
-             "train_images": train_images(bundle, train_cfg), "target_s": target_s}
-    rows = rows_of(ctx.check(bundle), model=f"{arm}_frac{fraction:g}", seed=seed, profile=ctx.profile,
+    extra = {"regime": cfg.regime, "run": name, "arm": arm, "fraction": fraction, "steps": res.step,
+             "train_s": round(res.seconds, 2), "train_images": train_images(bundle, train_cfg), "target_s": target_s}
+    metrics, queries = ctx.check.evaluate(bundle)
+    rows = rows_of(metrics, model=f"{ctx.prefix}{arm}_frac{fraction:g}", seed=seed, profile=ctx.profile,
                    extra={**extra, "weights": "student"}, n_images=ctx.check.n_images)
+    if cfg.store_queries:
+        write_queries(queries, ctx.out_dir / QUERIES_DIR / f"{name}.csv.gz")
     if cfg.check_teacher and res.teacher is not None:
         ema = dataclasses.replace(bundle, model=res.teacher.module)
-        rows += rows_of(ctx.check(ema), model=f"{arm}_frac{fraction:g}-ema", seed=seed, profile=ctx.profile,
-                        extra={**extra, "weights": "ema"}, n_images=ctx.check.n_images)
+        rows += rows_of(ctx.check(ema), model=f"{ctx.prefix}{arm}_frac{fraction:g}-ema", seed=seed,
+                        profile=ctx.profile, extra={**extra, "weights": "ema"}, n_images=ctx.check.n_images)
     for r in rows:
         r.extra["wall_s"] = round(time.time() - start, 1)
+    log_targets(ctx.out_dir, res.history, {"regime": cfg.regime, "run": name, "arm": arm, "fraction": fraction,
+                                           "seed": seed})
     return rows
+
+
+def log_targets(out_dir: Path, history: list[dict], keys: dict) -> None:
+    """The soft targets' statistics of a distillation run over training (its logged steps) into
+    ``targets.csv``; runs without targets add nothing."""
+    rows = [{**keys, "step": int(h["step"]), **{t: h[t] for t in TARGET_TERMS if t in h}}
+            for h in history if "p_diag" in h]
+    if rows:
+        append_frame(pd.DataFrame(rows), Path(out_dir) / TARGETS_CSV)
 
 
 def train_images(bundle, train_cfg) -> int:
@@ -180,33 +250,43 @@ def train_images(bundle, train_cfg) -> int:
 def run_study(cfg: EfficiencyConfig, out_dir: str | Path, profile: str, data_root=None,
               dirs: RunDirs | None = None, max_minutes: float | None = None,
               ctx: EfficiencyContext | None = None) -> pd.DataFrame:
-    """Every run of :func:`plan` not yet in ``out_dir/runs.csv``; rows appended per run. Stops
-    starting runs after ``max_minutes`` (the rows so far are the study's). Returns the table."""
+    """Every run of :func:`plan` not yet in ``out_dir/runs.csv`` and not held by another worker; rows
+    appended per run. Stops starting runs after ``max_minutes`` (the rows so far are the study's).
+    Returns the table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = out_dir / RUNS_CSV
-    done = finished_runs(table)
-    todo = [p for p in plan(cfg) if run_name(p[1], p[0], p[2]) not in done]
     ctx = ctx or EfficiencyContext(cfg, profile, out_dir, dirs, data_root)
     start = time.time()
-    if todo and ctx.check is None:   # (the learning curves may have prepared it already)
-        ctx.prepare()
-    bar = progress(todo, desc="study runs", unit="run")
     took: dict = {}      # (arm, share) -> wall seconds of its last run here: no run starts that would end late
-    for i, (seed, arm, fraction) in enumerate(bar):
+    units = plan(cfg)
+
+    def name(unit):
+        seed, arm, fraction = unit
+        return run_name(ctx.prefix + arm, seed, fraction)
+
+    def stop(unit):
         spent = time.time() - start
-        if max_minutes is not None and spent + took.get((arm, fraction), 0.0) > 60 * max_minutes:
-            log.info(f"stopping after {spent / 60:.0f} of {max_minutes:g} min: {len(todo) - i} runs left "
-                     f"(run again to resume)")
-            break
+        if max_minutes is not None and spent + took.get((unit[1], unit[2]), 0.0) > 60 * max_minutes:
+            log.info(f"stopping after {spent / 60:.0f} of {max_minutes:g} min (run again to resume)")
+            return True
+        return False
+
+    def run(unit):
+        seed, arm, fraction = unit
+        if ctx.check is None:   # (the learning curves may have prepared it already)
+            ctx.prepare()
         t0 = time.time()
         try:
             rows = run_one(ctx, arm, fraction, seed)
         except NonFiniteLossError as exc:   # one run's divergence is a finding, not the grid's end
-            log.warning(f"{run_name(arm, seed, fraction)} diverged ({exc}); recorded in {DIVERGED_CSV}, going on")
-            record_diverged(out_dir, arm, fraction, seed, exc)
-            continue
+            log.warning(f"{name(unit)} diverged ({exc}); recorded in {DIVERGED_CSV}, going on")
+            record_diverged(out_dir, arm, fraction, seed, exc, ctx.prefix)
+            return
         append_results(rows, table)
         took[(arm, fraction)] = time.time() - t0
-    atomic_write_text(out_dir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
+
+    work_through(units, name=name, finished=lambda: finished_runs(table), run=run, claims=ctx.claims, stop=stop)
+    config_name = "config.json" if cfg.regime == "scratch" else f"config_{cfg.regime}.json"
+    atomic_write_text(out_dir / config_name, json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
     return pd.read_csv(table) if table.exists() else pd.DataFrame()

@@ -29,6 +29,12 @@ class SharedCaches:
         if text is not None and isinstance(getattr(text, "_pooled_cache", None), dict):  # set by lock_text_trunk
             text._pooled_cache = self.text
 
+    @staticmethod
+    def caches_text(bundle) -> bool:
+        """Whether ``bundle``'s text tower is locked and cached (only then is warming the cache worth it)."""
+        text = getattr(bundle.model, "text", None)
+        return text is not None and isinstance(getattr(text, "_pooled_cache", None), dict)
+
     def cache_images(self, dataset, size: int) -> None:
         """Decode each image of ``dataset`` (a :class:`rsdix.data.captions.CaptionDataset`, or a
         concatenation of them) once per process, resized to fit ``size`` (``thumbnail``), then apply the

@@ -6,10 +6,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from rsdix import config
 from rsdix.studies.efficiency.curves import plateau_step
-from rsdix.studies.efficiency.analysis import answer_sentences, interaction_table, paired_table, verdict_paragraph
+from rsdix.studies.efficiency.analysis import interaction_table, paired_table, primary_family
+from rsdix.studies.efficiency.report import answer_paragraph, family_sentences
 from rsdix.intervals import bootstrap_mean
-from rsdix.studies.efficiency.stats import minimum_detectable_effect, paired_difference, paired_power
+from rsdix.studies.efficiency.stats import (holm, margin_tests, minimum_detectable_effect, paired_difference,
+                                            paired_power)
 from rsdix.errors import DataError
 
 
@@ -84,14 +87,48 @@ def test_the_answer_is_generated_from_the_paired_rows():
                   ("rsdix", 0.1, "ema"): [11, 12, 13, 14, 16],
                   ("infonce", 1.0, "student"): [20, 21, 22, 23, 24],
                   ("rsdix", 1.0, "student"): [20, 21.5, 21.5, 23, 24]})  # mean 0
-    paired = paired_table(runs, n_boot=200)
+    runs["regime"] = "scratch"
+    cfg = config.load("efficiency", {"grid": {"infonce": [0.1, 1.0], "rsdix": [0.1, 1.0]}, "steps": {0.1: 2, 1.0: 3},
+                                     "primary": {"shares": [0.1, 1.0], "interaction": [0.1, 1.0], "margin": 1.0}})
+    paired = paired_table(runs, cfg, n_boot=200)
     main = paired[(paired.a == "rsdix") & (paired.b == "infonce") & (paired.metric == "UCM test mR")]
     assert main.set_index("fraction")["mean"].to_dict() == pytest.approx({0.1: 1.0, 1.0: 0.0})
+    assert list(main.family) == ["primary", "primary"]
     teacher = paired[paired.kind == "teacher vs student"]
     assert teacher["mean"].iloc[0] == pytest.approx(0.2)
-    inter = interaction_table(runs, n_boot=200)
+    inter = interaction_table(runs, cfg, n_boot=200)
     assert inter["mean"].iloc[0] == pytest.approx(1.0)
-    text = " ".join(answer_sentences(paired, inter))
-    assert "At 10% of the data RSDiX-CLIP changes UCM test mR against InfoNCE by +1.00 [+1.00, +1.00]" in text
-    assert "n=5" in text and "Wilcoxon p=0.062" in text
-    assert "+0.00" in verdict_paragraph(paired, inter)
+    fam = primary_family(paired, inter)
+    assert len(fam) == 3                                 # 10%, 100%, the interaction
+    assert fam.holm_p.tolist() == pytest.approx(holm(fam.t_p.tolist()).tolist())
+    text = " ".join(family_sentences(fam, cfg))
+    assert "RSDiX-CLIP - InfoNCE in UCM test mR at 10%: +1.00 [+1.00, +1.00] (paired t 95% CI, n=5" in text
+    assert "Holm-adjusted p=" in text and "Interaction: (RSDiX-CLIP - InfoNCE) at 10% minus at 100%" in text
+    answer = answer_paragraph(fam, cfg, "scratch regime")
+    assert "In the scratch regime, RSDiX-CLIP - InfoNCE in UCM test mR: 10% +1.00" in answer
+    assert "Detected after Holm's correction: 10% (better, +1.00)" in answer
+
+
+def test_holm_by_hand():
+    """p = (0.01, 0.04, 0.03, 0.005), m = 4: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03,
+    0.06, 0.04 -> monotone 0.02, 0.03, 0.06, 0.06; back in order."""
+    assert holm([0.01, 0.04, 0.03, 0.005]).tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]).tolist() == pytest.approx([1.0, 1.0])         # capped at 1
+    out = holm([0.01, float("nan"), 0.02])
+    assert math.isnan(out[1]) and out[[0, 2]].tolist() == pytest.approx([0.02, 0.02])
+
+
+def test_margin_tests_by_hand_and_against_scipy():
+    """d = 0.1, 0.3, 0.2, 0.4, 0.0: mean 0.2, sd sqrt(0.025), se sqrt(0.005); margin 1: the one-sided t tests."""
+    d = [0.1, 0.3, 0.2, 0.4, 0.0]
+    out = margin_tests(d, 1.0)
+    se = math.sqrt(0.025 / 5)
+    assert out["p_nonsup"] == pytest.approx(stats.t.cdf((0.2 - 1) / se, 4))
+    assert out["p_nonsup"] == pytest.approx(stats.ttest_1samp(d, 1.0, alternative="less").pvalue)
+    low = stats.ttest_1samp(d, -1.0, alternative="greater").pvalue
+    assert out["p_tost"] == pytest.approx(max(out["p_nonsup"], low))
+    assert out["upper"] == pytest.approx(0.2 + stats.t.ppf(0.95, 4) * se)
+    wide = margin_tests([-3, 4, -2, 5, 0], 1.0)              # an interval far wider than the margin
+    assert wide["p_tost"] > 0.05 and wide["upper"] > 1
+    p = paired_difference([1.2, 1.3], [1.0, 1.0], margin=1.0)
+    assert p.p_nonsup == pytest.approx(margin_tests([0.2, 0.3], 1.0)["p_nonsup"])

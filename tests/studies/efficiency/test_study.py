@@ -2,6 +2,7 @@
 run order, resumable rows, the report; and the config's checks."""
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -66,8 +67,8 @@ def test_smoke_study_runs_resumes_and_reports(tmp_path, ucm_root, whu_root, monk
     assert {"UCM", "WHU-RS19"} <= set(runs.dataset)
     assert (tmp_path / "study" / "learning_curves.csv").exists()
     text = (out / "STUDY.md").read_text()
-    assert "At 10% of the data RSDiX-CLIP changes UCM test mR against InfoNCE by" in text
-    assert "## Closing note" in text
+    assert "RSDiX-CLIP - InfoNCE in UCM test mR at 10%:" in text and "Holm-adjusted p=" in text
+    assert "- **scratch**" in text and "## Closing note" in text
     for name in ("paired", "curves", "teacher"):
         assert (out / FIGURES[name]).exists()
     paired = pd.read_csv(out / "paired.csv")
@@ -85,7 +86,39 @@ def test_smoke_study_runs_resumes_and_reports(tmp_path, ucm_root, whu_root, monk
 def test_make_study_runs_the_cpu_study():
     recipe = subprocess.run(["make", "-n", "study", "VENV=.venv"], capture_output=True, text=True,
                             cwd=repo_root()).stdout
-    assert "rsdix study efficiency --profile cpu" in recipe
+    assert "for p in cpu cpu_pretrained; do" in recipe and "rsdix study efficiency --profile $p" in recipe
+    paper = subprocess.run(["make", "-n", "study", "VENV=.venv", "PROFILE=paper"], capture_output=True, text=True,
+                           cwd=repo_root()).stdout
+    assert "for p in paper; do" in paper
+
+
+PRETRAINED = "rsdix study efficiency --profile smoke_pretrained --out-dir runs/smoke/study_pretrained"   # docs/study.md
+
+
+@pytest.mark.slow
+def test_smoke_pretrained_study_runs_with_two_workers_and_reports(tmp_path, ucm_root, whu_root):
+    """The pretrained regime end to end on the tiny model: stage 1, the lr grid, curves of both arms, the
+    lengths from the curves, the grid shared by two worker processes (each run once), per-query hits, the
+    soft targets' log, STUDY.md with the teacher's score and the hierarchical bootstrap."""
+    import os  # noqa: PLC0415 (the subprocess environment only)
+    out = tmp_path / "study"
+    argv = [str(out) if w == "runs/smoke/study_pretrained" else w for w in shlex.split(PRETRAINED)[1:]]
+    env = {**os.environ, "RSDIX_RUNS": str(tmp_path / "runs")}
+    cmd = [str(Path(sys.executable).parent / "rsdix"), *argv, "--data-root", str(ucm_root.parent), "--threads", "1",
+           "--no-report"]
+    workers = [subprocess.Popen(cmd, env=env) for _ in range(2)]
+    assert [w.wait(timeout=900) for w in workers] == [0, 0]
+    runs = pd.read_csv(out / RUNS_CSV)
+    cfg = load_efficiency_config("smoke_pretrained")
+    student = runs[runs.weights == "student"]
+    assert sorted(student.run.unique()) == sorted({f"pt-{a}_frac{f:g}_s{s}" for s, a, f in plan(cfg)})
+    assert student.groupby("run").size().nunique() == 1          # each run once
+    assert set(runs.regime) == {"pretrained"} and "UCM" in set(runs.dataset)
+    assert (out / "pretrain_score.csv").exists() and (out / "targets.csv").exists()
+    assert len(list((out / "queries").glob("*.csv.gz"))) == student.run.nunique()
+    text = write_report(out)
+    assert "## The teacher before fine-tuning (pretrained)" in text and "hierarchical bootstrap" in text
+    assert (out / FIGURES["mechanism"]).exists()
 
 
 def test_a_diverged_run_is_recorded_skipped_on_resume_and_left_out_of_its_pairs(tmp_path, monkeypatch):
@@ -121,3 +154,51 @@ def test_a_diverged_run_is_recorded_skipped_on_resume_and_left_out_of_its_pairs(
     paired = pd.read_csv(tmp_path / "paired.csv")
     row = paired[(paired.a == "rsdix") & (paired.b == "infonce")].iloc[0]
     assert row.n == 2 and row.seeds == "0 2" and row["mean"] == pytest.approx(1.0)
+
+
+def test_paper_study_config_loads_with_the_dry_run_caps(monkeypatch):
+    """The GPU design: ViT-B/32 with OpenAI's weights on RSICD + UCM + RSITMD, the original recipe and rsdix's
+    against InfoNCE, ten seeds at 10% and 100%, the lr from a grid; capped for the dry run."""
+    from rsdix.paths import DRY_RUN_ENV  # noqa: PLC0415 (this test's environment variable only)
+    cfg = load_efficiency_config("paper")
+    assert cfg.regime == "pretrained" and not cfg.pretrain.enabled and cfg.train_profile == "paper"
+    assert {(a, f) for _, a, f in plan(cfg)} == {(a, f) for a in ("infonce", "rsdix-original", "rsdix") for f in (0.1, 1.0)}
+    assert cfg.seeds == list(range(10)) and len(cfg.lr_grid) >= 2 and cfg.steps_from_curves
+    assert [r.dataset for r in cfg.retrieval_specs()] == ["rsicd", "ucm_captions", "rsitmd"]
+    assert cfg.primary.metric == "mean of RSICD + UCM + RSITMD test mR"
+    monkeypatch.setenv(DRY_RUN_ENV, "1")
+    capped = load_efficiency_config("paper")
+    assert capped.seeds == [0, 1] and capped.curve_steps == {0.1: 2, 1.0: 2} and capped.train["loop"]["batch_size"] == 4
+
+
+@pytest.mark.slow
+def test_paper_study_runs_on_the_standins(data_root, tmp_path):
+    """The paper design end to end, offline, on the dry run's stand-ins (random-weight ViT-B/32 in OpenAI's hub
+    layout, stand-in RSICD / RSITMD, linked UCM) under the dry run's caps: lr grid, curves, lengths from the
+    curves, every run, STUDY.md with the mean-of-three primary endpoint."""
+    import os  # noqa: PLC0415 (the subprocess environment only)
+    from rsdix.paths import DRY_RUN_ENV  # noqa: PLC0415
+    from rsdix.reporting import standin_data, standins  # noqa: PLC0415 (stand-ins: this test only)
+    cfg = load_efficiency_config("paper")
+    need = [r.dataset for r in cfg.retrieval_specs()] + list(cfg.zero_shot)
+    standin_data.make_data_root(data_root, tmp_path / "data", need, images_per_split=6, images_per_class=2)
+    standins.write_openai_clip(tmp_path / "hf" / "hub", "ViT-B-32")
+    env = {**os.environ, **standins.hub_environment(tmp_path / "hf" / "hub"), DRY_RUN_ENV: "1",
+           "RSDIX_RUNS": str(tmp_path / "runs")}
+    out = tmp_path / "study"
+    done = subprocess.run([sys.executable, "-m", "rsdix", "study", "efficiency", "--profile", "paper", "--out-dir",
+                           str(out), "--data-root", str(tmp_path / "data"), "--threads", "1"], env=env, timeout=3600)
+    assert done.returncode == 0
+    runs = pd.read_csv(out / RUNS_CSV)
+    assert runs[runs.weights == "student"].run.nunique() == 12           # 3 arms x 2 shares x 2 seeds
+    assert "mean of RSICD + UCM + RSITMD" in set(runs.dataset)
+    assert "mean of RSICD + UCM + RSITMD test mR" in (out / "STUDY.md").read_text()
+
+
+def test_docs_answer_is_generated_from_the_committed_tables():
+    """docs/study.md's answer block is docs_answer of figures/study (rsdix study efficiency --report-only
+    rewrites both): no number of it is typed."""
+    from rsdix.studies.efficiency.study import ANSWER_CLOSE, ANSWER_OPEN, DOCS, docs_answer  # noqa: PLC0415
+    text = DOCS.read_text()
+    block = text.split(ANSWER_OPEN, 1)[1].split("\n", 1)[1].split(ANSWER_CLOSE, 1)[0]
+    assert block.strip() == docs_answer(repo_root() / "figures" / "study").strip()

@@ -15,7 +15,7 @@ import pytest
 import rsdix.reporting.reproduce as reproduce
 from rsdix.cli import main
 from rsdix.paths import repo_root
-from rsdix.reporting import manifest
+from rsdix.reporting import provenance
 from rsdix.reporting.summary import RUNNER_FILES
 
 
@@ -51,11 +51,11 @@ def test_the_runner_names_each_files_writer_and_deletes_what_a_notebook_no_longe
     (data / "ucm_captions" / "dataset_ucm.json").write_text("{}")
     out = tmp_path / "fig"
     reproduce.run("smoke", data_root=str(data), out_dir=str(out))
-    made = json.loads((out / manifest.MANIFEST).read_text())
+    made = json.loads((out / provenance.MANIFEST).read_text())
     writers = {name: entry["notebook"] for name, entry in made["outputs"].items()}
     assert writers == {"01_table.csv": "01_a.ipynb", "01_old.png": "01_a.ipynb", "02_fig.png": "02_b.ipynb",
-                       **{f: manifest.RUNNER for f in RUNNER_FILES if f != "results.csv"}}   # no rows written
-    assert made["outputs"]["02_fig.png"]["sha256"] == manifest.file_sha256(out / "02_fig.png")
+                       **{f: provenance.RUNNER for f in RUNNER_FILES if f != "results.csv"}}   # no rows written
+    assert made["outputs"]["02_fig.png"]["sha256"] == provenance.file_sha256(out / "02_fig.png")
     assert set(made["inputs"]["data"]) == {"ucm_captions"} and "rsdix/training" in made["inputs"]["code"]
     assert set(made["inputs"]["notebooks"]) == {"01_a.ipynb", "02_b.ipynb"}
     assert reproduce.status("smoke", str(data), str(out))[0]
@@ -64,11 +64,11 @@ def test_the_runner_names_each_files_writer_and_deletes_what_a_notebook_no_longe
     times = reproduce.run("smoke", data_root=str(data), out_dir=str(out))
     assert list(times["status"]) == ["ran", "ran"]           # 02 is downstream of 01
     assert not (out / "01_old.png").exists()
-    made = json.loads((out / manifest.MANIFEST).read_text())
+    made = json.loads((out / provenance.MANIFEST).read_text())
     assert "01_old.png" not in made["outputs"] and made["outputs"]["02_fig.png"]["notebook"] == "02_b.ipynb"
     times = reproduce.run("smoke", data_root=str(data), out_dir=str(out))
     assert list(times["status"]) == ["skipped", "skipped"]   # skipped notebooks keep their files' writers
-    assert json.loads((out / manifest.MANIFEST).read_text())["outputs"]["01_table.csv"]["notebook"] == "01_a.ipynb"
+    assert json.loads((out / provenance.MANIFEST).read_text())["outputs"]["01_table.csv"]["notebook"] == "01_a.ipynb"
 
     # a fresh run folder (another machine, the committed figures): every notebook runs; an output of
     # the committed manifest that no notebook writes any more goes, a file no manifest listed stays
@@ -77,14 +77,14 @@ def test_the_runner_names_each_files_writer_and_deletes_what_a_notebook_no_longe
     shutil.rmtree(tmp_path / "runs")
     reproduce.run("smoke", data_root=str(data), out_dir=str(out))
     assert not (out / "02_fig.png").exists() and (out / "02_new.png").exists() and (out / "notes.txt").exists()
-    made = json.loads((out / manifest.MANIFEST).read_text())
+    made = json.loads((out / provenance.MANIFEST).read_text())
     assert made["outputs"]["notes.txt"]["notebook"] == "unknown"
 
 
 def _made(tmp_path, notebooks):
     """A package copy, a data root, a figures folder with one notebook's file, and its manifest."""
     package = tmp_path / "rsdix"
-    shutil.copytree(manifest.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(provenance.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
     data = tmp_path / "data"
     for name in ("ucm_captions", "whu_rs19"):
         (data / name).mkdir(parents=True)
@@ -93,8 +93,8 @@ def _made(tmp_path, notebooks):
     figures.mkdir()
     run.mkdir()
     (figures / "03_methods.csv").write_text("run,mR\nrsdix_s0,30.1\n")
-    manifest.record_outputs(run, figures, notebooks[0].name, ["03_methods.csv"])
-    manifest.write_manifest(figures, run, "cpu", manifest.inputs(notebooks, data, package),
+    provenance.record_outputs(run, figures, notebooks[0].name, ["03_methods.csv"])
+    provenance.write_manifest(figures, run, "cpu", provenance.inputs(notebooks, data, package),
                             {"commit": "0123456789abcdef", "dirty": False}, {"profile": "cpu", "seed": 0}, [])
     return package, data, figures
 
@@ -102,11 +102,11 @@ def _made(tmp_path, notebooks):
 def test_status_is_current_until_an_input_changes_and_names_what_changed(tmp_path):
     nbs = [_notebook(tmp_path / "03_x.ipynb", "x = 1")]
     package, data, figures = _made(tmp_path, nbs)
-    current, text = manifest.status(figures, nbs, data, package)
+    current, text = provenance.status(figures, nbs, data, package)
     assert current and text.startswith("current: ") and "results from commit 0123456789ab" in text
 
     (package / "benchmarks" / "train.py").write_text("# edited\n")          # no notebook reads it
-    current, text = manifest.status(figures, nbs, data, package)
+    current, text = provenance.status(figures, nbs, data, package)
     assert current and "read by no notebook (results still current): rsdix/benchmarks" in text
 
     with (package / "configs" / "methods" / "cpu.yaml").open("a") as fh:
@@ -115,7 +115,7 @@ def test_status_is_current_until_an_input_changes_and_names_what_changed(tmp_pat
         fh.write("# edited\n")
     (data / "whu_rs19" / "a.txt").write_text("other bytes, same size")
     _notebook(nbs[0], "x = 2")
-    current, text = manifest.status(figures, nbs, data, package)
+    current, text = provenance.status(figures, nbs, data, package)
     assert not current and text.startswith("stale: ")
     assert "code or configs changed since: rsdix/configs/methods, rsdix/training" in text
     assert "notebooks changed since: 03_x.ipynb" in text and "data changed since: whu_rs19" in text
@@ -127,13 +127,13 @@ def test_status_is_stale_on_an_edited_missing_or_unlisted_output(tmp_path):
     package, data, figures = _made(tmp_path, nbs)
     (figures / "03_methods.csv").write_text("run,mR\nrsdix_s0,31.0\n")         # a number typed over
     (figures / "03_data_efficiency.png").write_bytes(b"an orphan")
-    current, text = manifest.status(figures, nbs, data, package)
+    current, text = provenance.status(figures, nbs, data, package)
     assert not current
     assert "outputs modified since the run: 03_methods.csv" in text
     assert "files without a manifest entry: 03_data_efficiency.png" in text
     (figures / "03_methods.csv").unlink()
-    assert "outputs missing: 03_methods.csv" in manifest.status(figures, nbs, data, package)[1]
-    assert manifest.status(tmp_path / "nowhere", nbs, data, package)[1].startswith("stale: ")
+    assert "outputs missing: 03_methods.csv" in provenance.status(figures, nbs, data, package)[1]
+    assert provenance.status(tmp_path / "nowhere", nbs, data, package)[1].startswith("stale: ")
 
 
 def test_data_hashes_read_contents_not_times_and_are_cached(tmp_path, monkeypatch):
@@ -141,23 +141,23 @@ def test_data_hashes_read_contents_not_times_and_are_cached(tmp_path, monkeypatc
     (tmp_path / "d" / "set").mkdir(parents=True)
     (tmp_path / "d" / "set" / "x.bin").write_bytes(b"12345")
     (tmp_path / "d" / ".hidden").write_text("left out")
-    first = manifest.data_hashes(tmp_path / "d")
+    first = provenance.data_hashes(tmp_path / "d")
     assert set(first) == {"set"}
     shutil.copytree(tmp_path / "d", tmp_path / "copy")         # new times, same bytes
-    assert manifest.data_hashes(tmp_path / "copy") == first
+    assert provenance.data_hashes(tmp_path / "copy") == first
     assert len(json.loads((tmp_path / "cache" / "data_hashes.json").read_text())) == 1   # the last root's files
-    assert manifest.data_hashes(tmp_path / "missing") == {}
+    assert provenance.data_hashes(tmp_path / "missing") == {}
 
 
 def test_no_notebook_or_stage_reads_what_the_manifest_calls_unread():
     """benchmarks/ and cli/ are left out of the notebooks' stamps and of staleness: nothing a
     notebook runs may import them."""
-    names = "|".join(n.removesuffix(".py") for n in manifest.NOT_READ)
+    names = "|".join(n.removesuffix(".py") for n in provenance.NOT_READ)
     pattern = re.compile(rf"^\s*(from|import)\s+rsdix\.({names})\b|^\s*from\s+rsdix\s+import\s+({names})\b", re.M)
-    sources = [(p.name, manifest.notebook_source(p)) for p in reproduce.notebooks()]
-    sources += [(str(p), p.read_text()) for p in manifest.input_files()]
+    sources = [(p.name, provenance.notebook_source(p)) for p in reproduce.notebooks()]
+    sources += [(str(p), p.read_text()) for p in provenance.input_files()]
     assert [name for name, text in sources if pattern.search(text)] == []
-    assert not any(p.relative_to(manifest.PACKAGE).parts[0] in manifest.NOT_READ for p in manifest.input_files())
+    assert not any(p.relative_to(provenance.PACKAGE).parts[0] in provenance.NOT_READ for p in provenance.input_files())
 
 
 def test_committed_figures_cpu_are_exactly_the_manifests_files(capsys):
@@ -165,12 +165,12 @@ def test_committed_figures_cpu_are_exactly_the_manifests_files(capsys):
     notebook (or the runner) as its writer: no orphan a code change stopped producing, no table
     edited by hand. ``rsdix reproduce --status --profile cpu`` prints whether they are current."""
     figures = repo_root() / "figures" / "cpu"
-    made = manifest.read_manifest(figures)
+    made = provenance.read_manifest(figures)
     assert made is not None, "figures/cpu/MANIFEST.json missing: make reproduce PROFILE=cpu"
-    diff = manifest.compare(made, {"code": {}, "notebooks": {}, "data": {}}, figures)
+    diff = provenance.compare(made, {"code": {}, "notebooks": {}, "data": {}}, figures)
     assert diff["without entry"] == [], f"files under figures/cpu no notebook wrote: {diff['without entry']}"
     assert diff["missing"] == [] and diff["modified"] == [] and diff["unknown writer"] == []
-    names = {nb.name for nb in reproduce.notebooks()} | {manifest.RUNNER}
+    names = {nb.name for nb in reproduce.notebooks()} | {provenance.RUNNER}
     assert {e["notebook"] for e in made["outputs"].values()} <= names
     code = main(["reproduce", "--status", "--profile", "cpu"])
     out = capsys.readouterr().out
