@@ -175,6 +175,8 @@ def write_report(out_dir, cfg: EfficiencyConfig | None = None) -> str:
         lines += [f"- {s}" for s in report.mechanism_sentences(mechanism, cfgs)] + [""]
     lines += ["## Closing note", ""]
     lines += [report.answer_paragraph(tables[r]["family"], cfgs[r], REGIME_WORDS[r].split(" (")[0]) for r in regimes]
+    if "pretrained" in regimes:
+        lines += [s for s in [fine_tuning_gain(out_dir, tables["pretrained"]["family"], cfgs["pretrained"])] if s]
     lines += [""]
     text = "\n".join(lines)
     atomic_write_text(out_dir / STUDY_MD, text)
@@ -300,6 +302,32 @@ def _diverged(out_dir: Path) -> list[str]:
     lines = [f"Diverged runs ({len(bad)}, from `{DIVERGED_CSV}`): they have no result, so each comparison "
              "with that arm and share pairs only the other seeds (the n column below).", ""]
     return lines + [f"- {r.run}: {r.error}" for r in bad.itertuples()] + [""]
+
+
+def fine_tuning_gain(out_dir: Path, family: pd.DataFrame, cfg: EfficiencyConfig) -> str:
+    """How far the control arm's fine-tuning moved the primary metric from the pretrained model's score
+    (pretrain_score.csv) at each share of the family: where the move is below the margin, both arms
+    stay near their starting point and that share cannot show a data-efficiency gain of the margin's
+    size. Empty without the score or the family."""
+    path = out_dir / PRETRAIN_SCORE_CSV
+    rows = family[(family.kind == "arms") & family.fraction.notna()] if len(family) else family
+    if not path.exists() or not len(rows):
+        return ""
+    score = pd.read_csv(path)
+    test = score[(score.task == "retrieval") & (score.metric == "mR") & (score.split.astype(str) == "test")]
+    if not len(test):
+        return ""
+    start = float(test.value.iloc[0])
+    moves = {float(r.fraction): float(r.b_mean) - start for r in rows.itertuples()}
+    small = [f for f, m in moves.items() if abs(m) < cfg.primary.margin]
+    text = (f"What fine-tuning adds in the pretrained-teacher regime: {arm_title(cfg.primary.b, cfg)}'s "
+            f"{cfg.primary.metric} minus the pretrained model's "
+            f"({start:.2f}): " + "; ".join(f"{100 * f:g}% {m:+.2f}" for f, m in sorted(moves.items())) + ".")
+    if small:
+        text += (" At " + ", ".join(f"{100 * f:g}%" for f in sorted(small)) + " that is below the margin "
+                 f"({cfg.primary.margin:g}): both arms stay near the pretrained model there, so that share's "
+                 "comparison says little about data efficiency (a regime where fine-tuning barely moves the model).")
+    return text
 
 
 def _start_val(out_dir: Path, cfg: EfficiencyConfig) -> float | None:

@@ -202,3 +202,21 @@ def test_docs_answer_is_generated_from_the_committed_tables():
     text = DOCS.read_text()
     block = text.split(ANSWER_OPEN, 1)[1].split("\n", 1)[1].split(ANSWER_CLOSE, 1)[0]
     assert block.strip() == docs_answer(repo_root() / "figures" / "study").strip()
+
+
+def test_the_closing_note_says_how_far_fine_tuning_moved_the_control(tmp_path):
+    """The pretrained regime's note states the control arm's test mR minus the pretrained model's, per
+    share, and flags a share where that move is below the margin (hand-made numbers)."""
+    import pandas as pd
+
+    from rsdix.studies.efficiency.study import fine_tuning_gain
+
+    cfg = load_efficiency_config("cpu_pretrained")
+    pd.DataFrame([{"dataset": "UCM", "task": "retrieval", "metric": "mR", "split": "test", "value": 25.0, "n": 210,
+                   "chance": 2.5}]).to_csv(tmp_path / "pretrain_score.csv", index=False)
+    family = pd.DataFrame({"kind": ["arms", "arms", "interaction"], "fraction": [0.1, 1.0, None],
+                           "b_mean": [25.4, 27.5, None]})
+    text = fine_tuning_gain(tmp_path, family, cfg)
+    assert "(25.00): 10% +0.40; 100% +2.50." in text
+    assert "At 10% that is below the margin (1)" in text and "100%" not in text.split("At ", 1)[1]
+    assert fine_tuning_gain(tmp_path / "none", family, cfg) == ""
