@@ -20,18 +20,23 @@ help:
 	@echo "make test-slow   the slow tests (multi-process launches, dry-run pieces, the smoke study); CI runs both"
 	@echo "make reproduce   run notebooks 01-06 through papermill (PROFILE=cpu|paper|smoke; DRY_RUN=1: offline stand-ins)"
 	@echo "make smoke       make reproduce PROFILE=smoke (minutes; what CI runs)"
-	@echo "make lab         JupyterLab on notebooks/ (REMOTE=1 PORT=8888 on a remote box)"
+	@echo "make lab         JupyterLab at the repository, opening notebooks/ (REMOTE=1 PORT=8888: localhost + SSH tunnel line)"
 	@echo "make bench       speed benchmarks, written to figures/bench.{csv,md}"
 	@echo "make gpu-check   the paper path on this machine's GPU in minutes (train, kill, resume, check, evaluate, caption); CPU without one"
 	@echo "make study       the data-efficiency study, both regimes, into figures/study/ (PROFILE=paper: the GPU design; resumes; docs/study.md)"
 
-setup: $(VENV)/.rsdix-installed wordnet
+setup: $(VENV)/.rsdix-installed wordnet kernel
 
 $(VENV)/.rsdix-installed: pyproject.toml .ci/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -c .ci/constraints.txt -e ".[offline,notebooks,dev]"
 	touch $@
+
+# the notebooks' kernel, `rsdix` (their kernelspec names it): this venv's python, for Lab and papermill
+kernel: $(VENV)/share/jupyter/kernels/rsdix/kernel.json
+$(VENV)/share/jupyter/kernels/rsdix/kernel.json: $(VENV)/.rsdix-installed
+	$(PY) -m ipykernel install --sys-prefix --name rsdix --display-name "Python (rsdix)" >/dev/null
 
 wordnet: $(VENV)/.rsdix-installed
 	@if [ ! -f /usr/share/wordnet/data.noun ] && [ ! -f /usr/share/wordnet/dict/data.noun ]; then \
@@ -57,12 +62,15 @@ reproduce: $(VENV)/.rsdix-installed
 smoke:
 	$(MAKE) reproduce PROFILE=smoke
 
-# JupyterLab; as root (containers, GPU boxes) with --allow-root; on a remote box
-# `make lab REMOTE=1 [PORT=8888]`: no browser, listening on every interface (tunnel or firewall it)
+# JupyterLab rooted at the repository (README, docs and figures browsable), opening notebooks/; as root
+# (containers, GPU boxes) with --allow-root. `make lab REMOTE=1 [PORT=8888]`: no browser, still on
+# localhost only, and the SSH tunnel command to run on your own machine is printed
 PORT ?= 8888
-LAB_ARGS = --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(if $(REMOTE),--no-browser --ip=0.0.0.0)
-lab: $(VENV)/.rsdix-installed
-	$(PY) -m jupyter lab notebooks/ $(LAB_ARGS)
+LAB_ARGS = --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks --ip=127.0.0.1 --port=$(PORT) \
+	$(if $(filter 0,$(shell id -u)),--allow-root) $(if $(REMOTE),--no-browser)
+lab: $(VENV)/.rsdix-installed kernel
+	$(if $(REMOTE),@echo "on your machine: ssh -N -L $(PORT):localhost:$(PORT) $$(whoami)@$$(hostname -f 2>/dev/null || hostname)  then open the http://localhost:$(PORT)/lab?token=... line below")
+	$(PY) -m jupyter lab $(LAB_ARGS)
 
 # the cpu profile runs both regimes into figures/study (scratch: efficiency/cpu.yaml, pretrained teacher:
 # efficiency/cpu_pretrained.yaml); other profiles run their own file

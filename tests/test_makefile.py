@@ -25,10 +25,17 @@ def _command(output: str, needle: str) -> str:
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 def test_lab_runs_as_root_and_on_a_remote_box():
     local = _command(_dry("lab"), "jupyter lab")
-    assert "jupyter lab notebooks/" in local and "--port=8888" in local and "--no-browser" not in local
+    assert "--ServerApp.root_dir=" in local and "/lab/tree/notebooks" in local and "--port=8888" in local
+    assert "--no-browser" not in local and "--ip=127.0.0.1" in local
     assert ("--allow-root" in local) == (os.geteuid() == 0)   # Jupyter refuses root without it
-    remote = _command(_dry("lab", "REMOTE=1", "PORT=9000"), "jupyter lab")
-    assert "--no-browser" in remote and "--ip=0.0.0.0" in remote and "--port=9000" in remote
+    out = _dry("lab", "REMOTE=1", "PORT=9000")
+    remote = _command(out, "jupyter lab")
+    assert "--no-browser" in remote and "--ip=127.0.0.1" in remote and "0.0.0.0" not in remote and "--port=9000" in remote
+    assert "ssh -N -L 9000:localhost:9000" in out   # the tunnel command is printed
+
+
+def test_setup_installs_the_notebooks_kernel():
+    assert "ipykernel install --sys-prefix --name rsdix" in _dry("kernel", "-B")
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")

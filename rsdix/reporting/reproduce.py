@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+from jupyter_client.kernelspec import KernelSpecManager
 
 from rsdix.log import get_logger
 from rsdix.paths import RunDirs, data_root as resolve_data_root, repo_root
@@ -48,6 +49,17 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 def notebooks(folder: Path | None = None) -> list[Path]:
     folder = folder or repo_root() / "notebooks"
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+KERNEL = "rsdix"   # the notebooks' kernelspec; `make setup` installs it (this venv's python)
+
+
+def kernel_name(kernel: str | None = None) -> str:
+    """The kernel papermill starts: ``kernel`` when given, else the notebooks' own ``rsdix`` when it is
+    installed, else ``python3`` (this interpreter's, e.g. after a bare ``pip install -e .``)."""
+    if kernel:
+        return kernel
+    return KERNEL if KERNEL in KernelSpecManager().find_kernel_specs() else "python3"
 
 
 PACKAGE = Path(__file__).resolve().parents[1]   # the rsdix package: code, configs, reference tables
@@ -138,7 +150,7 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
         before = provenance.snapshot(dirs.figures)
         try:
             pm.execute_notebook(str(nb), str(target), parameters=params, cwd=str(nb.parent),
-                                kernel_name=kernel, progress_bar=False, log_output=False,
+                                kernel_name=kernel_name(kernel), progress_bar=False, log_output=False,
                                 extra_arguments=KERNEL_ARGS, **status.hooks())
         except pm.PapermillExecutionError as exc:
             elapsed = time.time() - start

@@ -61,12 +61,14 @@ from torch import nn
 from rsdix.config import option
 from rsdix.errors import ConfigError, DataError, RsdixError
 from rsdix.log import get_logger
+from rsdix.paths import runs_dir
 from rsdix.training.checkpoints import Checkpointer, check_same_run, load_checkpoint, plain, prepare_run_dir
 from rsdix.training.data_order import restore_rng_states, rng_state
 from rsdix.training.ema import EMATeacher
 from rsdix.training.loader import ItemFailure, loader_workers, make_loader
 from rsdix.training.objectives import Trainee
 from rsdix.training.optim import apply_freeze, build_optimizer, cosine_with_warmup
+from rsdix.training.tracking import Trackers, check_trackers
 from rsdix.utils import atomic_path, progress, seed_everything
 
 log = get_logger(__name__)
@@ -118,6 +120,11 @@ class LoopConfig:
                                       # set_grad_checkpointing): activations of ~one block instead of all
     compile: bool = False             # torch.compile the model's towers (nn.Module.compile; first steps slower)
     cpu: bool = False                 # force CPU even with a GPU
+    report_to: list = field(default_factory=list)  # experiment trackers: tensorboard, wandb (none by default;
+                                      # rsdix.training.tracking: events under <run folder>/tracking)
+
+    def validate(self):
+        self.report_to = check_trackers(self.report_to)
 
 
 @dataclass
@@ -348,6 +355,9 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
 
     trainee.train()
     bar = progress(total=cfg.steps, initial=start, desc=desc, disable=not acc.is_local_main_process)
+    tracked = check_trackers(cfg.report_to) if acc.is_main_process else []
+    trackers = Trackers(tracked, desc, ((run_dir if run_dir is not None else runs_dir() / desc) / "tracking")
+                        if tracked else ".", config_snapshot)
     t0 = time.perf_counter()
     t_log, n_img = t0, 0
     step = start
@@ -390,6 +400,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
             if teacher is not None:
                 row["ema_decay"] = teacher.decay()
             history.append(row)
+            trackers.log(row, done)
             t_log, n_img = now, 0
             bar.set_postfix(loss=f"{terms['loss']:.4f}", lr=f"{lr:.2e}", img_s=f"{row['img_per_s']:.1f}")
         bar.update(1)
@@ -400,6 +411,7 @@ def fit(model: nn.Module, objective: nn.Module, dataset, cfg: LoopConfig,
         if ckpt is not None and cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps:
             save(done)
     bar.close()
+    trackers.finish()
     final = cfg.steps
     if final > start:   # a finished run loaded back is not written again
         save(final, finished=not cfg.keep_optimizer_at_end, log_only=not cfg.save_at_end)

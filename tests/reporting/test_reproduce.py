@@ -95,9 +95,11 @@ def test_committed_notebooks_are_clean():
     assert notebooks, "no notebooks found"
     for path in notebooks:
         nb = json.loads(path.read_text())
-        first = nb["cells"][0]
+        title, first = nb["cells"][0], nb["cells"][1]
+        assert title["cell_type"] == "markdown" and "".join(title["source"]).startswith(f"# {path.name[:2]} · "), \
+            f"{path.name}: the first cell must be the title ('# NN · ...')"
         assert first["cell_type"] == "code" and "parameters" in first["metadata"].get("tags", []), \
-            f"{path.name}: the first cell must be the papermill parameters cell"
+            f"{path.name}: the second cell must be the papermill parameters cell"
         src = "".join(first["source"])
         for name in ("profile", "data_root", "seed", "out_dir"):
             assert f"{name} =" in src, f"{path.name}: parameter {name} missing"
@@ -108,6 +110,20 @@ def test_committed_notebooks_are_clean():
             if cell["cell_type"] == "code":
                 assert not cell.get("outputs") and cell.get("execution_count") is None, \
                     f"{path.name}: committed with outputs"
+
+
+def test_notebooks_are_in_the_format_jupyterlab_writes():
+    """Opening and saving a notebook in Lab (nbformat's writer) changes no byte: sorted keys, one-space
+    indent, the kernelspec of the ``rsdix`` kernel (``make setup`` installs it) and language_info."""
+    import nbformat
+
+    for path in sorted((repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        text = path.read_text()
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        assert nbformat.writes(nb) + "\n" == text, f"{path.name}: not in nbformat's own format"
+        assert nb.metadata["kernelspec"]["name"] == "rsdix", path.name
+        assert nb.metadata["language_info"]["name"] == "python", path.name
 
 
 def test_only_keeps_the_upstream_stamps_of_notebooks_it_does_not_run(tmp_path, monkeypatch):
@@ -188,3 +204,12 @@ def test_cell_status_one_line_per_cell_numbered_as_in_the_notebook(tmp_path, cap
     assert out.getvalue().endswith(" s, stopped\n")
     caplog.set_level(logging.WARNING, logger="rsdix")          # rsdix --quiet reproduce: no cell lines
     assert reproduce.CellStatus("01_x.ipynb").hooks() == {}
+
+
+def test_the_kernel_is_the_notebooks_own_when_installed_else_python3(monkeypatch):
+    from rsdix.reporting import reproduce
+
+    monkeypatch.setattr(reproduce.KernelSpecManager, "find_kernel_specs", lambda self: {"python3": "/k"})
+    assert reproduce.kernel_name() == "python3" and reproduce.kernel_name("mine") == "mine"
+    monkeypatch.setattr(reproduce.KernelSpecManager, "find_kernel_specs", lambda self: {"python3": "/k", "rsdix": "/r"})
+    assert reproduce.kernel_name() == "rsdix"
