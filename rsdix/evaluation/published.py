@@ -7,6 +7,7 @@ from typing import Sequence
 import pandas as pd
 
 from rsdix.errors import DataError
+from rsdix.evaluation.retrieval import TIE_EXPECTED
 from rsdix.results import method_name, reference_numbers, with_reference
 
 RETRIEVAL_METRICS = ["i2t_R@1", "i2t_R@5", "i2t_R@10", "t2i_R@1", "t2i_R@5", "t2i_R@10", "mR"]
@@ -40,10 +41,14 @@ def compare_with_published(results: pd.DataFrame, reference: pd.DataFrame | None
 
 def retrieval_vs_published(results: pd.DataFrame) -> pd.DataFrame:
     """:func:`compare_with_published` for the retrieval rows, metrics in the papers' order
-    (image->text R@1/5/10, text->image R@1/5/10, mR)."""
+    (image->text R@1/5/10, text->image R@1/5/10, mR), then the other metrics (such as the
+    ``_tie_expected`` ones) in the same order, each keeping its name."""
     side = compare_with_published(results[results["task"] == "retrieval"])
-    side["metric"] = pd.Categorical(side["metric"], RETRIEVAL_METRICS, ordered=True)
-    return side.sort_values(["dataset", "metric"]).reset_index(drop=True)
+    base = [m.removesuffix(TIE_EXPECTED) for m in side["metric"]]
+    rank = [RETRIEVAL_METRICS.index(b) if b in RETRIEVAL_METRICS else len(RETRIEVAL_METRICS) for b in base]
+    side = side.assign(_tie=[m.endswith(TIE_EXPECTED) for m in side["metric"]], _rank=rank)
+    side = side.sort_values(["dataset", "_tie", "_rank", "metric"], kind="stable")
+    return side.drop(columns=["_tie", "_rank"]).reset_index(drop=True)
 
 
 def published_for(task: str, metric: str, model: str, backbone: str,

@@ -18,13 +18,16 @@ from typing import Literal, Sequence
 import pandas as pd
 
 from rsdix.config import from_dict, option
-from rsdix.errors import ConfigError
+from rsdix.errors import ConfigError, DataError
+from rsdix.log import get_logger
 from rsdix.paths import data_root as resolve
 from rsdix.s2.products import read_scene
 from rsdix.s2.render import render_true_colour
 from rsdix.s2.splits import DEFAULT_FRACTIONS
 from rsdix.s2.tiling import Tiling, tile_scene, write_patches, write_sidecar
 from rsdix.utils import progress
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -86,7 +89,15 @@ def build_patches(cfg: S2LCDConfig, out_dir: str | os.PathLike, data_root=None) 
     root = resolve(data_root)
     out_dir = Path(out_dir)
     tilings, tables = [], []
-    for spec in progress(scene_specs(cfg), desc="scenes"):
+    specs = [s for s in scene_specs(cfg) if (root / s.path).exists()]
+    for spec in scene_specs(cfg):
+        if not (root / spec.path).exists():   # a user's own root without this repository's test scenes
+            log.warning(f"S2LCD construction: skipping scene {spec.path}: not under the data root {root} "
+                        f"(docs/data.md lists the scenes; `s2lcd.scenes` in the config chooses them)")
+    if not specs:
+        raise DataError(str(root), "none of the S2LCD scenes of `s2lcd.scenes` is under this data root: "
+                        + ", ".join(str(s.path) for s in scene_specs(cfg)))
+    for spec in progress(specs, desc="scenes"):
         scene = read_scene(root / spec.path, bands=spec.bands, resolution=spec.resolution, offset=spec.offset)
         rgb = render_true_colour(scene, cfg.stretch, cfg.vmin, cfg.vmax, tuple(cfg.pct))
         tiling = tile_scene(scene, size=spec.size, stride=spec.stride, edge=cfg.edge, max_nodata=cfg.max_nodata,

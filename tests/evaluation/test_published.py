@@ -39,3 +39,17 @@ def test_published_for_one_model_and_retrieval_order():
     side = retrieval_vs_published(rows)
     assert list(side["metric"].astype(str)) == ["i2t_R@1", "i2t_R@10", "t2i_R@1", "mR"]
     assert list(side["m"]) == [3.0, 2.0, 1.0, 0.0]
+
+
+def test_retrieval_beside_published_keeps_every_metric_name():
+    """The tie-expectation metrics lost their names in a categorical cast (7 rows per dataset with
+    metric nan in 05_retrieval_vs_published); each row now keeps its metric, papers' order first."""
+    import pandas as pd
+
+    from rsdix.evaluation.published import RETRIEVAL_METRICS, retrieval_vs_published
+
+    names = RETRIEVAL_METRICS + [m + "_tie_expected" for m in RETRIEVAL_METRICS]
+    rows = pd.DataFrame({"model": "m_s0", "dataset": "UCM", "task": "retrieval", "metric": names[::-1],
+                         "value": range(len(names)), "split": "test"})
+    side = retrieval_vs_published(rows)
+    assert side["metric"].notna().all() and list(side["metric"]) == names

@@ -44,3 +44,16 @@ def test_build_patches_writes_images_sidecar_and_result_rows(tmp_path):
                                                          ("removed_cloud", 0), ("kept", 4)]
     assert {(r["model"], r["task"], r["split"], r["profile"], r["seed"]) for r in rows} == {
         ("s2lcd-pipeline", "s2lcd_tiling", "all", "smoke", 0)}
+
+
+def test_a_scene_missing_from_the_root_is_skipped_in_one_line_and_none_at_all_is_an_error(tmp_path, caplog):
+    """A user's data root without this repository's Sentinel-2 test scenes: notebook 02 goes on with the
+    scenes it has (one warning per missing one) and stops with one line naming them when it has none."""
+    from rsdix.errors import DataError
+
+    make_band_folder(tmp_path / "data" / "a")
+    cfg = S2LCDConfig(scenes=[{"path": "a", "offset": 0, "size": 8}, {"path": "sentinel2/missing", "size": 8}])
+    tilings, _ = build_patches(cfg, tmp_path / "work", tmp_path / "data")
+    assert len(tilings) == 1 and "skipping scene sentinel2/missing: not under the data root" in caplog.text
+    with pytest.raises(DataError, match="none of the S2LCD scenes .* is under this data root: sentinel2/missing"):
+        build_patches(S2LCDConfig(scenes=[{"path": "sentinel2/missing", "size": 8}]), tmp_path / "w2", tmp_path / "data")
