@@ -28,7 +28,11 @@ import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
 
+from rsdix.log import get_logger
+from rsdix.paths import data_root as resolve_data_root
 from rsdix.utils import atomic_write_text
+
+log = get_logger(__name__)
 
 MARKER = "SYNTHETIC.md"
 UCM_CLASSES = ("agricultural", "airplane", "baseballdiamond", "beach", "buildings", "chaparral", "denseresidential",
@@ -163,3 +167,16 @@ def write_synthetic_root(root: str | os.PathLike, seed: int = 0, per_class: int 
 def is_synthetic(root: str | os.PathLike) -> bool:
     """Whether ``root`` is a data root written by :func:`write_synthetic_root`."""
     return (Path(root) / MARKER).exists()
+
+
+def root_or_synthetic(data_root: str | os.PathLike | None, fallback: str | os.PathLike, why: str) -> tuple[Path, bool]:
+    """The data root (``data_root``, ``$RSDIX_DATA_ROOT`` or the default) when it exists; else the
+    synthetic root written (or reused) at ``fallback``, said in one line naming ``why`` it is used
+    (the smoke profile, the paper dry run). Returns ``(root, synthetic)``."""
+    root = resolve_data_root(data_root, required=False)
+    if root.is_dir():
+        return root, is_synthetic(root)
+    made = write_synthetic_root(fallback)
+    log.warning(f"no data root at {root}: {why} runs on a generated synthetic sample at {made} (it shows that the "
+                f"pipeline runs, nothing about remote sensing; DATA_ROOT=... or RSDIX_DATA_ROOT for real data)")
+    return made, True

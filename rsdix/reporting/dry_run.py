@@ -26,7 +26,8 @@ from PIL.PngImagePlugin import PngInfo
 
 from rsdix import config
 from rsdix.log import get_logger
-from rsdix.paths import DRY_RUN_ENV, WEIGHTS_ROOT_ENV, data_root as resolve_data_root, runs_dir
+from rsdix.paths import DRY_RUN_ENV, WEIGHTS_ROOT_ENV, runs_dir
+from rsdix.data.synthetic import root_or_synthetic
 from rsdix.reporting import reproduce, standin_data, standins
 from rsdix.utils import atomic_path
 
@@ -61,7 +62,7 @@ def prepare(profile: str = "paper", data_root: str | os.PathLike | None = None,
     """Make (or reuse) the stand-ins; returns the environment for the notebooks' kernel."""
     folder = Path(folder) if folder else dry_folder(profile)
     standin_root = folder / "standins"
-    real = resolve_data_root(data_root)
+    real, _ = root_or_synthetic(data_root, folder / "synthetic-data", "the paper dry run's stand-ins")
     opts = settings()
     rows = standin_data.make_data_root(real, standin_root / "data", needed_datasets(profile), **opts)
     log.info(f"data root {standin_root / 'data'}:")

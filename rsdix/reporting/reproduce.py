@@ -34,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 from jupyter_client.kernelspec import KernelSpecManager
 
+from rsdix.data.synthetic import root_or_synthetic
 from rsdix.log import get_logger
 from rsdix.paths import RunDirs, data_root as resolve_data_root, repo_root
 from rsdix.reporting import provenance
@@ -112,6 +113,12 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
     stamps = json.loads(stamps_path.read_text()) if stamps_path.exists() else {}
     # notebooks run with their own folder as working directory: relative paths are the caller's
     absolute = lambda p: str(Path(p).expanduser().resolve()) if p else None  # noqa: E731
+    if profile == "smoke":   # a first run needs no data: a synthetic sample when the root is missing
+        data_root = str(root_or_synthetic(data_root, dirs.run / "synthetic-data", "the smoke profile")[0])
+    elif not resolve_data_root(data_root, required=False).is_dir():
+        raise SystemExit(f"[reproduce] no data root at {resolve_data_root(data_root, required=False)}: set "
+                         f"DATA_ROOT=... (make) or RSDIX_DATA_ROOT, or pass --data-root; `rsdix data plan --profile "
+                         f"{profile}` lists the datasets this profile reads (`make smoke` runs without data)")
     params = {"profile": profile, "data_root": absolute(data_root), "seed": seed, "out_dir": absolute(out_dir)}
     times_path = dirs.run / "reproduce_times.csv"
     if force and not only and dirs.results.exists():

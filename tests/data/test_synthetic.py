@@ -42,3 +42,24 @@ def test_writing_again_is_a_no_op(synthetic_root):
     before = (synthetic_root / "ucm_captions" / "dataset_ucm.json").stat().st_mtime_ns
     write_synthetic_root(synthetic_root)
     assert (synthetic_root / "ucm_captions" / "dataset_ucm.json").stat().st_mtime_ns == before
+
+
+def test_a_missing_root_gives_the_synthetic_one_said_in_one_line_and_an_existing_root_wins(tmp_path, caplog):
+    from rsdix.data.synthetic import root_or_synthetic
+
+    root, synthetic = root_or_synthetic(tmp_path / "nowhere", tmp_path / "syn", "the smoke profile")
+    assert synthetic and root == tmp_path / "syn" and is_synthetic(root)
+    assert "no data root at" in caplog.text and "the smoke profile runs on a generated synthetic sample" in caplog.text
+    (tmp_path / "real").mkdir()
+    assert root_or_synthetic(tmp_path / "real", tmp_path / "syn2", "x") == ((tmp_path / "real").resolve(), False)
+    assert not (tmp_path / "syn2").exists()
+
+
+def test_a_profile_other_than_smoke_without_data_stops_naming_data_root(tmp_path, monkeypatch):
+    import pytest
+
+    from rsdix.reporting import reproduce
+
+    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(SystemExit, match=r"no data root at .*nowhere: set DATA_ROOT=\.\.\. \(make\).*rsdix data plan"):
+        reproduce.run("cpu", data_root=str(tmp_path / "nowhere"))
