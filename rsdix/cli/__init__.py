@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rsdix import config, log
-from rsdix.cli import protocol_commands, zoo_commands
+from rsdix.cli import data_commands, protocol_commands, zoo_commands
 from rsdix.errors import DataError, RsdixError
 from rsdix.paths import PROFILES, RunDirs, run_name, runs_dir
 from rsdix.utils import atomic_write_text, pick_device
@@ -57,11 +57,9 @@ def cmd_data(args) -> int:
     if len(names) > 1:
         raise RsdixError(f"data {args.action}: one dataset name, got {names}")
     if args.action == "list":
-        present = set(registry.available(args.root))
-        for info in registry.REGISTRY.values():
-            mark = "present" if info.name in present else "-"
-            print(f"{info.name:20s} {info.title:12s} {info.kind:15s} {str(info.images or '?'):>7s} images  {mark}")
-        return 0
+        return data_commands.cmd_list(args)
+    if args.action == "plan":
+        return data_commands.cmd_plan(args)
     if not args.name:
         raise RsdixError(f"data {args.action}: give a dataset name (rsdix data list shows them)")
     if args.action == "check":
@@ -330,9 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("data", help="dataset registry: list, check a local copy, download")
-    p.add_argument("action", choices=["list", "check", "download", "shards", "leakage", "manifest"], help="what to do")
+    p.add_argument("action", choices=["list", "plan", "check", "download", "shards", "leakage", "manifest"],
+                   help="what to do (plan: what --profile reads, present or missing, and how to get it)")
     p.add_argument("name", nargs="*", help="registry name (rsdix data list); leakage: one or more")
     p.add_argument("--root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
+    p.add_argument("--profile", default="cpu", choices=PROFILES, help="plan: the profile whose datasets are listed")
     p.add_argument("--quick", action="store_true", help="check: files exist, without decoding images")
     p.add_argument("--out", default=None, help="shards: folder for the webdataset .tar shards")
     p.add_argument("--split", default="train", help="shards: split written (train/val/test, or all)")

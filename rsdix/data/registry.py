@@ -187,6 +187,23 @@ def get_info(name: str, kind: str | None = None) -> DatasetInfo:
     raise DataError(name, f"unknown {kind + ' ' if kind else ''}dataset; known: {known}")
 
 
+def layout(name: str, root=None) -> str:
+    """Where and how dataset ``name`` is laid out under the data root, e.g.
+    ``/data/ucm_captions/dataset_ucm.json + images/``."""
+    info = get_info(name)
+    target = resolve_root(root, required=False) / info.path
+    return f"{target}/" + (f"{info.annotation} + images/" if info.annotation else "<class>/<image>")
+
+
+def how_to_get(name: str, root=None) -> str:
+    """How to get dataset ``name``, in the one wording of every message: `rsdix data download` where a
+    direct link exists, else the page to get it from and the layout to create."""
+    info = get_info(name)
+    if info.download_urls:
+        return f"`rsdix data download {info.name}` (from {info.url}), laid out as {layout(name, root)}"
+    return f"get it from {info.url} (no direct download link) and lay it out as {layout(name, root)}"
+
+
 def source_path(name: str, root=None) -> Path:
     """Where dataset ``name`` is read from under the data root: the caption file of a caption set,
     the label CSV of a CSV classification set, the class-folder root of a folder set. A missing
@@ -195,8 +212,7 @@ def source_path(name: str, root=None) -> Path:
     folder = resolve_root(root) / info.path
     path = folder / info.annotation if info.kind == "captions" or info.format == "csv" else folder
     if not path.exists():
-        raise DataError(path, f"{info.title} not found under the data root; get it from {info.url} "
-                              f"(or `rsdix data download {info.name}`)")
+        raise DataError(path, f"{info.title} not found under the data root; {how_to_get(name, root)}")
     return path
 
 
@@ -244,8 +260,7 @@ def download(name: str, root=None, timeout: float = 30.0) -> Path:
     base = resolve_root(root, required=False)
     target = base / info.path
     if not info.download_urls:
-        raise OfflineError(f"{info.title} has no direct download link: get it from {info.url} and lay it out "
-                           f"as {target}/" + (f"{info.annotation} + images/" if info.annotation else "<class>/<image>"))
+        raise OfflineError(f"{info.title}: {how_to_get(name, root)}")
     archive_dir = base / "_downloads"
     archive_dir.mkdir(parents=True, exist_ok=True)
     errors = []

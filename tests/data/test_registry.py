@@ -80,7 +80,7 @@ def test_download_offline_is_one_clear_line(tmp_path, monkeypatch):
         registry.download("eurosat_rgb", tmp_path)
     msg = str(err.value)
     assert "\n" not in msg and "EuroSAT" in msg and "place it at" in msg
-    with pytest.raises(OfflineError, match="no direct download link.*get it from"):
+    with pytest.raises(OfflineError, match="get it from .* .no direct download link. and lay it out as"):
         registry.download("aid", tmp_path)
 
 
@@ -104,3 +104,18 @@ def test_download_caption_dataset_layout(tmp_path, monkeypatch):
     registry.download("s2lcd", tmp_path / "root")
     ds = registry.load_dataset("s2lcd", tmp_path / "root", split="test", mode="eval")
     assert ds.texts() == ["green fields"]
+
+
+def test_one_voice_for_how_to_get_a_dataset(tmp_path):
+    """A missing dataset's error, `rsdix data download` and `rsdix data plan` give the same advice: no
+    `rsdix data download` for a set without a direct link (RSICD said "or `rsdix data download rsicd`",
+    and that command then said it has no direct download link)."""
+    from rsdix.data.registry import REGISTRY, how_to_get, source_path
+
+    rsicd = how_to_get("rsicd", tmp_path)
+    assert "rsdix data download" not in rsicd and f"{tmp_path}/" in rsicd
+    with pytest.raises(DataError) as err:
+        source_path("rsicd", tmp_path)
+    assert rsicd in str(err.value)
+    direct = [n for n, i in REGISTRY.items() if i.download_urls]
+    assert all(how_to_get(n).startswith(f"`rsdix data download {n}`") for n in direct)
