@@ -36,9 +36,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import yaml
+
 from rsdix import config, log
 from rsdix.cli import data_commands, protocol_commands, zoo_commands
-from rsdix.errors import DataError, RsdixError
+from rsdix.errors import ConfigError, DataError, RsdixError
 from rsdix.paths import PROFILES, RunDirs, run_name, runs_dir
 from rsdix.utils import atomic_write_text, pick_device
 
@@ -221,8 +223,20 @@ def cmd_reproduce(args) -> int:
         return 0
     from rsdix.reporting.reproduce import run  # stage import when the command runs
 
-    run(args.profile, args.data_root, args.seed, args.force, args.only, args.out_dir, args.kernel)
+    run(args.profile, args.data_root, args.seed, args.force, args.only, args.out_dir, args.kernel,
+        parameters=notebook_parameters(args.parameter))
     return 0
+
+
+def notebook_parameters(pairs) -> dict:
+    """``-p KEY=VALUE`` pairs -> notebook parameters, each value read as YAML (``extra_models=[a, b]``)."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"-p {pair!r}: expected NAME=VALUE with a notebook parameter's name")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
 
 
 def cmd_study_notebook(args) -> int:
@@ -420,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", metavar="NN", help="notebook prefixes to run, e.g. 01 03")
     p.add_argument("--out-dir", default=None, help="tables and figures folder (default figures/<profile>)")
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebooks' own)")
+    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
+                   help="a notebook parameter (value read as YAML), e.g. -p 'extra_models=[RemoteCLIP=ViT-B-32@ckpt.pt]'; "
+                        "repeatable; part of each notebook's stamp")
     p.add_argument("--dry-run", action="store_true",
                    help="offline with random-weight stand-ins and stand-in data, the configs capped by "
                         "rsdix/configs/dry_run.yaml; writes under runs/<profile>-dry/ (docs/paper.md)")

@@ -6,7 +6,6 @@ import os
 from rsdix import config
 from rsdix.data import registry
 from rsdix.paths import data_root
-from rsdix.reporting.dry_run import needed_datasets
 
 
 def root_line(root_arg) -> str:
@@ -29,6 +28,8 @@ def cmd_list(args) -> int:
 def cmd_plan(args) -> int:
     """Every dataset the profile reads, present or missing, with its layout and how to get it; the
     Sentinel-2 scenes of notebook 02. Exit 1 when something is missing."""
+    from rsdix.reporting.dry_run import needed_datasets  # stage import when the command runs (torch)
+
     profile = args.profile
     root = data_root(args.root, required=False)
     print(f"profile {profile}; " + root_line(args.root))

@@ -35,6 +35,7 @@ import pandas as pd
 from jupyter_client.kernelspec import KernelSpecManager
 
 from rsdix.data.synthetic import root_or_synthetic
+from rsdix.errors import ConfigError
 from rsdix.log import get_logger
 from rsdix.paths import RunDirs, data_root as resolve_data_root, repo_root
 from rsdix.reporting import provenance
@@ -103,7 +104,11 @@ def notebook_stamps(params: dict, folder: Path | None = None, package: Path | No
 
 
 def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force: bool = False,
-        only: list[str] | None = None, out_dir: str | None = None, kernel: str | None = None) -> pd.DataFrame:
+        only: list[str] | None = None, out_dir: str | None = None, kernel: str | None = None,
+        parameters: dict | None = None) -> pd.DataFrame:
+    """Run the notebooks of ``profile`` through papermill (those whose stamp changed, or all with
+    ``force``). ``parameters``: more notebook parameters (``rsdix reproduce -p extra_models=[...]``),
+    part of each notebook's stamp; the four of every notebook are given by their own arguments."""
     import papermill as pm  # optional (the notebooks extra): loads only when notebooks run
 
     dirs = RunDirs(profile, out_dir)
@@ -120,6 +125,10 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
                          f"DATA_ROOT=... (make) or RSDIX_DATA_ROOT, or pass --data-root; `rsdix data plan --profile "
                          f"{profile}` lists the datasets this profile reads (`make smoke` runs without data)")
     params = {"profile": profile, "data_root": absolute(data_root), "seed": seed, "out_dir": absolute(out_dir)}
+    taken = sorted(set(parameters or {}) & set(params))
+    if taken:
+        raise ConfigError(f"reproduce parameters {taken}: given by --profile/--data-root/--seed/--out-dir instead")
+    params.update(parameters or {})
     times_path = dirs.run / "reproduce_times.csv"
     if force and not only and dirs.results.exists():
         # every notebook runs again and writes its rows again: start the results table afresh, so
