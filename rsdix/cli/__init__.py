@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import math
 import os
 import subprocess
@@ -123,6 +124,8 @@ def cmd_train(args) -> int:
     if main_process:
         print(f"done: {result.step} steps in {result.seconds:.0f}s, final loss {last.get('loss', math.nan):.4f}; "
               f"checkpoint {run_dir / 'checkpoint.pt'}")
+        if args.save_model:
+            print(f"model folder: {args.save_model}  (evaluate it: rsdix evaluate {args.save_model})")
     if args.quick_check and main_process:
         from rsdix.evaluation.quick_check import quick_check  # stage import when the command runs
 
@@ -155,6 +158,16 @@ def _load_model_spec(spec: str, device: str | None, label: str | None = None):
     return label, load_model(name, pretrained=pretrained, device=pick_device(device)), name
 
 
+def default_evaluate_dir(spec: str, label: str) -> Path:
+    """``runs/evaluate/<label>``; for a model given as a path, the label plus a short hash of the
+    absolute path, so two model folders of the same name (``a/model``, ``b/model``) never share one."""
+    path = spec.partition("=")[2] if "=" in spec and not os.path.exists(spec) else spec
+    if not os.path.exists(path):
+        return runs_dir() / "evaluate" / label
+    digest = hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:8]
+    return runs_dir() / "evaluate" / f"{label}-{digest}"
+
+
 def cmd_evaluate(args) -> int:
     from rsdix.evaluation.model_specs import training_sets  # stage import when the command runs
     from rsdix.evaluation.suite import evaluate_model  # stage import when the command runs
@@ -169,7 +182,7 @@ def cmd_evaluate(args) -> int:
         if args.suite != ["rsdix"] and not cfg.skip_missing:   # a published suite: run what is present
             cfg = dataclasses.replace(cfg, skip_missing=True)
     label, bundle, model_path = _load_model_spec(args.model, args.device, args.label)
-    out = Path(args.out) if args.out else runs_dir() / "evaluate" / label
+    out = Path(args.out) if args.out else default_evaluate_dir(args.model, label)
     details: dict = {}
     trained_on = args.trained_on if args.trained_on is not None else training_sets(model_path)
     if args.protocol == "all":

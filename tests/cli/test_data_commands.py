@@ -35,3 +35,15 @@ def test_reproduce_passes_notebook_parameters(monkeypatch, tmp_path):
     monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
     with pytest.raises(ConfigError, match=r"\['seed'\]: given by --profile/--data-root/--seed/--out-dir"):
         real_run("smoke", data_root=str(tmp_path), parameters={"seed": 1})
+
+
+def test_default_evaluate_folders_differ_for_two_model_folders_of_one_name(tmp_path, monkeypatch):
+    from rsdix.cli import default_evaluate_dir
+
+    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
+    for side in ("a", "b"):
+        (tmp_path / side / "model").mkdir(parents=True)
+    a, b = (default_evaluate_dir(str(tmp_path / s / "model"), "model") for s in ("a", "b"))
+    assert a != b and a.parent == b.parent == tmp_path / "runs" / "evaluate" and a.name.startswith("model-")
+    assert default_evaluate_dir(f"x={tmp_path / 'a' / 'model'}", "x") == a.with_name("x-" + a.name.split("-")[1])
+    assert default_evaluate_dir("rsdix-tiny", "rsdix-tiny") == tmp_path / "runs" / "evaluate" / "rsdix-tiny"
