@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 # torch for this CPU machine (pip takes these from the local wheel cache); on a GPU box
-# set TORCH_SPEC to the build that matches your CUDA, e.g. TORCH_SPEC="torch torchvision"
-TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# set TORCH_SPEC to the build that matches your CUDA, e.g. TORCH_SPEC="torch torchvision"; `make setup
+# CPU=1`: the CPU-only build (no CUDA libraries, a much smaller download). A new TORCH_SPEC reinstalls torch.
+CPU_TORCH = torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cpu
+TORCH_SPEC ?= $(if $(filter 1,$(CPU)),$(CPU_TORCH),torch==2.14.1 torchvision==0.29.1)
 PROFILE ?= cpu
 DATA_ROOT ?= $(if $(RSDIX_DATA_ROOT),$(RSDIX_DATA_ROOT),$(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data))
 export RSDIX_DATA_ROOT := $(DATA_ROOT)
@@ -27,7 +29,11 @@ help:
 
 setup: $(VENV)/.rsdix-installed wordnet kernel
 
-$(VENV)/.rsdix-installed: pyproject.toml .ci/constraints.txt
+# the spec torch was installed with, rewritten (as make reads this file) only when TORCH_SPEC changes:
+# a new spec, and only a new one, reinstalls
+$(shell mkdir -p $(VENV) && (echo '$(TORCH_SPEC)' | cmp -s - $(VENV)/.torch-spec || echo '$(TORCH_SPEC)' > $(VENV)/.torch-spec))
+
+$(VENV)/.rsdix-installed: pyproject.toml .ci/constraints.txt $(VENV)/.torch-spec
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -c .ci/constraints.txt -e ".[offline,notebooks,dev]"

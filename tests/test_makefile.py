@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import subprocess
 from pathlib import Path
 
@@ -54,3 +55,24 @@ def test_the_conda_environment_names_real_rsdix_commands():
     assert commands and "python -m rsdix" not in text
     for command in commands:
         parse_args(command.split()[1:])          # exits on an unknown command or option
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_a_new_torch_spec_reinstalls_torch(tmp_path):
+    """The install stamp depends on a file holding TORCH_SPEC, rewritten only when the spec changes:
+    the same spec installs nothing, another one reinstalls (dry runs in a scratch venv folder)."""
+    venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+
+    def make(*args):
+        return subprocess.run(["make", "--no-print-directory", f"VENV={venv}", *args], cwd=REPO, capture_output=True,
+                              text=True, check=True, env=env).stdout
+
+    make("-n", "help")                                    # reading the Makefile writes the spec file
+    time.sleep(0.05)
+    (venv / ".rsdix-installed").touch()
+    assert "pip install" not in make("-n", f"{venv}/.rsdix-installed")   # the same spec: nothing to do
+    assert (venv / ".torch-spec").read_text().strip() == "torch==2.14.1 torchvision==0.29.1"
+    assert "pip install -q torch torchvision" in make("-n", f"{venv}/.rsdix-installed", "TORCH_SPEC=torch torchvision")
+    cpu = make("-n", f"{venv}/.rsdix-installed", "CPU=1")
+    assert "pip install -q torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cpu" in cpu

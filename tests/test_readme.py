@@ -14,11 +14,17 @@ README, without its ``# comment``, is
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from rsdix.data.synthetic import write_synthetic_root
+from rsdix.paths import data_root
 from rsdix.reporting import config_reference
 from rsdix.reporting.summary import ENV_JSON, README_END, README_START, RESULTS_CSV, readme_block
 
@@ -35,7 +41,7 @@ def code_lines(text: str) -> list[str]:
     for line in text.splitlines():
         if line.startswith("```"):
             inside = not inside
-            continue
+            continue   # test_the_quick_start_rsdix_lines_run_verbatim runs them
         if inside:
             command = " ".join(line.split("#", 1)[0].split())
             if command:
@@ -81,8 +87,6 @@ def unrun_commands(text: str) -> list[str]:
     reached = ci_targets() | dry_run
     corpus = [" ".join((REPO / ".ci" / "run").read_text().split())]
     corpus += [" ".join(p.read_text().split()) for p in sorted((REPO / "tests").rglob("*.py")) if p.name != Path(__file__).name]
-    from test_quick_start import quick_start   # its lines are run by tests/test_quick_start.py
-
     missing = []
     for command in code_lines(text):
         if command in quick_start() and command.startswith(("rsdix ", "source ")):
@@ -144,3 +148,38 @@ def test_the_results_block_is_generated_from_the_committed_results_table():
 def test_the_configuration_reference_is_up_to_date():
     assert config_reference.main(["--check"]) == 0, \
         "docs/configuration.md is out of date: python -m rsdix.reporting.config_reference"
+
+
+# ---------------------------------------------------------------- the quick start runs verbatim
+
+def quick_start() -> list[str]:
+    """The commands of the README's Quick start block, comments left out."""
+    text = (REPO / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = text.split("```bash", 1)[1].split("```", 1)[0]
+    return [" ".join(line.split("#", 1)[0].split()) for line in block.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def test_the_quick_start_is_short_and_starts_with_set_up():
+    lines = quick_start()
+    assert len(lines) <= 10 and lines[0] == "make setup" and lines[1] == "source .venv/bin/activate"
+    assert lines[-1] == "make smoke"   # CI runs it (.ci/run)
+
+
+@pytest.mark.slow
+def test_the_quick_start_rsdix_lines_run_verbatim(tmp_path):
+    root = data_root(required=False)
+    root = root if root.is_dir() else write_synthetic_root(tmp_path / "data")
+    env = {**os.environ, "RSDIX_RUNS": str(tmp_path / "runs"), "RSDIX_DATA_ROOT": str(root)}
+    printed = ""
+    for line in quick_start():
+        if not line.startswith("rsdix "):
+            continue
+        args = line.split()[1:]
+        if args[0] == "evaluate":   # the folder `rsdix train` printed, as the README says
+            assert f"model folder: {tmp_path / 'runs' / args[1].removeprefix('runs/')}" in printed
+        done = subprocess.run([sys.executable, "-m", "rsdix", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode in (0, 1) if args[:2] == ["data", "plan"] else done.returncode == 0, \
+            f"{line}: {done.stderr[-2000:]}"
+        printed += done.stdout
+    assert "mR" in printed or "top1" in printed   # evaluate printed its rows
