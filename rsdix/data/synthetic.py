@@ -145,8 +145,8 @@ def write_caption_files(folder: Path, per_file: int, rng: np.random.Generator) -
         atomic_write_text(folder / f"dataset_{dataset}.json", json.dumps(_karpathy(records)))
 
 
-def write_synthetic_root(root: str | os.PathLike, seed: int = 0, per_class: int = 6, image_size: int = 96) -> Path:
-    """Write the synthetic data root (about 400 small files, seconds) and return its path. Writing it
+def write_synthetic_root(root: str | os.PathLike, seed: int = 0, per_class: int = 20, image_size: int = 96) -> Path:
+    """Write the synthetic data root (about 850 small files, seconds) and return its path. Writing it
     again over an existing one is a no-op."""
     root = Path(root)
     if is_synthetic(root) and (root / "ucm_captions" / "dataset_ucm.json").exists():
@@ -155,7 +155,7 @@ def write_synthetic_root(root: str | os.PathLike, seed: int = 0, per_class: int 
     write_ucm(root, per_class, image_size, rng)
     write_class_folders(root / "whu_rs19", WHU_CLASSES, max(3, per_class // 2), image_size, rng)
     write_eurosat_ms(root / "sentinel2" / "eurosat_ms", per_class, rng)
-    write_l2a_scene(root / "sentinel2" / "l2a_dolomites_bands", 240, rng)
+    write_l2a_scene(root / "sentinel2" / "l2a_dolomites_bands", 480, rng)   # 4 patches of 224 px: notebook 02 splits them
     write_caption_files(root / "captions_only", 60, rng)
     atomic_write_text(root / MARKER, "# A synthetic data root\n\nWritten by `rsdix.data.synthetic.write_synthetic_root` "
                       f"(seed {seed}): procedural class textures and template captions in the registry's layouts. "

@@ -235,7 +235,8 @@ def write_example_annotations(tilings: Sequence[Tiling], out_dir: str | os.PathL
                               n_captions: int = 5, size: tuple[int, int] = (224, 224)) -> tuple[Path, Path, list[str]]:
     """The caption-file format demo of notebook 02 (placeholder text, not data): for the first
     ``per_scene`` kept patches of every scene, ``n_captions`` captions saying they are examples;
-    the first two scenes' go to a CVAT XML export, the others' to a long caption CSV. Returns the
+    the first two scenes' go to a CVAT XML export, the others' to a long caption CSV (with one or two
+    scenes, the first half of the patches to CVAT, the rest to the CSV). Returns the
     two paths and the example patch file names."""
     out_dir = Path(out_dir)
     by_scene = {}
@@ -249,9 +250,15 @@ def write_example_annotations(tilings: Sequence[Tiling], out_dir: str | os.PathL
         return f"EXAMPLE caption {k + 1} of {len(example)} patches, format demo only, not a description ({name})"
 
     scenes = list(by_scene)
-    cvat_part = [CaptionRecord(n, "", [text(n, k) for k in range(n_captions)]) for s in scenes[:2] for n in by_scene[s]]
+    if len(scenes) > 2:
+        in_cvat = [n for s in scenes[:2] for n in by_scene[s]]
+    else:   # one or two scenes (a synthetic root): the patches split between the two formats
+        in_cvat = example[:max(1, len(example) // 2)]
+    in_csv = [n for n in example if n not in set(in_cvat)]
+    cvat_part = [CaptionRecord(n, "", [text(n, k) for k in range(n_captions)]) for n in in_cvat]
     cvat_file = write_cvat_xml(cvat_part, out_dir / "example_annotations_cvat.xml", sizes={n: size for n in example})
     csv_file = out_dir / "example_captions.csv"
     pd.DataFrame([{"filename": n, "caption": text(n, k), "annotator": "example"}
-                  for s in scenes[2:] for n in by_scene[s] for k in range(n_captions)]).to_csv(csv_file, index=False)
+                  for n in in_csv for k in range(n_captions)],
+                 columns=["filename", "caption", "annotator"]).to_csv(csv_file, index=False)
     return cvat_file, csv_file, example

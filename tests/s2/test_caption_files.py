@@ -88,3 +88,20 @@ def test_validation_reports(tmp_path):
         ("a river", sorted([recs[1].filename, recs[2].filename]))]
     with pytest.raises(ValueError):
         export_karpathy(assign_splits(recs), tmp_path / "x.json", expected=5)
+
+
+def test_example_annotations_fill_both_formats_from_one_scene(tmp_path):
+    """One scene (the synthetic root's): the CSV got no rows and reading it back failed ("no filename
+    column"); the patches now split between the CVAT export and the CSV."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from rsdix.s2.caption_files import read_annotations, write_example_annotations
+
+    table = pd.DataFrame({"filename": [f"p{i}.png" for i in range(4)], "status": "kept"})
+    tiling = SimpleNamespace(table=table, scene=SimpleNamespace(name="only"))
+    cvat, csv, example = write_example_annotations([tiling], tmp_path, per_scene=4)
+    got_cvat, got_csv = read_annotations(cvat), read_annotations(csv)
+    assert [r.filename for r in got_cvat] == ["p0.png", "p1.png"] and [r.filename for r in got_csv] == ["p2.png", "p3.png"]
+    assert example == [f"p{i}.png" for i in range(4)]
