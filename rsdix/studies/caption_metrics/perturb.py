@@ -251,11 +251,12 @@ def make_pairs(caption_sets: Sequence[CaptionSet], perturber: Perturber, n_image
     / changing), candidate. A perturbation that does not apply to a caption gives no row; the
     ``human`` candidate is another distinct caption of the same image (seeded; none for an image
     with one distinct caption); the ``unrelated`` candidate is the chosen caption of another
-    sampled image of a different class.
+    sampled image of a different class (of any other image when the set has no class information).
     """
     rows = []
     for cs in caption_sets:
         idx = subsample(cs, n_images, seed)
+        classless = len(set(cs.classes)) < 2   # no class information (one label for all): any other image
         originals = {}
         for i in idx:
             rng = seeded_rng(seed, cs.dataset, cs.filenames[i], "original")
@@ -272,8 +273,8 @@ def make_pairs(caption_sets: Sequence[CaptionSet], perturber: Perturber, n_image
                     others = [c for c in cs.captions[i] if c != orig]
                     cand = others[int(rng.integers(len(others)))] if others else None
                 elif kind == "unrelated":
-                    pool = [j for j in idx if j != i and (cs.classes[i] is None or cs.classes[j] != cs.classes[i])
-                            and originals[j] != orig]
+                    pool = [j for j in idx if j != i and (classless or cs.classes[i] is None
+                                                          or cs.classes[j] != cs.classes[i]) and originals[j] != orig]
                     cand = originals[pool[int(rng.integers(len(pool)))]] if pool else None
                 else:
                     cand = perturber.apply(kind, orig, rng)

@@ -175,3 +175,15 @@ def test_the_natural_paraphrase_is_another_reference_of_the_same_image(perturber
     assert set(human["image"]) == {0, 1, 2, 3, 4} and (human["group"] == "preserving").all()
     for row in human.itertuples():
         assert row.candidate in cs.captions[row.image] and row.candidate != row.original
+
+
+def test_a_set_with_one_class_label_for_all_still_gets_unrelated_captions(perturber):
+    """A caption-only set whose every image carries the same label (no class information) got no
+    ``unrelated`` rows, and the retention table then failed; any other image's caption now serves."""
+    import dataclasses
+
+    cs = toy_caption_set()
+    one = dataclasses.replace(cs, classes=["scene"] * len(cs))
+    pairs = make_pairs([one], perturber, None, seed=3, kinds=("identity", "unrelated"))
+    unrel = pairs[pairs.perturbation == "unrelated"]
+    assert len(unrel) == len(one) and (unrel.candidate != unrel.original).all()
