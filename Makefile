@@ -14,7 +14,7 @@ export RSDIX_DATA_ROOT := $(DATA_ROOT)
 export HF_HUB_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-slow test-all reproduce smoke lab bench gpu-check clean wordnet study
+.PHONY: help setup test test-slow test-all reproduce smoke lab bench gpu-check clean wordnet study spice kernel
 
 help:
 	@echo "make setup       virtual environment ($(VENV)) with torch and every dependency, rsdix editable, WordNet"
@@ -38,6 +38,10 @@ $(VENV)/.rsdix-installed: pyproject.toml .ci/constraints.txt $(VENV)/.torch-spec
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -c .ci/constraints.txt -e ".[offline,notebooks,dev]"
 	touch $@
+
+# SPICE's Stanford CoreNLP jars (~400 MB, needs internet once): captioning then reports SPICE
+spice: $(VENV)/.rsdix-installed
+	$(VENV)/bin/rsdix spice install
 
 # the notebooks' kernel, `rsdix` (their kernelspec names it): this venv's python, for Lab and papermill
 kernel: $(VENV)/share/jupyter/kernels/rsdix/kernel.json

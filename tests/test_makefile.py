@@ -37,6 +37,7 @@ def test_lab_runs_as_root_and_on_a_remote_box():
 
 def test_setup_installs_the_notebooks_kernel():
     assert "ipykernel install --sys-prefix --name rsdix" in _dry("kernel", "-B")
+    assert "rsdix spice install" in _dry("spice")   # SPICE's jars, on request (docs/paper.md)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")

@@ -41,7 +41,7 @@ import yaml
 
 from rsdix import config, log
 from rsdix.cli import data_commands, protocol_commands, zoo_commands
-from rsdix.errors import ConfigError, DataError, RsdixError
+from rsdix.errors import ConfigError, DataError, OfflineError, RsdixError
 from rsdix.paths import PROFILES, RunDirs, run_name, runs_dir
 from rsdix.utils import atomic_write_text, pick_device
 
@@ -322,6 +322,33 @@ def cmd_wordnet(args) -> int:
     return 0
 
 
+SPICE_URL = "http://nlp.stanford.edu/software/stanford-corenlp-full-2015-12-09.zip"
+
+
+def cmd_spice(args) -> int:
+    """``rsdix spice install|check``: SPICE's Stanford CoreNLP 3.6.0 jars (pycocoevalcap's own
+    downloader, ~400 MB, once), so captioning reports SPICE instead of leaving it out."""
+    import urllib.error  # stage import when the command runs
+
+    from pycocoevalcap.spice import get_stanford_models  # stage import when the command runs
+
+    from rsdix.captioning.pycoco import java_available, spice_available, spice_lib  # stage import
+
+    if args.action == "install" and not spice_available():
+        try:
+            get_stanford_models.get_stanford_models()
+        except (urllib.error.URLError, OSError) as exc:
+            raise OfflineError(f"SPICE jars: could not download {SPICE_URL} ({exc}); on a machine with internet "
+                               f"run `rsdix spice install`, or unzip stanford-corenlp-3.6.0.jar and "
+                               f"stanford-corenlp-3.6.0-models.jar from it into {spice_lib()}") from None
+    if spice_available():
+        print(f"SPICE ready: Stanford CoreNLP 3.6.0 jars in {spice_lib()}")
+        return 0
+    print(f"SPICE not available: " + ("Java missing" if not java_available() else
+                                      f"no Stanford CoreNLP 3.6.0 jars in {spice_lib()} (rsdix spice install)"))
+    return 1
+
+
 def cmd_results(args) -> int:
     """``rsdix results check|repair PATH``: a results table's damaged lines (docs/checks.md)."""
     from rsdix.results import check_table, repair_table  # stage import when the command runs
@@ -515,6 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check: list damaged lines (exit 1 if any); repair: keep the valid rows, move the rest aside")
     p.add_argument("path", help="the results table (CSV), e.g. runs/cpu/results.csv")
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("spice", help="SPICE's Stanford CoreNLP jars (captioning's SPICE column; needs internet once)")
+    p.add_argument("action", choices=["install", "check"], help="install: download them (~400 MB) unless present")
+    p.set_defaults(func=cmd_spice)
 
     p = sub.add_parser("wordnet", help="the offline WordNet (nltk format) the metric study needs")
     p.add_argument("action", choices=["install", "check"], help="install: build it from /usr/share/wordnet")

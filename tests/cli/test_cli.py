@@ -20,7 +20,7 @@ from rsdix.models import load_model, save_model
 from rsdix.paths import RunDirs
 from rsdix.errors import ConfigError
 
-COMMANDS = {"data", "train", "evaluate", "caption", "reproduce", "bench", "box-captions", "wordnet", "study", "results", "zoo", "export"}
+COMMANDS = {"data", "train", "evaluate", "caption", "reproduce", "bench", "box-captions", "wordnet", "study", "results", "zoo", "export", "spice"}
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
