@@ -206,6 +206,8 @@ def cmd_caption(args) -> int:
     from rsdix.results import append_results, read_results  # stage import when the command runs
 
     exp = config.load("captioning", args.config, overrides=args.overrides)
+    if args.images:
+        return caption_folder(args, exp)
     dataset = args.dataset or exp.datasets[0]
     name = args.label or Path(args.encoder.split("@")[0]).name
     encoder, _, pretrained = args.encoder.partition("@")
@@ -219,6 +221,50 @@ def cmd_caption(args) -> int:
     frame = frame[(frame["model"] == out["results"][0].model) & (frame["dataset"] == out["results"][0].dataset)]
     print(frame[["dataset", "task", "metric", "value"]].to_string(index=False))
     print(f"captions: {run_root / dataset / run.name / 'test_captions.csv'}; results: {table}")
+    return 0
+
+
+def caption_folder(args, exp) -> int:
+    """``rsdix caption --images DIR --captioner RUN --encoder ENC``: a trained captioner's captions for
+    every image of a folder of the user's own, written to ``captions.csv`` (filename, caption)."""
+    import pandas as pd  # stage import when the command runs
+
+    from rsdix.captioning.caption_data import image_embeddings  # stage import when the command runs
+    from rsdix.captioning.decoding import generate_captions  # stage import when the command runs
+    from rsdix.captioning.training import load_captioner  # stage import when the command runs
+    from rsdix.data.captions import CaptionRecord  # stage import when the command runs
+    from rsdix.data.images import IMAGE_EXTS  # stage import when the command runs
+
+    folder = Path(args.images)
+    if not folder.is_dir():
+        raise DataError(folder, "--images: folder not found")
+    files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise DataError(folder, f"--images: no image files ({', '.join(IMAGE_EXTS)})")
+    if not args.captioner:
+        raise ConfigError("--images needs --captioner RUN: a captioner run folder (rsdix caption prints it) "
+                          "or its captioner/ folder")
+    run = Path(args.captioner)
+    cap_dir = run / "captioner" if (run / "captioner" / "captioner.json").is_file() else run
+    device = pick_device(args.device)
+    captioner = load_captioner(cap_dir, device)
+    trained_encoder = cap_dir.parent / "encoder"   # an unfrozen run saved its trained encoder beside it
+    spec = str(trained_encoder) if (trained_encoder / "open_clip_config.json").is_file() else args.encoder
+    bundle = _load_model_spec(spec, args.device)[1]
+    if bundle.embed_dim != captioner.embed_dim:
+        raise ConfigError(f"--encoder {spec}: embedding width {bundle.embed_dim}, the captioner in {cap_dir} "
+                          f"expects {captioner.embed_dim}: give the encoder it was trained with")
+    decode = exp.train_config(True).decode
+    embeds = image_embeddings(bundle, [CaptionRecord(f, "images", []) for f in files], folder, decode.batch_size,
+                              desc="image embeddings")
+    captions = generate_captions(captioner, embeds, decode.method, decode.beam_size, decode.top_p,
+                                 decode.temperature, decode.max_len, decode.batch_size, args.seed)
+    out = Path(args.run_dir) if args.run_dir else runs_dir() / "caption" / "images" / folder.resolve().name
+    table = pd.DataFrame({"filename": files, "caption": captions})
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "captions.csv", table.to_csv(index=False))
+    print(table.to_string(index=False))
+    print(f"captions: {out / 'captions.csv'}")
     return 0
 
 
@@ -458,8 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"captioning config ({', '.join(config.config_names('captioning'))}) or a YAML path")
     p.add_argument("--dataset", default=None, help="caption dataset (default: the config's first)")
     p.add_argument("--unfrozen", action="store_true", help="train the encoder too (default: frozen)")
+    p.add_argument("--images", default=None,
+                   help="caption a folder of your own images with a trained captioner (--captioner) instead of training")
+    p.add_argument("--captioner", default=None,
+                   help="with --images: a captioner run folder (runs/caption/<dataset>/<run>) or its captioner/")
     p.add_argument("--label", default=None, help="name of the run (default: the encoder's folder name)")
-    p.add_argument("--run-dir", default=None, help="where captioners and captions go (default runs/caption)")
+    p.add_argument("--run-dir", default=None,
+                   help="where captioners and captions go (default runs/caption; --images: runs/caption/images/<folder>)")
     p.add_argument("--data-root", default=None, help="data root (default: $RSDIX_DATA_ROOT or ../shared/data)")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when present)")
