@@ -149,12 +149,19 @@ def default_run(config_name: str, cfg) -> tuple[Path, Path | None]:
     return dirs.run / "train" / name, dirs.models / name
 
 
-def _load_model_spec(spec: str, device: str | None, label: str | None = None):
-    """``(label, bundle, name)`` of a model spec (:func:`rsdix.evaluation.model_specs.parse_model_spec`)."""
+def _load_model_spec(spec: str, device: str | None, label: str | None = None, seed: int = 0):
+    """``(label, bundle, name)`` of a model spec (:func:`rsdix.evaluation.model_specs.parse_model_spec`).
+    A preset (random weights) is built after seeding with ``seed`` and, unless labelled, named
+    ``<preset>-random-weights-s<seed>`` in every row and table."""
     from rsdix.evaluation.model_specs import parse_model_spec  # stage import when the command runs
     from rsdix.models import load_model  # stage import when the command runs
+    from rsdix.models.presets import preset_configs  # stage import when the command runs
+    from rsdix.utils import seed_everything  # stage import when the command runs
 
     label, name, pretrained = parse_model_spec(spec, label)
+    if name in preset_configs() and pretrained is None:   # a preset: random weights, seeded so a rerun agrees
+        seed_everything(seed)
+        label = f"{label}-random-weights-s{seed}" if label == name else label   # unless the user named it
     return label, load_model(name, pretrained=pretrained, device=pick_device(device)), name
 
 
@@ -181,7 +188,7 @@ def cmd_evaluate(args) -> int:
         tasks = suite_tasks(args.suite, cfg, [t.partition(":")[0] for t in args.tasks or []])
         if args.suite != ["rsdix"] and not cfg.skip_missing:   # a published suite: run what is present
             cfg = dataclasses.replace(cfg, skip_missing=True)
-    label, bundle, model_path = _load_model_spec(args.model, args.device, args.label)
+    label, bundle, model_path = _load_model_spec(args.model, args.device, args.label, seed=args.seed)
     out = Path(args.out) if args.out else default_evaluate_dir(args.model, label)
     details: dict = {}
     trained_on = args.trained_on if args.trained_on is not None else training_sets(model_path)

@@ -97,3 +97,14 @@ def test_caption_a_folder_of_ones_own_images(tmp_path, capsys, monkeypatch):
     assert main(["caption", "--encoder", "rsdix-tiny", "--images", str(tmp_path / "nowhere"),
                  "--captioner", str(tmp_path / "run")]) == 2
     assert "--images: folder not found" in capsys.readouterr().err
+
+
+def test_a_preset_evaluated_is_seeded_and_labelled_random_weights():
+    """`rsdix evaluate rsdix-tiny` built new random weights on every call (two runs, two sets of
+    numbers) under a plain preset name; now they are seeded and every row says so."""
+    from rsdix.cli import _load_model_spec
+
+    (label_a, a, _), (label_b, b, _) = (_load_model_spec("rsdix-tiny", "cpu", seed=3) for _ in range(2))
+    assert a.fingerprint() == b.fingerprint() and label_a == label_b == "rsdix-tiny-random-weights-s3"
+    assert _load_model_spec("rsdix-tiny", "cpu", seed=4)[1].fingerprint() != a.fingerprint()
+    assert _load_model_spec("mine=rsdix-tiny", "cpu")[0] == "mine"
