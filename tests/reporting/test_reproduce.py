@@ -40,6 +40,7 @@ def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, cap
     monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
     monkeypatch.chdir(tmp_path)   # relative paths are the caller's, not the notebook folder's
     out = tmp_path / "fig"
+    (tmp_path / "data").mkdir()   # a missing root would get the synthetic one (test_synthetic.py)
     times = reproduce.run("smoke", data_root="data", out_dir="fig")
     assert list(times["status"]) == ["ran"]
     assert (out / "ran.txt").read_text() == f"smoke {tmp_path / 'data'}\n"   # parameters reached the notebook
