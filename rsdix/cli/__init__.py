@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import math
 import os
 import subprocess
@@ -40,10 +39,11 @@ from typing import Sequence
 import yaml
 
 from rsdix import config, log
-from rsdix.cli import data_commands, protocol_commands, zoo_commands
-from rsdix.errors import ConfigError, DataError, OfflineError, RsdixError
+from rsdix.cli import caption_commands, data_commands, install_commands, protocol_commands, zoo_commands
+from rsdix.cli.specs import default_evaluate_dir, model_from_spec
+from rsdix.errors import ConfigError, DataError, RsdixError
 from rsdix.paths import PROFILES, RunDirs, run_name, runs_dir
-from rsdix.utils import atomic_write_text, pick_device
+from rsdix.utils import atomic_write_text
 
 
 # ---------------------------------------------------------------- the commands
@@ -88,7 +88,7 @@ def cmd_leakage(args, names: list[str]) -> int:
     """``rsdix data leakage A [B ...]``: duplicate groups, exclusion list, counts per pair."""
     from rsdix.evaluation.leakage_audit import leakage_audit  # stage import when the command runs
 
-    bundle = _load_model_spec(args.model, args.device)[1] if args.model else None
+    bundle = model_from_spec(args.model, args.device)[1] if args.model else None
     audit = leakage_audit(names, args.root, bundle=bundle, threshold=args.threshold, max_bits=args.max_bits,
                           skip_missing=args.skip_missing)
     print(audit.summary())
@@ -149,32 +149,6 @@ def default_run(config_name: str, cfg) -> tuple[Path, Path | None]:
     return dirs.run / "train" / name, dirs.models / name
 
 
-def _load_model_spec(spec: str, device: str | None, label: str | None = None, seed: int = 0):
-    """``(label, bundle, name)`` of a model spec (:func:`rsdix.evaluation.model_specs.parse_model_spec`).
-    A preset (random weights) is built after seeding with ``seed`` and, unless labelled, named
-    ``<preset>-random-weights-s<seed>`` in every row and table."""
-    from rsdix.evaluation.model_specs import parse_model_spec  # stage import when the command runs
-    from rsdix.models import load_model  # stage import when the command runs
-    from rsdix.models.presets import preset_configs  # stage import when the command runs
-    from rsdix.utils import seed_everything  # stage import when the command runs
-
-    label, name, pretrained = parse_model_spec(spec, label)
-    if name in preset_configs() and pretrained is None:   # a preset: random weights, seeded so a rerun agrees
-        seed_everything(seed)
-        label = f"{label}-random-weights-s{seed}" if label == name else label   # unless the user named it
-    return label, load_model(name, pretrained=pretrained, device=pick_device(device)), name
-
-
-def default_evaluate_dir(spec: str, label: str) -> Path:
-    """``runs/evaluate/<label>``; for a model given as a path, the label plus a short hash of the
-    absolute path, so two model folders of the same name (``a/model``, ``b/model``) never share one."""
-    path = spec.partition("=")[2] if "=" in spec and not os.path.exists(spec) else spec
-    if not os.path.exists(path):
-        return runs_dir() / "evaluate" / label
-    digest = hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:8]
-    return runs_dir() / "evaluate" / f"{label}-{digest}"
-
-
 def cmd_evaluate(args) -> int:
     from rsdix.evaluation.model_specs import training_sets  # stage import when the command runs
     from rsdix.evaluation.suite import evaluate_model  # stage import when the command runs
@@ -188,7 +162,7 @@ def cmd_evaluate(args) -> int:
         tasks = suite_tasks(args.suite, cfg, [t.partition(":")[0] for t in args.tasks or []])
         if args.suite != ["rsdix"] and not cfg.skip_missing:   # a published suite: run what is present
             cfg = dataclasses.replace(cfg, skip_missing=True)
-    label, bundle, model_path = _load_model_spec(args.model, args.device, args.label, seed=args.seed)
+    label, bundle, model_path = model_from_spec(args.model, args.device, args.label, seed=args.seed)
     out = Path(args.out) if args.out else default_evaluate_dir(args.model, label)
     details: dict = {}
     trained_on = args.trained_on if args.trained_on is not None else training_sets(model_path)
@@ -205,73 +179,6 @@ def cmd_evaluate(args) -> int:
     stats = details["cache_stats"]
     print(f"{stats.images_encoded} images encoded, {stats.hits} feature reads from the cache")
     print(f"written {csv} and {md}")
-    return 0
-
-
-def cmd_caption(args) -> int:
-    from rsdix.captioning.experiment import CaptionRun, run_captioning  # stage import when the command runs
-    from rsdix.results import append_results, read_results  # stage import when the command runs
-
-    exp = config.load("captioning", args.config, overrides=args.overrides)
-    if args.images:
-        return caption_folder(args, exp)
-    dataset = args.dataset or exp.datasets[0]
-    name = args.label or Path(args.encoder.split("@")[0]).name
-    encoder, _, pretrained = args.encoder.partition("@")
-    run = CaptionRun(name, encoder, pretrained or None, frozen=not args.unfrozen)
-    run_root = Path(args.run_dir) if args.run_dir else runs_dir() / "caption"
-    out = run_captioning(run, exp, dataset, root=args.data_root, run_root=run_root, seed=args.seed,
-                         device=args.device)
-    table = run_root / "results.csv"
-    append_results(out["results"], table)
-    frame = read_results(table)
-    frame = frame[(frame["model"] == out["results"][0].model) & (frame["dataset"] == out["results"][0].dataset)]
-    print(frame[["dataset", "task", "metric", "value"]].to_string(index=False))
-    print(f"captions: {run_root / dataset / run.name / 'test_captions.csv'}; results: {table}")
-    return 0
-
-
-def caption_folder(args, exp) -> int:
-    """``rsdix caption --images DIR --captioner RUN --encoder ENC``: a trained captioner's captions for
-    every image of a folder of the user's own, written to ``captions.csv`` (filename, caption)."""
-    import pandas as pd  # stage import when the command runs
-
-    from rsdix.captioning.caption_data import image_embeddings  # stage import when the command runs
-    from rsdix.captioning.decoding import generate_captions  # stage import when the command runs
-    from rsdix.captioning.training import load_captioner  # stage import when the command runs
-    from rsdix.data.captions import CaptionRecord  # stage import when the command runs
-    from rsdix.data.images import IMAGE_EXTS  # stage import when the command runs
-
-    folder = Path(args.images)
-    if not folder.is_dir():
-        raise DataError(folder, "--images: folder not found")
-    files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise DataError(folder, f"--images: no image files ({', '.join(IMAGE_EXTS)})")
-    if not args.captioner:
-        raise ConfigError("--images needs --captioner RUN: a captioner run folder (rsdix caption prints it) "
-                          "or its captioner/ folder")
-    run = Path(args.captioner)
-    cap_dir = run / "captioner" if (run / "captioner" / "captioner.json").is_file() else run
-    device = pick_device(args.device)
-    captioner = load_captioner(cap_dir, device)
-    trained_encoder = cap_dir.parent / "encoder"   # an unfrozen run saved its trained encoder beside it
-    spec = str(trained_encoder) if (trained_encoder / "open_clip_config.json").is_file() else args.encoder
-    bundle = _load_model_spec(spec, args.device)[1]
-    if bundle.embed_dim != captioner.embed_dim:
-        raise ConfigError(f"--encoder {spec}: embedding width {bundle.embed_dim}, the captioner in {cap_dir} "
-                          f"expects {captioner.embed_dim}: give the encoder it was trained with")
-    decode = exp.train_config(True).decode
-    embeds = image_embeddings(bundle, [CaptionRecord(f, "images", []) for f in files], folder, decode.batch_size,
-                              desc="image embeddings")
-    captions = generate_captions(captioner, embeds, decode.method, decode.beam_size, decode.top_p,
-                                 decode.temperature, decode.max_len, decode.batch_size, args.seed)
-    out = Path(args.run_dir) if args.run_dir else runs_dir() / "caption" / "images" / folder.resolve().name
-    table = pd.DataFrame({"filename": files, "caption": captions})
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "captions.csv", table.to_csv(index=False))
-    print(table.to_string(index=False))
-    print(f"captions: {out / 'captions.csv'}")
     return 0
 
 
@@ -360,46 +267,6 @@ def cmd_box_captions(args) -> int:
                    args.split, args.min_area)
     print(f"wrote {path}")
     return 0
-
-
-def cmd_wordnet(args) -> int:
-    from rsdix.studies.caption_metrics import wordnet  # stage import when the command runs
-
-    if args.action == "install":
-        folder = wordnet.install(args.dest, args.source, force=args.force)
-        print(f"WordNet ready in {folder / 'corpora' / 'wordnet'}")
-        return 0
-    wn = wordnet.load_wordnet(args.dest)
-    lemmas = sorted({lemma.name() for s in wn.synsets("airplane") for lemma in s.lemmas()})
-    print(f"WordNet {wn.get_version()} OK in {wordnet.find_wordnet(args.dest)}; airplane -> {', '.join(lemmas)}")
-    return 0
-
-
-SPICE_URL = "http://nlp.stanford.edu/software/stanford-corenlp-full-2015-12-09.zip"
-
-
-def cmd_spice(args) -> int:
-    """``rsdix spice install|check``: SPICE's Stanford CoreNLP 3.6.0 jars (pycocoevalcap's own
-    downloader, ~400 MB, once), so captioning reports SPICE instead of leaving it out."""
-    import urllib.error  # stage import when the command runs
-
-    from pycocoevalcap.spice import get_stanford_models  # stage import when the command runs
-
-    from rsdix.captioning.pycoco import java_available, spice_available, spice_lib  # stage import
-
-    if args.action == "install" and not spice_available():
-        try:
-            get_stanford_models.get_stanford_models()
-        except (urllib.error.URLError, OSError) as exc:
-            raise OfflineError(f"SPICE jars: could not download {SPICE_URL} ({exc}); on a machine with internet "
-                               f"run `rsdix spice install`, or unzip stanford-corenlp-3.6.0.jar and "
-                               f"stanford-corenlp-3.6.0-models.jar from it into {spice_lib()}") from None
-    if spice_available():
-        print(f"SPICE ready: Stanford CoreNLP 3.6.0 jars in {spice_lib()}")
-        return 0
-    print(f"SPICE not available: " + ("Java missing" if not java_available() else
-                                      f"no Stanford CoreNLP 3.6.0 jars in {spice_lib()} (rsdix spice install)"))
-    return 1
 
 
 def cmd_results(args) -> int:
@@ -522,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda when present)")
     _overrides(p, "train.loop.steps=200")
-    p.set_defaults(func=cmd_caption)
+    p.set_defaults(func=caption_commands.cmd_caption)
 
     p = sub.add_parser("reproduce", help="run notebooks 01-06 through papermill; tables, figures, RESULTS.md")
     p.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="settings of every notebook")
@@ -603,14 +470,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("spice", help="SPICE's Stanford CoreNLP jars (captioning's SPICE column; needs internet once)")
     p.add_argument("action", choices=["install", "check"], help="install: download them (~400 MB) unless present")
-    p.set_defaults(func=cmd_spice)
+    p.set_defaults(func=install_commands.cmd_spice)
 
     p = sub.add_parser("wordnet", help="the offline WordNet (nltk format) the metric study needs")
     p.add_argument("action", choices=["install", "check"], help="install: build it from /usr/share/wordnet")
     p.add_argument("--dest", default=None, help="nltk_data folder (default: <cache>/nltk_data)")
     p.add_argument("--source", default=None, help="WordNet dict folder (default /usr/share/wordnet)")
     p.add_argument("--force", action="store_true", help="rebuild even when complete")
-    p.set_defaults(func=cmd_wordnet)
+    p.set_defaults(func=install_commands.cmd_wordnet)
     return parser
 
 

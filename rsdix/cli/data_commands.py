@@ -36,7 +36,6 @@ def cmd_plan(args) -> int:
     present = set(registry.available(root)) if root.is_dir() else set()
     missing = 0
     for name in (n for n in needed_datasets(profile) if n in registry.REGISTRY):
-        info = registry.get_info(name)
         if name in present:
             print(f"  present  {name:20s} {registry.layout(name, root)}")
         else:

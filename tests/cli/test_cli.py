@@ -178,3 +178,21 @@ def test_overrides_may_come_anywhere_after_the_command():
         parse_args(["train", "--config", "smoke", "--no-such-flag"])
     with pytest.raises(SystemExit):
         parse_args(["bench", "a=b"])                        # bench takes no overrides
+
+
+def test_reproduce_passes_notebook_parameters(monkeypatch, tmp_path):
+    """``rsdix reproduce -p extra_models=[...]`` reaches the notebooks as a parameter (read as YAML);
+    the four parameters every notebook has are refused there (their own flags give them)."""
+    import pytest
+
+    from rsdix.errors import ConfigError
+    from rsdix.reporting import reproduce
+
+    real_run, seen = reproduce.run, {}
+    monkeypatch.setattr(reproduce, "run", lambda *a, **k: seen.update(k))
+    assert main(["reproduce", "--profile", "smoke", "-p", "extra_models=[a=ViT-B-32@x.pt, b]", "-p", "n=3"]) == 0
+    assert seen["parameters"] == {"extra_models": ["a=ViT-B-32@x.pt", "b"], "n": 3}
+    assert main(["reproduce", "-p", "nonsense"]) == 2
+    monkeypatch.setenv("RSDIX_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(ConfigError, match=r"\['seed'\]: given by --profile/--data-root/--seed/--out-dir"):
+        real_run("smoke", data_root=str(tmp_path), parameters={"seed": 1})
