@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make setup       virtual environment ($(VENV)) with torch and every dependency, rsdix editable, WordNet"
 	@echo "make test        the test suite without the slow tests (minutes; real-data tests use DATA_ROOT=$(DATA_ROOT))"
-	@echo "make test-slow   the slow tests (multi-process launches, dry-run pieces, the smoke study); CI runs both"
+	@echo "make test-slow   the slow tests (multi-process launches, dry-run pieces, the smoke study); CI runs both; make test-all adds the heavy ones"
 	@echo "make reproduce   run notebooks 01-06 through papermill (PROFILE=cpu|paper|smoke; DRY_RUN=1: offline stand-ins)"
 	@echo "make smoke       make reproduce PROFILE=smoke (minutes; what CI runs)"
 	@echo "make lab         JupyterLab at the repository, opening notebooks/ (REMOTE=1 PORT=8888: localhost + SSH tunnel line)"
@@ -61,7 +61,7 @@ test: $(VENV)/.rsdix-installed
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.rsdix-installed
-	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest -m "slow and not heavy" $(PYTEST_ARGS)
 
 test-all: $(VENV)/.rsdix-installed
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -172,6 +172,7 @@ def test_paper_study_config_loads_with_the_dry_run_caps(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy   # ~5-13 CPU minutes: `make test-all` (CI's 30 minutes leave it out)
 def test_paper_study_runs_on_the_standins(data_root, tmp_path):
     """The paper design end to end, offline, on the dry run's stand-ins (random-weight ViT-B/32 in OpenAI's hub
     layout, stand-in RSICD / RSITMD, linked UCM) under the dry run's caps: lr grid, curves, lengths from the
