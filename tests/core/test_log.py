@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import rsdix.cli as cli
+from rsdix.cli import install_commands
 from rsdix import log
 
 
@@ -83,7 +84,7 @@ def test_cli_quiet_and_verbose(flag, shown, hidden, monkeypatch, capsys, fresh_r
         seen["env"] = log.level_from_env()
         return 0
 
-    monkeypatch.setattr(cli, "cmd_wordnet", fake_command)
+    monkeypatch.setattr(install_commands, "cmd_wordnet", fake_command)
     monkeypatch.delenv(log.LEVEL_ENV, raising=False)
     assert cli.main([*flag, "wordnet", "check"]) == 0
     err = capsys.readouterr().err
