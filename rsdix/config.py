@@ -169,7 +169,10 @@ def read_yaml(path: str | os.PathLike) -> dict:
     base = data.pop("base", None)
     if base:
         merged = read_yaml((path.parent / base) if not Path(base).is_absolute() else base)
+        inherited = merged.get(DEPARTURES, []) if isinstance(merged.get(DEPARTURES), list) else []
         merged = deep_update(merged, data)
+        if inherited and isinstance(data.get(DEPARTURES), list):   # a config's departures add to its base's
+            merged[DEPARTURES] = inherited + [d for d in data[DEPARTURES] if d not in inherited]
         return merged
     return data
 
@@ -298,7 +301,8 @@ def _coerce(hint, value, where: str, key: str):
 
 
 def load_config(cls: type[T], source: str | os.PathLike | dict | None = None, **overrides: Any) -> T:
-    """Load dataclass ``cls`` from a YAML path or dict, then apply keyword overrides."""
+    """Load dataclass ``cls`` from a YAML path or dict, then apply keyword overrides. A
+    ``departures:`` list (see :func:`departures`) is checked against ``cls`` and set aside."""
     if source is None:
         data, where = {}, cls.__name__
     elif isinstance(source, dict):
@@ -306,7 +310,51 @@ def load_config(cls: type[T], source: str | os.PathLike | dict | None = None, **
     else:
         data, where = read_yaml(source), str(source)
     data = deep_update(data, overrides)
+    check_departures(cls, data.pop(DEPARTURES, None) or [], where)
     return from_dict(cls, data, where)
+
+
+# A paper config's flagged departures from the published recipe (../shared/docs/METHODS.md):
+#   departures:
+#     - {key: data.datasets, published: "...", ours: "...", why: "..."}
+# ``key`` is a dotted key of the config (or ``-`` for what no key holds, such as a run no notebook
+# makes); docs/paper.md section 8 lists every one (tests/test_config.py checks both).
+DEPARTURES = "departures"
+DEPARTURE_FIELDS = ("key", "published", "ours", "why")
+
+
+def check_departures(cls, entries, where: str) -> list[dict]:
+    """``entries`` as a list of departures, each naming a real key of ``cls``; a malformed one is
+    one ConfigError naming the file and the entry."""
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where}: {DEPARTURES}: expected a list of mappings, got {entries!r}")
+    for i, entry in enumerate(entries):
+        at = f"{where}: {DEPARTURES}[{i}]"
+        if not isinstance(entry, dict) or set(entry) - set(DEPARTURE_FIELDS) or \
+                any(not isinstance(entry.get(k), str) or not entry.get(k).strip() for k in DEPARTURE_FIELDS):
+            raise ConfigError(f"{at}: expected a mapping with text for each of {list(DEPARTURE_FIELDS)}, got {entry!r}")
+        if entry["key"] != "-" and not _has_key(cls, entry["key"]):
+            raise ConfigError(f"{at}: key {entry['key']!r} is not a key of {cls.__name__}")
+    return entries
+
+
+def _has_key(cls, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(cls):
+            return False
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields:
+            return False
+        hint = typing.get_type_hints(cls).get(part)
+        cls = hint if dataclasses.is_dataclass(hint) else None
+    return True
+
+
+def departures(area: str, profile_or_path: str | os.PathLike = "paper") -> list[dict]:
+    """The departures a config file flags (its base's included), checked: one dict per departure."""
+    area = current_area(area)
+    path = config_path(area, profile_or_path)
+    return check_departures(config_class(area), read_yaml(path).get(DEPARTURES) or [], str(path))
 
 
 def to_dict(cfg) -> dict:

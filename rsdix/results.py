@@ -136,7 +136,7 @@ def table_lock(path: Path):
                               f"(lock file {lock}; delete it if no rsdix process runs)") from exc
 
 
-ROW_KEY = ["model", "dataset", "task", "metric", "seed", "split"]
+ROW_KEY = ["model", "dataset", "task", "metric", "seed", "split", "protocol"]   # protocol: blank where absent
 
 
 def _key_text(value) -> str:
@@ -150,7 +150,7 @@ def _key_text(value) -> str:
 def _row_keys(frame: pd.DataFrame) -> pd.Series:
     """One string per row from :data:`ROW_KEY`, the same for a row before and after a CSV round
     trip (blank = None = NaN; 0.0 = 0)."""
-    return frame[ROW_KEY].apply(lambda row: "|".join(_key_text(v) for v in row), axis=1)
+    return frame.reindex(columns=ROW_KEY).apply(lambda row: "|".join(_key_text(v) for v in row), axis=1)
 
 
 def append_results(rows: Iterable[Result | dict], path: str | os.PathLike,
@@ -158,7 +158,7 @@ def append_results(rows: Iterable[Result | dict], path: str | os.PathLike,
     """Append rows to the CSV results table at ``path`` (created if absent).
 
     With ``replace`` (default), earlier rows with the same (model, dataset, task,
-    metric, seed, split) are replaced, so rerunning a notebook does not duplicate rows.
+    metric, seed, split, protocol) are replaced, so rerunning a notebook does not duplicate rows.
     A damaged table (:func:`check_table` finds a problem) is refused, naming the file and the
     line, and nothing is written. Returns the whole table.
     """
@@ -455,16 +455,19 @@ def summarise(results: pd.DataFrame, by=("model", "dataset", "task", "metric", "
     """Mean, std and count over seeds, with a Student-t 95% CI of the mean; for a single seed,
     the row's own CI (``ci_low``/``ci_high``, e.g. a bootstrap interval) when it has one.
 
-    Run names that differ only in their seed suffix (``_s0``, ``_s1``) are pooled. Columns in
+    Run names that differ only in their seed suffix (``_s0``, ``_s1``) are pooled; rows under
+    different evaluation protocols (column ``protocol``, where present) never are. Columns in
     ``keep`` (e.g. ``section``) come along: the first non-blank value of each group. A NaN or
     infinite ``value`` is an error naming how many rows (a mean/CI over it would be wrong).
     """
     require_finite(results["value"].to_numpy(dtype=float), "results summary", "result values")
     results = results.assign(model=results["model"].map(method_name),
                              **{c: results[c].mask(results[c].eq("")) for c in keep if c in results})
-    if "split" in by:
-        results = results.assign(split=results["split"].fillna(""))
-    grouped = results.groupby(list(by), dropna=False)
+    by = list(by) + (["protocol"] if "protocol" in results and "protocol" not in by else [])
+    for col in ("split", "protocol"):
+        if col in by:
+            results = results.assign(**{col: results[col].fillna("")})
+    grouped = results.groupby(by, dropna=False)
     out = grouped["value"].agg(["mean", "std", "count"]).reset_index()
     tcrit = stats.t.ppf(0.975, (out["count"] - 1).clip(lower=1))
     half = tcrit * out["std"] / out["count"].clip(lower=1) ** 0.5

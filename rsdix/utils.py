@@ -161,6 +161,16 @@ def torch_save_atomic(obj, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks: the one file hash of the package
+    (provenance, split manifests, zoo downloads, stand-in blobs)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def stable_hash(obj, n: int = 12) -> str:
     """A short, stable hash of a JSON-able object (config dicts, file lists)."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()

@@ -20,6 +20,7 @@ from typing import Sequence
 import pandas as pd
 
 from rsdix.errors import DataError
+from rsdix import utils
 from rsdix.utils import atomic_write_text
 
 COLUMNS = ["path", "label", "sha256", "bytes"]
@@ -28,11 +29,7 @@ HASH_KEY = "manifest_sha256"
 
 @lru_cache(maxsize=200_000)
 def _digest(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return utils.file_sha256(path)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

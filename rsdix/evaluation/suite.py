@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal, Sequence
 
 import numpy as np
@@ -36,6 +36,7 @@ from rsdix.evaluation.retrieval import retrieval
 from rsdix.evaluation.split_manifest import caption_manifest, classification_manifest, zero_shot_selection
 from rsdix.evaluation.templates import TEMPLATE_SETS
 from rsdix.evaluation.zero_shot import zero_shot
+from rsdix.models.bundle import backbone_label
 from rsdix.models.features import FeatureCache, encode_images, encode_images_many
 from rsdix.paths import cache_dir, data_root as resolve_root
 from rsdix.results import Result, append_results
@@ -56,6 +57,10 @@ class EvalConfig:
     # set, class names, ensemble, retrieval convention, probe split; "rsdix" keeps `templates` and the
     # seeded split below. Every row names it (column `protocol`); `rsdix evaluate --protocol all` runs each
     protocol: str = option("rsdix", choices=tuple(protocols()))
+    # the papers' protocols the published numbers were made with: notebook 05 runs zero-shot and
+    # retrieval again under each (evaluate_published_protocols), so a published number is compared
+    # under its own protocol (rsdix.evaluation.published.published_pairs)
+    published_protocols: list[str] = field(default_factory=list)
     retrieval_split: Split = "test"
     counting_split: Split = "test"
     # seeded split for sets without an official one: this fraction of each class trains (0 < f < 1)
@@ -106,6 +111,9 @@ class EvalConfig:
                 raise ConfigError(f"split_from: {name}: {source!r} must read 'caption_set:split'")
         for spec in self.baselines:
             parse_model_spec(spec)
+        unknown = [p for p in self.published_protocols if p not in protocols()]
+        if unknown:
+            raise ConfigError(f"published_protocols: unknown protocol(s) {unknown}; known: {list(protocols())}")
 
 
 def load_eval_config(profile: str = "cpu", **overrides) -> EvalConfig:
@@ -157,7 +165,8 @@ class EvalRun:
         for metric, value in metrics.items():
             self.rows.append(Result(self.model_name, info.title, task, metric, float(value), seed=self.seed,
                                     split=split, n=n, profile=self.profile, note=note, manifest=manifest,
-                                    extra={"protocol": self.config.protocol, "caveat": caveat}))
+                                    extra={"protocol": self.config.protocol, "caveat": caveat,
+                                           "backbone": backbone_label(getattr(self.bundle, "name", ""))}))
 
     @property
     def root(self):
@@ -472,3 +481,27 @@ def evaluate_models(bundles: dict, seeds: dict[str, int], dirs=None, config: Eva
         timings.append({"model": label, "seconds": round(time.time() - start, 1),
                         "images_encoded": cache.stats.images_encoded - before})
     return pd.concat(rows, ignore_index=True), details, pd.DataFrame(timings)
+
+
+PUBLISHED_TASKS = ("zero-shot", "retrieval")   # the tasks the papers' published numbers are on
+
+
+def evaluate_published_protocols(bundles: dict, seeds: dict[str, int], dirs=None, config: EvalConfig | None = None,
+                                 data_root: str | os.PathLike | None = None, cache: FeatureCache | None = None,
+                                 trained_on: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """Zero-shot and retrieval of every model again under each of ``config.published_protocols``
+    (images read from ``cache``: nothing is encoded twice), rows naming their protocol and appended
+    to ``dirs.results``; an empty frame when the config lists none."""
+    config = config or EvalConfig()
+    cache = cache if cache is not None else FeatureCache()
+    frames = []
+    for name in config.published_protocols:
+        if name == config.protocol:
+            continue
+        cfg = replace(config, protocol=name)
+        for label, bundle in bundles.items():
+            frames.append(evaluate_model(bundle, list(PUBLISHED_TASKS), dirs=dirs, seed=seeds[label], model_name=label,
+                                         config=cfg, data_root=data_root, cache=cache,
+                                         trained_on=(trained_on or {}).get(label, ())))
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -4,6 +4,7 @@ warning that says nothing about this model)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,12 +35,24 @@ class ModelBundle:
         return size if isinstance(size, int) else size[0]
 
     @property
+    def backbone(self) -> str:
+        """The architecture as the papers write it (:func:`backbone_label`): ``ViT-B/32``."""
+        return backbone_label(self.name)
+
+    @property
     def embed_dim(self) -> int:
         return int(self.model_config.get("embed_dim", 512))
 
     def fingerprint(self) -> str:
         """The weights' checksum (:func:`model_fingerprint`), computed again only after a weight changed."""
         return versioned_fingerprint(self.model)
+
+
+def backbone_label(name: str) -> str:
+    """An open_clip architecture as the papers write it: ``ViT-B-32`` / ``ViT-B-32-quickgelu`` ->
+    ``ViT-B/32``; other names as they are (``RN50``, ``rsdix-cnn``)."""
+    m = re.match(r"^(ViT-[A-Za-z]+)-(\d+)", str(name))
+    return f"{m.group(1)}/{m.group(2)}" if m else str(name)
 
 
 def minilm_pooler_report(text: str) -> bool:

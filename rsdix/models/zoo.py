@@ -12,7 +12,6 @@ internet and, offline, says in one line the URL and the exact path to put it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import tempfile
@@ -35,7 +34,7 @@ from rsdix.models.bundle import ModelBundle, quiet_loading
 from rsdix.models.export import CLIP_MEAN, CLIP_STD, hf_to_open_clip
 from rsdix.models.formats import load_checkpoint_file, load_hf_bundle, match_problem, read_state_dict
 from rsdix.paths import weights_root
-from rsdix.utils import hub_reachable
+from rsdix.utils import file_sha256, hub_reachable
 
 ZOO_FILE = Path(__file__).resolve().parent / "zoo.yaml"
 FORMATS = ("state_dict", "training_checkpoint", "safetensors", "transformers", "open_clip_hub",
@@ -218,12 +217,6 @@ def list_line(entry: ZooEntry, root: str | Path | None = None) -> str:
     return f"{entry.name:26s} {entry.arch:26s} {entry.format:19s} {size:>8s} {mark:7s} {entry.where}"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def how_to_get(entry: ZooEntry, dest: Path) -> str:
@@ -253,7 +246,7 @@ def fetch(name: str, root: str | Path | None = None, force: bool = False) -> Pat
         _fetch_hub(entry, dest)
     else:
         _fetch_url(entry, dest)
-    if entry.sha256 and dest.is_file() and sha256_file(dest) != entry.sha256:
+    if entry.sha256 and dest.is_file() and file_sha256(dest) != entry.sha256:
         bad = dest.with_suffix(dest.suffix + ".bad")
         dest.rename(bad)
         raise DataError(bad, f"SHA-256 differs from the zoo's {entry.sha256[:12]}...: not the published file")

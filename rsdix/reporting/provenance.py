@@ -43,7 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rsdix.paths import cache_dir, repo_root
-from rsdix.utils import atomic_write_text
+from rsdix.utils import atomic_write_text, file_sha256
 
 MANIFEST = "MANIFEST.json"
 OUTPUTS = "outputs.json"          # in the run folder: the files each notebook wrote when it last ran
@@ -90,12 +90,6 @@ def notebook_hashes(notebooks: list[Path]) -> dict[str, str]:
     return {nb.name: hashlib.sha256(notebook_source(nb).encode()).hexdigest() for nb in notebooks}
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def data_hashes(root: str | os.PathLike | None) -> dict[str, str]:

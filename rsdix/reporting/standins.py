@@ -34,7 +34,7 @@ import torch
 from safetensors.torch import save_file
 
 from rsdix.log import quiet_messages, starts_with
-from rsdix.utils import atomic_path
+from rsdix.utils import atomic_path, file_sha256
 
 OPENCLIP_WEIGHTS = "open_clip_model.safetensors"   # what open_clip asks the hub for first
 GPT2_REPO = "gpt2"
@@ -61,7 +61,7 @@ def add_to_hub_cache(hub: str | os.PathLike, repo_id: str, files: dict[str, Path
     (folder / "blobs").mkdir(parents=True, exist_ok=True)
     snapshot.mkdir(parents=True, exist_ok=True)
     for filename, src in files.items():
-        digest = _sha256(src)
+        digest = file_sha256(src)
         blob = folder / "blobs" / digest
         if not blob.exists():
             shutil.copyfile(src, blob)
@@ -74,12 +74,6 @@ def add_to_hub_cache(hub: str | os.PathLike, repo_id: str, files: dict[str, Path
     return snapshot
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def openai_hub_entry(arch: str) -> tuple[str, str]:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import math
+import re
 
 import pytest
 import yaml
@@ -174,3 +176,41 @@ def _overrides_load_or_refused(items):
 @pytest.mark.parametrize("n", SIZES)
 def test_property_overrides_load_or_one_config_error_naming_the_override(n):
     run(_overrides_load_or_refused, n, ITEMS)
+
+
+# ---------------------------------------------------------------- issue 31: flagged departures
+PAPER_CONFIGS = sorted((p.parent.name, p.stem) for p in config.CONFIG_DIR.glob("*/paper*.yaml"))
+
+
+@pytest.mark.parametrize("area,profile", PAPER_CONFIGS)
+def test_every_paper_departure_names_a_real_key_and_is_listed_in_docs_paper(area, profile):
+    """Each departure a paper config flags names a key of that config (or '-') and appears in
+    docs/paper.md section 8 by its key and config file."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "paper.md").read_text()
+    section = docs[docs.index("## 8."):]
+    for d in config.departures(area, profile):
+        assert set(d) <= set(config.DEPARTURE_FIELDS) and d["published"] and d["ours"]
+        if d["key"] != "-":   # a departure a config inherits is listed under its base (train/paper.yaml)
+            assert re.search(rf"`{area}/paper\w*\.yaml` `{re.escape(d['key'])}`", section), (area, profile, d["key"])
+
+
+def test_the_paper_configs_flag_the_departures_issue_31_names():
+    keys = {(a, d["key"]) for a, p in PAPER_CONFIGS if p == "paper" for d in config.departures(a, p)}
+    assert {("train", "data.datasets"), ("train", "data.augment"), ("train", "loop.warmup_steps"),
+            ("train", "loop.grad_clip"), ("methods", "methods"), ("captioning", "unfrozen")} <= keys
+
+
+def test_a_departure_naming_no_key_of_the_config_is_one_error_naming_file_and_entry(tmp_path):
+    bad = tmp_path / "paper.yaml"
+    bad.write_text("model: ViT-B-32\ndepartures:\n  - {key: loop.warmup, published: a, ours: b, why: c}\n")
+    with pytest.raises(ConfigError, match=r"paper.yaml: departures\[0\]: key 'loop.warmup' is not a key of"):
+        config.load("train", bad)
+    bad.write_text("model: ViT-B-32\ndepartures:\n  - {key: epochs, published: a}\n")
+    with pytest.raises(ConfigError, match=r"departures\[0\]: expected a mapping with text for each of"):
+        config.load("train", bad)
+
+
+def test_departures_add_to_the_base_configs(tmp_path):
+    base = {d["key"] for d in config.departures("train", "paper")}
+    l14 = {d["key"] for d in config.departures("train", "paper_l14")}
+    assert base < l14 and "loop.grad_checkpointing" in l14

@@ -38,11 +38,12 @@ def test_quick_check_reports_what_the_evaluation_suite_reports(tmp_path, ucm_roo
     torch.testing.assert_close(check.zero_shot_scores(tiny_bundle), torch.as_tensor(zs.scores).float(),
                                rtol=1e-4, atol=1e-5)  # same prompts, same class embeddings
 
-    # the paper profile scores zero-shot with rs+clip (26 prompts): notebook 03 passes that set
-    # (eval_templates); on the old code the check always used "rs" and 05's row replaced 03's
-    assert eval_templates(load_eval_config("paper")) == "rs+clip"
+    # the paper profile scores zero-shot under RSDiX's protocol (its one template, set "rsdix"):
+    # notebook 03 passes that set (eval_templates); the check must not fall back to "rs"
+    assert eval_templates(load_eval_config("paper")) == "rsdix"
+    assert eval_templates(load_eval_config("paper", protocol="rsdix", templates="rs+clip")) == "rs+clip"
     clip_check = QuickCheck(tiny_bundle, tmp_path, templates=eval_templates(load_eval_config("paper")))
-    zs_clip = zero_shot(tiny_bundle, load_classification("whu_rs19", tmp_path), templates="rs+clip")
+    zs_clip = zero_shot(tiny_bundle, load_classification("whu_rs19", tmp_path), templates="rsdix")
     torch.testing.assert_close(clip_check.zero_shot_scores(tiny_bundle), torch.as_tensor(zs_clip.scores).float(),
                                rtol=1e-4, atol=1e-5)
 
