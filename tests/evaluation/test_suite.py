@@ -153,3 +153,28 @@ def test_a_row_on_a_subsample_never_shares_its_key_with_the_whole_split(caption_
     n_cls = len(load_classification("toy_cls", tmp_path))
     assert splits["capped"] == {"zero-shot": f"all: 3 of {n_cls}", "retrieval": "train: 2 of 3",
                                 "counting": "all: 2 of 4"}
+
+
+def test_published_protocols_add_rows_that_name_their_protocol_and_replace_none(caption_file, class_folder, tmp_path,
+                                                                                 monkeypatch):
+    """Issue 31: notebook 05's second pass under the papers' protocols; the results table keeps the
+    rows of each protocol (the row key includes it; on the old key the second pass replaced the first)."""
+    from rsdix.evaluation.suite import evaluate_published_protocols
+    monkeypatch.setitem(REGISTRY, "toy_cls", DatasetInfo("toy_cls", "Toy", "classification", "folders",
+                                                         class_folder.name))
+    monkeypatch.setitem(REGISTRY, "toy_caps", DatasetInfo("toy_caps", "Toy", "captions", "karpathy",
+                                                          caption_file.parent.name, caption_file.name))
+    dirs = RunDirs("smoke", run_dir=tmp_path / "run")
+    cfg = EvalConfig(zero_shot=["toy_cls"], retrieval=["toy_caps"], probe=[], counting=[], retrieval_split="train",
+                     published_protocols=["rsdix_paper", "rsdix"])
+    bundle, cache = dict_bundle(), FeatureCache(tmp_path / "features")
+    first = evaluate_model(bundle, ["zero-shot", "retrieval"], dirs=dirs, model_name="toy_s0", config=cfg,
+                           data_root=tmp_path, cache=cache)
+    more = evaluate_published_protocols({"toy_s0": bundle}, {"toy_s0": 0}, dirs, cfg, tmp_path, cache)
+    assert set(more["protocol"]) == {"rsdix_paper"}        # the config's own protocol is not run twice
+    assert set(more["task"]) == {"zero-shot", "retrieval"} and (more["backbone"] == "dict").all()
+    stored = pd.read_csv(dirs.results)
+    assert len(stored) == len(first) + len(more)
+    assert set(stored["protocol"]) == {"rsdix", "rsdix_paper"}
+    with pytest.raises(ConfigError, match="published_protocols: unknown protocol"):
+        load_eval_config("smoke", published_protocols=["nope"])
