@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from rsdix.evaluation.published import published_pairs
 from rsdix.paths import RunDirs, figures_dir, repo_root
 from rsdix.reporting.provenance import git_commit
 from rsdix.reporting.tables import (BASELINE, README_COLUMNS, compact_markdown, paired_table, published_reference,
@@ -107,6 +108,7 @@ def results_markdown(results: pd.DataFrame, profile: str, source: str, times: pd
                       "", paired.to_markdown(index=False), ""]
         for heading, table in published_reference(summary):
             lines += [f"### {heading}", "", table.to_markdown(index=False), ""]
+        lines += like_for_like(results)
         full = summary.assign(seeds=summary["count"])[FULL_COLUMNS]
         lines += ["## All rows", "",
                   f"Every metric, split and dataset of the {len(results)} rows, pooled over seeds; the tidy rows: "
@@ -125,6 +127,36 @@ def results_markdown(results: pd.DataFrame, profile: str, source: str, times: pd
                       f"this invocation: {times['seconds'].sum() / 60:.1f} min.", ""]
     lines += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()] + [""]
     return "\n".join(_wrapped(line) for line in lines)
+
+
+PAIR_SHOWN = ["dataset", "task", "metric", "model", "ours", "our_protocol", "our_split", "our_backbone",
+              "published_model", "published", "their_protocol", "their_split", "their_backbone"]
+
+
+def like_for_like(results: pd.DataFrame) -> list[str]:
+    """The section of ``RESULTS.md`` that puts a published number beside ours: only the pairs
+    with the same dataset release, split, protocol and backbone (:func:`published_pairs`), with
+    the protocol, split and backbone of both sides; every other pair is left out and counted by
+    its first reason."""
+    pairs = published_pairs(results[results["task"].isin(["zero-shot", "retrieval"])]) \
+        if "task" in results else pd.DataFrame()
+    lines = ["## Published numbers beside ours (like for like)", "",
+             "A published number stands beside ours only where dataset release, split, evaluation protocol "
+             "(templates, test images, class names; `rsdix/evaluation/protocols/protocols.yaml`) and backbone "
+             "match and neither side is in-domain (`rsdix.evaluation.published.published_pairs`).", ""]
+    if not len(pairs):
+        return lines + ["No zero-shot or retrieval row of this run has a published number on its dataset.", ""]
+    same = pairs[pairs["comparable"] == "yes"]
+    lines += [same[PAIR_SHOWN].to_markdown(index=False, floatfmt=".2f") if len(same) else
+              "No pair matches: none of this run's numbers can be read beside a published one.", ""]
+    left = pairs[pairs["comparable"] != "yes"]
+    if len(left):
+        first = left["comparable"].str.removeprefix("no: ").str.split("; ").str[0].str.replace(r" \(.*", "", regex=True)
+        counts = first.value_counts()
+        lines += [f"Left out: {len(left)} of {len(pairs)} pairs, by their first reason: " +
+                  ", ".join(f"{reason} ({n})" for reason, n in counts.items()) +
+                  ". Every pair with all its reasons: notebook 05's `05_*_published_pairs` tables.", ""]
+    return lines
 
 
 def _wrapped(line: str, width: int = 100) -> str:

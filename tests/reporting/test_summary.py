@@ -61,7 +61,8 @@ def test_results_md_is_headline_first_with_published_numbers_once_per_dataset(tm
     dirs = _run(tmp_path, monkeypatch, SMALL)
     text = open(write_results_summary(dirs)).read()
     sections = _sections(text)
-    assert list(sections) == ["Headline", "Published numbers (reference)", "All rows", "Environment"]
+    assert list(sections) == ["Headline", "Published numbers (reference)", "Published numbers beside ours (like for like)",
+                             "All rows", "Environment"]
     zero_shot = _table(sections["Headline"], "Zero-shot classification, top-1 % (notebook 05)")
     assert zero_shot[0] == ["model", "EuroSAT-MS", "WHU-RS19"]                  # columns = datasets
     rows = {r[0]: r[1:] for r in zero_shot[1:]}
@@ -207,3 +208,21 @@ def test_readme_headline_is_seeded_with_paired_differences_and_caveats(tmp_path,
     dirty = readme_block(frame, {"git_commit": "abc1234", "git_dirty": True})
     assert "commit abc1234 with uncommitted changes to rsdix/ or notebooks/" in " ".join(dirty.split())
     assert all(len(line) <= 100 for line in block.splitlines() if not line.startswith("|"))
+
+
+def test_results_md_puts_a_published_number_beside_ours_only_like_for_like():
+    """Issue 31: RESULTS.md showed published numbers matched on dataset/task/metric only; now the
+    pairs it shows carry protocol, split and backbone on both sides and match on each."""
+    from rsdix.reporting.summary import like_for_like
+    rows = pd.DataFrame([
+        dict(model="m_s0", dataset="UCM", task="retrieval", metric="mR", value=40.0, seed=0, split="test",
+             protocol="remoteclip", backbone="ViT-B/32", caveat=""),
+        dict(model="m_s0", dataset="UCM", task="retrieval", metric="mR", value=30.0, seed=0, split="test",
+             protocol="rsdix", backbone="ViT-B/32", caveat=""),
+        dict(model="m_s0", dataset="AID", task="zero-shot", metric="top1", value=20.0, seed=0, split="all",
+             protocol="rsdix_paper", backbone="rsdix-cnn", caveat="")])
+    text = "\n".join(like_for_like(rows))
+    shown = [line for line in text.splitlines() if line.startswith("| UCM") or line.startswith("| AID")]
+    assert shown and all("remoteclip" in line and "ViT-B/32" in line and "| test " in line for line in shown)
+    assert not any("30.00" in line for line in shown) and not any("AID" in line for line in shown)
+    assert "other protocol" in text and "other backbone" in text
