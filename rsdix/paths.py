@@ -71,6 +71,8 @@ PROFILES = ("smoke", "cpu", "paper")
 # notebooks' kernel; runs and figures then go to ``runs/<profile>-dry/`` and paper configs get the
 # caps of ``rsdix/configs/dry_run.yaml`` (rsdix.config.load)
 DRY_RUN_ENV = "RSDIX_DRY_RUN"
+# what a dry run's tables (a `dry_run` column on every row), figures and executed notebooks say
+DRY_RUN_MARK = "dry run: random weights, stand-in data"
 # where relative weights paths of configs (``checkpoints/RemoteCLIP-ViT-B-32.pt``) are resolved
 WEIGHTS_ROOT_ENV = "RSDIX_WEIGHTS_ROOT"
 

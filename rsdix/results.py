@@ -28,6 +28,7 @@ from scipy import stats
 
 from rsdix.data.registry import REGISTRY
 from rsdix.errors import DataError, require_finite
+from rsdix.paths import DRY_RUN_MARK, is_dry_run
 from rsdix.utils import atomic_path, remove_stale_temps
 
 COLUMNS = ["model", "dataset", "task", "metric", "value", "seed", "split", "n", "ci_low", "ci_high",
@@ -70,6 +71,8 @@ def _rows_to_frame(rows: Iterable[Result | dict]) -> pd.DataFrame:
         extra = rec.pop("extra", None) or {}
         rec.update(extra)
         rec.setdefault("source", os.environ.get(SOURCE_ENV, ""))
+        if is_dry_run():   # every row of a dry run says so (docs/paper.md section 7)
+            rec["dry_run"] = DRY_RUN_MARK
         records.append(_checked_row(rec))
     frame = pd.DataFrame.from_records(records)
     for col in COLUMNS:
@@ -428,8 +431,12 @@ def with_reference(results: pd.DataFrame, on=("dataset", "task", "metric"), refe
 
 def write_table(frame: pd.DataFrame, name: str, out_dir: str | os.PathLike,
                 floatfmt: str = ".4g") -> tuple[Path, Path]:
-    """Write ``frame`` as ``<name>.csv`` and ``<name>.md`` under ``out_dir``."""
+    """Write ``frame`` as ``<name>.csv`` and ``<name>.md`` under ``out_dir``; in a dry run every
+    row gets a first column ``dry_run`` saying so."""
     out_dir = Path(out_dir)
+    if is_dry_run():
+        frame = frame.drop(columns="dry_run", errors="ignore")
+        frame.insert(0, "dry_run", DRY_RUN_MARK)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / f"{name}.csv", out_dir / f"{name}.md"
     with atomic_path(csv_path) as tmp:

@@ -10,8 +10,10 @@ It executes every line a GPU box would run for ``PROFILE=paper``, offline, on th
    ``RSDIX_DATA_ROOT``, ``RSDIX_WEIGHTS_ROOT``) and sets ``RSDIX_DRY_RUN=1``: paper configs then
    get the caps of ``rsdix/configs/dry_run.yaml`` (:func:`rsdix.config.load`) and
    :class:`rsdix.paths.RunDirs` writes under ``runs/<profile>-dry/`` only;
-3. :func:`run` runs the six notebooks through :func:`rsdix.reporting.reproduce.run`, then marks
-   every markdown table, figure and ``RESULTS.md`` of the run with :data:`MARK`.
+3. :func:`run` runs the six notebooks through :func:`rsdix.reporting.reproduce.run` (every table
+   row they write carries a ``dry_run`` column, :func:`rsdix.results.write_table`), then marks every
+   markdown table, figure, ``RESULTS.md`` and executed notebook of the run with :data:`MARK`
+   (the notebooks with :data:`BANNER` after their title).
 """
 from __future__ import annotations
 
@@ -20,20 +22,25 @@ import os
 import threading
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from rsdix import config
 from rsdix.log import get_logger
-from rsdix.paths import DRY_RUN_ENV, WEIGHTS_ROOT_ENV, runs_dir
+from rsdix.paths import DRY_RUN_ENV, DRY_RUN_MARK, WEIGHTS_ROOT_ENV, runs_dir
 from rsdix.data.synthetic import root_or_synthetic
 from rsdix.reporting import reproduce, standin_data, standins
 from rsdix.utils import atomic_path
 
 log = get_logger(__name__)
 
-MARK = "dry run: random weights, stand-in data"
+MARK = DRY_RUN_MARK
+BANNER = (f"> **{MARK.upper()}.** This notebook ran in the paper profile's dry run "
+          "(`make reproduce PROFILE=paper DRY_RUN=1`): the paper configs with step and image counts capped "
+          "(`rsdix/configs/dry_run.yaml`), random-weight stand-ins of every pretrained model and stand-in "
+          "data. Its numbers mean nothing; it shows that the paper path executes (docs/paper.md section 7).")
 
 
 def dry_folder(profile: str = "paper") -> Path:
@@ -163,7 +170,22 @@ def mark_outputs(folder: str | os.PathLike) -> int:
                 n += 1
         elif path.suffix == ".png":
             n += mark_png(path)
+        elif path.suffix == ".ipynb":
+            n += mark_notebook(path)
     return n
+
+
+def mark_notebook(path: Path) -> int:
+    """An executed notebook of the dry run gets :data:`BANNER` as a markdown cell after its title
+    (once)."""
+    nb = nbformat.read(path, as_version=4)
+    if any(cell.cell_type == "markdown" and MARK.upper() in cell.source for cell in nb.cells):
+        return 0
+    at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+    nb.cells.insert(at, nbformat.v4.new_markdown_cell(BANNER))
+    with atomic_path(path) as tmp:
+        nbformat.write(nb, tmp)
+    return 1
 
 
 def mark_png(path: Path) -> int:

@@ -157,3 +157,34 @@ def test_prune_deletes_only_finished_runs_checkpoints(tmp_path):
     assert not done.exists() and not cap.exists() and not weights.exists()
     assert running.exists() and cap_running.exists() and meta.exists()
     assert dry_run.prune_checkpoints(tmp_path) == 0
+
+
+def test_the_dry_run_evaluates_under_the_papers_protocols_and_templates(monkeypatch):
+    """Issue 31: the dry run evaluated with the `rsdix` template set (a cap) instead of the paper's."""
+    monkeypatch.delenv(DRY_RUN_ENV, raising=False)
+    plain = config.load("evaluate", "paper")
+    monkeypatch.setenv(DRY_RUN_ENV, "1")
+    capped = config.load("evaluate", "paper")
+    assert (capped.protocol, capped.templates, capped.published_protocols) == \
+        (plain.protocol, plain.templates, plain.published_protocols) == ("rsdix_paper", "rs", ["remoteclip"])
+    assert "evaluate.templates" not in config.read_yaml(config.DRY_RUN_CAPS)["cpu_time"]
+
+
+def test_every_table_row_and_executed_notebook_of_a_dry_run_says_so(tmp_path, monkeypatch):
+    import nbformat
+    import pandas as pd
+    from rsdix.results import Result, append_results, write_table
+    monkeypatch.setenv(DRY_RUN_ENV, "1")
+    csv, _ = write_table(pd.DataFrame({"a": [1, 2]}), "t", tmp_path)
+    assert list(pd.read_csv(csv)["dry_run"]) == [dry_run.MARK] * 2
+    table = append_results([Result("m", "d", "t", "x", 1.0, seed=0)], tmp_path / "results.csv")
+    assert list(table["dry_run"]) == [dry_run.MARK]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 01 title"),
+                                         nbformat.v4.new_code_cell("x = 1")])
+    nbformat.write(nb, tmp_path / "01_x.ipynb")
+    assert dry_run.mark_notebook(tmp_path / "01_x.ipynb") == 1 and dry_run.mark_notebook(tmp_path / "01_x.ipynb") == 0
+    cells = nbformat.read(tmp_path / "01_x.ipynb", as_version=4).cells
+    assert cells[0].source == "# 01 title" and dry_run.MARK.upper() in cells[1].source and len(cells) == 3
+    monkeypatch.delenv(DRY_RUN_ENV)
+    csv, _ = write_table(pd.DataFrame({"a": [1]}), "u", tmp_path)
+    assert "dry_run" not in pd.read_csv(csv)
