@@ -31,19 +31,39 @@ def times_table(outputs: Sequence[dict]) -> pd.DataFrame:
     return pd.DataFrame([out["times"] for out in outputs])
 
 
-def score_tables(ours: pd.DataFrame, out_dir: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+NOT_COMPUTED = "not computed"
+
+
+def score_tables(ours: pd.DataFrame, out_dir: str | os.PathLike, requested: Sequence[str] = ()
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(wide, side)``: every score as (dataset, model) x (task, metric), and our scores beside
     RSDiX's published ones (where it published that metric for that dataset); both written to
-    ``out_dir`` (``captioning_scores``, ``captioning_vs_published``)."""
+    ``out_dir`` (``captioning_scores``, ``captioning_vs_published``). A metric of ``requested``
+    (the config's) with no score, such as SPICE without its jars, gets a "not computed" cell in
+    both tables, never a missing column."""
     wide = ours.pivot_table(index=["dataset", "model"], columns=["task", "metric"], values="value")
-    write_table(wide.round(4).reset_index().set_axis(
-        ["dataset", "model"] + [f"{t}:{m}" for t, m in wide.columns], axis=1), "captioning_scores", out_dir)
+    missing = [m for m in requested if m not in set(ours["metric"])]
+    shown = wide.round(4).reset_index().set_axis(["dataset", "model"] + [f"{t}:{m}" for t, m in wide.columns], axis=1)
+    for metric in missing:
+        for task in dict.fromkeys(ours["task"]):
+            shown[f"{task}:{metric}"] = f"{NOT_COMPUTED} ({_why_missing(metric)})"
+    write_table(shown, "captioning_scores", out_dir)
     side = with_reference(ours[["model", "dataset", "task", "metric", "value"]], ref_model=REFERENCE_MODEL)
     side = side.dropna(subset=["published"])[["dataset", "model", "task", "metric", "value", "published",
                                               "ref_backbone"]]
+    if missing:
+        pairs = ours[["model", "dataset", "task"]].drop_duplicates()
+        ref = with_reference(pairs.merge(pd.DataFrame({"metric": missing}), how="cross"), ref_model=REFERENCE_MODEL)
+        ref = ref.dropna(subset=["published"]).assign(value=lambda f: [f"{NOT_COMPUTED} ({_why_missing(m)})"
+                                                                        for m in f["metric"]])
+        side = pd.concat([side.astype({"value": object}), ref[side.columns]], ignore_index=True)
     side = side.rename(columns={"value": "ours", "ref_backbone": "published (RSDiX backbone)"})
     write_table(side, "captioning_vs_published", out_dir)
-    return wide, side
+    return (shown.set_index(["dataset", "model"]) if missing else wide), side
+
+
+def _why_missing(metric: str) -> str:
+    return "Stanford CoreNLP jars absent: make spice" if metric == "SPICE" else "not run here"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -41,3 +41,20 @@ def test_best_run_and_conclusions():
     assert lines[0].startswith("CIDEr (corpus): clipcap-good-frozen ")
     assert lines[1].startswith("BLEU-4 (corpus): clipcap-good-frozen 1.000")
     assert lines[-1].startswith("per-image minus corpus, averaged over models: ")
+
+
+def test_a_requested_metric_without_a_score_is_a_not_computed_cell(tmp_path):
+    """Issue 31: SPICE skipped for want of its jars left no trace in the tables; now both tables say
+    "not computed" where the config asked for it (and RSDiX published it)."""
+    import pandas as pd
+    from rsdix.captioning import caption_report
+    ours = pd.DataFrame([dict(model="rsdix_s0", dataset="UCM", task="captioning-per-image", metric=m, value=v)
+                         for m, v in (("BLEU-4", 0.5), ("METEOR", 0.4))])
+    wide, side = caption_report.score_tables(ours, tmp_path, requested=["BLEU-4", "METEOR", "SPICE"])
+    cell = wide.loc[("UCM", "rsdix_s0"), "captioning-per-image:SPICE"]
+    assert cell.startswith("not computed") and "make spice" in cell
+    spice = side[side["metric"] == "SPICE"]
+    assert len(spice) == 1 and spice["ours"].iloc[0].startswith("not computed") and spice["published"].iloc[0] == 0.639
+    assert "not computed" in (tmp_path / "captioning_scores.csv").read_text()
+    wide2, side2 = caption_report.score_tables(ours, tmp_path, requested=["BLEU-4", "METEOR"])
+    assert "SPICE" not in set(side2["metric"]) and not any("SPICE" in str(c) for c in wide2.columns)
