@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from rsdix.data.raster import EUROSAT_BANDS, render_multispectral
+from rsdix.data.raster import EUROSAT_BANDS, open_chip, render_multispectral
 from rsdix.errors import DataError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -80,11 +80,7 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
 
 def _load_tiff(path: Path, bands, render_kwargs, layout=None):
     try:
-        import rasterio  # heavy: rasterio (GDAL), loaded on use (TIFF images only)
-    except ImportError:  # pragma: no cover - rasterio is a dependency
-        return None
-    try:
-        with rasterio.open(path) as src:
+        with open_chip(path) as src:
             count, dtype = src.count, src.dtypes[0]
     except Exception:  # noqa: BLE001 - not a GeoTIFF rasterio can read: let PIL try
         return None

@@ -11,7 +11,9 @@ True colour = B04/B03/B02 (red, green, blue). Two documented stretches map refle
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +26,30 @@ EUROSAT_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", 
 TRUE_COLOUR = ("B04", "B03", "B02")
 
 
+@contextmanager
+def open_chip(path: str | os.PathLike):
+    """``rasterio.open(path)`` for reading an image chip, without rasterio's
+    ``NotGeoreferencedWarning``: dataset chips (UCM's TIFFs, EuroSAT-MS tiles) carry no
+    georeference and need none, and notebook 01 printed the warning once per file (5,662 lines)
+    over the warnings that matter."""
+    import rasterio  # heavy: rasterio (GDAL), loaded on use
+    from rasterio.errors import NotGeoreferencedWarning  # with rasterio, loaded on use
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            yield src
+
+
 def read_raster(path: str | os.PathLike, bands=None):
     """Read a GeoTIFF as ``(array[bands,H,W], profile)``; ``bands`` are 1-based indexes."""
-    import rasterio  # heavy: rasterio (GDAL), loaded on use
+    from rasterio.errors import RasterioError  # heavy: rasterio (GDAL), loaded on use
 
     path = Path(path)
     if not path.exists():
         raise DataError(path, "raster file not found")
     try:
-        with rasterio.open(path) as src:
+        with open_chip(path) as src:
             n = len(bands) if isinstance(bands, (list, tuple)) else 1 if bands is not None else src.count
             if Image.MAX_IMAGE_PIXELS and src.width * src.height > Image.MAX_IMAGE_PIXELS:   # PIL's decompression-bomb limit, as for RGB files
                 raise DataError(path, f"raster too large, possibly a decompression bomb: {src.width}x{src.height} "
@@ -41,7 +58,7 @@ def read_raster(path: str | os.PathLike, bands=None):
             array = src.read(bands) if bands is not None else src.read()
             profile = dict(src.profile)
             profile["descriptions"] = src.descriptions
-    except (rasterio.errors.RasterioError, MemoryError) as exc:
+    except (RasterioError, MemoryError) as exc:
         reason = " ".join(str(exc).split())[:200] or exc.__class__.__name__
         raise DataError(path, f"cannot read raster ({exc.__class__.__name__}: {reason})") from exc
     return array, profile
@@ -115,10 +132,8 @@ def check_tile(path, array: np.ndarray, band_names=EUROSAT_BANDS) -> None:
 
 def tiff_layout(path: str | os.PathLike) -> tuple[int, str] | None:
     """``(band count, dtype)`` of a GeoTIFF, or None if rasterio cannot open it."""
-    import rasterio  # heavy: rasterio (GDAL), loaded on use
-
     try:
-        with rasterio.open(path) as src:
+        with open_chip(path) as src:
             return src.count, src.dtypes[0]
     except Exception:  # noqa: BLE001 - not a GeoTIFF: the image check reports it
         return None

@@ -102,3 +102,19 @@ def test_a_raster_over_the_pixel_limit_is_refused_before_it_is_read(tmp_path, mo
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)   # 64 x 64 = 4096 pixels: "too large" here
     with pytest.raises(DataError, match=r"big\.tif: raster too large, possibly a decompression bomb: 64x64 pixels"):
         load_image(tile)
+
+
+def test_a_chip_without_georeference_reads_without_a_warning(tmp_path):
+    """Issue 31: notebook 01 printed rasterio's NotGeoreferencedWarning once per UCM/EuroSAT file
+    (5,662 lines), burying the warnings that matter."""
+    import warnings
+    data = np.full((13, 4, 4), 1000, dtype=np.uint16)
+    path = tmp_path / "chip.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path, "w", driver="GTiff", height=4, width=4, count=13, dtype="uint16") as dst:
+            dst.write(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_image(path)
+    assert [w for w in caught if "georeference" in str(w.message).lower()] == []
