@@ -128,8 +128,10 @@ def link(src: Path, target: Path) -> None:
     target.symlink_to(os.path.abspath(src))
 
 
-def _cap_split(images: list, cap: int | None) -> list:
-    """At most ``cap`` images per split, evenly spaced through it (files are ordered by class)."""
+def _cap_split(images: list, cap: int | None, block: int = 0) -> list:
+    """At most ``cap`` images per split, evenly spaced through it (files are ordered by class),
+    and the first ``block`` images of each split besides (one class whole, where files are ordered
+    by class)."""
     if cap is None:
         return images
     by_split: dict = {}
@@ -137,14 +139,16 @@ def _cap_split(images: list, cap: int | None) -> list:
         by_split.setdefault(im.get("split", ""), []).append(im)
     keep = {id(part[i * len(part) // cap]) for part in by_split.values()
             for i in range(min(cap, len(part)))}
+    keep |= {id(im) for part in by_split.values() for im in part[:block]}
     return [im for im in images if id(im) in keep]
 
 
-def link_caption_set(real: Path, target: Path, annotation: str, cap: int | None) -> int:
-    """A real caption set (Karpathy JSON + ``images/``) linked image by image, ``cap`` per split;
-    ``labels.csv`` beside it (a classification view of the same images) reduced to the same."""
+def link_caption_set(real: Path, target: Path, annotation: str, cap: int | None, block: int = 0) -> int:
+    """A real caption set (Karpathy JSON + ``images/``) linked image by image, ``cap`` per split
+    (and the first ``block`` of each split, :func:`_cap_split`); ``labels.csv`` beside it (a
+    classification view of the same images) reduced to the same."""
     data = json.loads((real / annotation).read_text())
-    data["images"] = _cap_split(data["images"], cap)
+    data["images"] = _cap_split(data["images"], cap, block)
     target.mkdir(parents=True, exist_ok=True)
     (target / annotation).write_text(json.dumps(data))
     kept = {im["filename"] for im in data["images"]}
@@ -230,7 +234,7 @@ def standin_classes(name: str, target: Path, pool: Pool, per_class: int) -> int:
 
 def make_data_root(real_root: str | os.PathLike, target: str | os.PathLike, needed: Iterable[str],
                    images_per_split: int | None = 8, images_per_class: int | None = 3,
-                   nwpu_images_per_class: int = 2, s2lcd_images: int = 30) -> list[dict]:
+                   nwpu_images_per_class: int = 2, s2lcd_images: int = 30, class_block: int = 0) -> list[dict]:
     """The dry run's data root ``target``: every top-level entry of ``real_root`` linked (image by
     image where capped), then a stand-in for each dataset of ``needed`` that is absent. Returns one
     row per dataset: name, kind (real / stand-in / absent), images, note."""
@@ -245,8 +249,9 @@ def make_data_root(real_root: str | os.PathLike, target: str | os.PathLike, need
         dest = target / entry.name
         info = capped.get(entry.name)
         if info is not None and info.kind == "captions" and info.format == "karpathy" and images_per_split:
-            n = link_caption_set(entry, dest, info.annotation, images_per_split)
-            rows.append({"dataset": info.name, "kind": "real", "images": n, "note": f"<= {images_per_split} per split"})
+            n = link_caption_set(entry, dest, info.annotation, images_per_split, class_block)
+            rows.append({"dataset": info.name, "kind": "real", "images": n,
+                         "note": f"<= {images_per_split} per split" + (f" + the first {class_block}" if class_block else "")})
         elif info is not None and info.format == "folders" and images_per_class:
             n = link_class_folders(entry, dest, images_per_class)
             rows.append({"dataset": info.name, "kind": "real", "images": n, "note": f"<= {images_per_class} per class"})

@@ -188,3 +188,20 @@ def test_every_table_row_and_executed_notebook_of_a_dry_run_says_so(tmp_path, mo
     monkeypatch.delenv(DRY_RUN_ENV)
     csv, _ = write_table(pd.DataFrame({"a": [1]}), "u", tmp_path)
     assert "dry_run" not in pd.read_csv(csv)
+
+
+def test_the_dry_run_keeps_the_papers_models_and_chance_levels(monkeypatch):
+    """Issue 31: the dry run evaluated one of 03's checkpoints and cut notebook 06's distractors
+    from nine to one (chance 50%, not 10%)."""
+    monkeypatch.setenv(DRY_RUN_ENV, "1")
+    assert config.load("evaluate", "paper").trained_models is None          # every checkpoint 03 saved
+    assert config.load("caption_metrics", "paper").k_distractors == 9
+
+
+def test_a_class_block_keeps_one_class_whole_for_same_class_distractors():
+    from rsdix.reporting.standin_data import _cap_split
+    images = [{"filename": f"{c}{i:02d}.tif", "split": "test"} for c in "abc" for i in range(10)]
+    spaced = _cap_split(images, 3)
+    assert [im["filename"] for im in spaced] == ["a00.tif", "b00.tif", "c00.tif"]
+    kept = [im["filename"] for im in _cap_split(images, 3, block=10)]
+    assert [f for f in kept if f.startswith("a")] == [f"a{i:02d}.tif" for i in range(10)] and len(kept) == 12
