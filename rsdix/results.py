@@ -81,6 +81,9 @@ def _rows_to_frame(rows: Iterable[Result | dict]) -> pd.DataFrame:
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
 
 
+MAX_EXACT_INTEGER = 2 ** 53   # the largest integer a float64 (a CSV column with blanks) holds exactly
+
+
 def _checked_row(rec: dict) -> dict:
     """A row as it may be written: what :func:`read_results` would refuse is refused here, naming
     the row (blank key fields, a value that is not a finite number, a seed that is not an integer,
@@ -102,6 +105,9 @@ def _checked_row(rec: dict) -> dict:
         if not _is_number(v) or not math.isfinite(float(v)) or (col in INTEGER_COLUMNS and not float(v).is_integer()):
             kind = "an integer" if col in INTEGER_COLUMNS else "a finite number"
             raise DataError(where, f"result field {col!r} is {v!r}, not {kind}")
+        if col in INTEGER_COLUMNS and abs(v) > MAX_EXACT_INTEGER:
+            raise DataError(where, f"result field {col!r} is {v!r}: beyond 2**53 it would not read back exactly "
+                                   "(pandas reads a column with blanks as floats)")
     for col, v in rec.items():
         if isinstance(v, str) and (("\x00" in v or "\r" in v) or not _utf8(v)):
             raise DataError(where, f"result field {col!r} holds a NUL, a carriage return or text that is not "
