@@ -207,6 +207,16 @@ def drop_stale_rows(path: str | os.PathLike, source: str) -> int:
     return int(stale.sum())
 
 
+def read_table(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
+    """A CSV table other than the results table (a study's runs, curves, bootstrap draws) read with
+    ``pd.read_csv(path, **kwargs)``: a damaged or undecodable file is one DataError naming it."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise DataError(path, f"not a readable CSV table ({exc.__class__.__name__}: {reason})") from None
+
+
 def read_results(path: str | os.PathLike) -> pd.DataFrame:
     """The results table at ``path``, checked (:func:`check_table`): a damaged file is one
     DataError naming the file and the first bad line."""

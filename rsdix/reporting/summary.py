@@ -28,7 +28,7 @@ from rsdix.paths import RunDirs, figures_dir, repo_root
 from rsdix.reporting.provenance import git_commit
 from rsdix.reporting.tables import (BASELINE, README_COLUMNS, compact_markdown, paired_table, published_reference,
                                     readme_table, task_tables)
-from rsdix.results import REFERENCE_CSV, summarise
+from rsdix.results import REFERENCE_CSV, read_results, read_table, summarise
 from rsdix.utils import atomic_path, atomic_write_text
 
 # written beside RESULTS.md in the figures folder (committed with it)
@@ -171,7 +171,7 @@ def write_results_summary(dirs: RunDirs, times: pd.DataFrame | None = None) -> s
     the tidy table, the times and the environment are copied beside it (see
     :func:`regenerate_summary`). Returns the path of ``RESULTS.md``."""
     figures = Path(dirs.figures)
-    results = pd.read_csv(dirs.results) if dirs.results.exists() else pd.DataFrame()
+    results = read_results(dirs.results) if dirs.results.exists() else pd.DataFrame()
     env = environment()
     if dirs.results.exists() and dirs.results.resolve() != (figures / RESULTS_CSV).resolve():
         with atomic_path(figures / RESULTS_CSV) as tmp:
@@ -199,8 +199,8 @@ def regenerate_summary(profile: str = "cpu", figures: str | os.PathLike | None =
     table = figures / RESULTS_CSV
     if not table.exists():
         raise FileNotFoundError(f"{table}: no results table to summarise (written by make reproduce)")
-    results = pd.read_csv(table)
-    times = pd.read_csv(figures / TIMES_CSV) if (figures / TIMES_CSV).exists() else None
+    results = read_results(table)
+    times = read_table(figures / TIMES_CSV) if (figures / TIMES_CSV).exists() else None
     env = json.loads((figures / ENV_JSON).read_text()) if (figures / ENV_JSON).exists() else environment()
     return _write(figures, profile, results, _rel(table), times, env)
 

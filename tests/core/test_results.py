@@ -289,3 +289,16 @@ def test_a_seed_beyond_2_53_is_refused_not_stored_as_another_number(tmp_path):
     with pytest.raises(DataError, match=r"'seed' is 9007199254740993: beyond 2\*\*53"):
         append_results([Result("m", "d", "t", "x", 1.0, seed=2 ** 53 + 1), Result("m", "d", "t", "y", 1.0)],
                        tmp_path / "r.csv")
+
+
+def test_a_damaged_study_table_is_one_error_naming_the_file(tmp_path):
+    """The efficiency study and RESULTS.md read their tables with plain pd.read_csv: a damaged file
+    gave pandas' ParserError without the file's name."""
+    from rsdix.results import read_table
+    bad = tmp_path / "runs.csv"
+    bad.write_text('run,value\n"a,1\nb,2,3,4\n')
+    with pytest.raises(DataError, match=r"runs.csv: not a readable CSV table"):
+        read_table(bad)
+    (tmp_path / "latin.csv").write_bytes("run\n\xe9t\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin.csv: not a readable CSV table"):
+        read_table(tmp_path / "latin.csv")

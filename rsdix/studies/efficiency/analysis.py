@@ -19,6 +19,7 @@ from rsdix.studies.efficiency.curves import flattened, plateau_step, study_curve
 from rsdix.studies.efficiency.design import EfficiencyConfig
 from rsdix.studies.efficiency.runs import QUERIES_DIR, RUNS_CSV, TARGETS_CSV
 from rsdix.studies.efficiency.stats import holm, paired_difference
+from rsdix.results import read_table
 
 ARM_TITLES = {"infonce": "InfoNCE", "rsdix": "RSDiX-CLIP", "siglip": "SigLIP", "rsdix-siglip": "RSDiX-SigLIP",
               "rsdix-sbert": "RSDiX (S-BERT teacher)", "dino": "InfoNCE+DINO"}
@@ -37,7 +38,7 @@ def read_runs(out_dir) -> pd.DataFrame:
     path = Path(out_dir) / RUNS_CSV
     if not path.exists():
         raise DataError(path, "no study results yet: run `make study` (docs/study.md)")
-    runs = pd.read_csv(path)
+    runs = read_table(path)
     runs["split"] = runs["split"].astype(str)
     runs["regime"] = runs["regime"].fillna("scratch") if "regime" in runs else "scratch"
     return runs
@@ -230,7 +231,7 @@ def curve_lengths(curves: pd.DataFrame, cfg: EfficiencyConfig, lrs: dict, runs: 
 
 def read_targets(out_dir) -> pd.DataFrame:
     path = Path(out_dir) / TARGETS_CSV
-    return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+    return read_table(path) if path.exists() and path.stat().st_size else pd.DataFrame()
 
 
 def target_summary(targets: pd.DataFrame, paired: pd.DataFrame, runs: pd.DataFrame, label_by_regime: dict

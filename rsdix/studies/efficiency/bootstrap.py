@@ -19,6 +19,7 @@ import pandas as pd
 
 from rsdix.errors import DataError
 from rsdix.studies.efficiency.endpoints import hits_of
+from rsdix.results import read_table
 
 
 def per_image(frame: pd.DataFrame, title: str, task: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -78,4 +79,4 @@ def hierarchical_interval(terms: list[tuple[int, dict]], titles: list[str], task
 
 def read_queries(folder: Path, run: str) -> pd.DataFrame | None:
     path = Path(folder) / f"{run}.csv.gz"
-    return pd.read_csv(path) if path.exists() else None
+    return read_table(path) if path.exists() else None

@@ -25,6 +25,7 @@ from rsdix.studies.efficiency.arms import arm_setup
 from rsdix.studies.efficiency.runs import EfficiencyContext, append_frame
 from rsdix.studies.efficiency.workers import work_through
 from rsdix.training.clip import train_and_save
+from rsdix.results import read_table
 
 CURVES_CSV = "learning_curves.csv"
 
@@ -59,7 +60,7 @@ def read_curves(out_dir, regime: str | None = None) -> pd.DataFrame:
     cols = ["regime", "arm", "fraction", "seed", "lr", "step", "val_mR", "loss", "total_steps", "seconds_per_step"]
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=cols)
-    curves = pd.read_csv(path)
+    curves = read_table(path)
     for col, default in (("regime", "scratch"), ("lr", np.nan)):
         if col not in curves:
             curves[col] = default

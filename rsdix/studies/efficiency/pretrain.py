@@ -23,6 +23,7 @@ from rsdix.studies.efficiency.runs import EfficiencyContext
 from rsdix.studies.efficiency.workers import work_through
 from rsdix.training.clip import load_clip_config, train_and_save
 from rsdix.utils import atomic_path
+from rsdix.results import read_table
 
 
 def source_val_spec(ctx: EfficiencyContext) -> RetrievalSpec:
@@ -72,7 +73,7 @@ def pretrain(ctx: EfficiencyContext) -> pd.DataFrame:
             score.to_csv(tmp, index=False)
 
     work_through(["pretrain"], name=lambda u: u, finished=finished, run=run, claims=ctx.claims)
-    return pd.read_csv(score_path)
+    return read_table(score_path)
 
 
 def _size(check: EndpointCheck, dataset: str, split: str) -> int | None:

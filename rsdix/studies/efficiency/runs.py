@@ -36,7 +36,7 @@ from rsdix.studies.efficiency.workers import Claims, work_through
 from rsdix.errors import DataError
 from rsdix.log import get_logger
 from rsdix.paths import RunDirs, run_name, runs_dir
-from rsdix.results import Result, append_results, table_lock
+from rsdix.results import Result, append_results, read_table, table_lock
 from rsdix.training.clip import build_model, train_and_save
 from rsdix.training.clip_data import build_train_dataset
 from rsdix.training.loop import NonFiniteLossError, resolve_precision
@@ -66,7 +66,7 @@ def finished_runs(path: str | Path) -> set[str]:
     names = set(read_diverged(path.parent)["run"].astype(str))
     if not path.exists() or path.stat().st_size == 0:
         return names
-    return names | set(pd.read_csv(path, usecols=["run"])["run"].astype(str))
+    return names | set(read_table(path, usecols=["run"])["run"].astype(str))
 
 
 def read_diverged(out_dir: str | Path) -> pd.DataFrame:
@@ -74,7 +74,7 @@ def read_diverged(out_dir: str | Path) -> pd.DataFrame:
     path = Path(out_dir) / DIVERGED_CSV
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=["run", "arm", "fraction", "seed", "error"])
-    return pd.read_csv(path)
+    return read_table(path)
 
 
 def record_diverged(out_dir: Path, arm: str, fraction: float, seed: int, error: Exception, prefix: str = "") -> None:
@@ -92,7 +92,7 @@ def append_frame(frame: pd.DataFrame, path: Path) -> None:
     """Append ``frame`` to the CSV at ``path`` under its lock (several workers write it)."""
     with table_lock(path):
         if path.exists() and path.stat().st_size > 0:
-            frame = pd.concat([pd.read_csv(path), frame], ignore_index=True)
+            frame = pd.concat([read_table(path), frame], ignore_index=True)
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
 
@@ -177,7 +177,7 @@ class EfficiencyContext:
             self.shared.sbert.embed(self.captions, "cpu")
 
     def seconds_of(self, table: Path, arm: str, fraction: float, seed: int) -> float:
-        runs = pd.read_csv(table)
+        runs = read_table(table)
         name = run_name(self.prefix + arm, seed, fraction)
         hit = runs[runs["run"] == name]
         if hit.empty:
@@ -289,4 +289,4 @@ def run_study(cfg: EfficiencyConfig, out_dir: str | Path, profile: str, data_roo
     work_through(units, name=name, finished=lambda: finished_runs(table), run=run, claims=ctx.claims, stop=stop)
     config_name = "config.json" if cfg.regime == "scratch" else f"config_{cfg.regime}.json"
     atomic_write_text(out_dir / config_name, json.dumps(dataclasses.asdict(cfg), indent=1, default=str))
-    return pd.read_csv(table) if table.exists() else pd.DataFrame()
+    return read_table(table) if table.exists() else pd.DataFrame()
