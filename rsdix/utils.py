@@ -50,7 +50,9 @@ def progress_disabled() -> bool:
 STALE_TMP_SECONDS = 600  # a temporary file unchanged this long is left over from a killed write
 
 
-def _tmp_tag() -> str:
+def temp_tag() -> str:
+    """``<host>-<pid>``: what names a temporary file or folder of this process, so
+    :func:`remove_stale_temps` knows whose it is."""
     return f"{socket.gethostname().replace('.', '_')}-{os.getpid()}"
 
 
@@ -66,8 +68,9 @@ def _pid_alive(pid: int) -> bool:
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """Delete the temporary files :func:`atomic_path` left in ``folder`` when a write was killed
-    (``.<name>.<host>-<pid>-<random>.tmp``): those of a process of this host that no longer runs,
-    and any unchanged for :data:`STALE_TMP_SECONDS`. Returns the files removed."""
+    (``.<name>.<host>-<pid>-<random>.tmp``; folders too, such as a killed shard write's
+    ``.<name>.partial.<host>-<pid>-<random>.tmp``): those of a process of this host that no longer
+    runs, and any unchanged for :data:`STALE_TMP_SECONDS`. Returns the paths removed."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -78,7 +81,10 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
             dead = (owner is not None and owner.group(1) == host and int(owner.group(2)) != os.getpid()
                     and not _pid_alive(int(owner.group(2))))
             if dead or now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
-                tmp.unlink()
+                if tmp.is_dir() and not tmp.is_symlink():
+                    shutil.rmtree(tmp)
+                else:
+                    tmp.unlink()
                 removed.append(tmp)
         except OSError:  # gone meanwhile, or not ours to delete
             continue
@@ -127,7 +133,7 @@ def atomic_path(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_tmp_tag()}-", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{temp_tag()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -49,7 +49,7 @@ from rsdix.data.images import check_size, load_image
 from rsdix.data.registry import caption_file
 from rsdix.errors import ConfigError, DataError
 from rsdix.log import get_logger
-from rsdix.utils import atomic_path, atomic_write_text, progress, with_umask_mode
+from rsdix.utils import atomic_path, atomic_write_text, progress, remove_stale_temps, temp_tag, with_umask_mode
 
 log = get_logger(__name__)
 
@@ -104,7 +104,9 @@ def write_shards(records: Sequence[CaptionRecord], image_dir, out_dir, shard_siz
     out, image_dir = Path(out_dir), Path(image_dir)
     check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = with_umask_mode(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent), directory=True)
+    remove_stale_temps(out.parent)   # a killed write's partial folder (its process gone) goes
+    work = with_umask_mode(tempfile.mkdtemp(prefix=f".{out.name}.partial.{temp_tag()}-", suffix=".tmp",
+                                            dir=out.parent), directory=True)
     try:
         sizes = _write_into(records, order, image_dir, work, shard_size, prefix, image_format, dataset, out.name)
         atomic_write_text(work / SIZES, json.dumps(sizes, indent=1) + "\n")

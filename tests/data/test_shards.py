@@ -277,3 +277,21 @@ def test_shards_written_again_replace_the_earlier_ones_whole(tmp_path):
     assert cli(["data", "shards", str(caption_file), "--out", str(out), "--shard-size", "4"]) == 0
     assert cli(["data", "shards", str(caption_file), "--out", str(out), "--shard-size", "12"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["shard-000000.tar", "shard-000001.tar", "sizes.json"]
+
+
+def test_a_killed_shard_writes_partial_folder_is_cleared_by_the_next_write(tmp_path):
+    """A `data shards` killed mid-write (SIGKILL: no finally) left `.shards.partial-*` beside the
+    output for good; the next write now removes the folders of processes no longer running."""
+    caption_file = synthetic(tmp_path / "syn", 8)
+    code = ("import sys, rsdix.data.shards as s; orig = s._write_into\n"
+            "def stop(*a, **k):\n    r = orig(*a, **k); import os; os._exit(9)\n"
+            "s._write_into = stop\nfrom rsdix.cli import main; main(sys.argv[1:])\n")
+    done = subprocess.run([sys.executable, "-c", code, "data", "shards", str(caption_file), "--out",
+                           str(tmp_path / "shards"), "--shard-size", "4"], cwd=repo_root(), capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(repo_root())}, check=False)
+    assert done.returncode == 9
+    left = [p.name for p in tmp_path.iterdir() if ".partial" in p.name]
+    assert len(left) == 1 and left[0].endswith(".tmp")
+    assert cli(["data", "shards", str(caption_file), "--out", str(tmp_path / "shards"), "--shard-size", "4"]) == 0
+    assert [p.name for p in tmp_path.iterdir() if ".partial" in p.name] == []
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["shard-000000.tar", "shard-000001.tar", "sizes.json"]
