@@ -87,7 +87,7 @@ def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, cap
     terminal = "".join(capfd.readouterr())
     assert re.search(r"02_bad.ipynb cell 3/3 `raise ValueError\('boom in cell'\)` \d+\.\d s failed\n", terminal)
     assert "KeyboardInterrupt" not in terminal and "without encryption" not in terminal
-    assert "02_bad.ipynb" in msg and "cell 3" in msg and "raise ValueError" in msg and "boom in cell" in msg
+    assert "02_bad.ipynb, cell 3, line 1 (`raise ValueError('boom in cell')`) raised ValueError: boom in cell" in msg
     assert (tmp_path / "runs" / "smoke" / "notebooks" / "02_bad.ipynb").exists()   # partial output kept
 
 
