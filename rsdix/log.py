@@ -11,13 +11,17 @@ line sets it for the notebooks' kernels too.
 
 :func:`quiet_messages` hides named messages of named loggers while a call runs (open_clip's
 "No pretrained weights loaded" for the presets built here, transformers' LOAD REPORT of
-MiniLM's unused pooler), not for the rest of the program.
+MiniLM's unused pooler), not for the rest of the program. :func:`warnings_to_log` sends the
+warnings a library raises while a call runs (sklearn's ConvergenceWarning in the probes) to the
+log, one line per kind with a count, instead of a printed warning per occurrence.
 """
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import warnings
+from collections import Counter
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -167,3 +171,21 @@ def quiet_messages(rules: dict[str, Callable[[str], bool]]) -> Iterator[None]:
             target.removeFilter(flt)
         if guard is not None:
             root.removeHandler(guard)
+
+
+@contextmanager
+def warnings_to_log(logger: logging.Logger, during: str = "") -> Iterator[None]:
+    """Warnings raised while the block runs are logged on ``logger`` instead of printed: one
+    warning record per kind (category and the message's first line), with how many times it
+    came, after the block (``sklearn ConvergenceWarning x25 during the few-shot probe: lbfgs
+    failed to converge ...``)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")   # every occurrence, to count them
+        try:
+            yield
+        finally:
+            kinds = Counter((w.category, (str(w.message).strip().splitlines() or [""])[0][:200]) for w in caught)
+            for (category, text), n in kinds.items():
+                package = category.__module__.partition(".")[0]
+                name = category.__name__ if package == "builtins" else f"{package} {category.__name__}"
+                logger.warning(f"{name} x{n}{f' during {during}' if during else ''}: {text}")

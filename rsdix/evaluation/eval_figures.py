@@ -1,6 +1,7 @@
 """Notebook 05's figures: zero-shot top-1 per dataset (chance and a published model marked), the
 confusion matrix of one zero-shot result, few-shot accuracy against shots, the counts each
-model answers in the counting task beside the true ones. Each returns the
+model answers in the counting task beside the true ones, a retrieval gallery (text queries and
+their top images). Each returns the
 figure and, given ``path``, saves it through :func:`rsdix.viz.save`.
 
 Models keep their colour of :func:`rsdix.viz.model_colour`; intervals stay inside 0-100 %
@@ -9,7 +10,8 @@ published number is marked only on the dataset release it was published on (:fun
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,6 +20,7 @@ import seaborn as sns
 
 from rsdix import viz
 from rsdix.data.registry import REGISTRY
+from rsdix.evaluation.retrieval import GalleryQuery
 from rsdix.evaluation.zero_shot import ZeroShotResult
 from rsdix.intervals import accuracy_interval, bootstrap_mean
 from rsdix.log import get_logger
@@ -168,4 +171,38 @@ def plot_counting_answers(answers: pd.DataFrame, path: str | os.PathLike | None 
     viz.caption(fig, "Cells: % of the captions with that count, first the true counts, then each model's answers "
                      "(the variant it ranks first). A model whose answers pile on one count scores that count's "
                      "share of the true counts.")
+    return _saved(fig, path)
+
+
+def plot_retrieval_gallery(dataset, gallery: Sequence[GalleryQuery], title: str = "",
+                           path: str | os.PathLike | None = None, size: float = 1.7):
+    """One row per text query (:func:`rsdix.evaluation.retrieval.retrieval_gallery`): the caption,
+    then its retrieved images best first, the image the caption describes framed in green."""
+    gallery = list(gallery)
+    k = max((len(q.retrieved) for q in gallery), default=1)
+    fig, axes = plt.subplots(len(gallery), k + 1, figsize=((k + 1) * size + 1.2, len(gallery) * (size + 0.3)),
+                             squeeze=False, gridspec_kw={"width_ratios": [1.7] + [1] * k})
+    for row, query in zip(axes, gallery):
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].axis("off")
+        found = f"its image: rank {query.rank}" if query.rank else f"its image: not in the top {k}"
+        row[0].text(0, 0.5, "\n".join(textwrap.wrap(f"\u201c{query.text}\u201d", 26)[:6] + [f"({found})"]),
+                    fontsize=8, va="center", ha="left", transform=row[0].transAxes)
+        for rank, (ax, image) in enumerate(zip(row[1:], query.retrieved), start=1):
+            ax.imshow(dataset.load(image))
+            hit = image == query.truth
+            ax.set_title(f"{rank}" + (" \u2713 match" if hit else ""), fontsize=8,
+                         color="tab:green" if hit else "black")
+            for spine in ax.spines.values():
+                spine.set_edgecolor("tab:green" if hit else "0.8")
+                spine.set_linewidth(4 if hit else 0.5)
+        for ax in row[1 + len(query.retrieved):]:
+            ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    viz.caption(fig, "Each row: a caption of the test split as a text query, then the images it retrieves, best "
+                     "first; the image the caption was written for is framed in green.")
     return _saved(fig, path)

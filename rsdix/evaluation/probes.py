@@ -13,6 +13,9 @@ from sklearn.model_selection import train_test_split
 
 from rsdix.errors import DataError, require_finite
 from rsdix.evaluation.accuracy import classification_metrics
+from rsdix.log import get_logger, warnings_to_log
+
+log = get_logger(__name__)
 
 
 def knn_classify(train_x: torch.Tensor, train_y: Sequence[int], test_x: torch.Tensor, k: int = 20,
@@ -54,6 +57,11 @@ def linear_probe(train_x, train_y, test_x, test_y, Cs: Sequence[float] = (0.1, 1
     """Logistic regression on frozen features; C chosen by accuracy on a stratified validation
     split of the training set, then refit on the whole training set. Returns metrics + ``C``."""
     _check_features("linear probe", train_x, test_x)
+    with warnings_to_log(log, "the linear probe"):   # sklearn's ConvergenceWarning: one log line, not one per fit
+        return _linear_probe(train_x, train_y, test_x, test_y, Cs, val_fraction, seed, n_classes)
+
+
+def _linear_probe(train_x, train_y, test_x, test_y, Cs, val_fraction, seed, n_classes) -> dict[str, float]:
     train_x, test_x = np.asarray(train_x, dtype=np.float32), np.asarray(test_x, dtype=np.float32)
     train_y, test_y = np.asarray(train_y), np.asarray(test_y)
     n_classes = n_classes or int(max(train_y.max(), test_y.max())) + 1
@@ -106,12 +114,13 @@ def few_shot(train_x, train_y, test_x, test_y, shots: Sequence[int] = (1, 2, 4, 
     train_x, train_y = np.asarray(train_x, dtype=np.float32), np.asarray(train_y)
     n_classes = n_classes or int(max(train_y.max(), np.max(test_y))) + 1
     rows = []
-    for k in shots:
-        for draw in range(draws):
-            idx = sample_shots(train_y, k, seed=[seed, draw, k])  # independent streams, no collisions
-            clf = fit_logistic(train_x[idx], train_y[idx], C, seed)
-            m = classification_metrics(_full_scores(clf, np.asarray(test_x), n_classes), test_y, n_classes)
-            rows.append({"shots": k, "draw": draw, **m})
+    with warnings_to_log(log, "the few-shot probe"):
+        for k in shots:
+            for draw in range(draws):
+                idx = sample_shots(train_y, k, seed=[seed, draw, k])  # independent streams, no collisions
+                clf = fit_logistic(train_x[idx], train_y[idx], C, seed)
+                m = classification_metrics(_full_scores(clf, np.asarray(test_x), n_classes), test_y, n_classes)
+                rows.append({"shots": k, "draw": draw, **m})
     return pd.DataFrame(rows)
 
 

@@ -13,10 +13,15 @@ A third convention, SkyScript's and FarSLIP's (:func:`unique_text_recall`, ``con
 identical caption strings are merged into one text query whose positives are every image having
 that caption; each image and each distinct text is counted once; FarSLIP reports the mean of
 R@1/5/10 per direction (``i2t_mean``, ``t2i_mean``) instead of one mR.
+
+What a person looks at first, a gallery (notebook 05): :func:`retrieval_gallery` picks a few
+captions as text queries and returns each one's top-k images from the cached features
+(:func:`top_images`); :func:`rsdix.evaluation.eval_figures.plot_retrieval_gallery` draws them.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -240,3 +245,57 @@ def retrieval(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None
     if directional:
         out.update(directional_means(out))
     return out
+
+
+def top_images(image_features: torch.Tensor, text_features: torch.Tensor, k: int = 5) -> torch.Tensor:
+    """The indices ``(n_texts, k)`` of each text's ``k`` best images, best first (scores
+    ``text @ image.T`` on the features as given; ties in ``torch.topk``'s order, as the headline
+    recall takes them)."""
+    require_finite(image_features, "gallery image features", "feature rows")
+    require_finite(text_features, "gallery text features", "feature rows")
+    if image_features.shape[-1] != text_features.shape[-1]:
+        raise DataError("retrieval gallery", f"image features of width {image_features.shape[-1]}, "
+                                             f"text features of width {text_features.shape[-1]}")
+    scores = text_features.float() @ image_features.float().T
+    return scores.topk(min(k, scores.shape[1]), dim=1).indices
+
+
+@dataclass
+class GalleryQuery:
+    """One text query of a retrieval gallery: the caption, the image it describes (``truth``,
+    an index into the dataset) and the ``retrieved`` image indices, best first."""
+    text: str
+    truth: int
+    retrieved: list[int]
+
+    @property
+    def rank(self) -> int | None:
+        """The 1-based rank of the true image among the retrieved ones (None: not among them)."""
+        return self.retrieved.index(self.truth) + 1 if self.truth in self.retrieved else None
+
+
+def gallery_queries(dataset: CaptionDataset, n: int = 4, seed: int = 0) -> list[int]:
+    """Indices into ``dataset.texts()`` of ``n`` text queries: the first caption of ``n`` images
+    drawn with ``seed`` (the same for every model, so their galleries compare)."""
+    to_image = dataset.text_to_image()
+    first = {}
+    for t, i in enumerate(to_image):
+        first.setdefault(i, t)
+    images = np.random.default_rng(seed).permutation(sorted(first))[:n]
+    return [first[int(i)] for i in images]
+
+
+def retrieval_gallery(bundle, dataset: CaptionDataset, cache: FeatureCache | None = None,
+                      dataset_name: str | None = None, split: str = "test", n_queries: int = 4, k: int = 5,
+                      seed: int = 0, batch_size: int = 64, num_workers: int = 0) -> list[GalleryQuery]:
+    """``n_queries`` captions of ``dataset`` (:func:`gallery_queries`) with each one's top-``k``
+    images for ``bundle``; the features are :func:`retrieval`'s own (read from ``cache`` when
+    the retrieval task ran with it)."""
+    images = encode_images(bundle, dataset, cache, dataset_name=dataset_name, split=split,
+                           batch_size=batch_size, num_workers=num_workers)
+    texts = list(dataset.texts())
+    text_feats = encode_texts(bundle, texts, cache, desc="encode captions")
+    queries = gallery_queries(dataset, n_queries, seed)
+    top = top_images(images, text_feats[queries], k)
+    to_image = dataset.text_to_image()
+    return [GalleryQuery(texts[q], to_image[q], row.tolist()) for q, row in zip(queries, top)]

@@ -23,7 +23,7 @@ import torch
 
 from rsdix.config import load, option
 from rsdix.data.manifest import manifest_hash
-from rsdix.data.registry import get_info
+from rsdix.data.registry import REGISTRY, get_info
 from rsdix.errors import ConfigError, DataError
 from rsdix.evaluation.model_specs import parse_model_spec
 from rsdix.evaluation.accuracy import classification_metrics
@@ -77,6 +77,9 @@ class EvalConfig:
     # None: max_images
     max_caption_images: int | None = option(None, min=1)
     counting_max_captions: int | None = option(None, min=1)   # counting: captions with a count per set; None = all
+    max_images_per_dataset: dict[str, int | None] = field(default_factory=dict)   # a cap per dataset:
+    # registry key -> images (seeded, stratified as max_images; null: none), on top of max_images /
+    # max_caption_images (the smaller wins); the cpu profile caps EuroSAT-MS at its local subset's size
     batch_size: int = option(64, min=1)
     num_workers: int = option(0, min=0)
     # classification sets restricted to the images of a caption split (models trained on
@@ -106,6 +109,12 @@ class EvalConfig:
                     get_info(name, kind)
                 except DataError as exc:
                     raise ConfigError(f"{key}: {exc}") from None
+        for name, cap in self.max_images_per_dataset.items():
+            if name not in REGISTRY:
+                raise ConfigError(f"max_images_per_dataset: {name!r} is not a dataset key; known: "
+                                  f"{', '.join(sorted(REGISTRY))}")
+            if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+                raise ConfigError(f"max_images_per_dataset: {name}: {cap!r} must be a whole number >= 1 or null")
         for name, source in self.split_from.items():
             if not source.partition(":")[0]:
                 raise ConfigError(f"split_from: {name}: {source!r} must read 'caption_set:split'")
@@ -220,11 +229,23 @@ def load_task_dataset(kind: str, name: str, split: str, config: EvalConfig,
                       data_root: str | os.PathLike | None = None, languages: Sequence[str] | None = None):
     """A task's dataset as the config sizes it: a classification set (every image) or a caption set's split."""
     if kind == "classification":
-        return load_classification(name, data_root, config.max_images, config.split_seed,
-                                   split_from=config.split_from.get(name))
+        return load_classification(name, data_root, image_cap(config, name, kind, config.max_images),
+                                   config.split_seed, split_from=config.split_from.get(name))
     cap = config.max_caption_images if config.max_caption_images is not None else config.max_images
-    return load_retrieval(name, data_root, None if split == "all" else split, cap, config.split_seed,
-                          languages=languages)
+    return load_retrieval(name, data_root, None if split == "all" else split, image_cap(config, name, kind, cap),
+                          config.split_seed, languages=languages)
+
+
+def image_cap(config: EvalConfig, name: str, kind: str, cap: int | None) -> int | None:
+    """The images of dataset ``name`` (key or title) a task reads: the smaller of ``cap`` (the
+    config's general cap) and the dataset's ``max_images_per_dataset`` entry; None: every image."""
+    try:
+        key = get_info(name, kind).name
+    except DataError:
+        key = name   # not in the registry: the loader says so
+    own = config.max_images_per_dataset.get(key)
+    caps = [c for c in (cap, own) if c is not None]
+    return min(caps) if caps else None
 
 
 def describe_templates(templates) -> str:
@@ -305,6 +326,9 @@ class ProbeData:
     note: str
     caveat: str = ""   # e.g. "model trained on ucm_captions": its training saw this set's caption set
     manifest: str = ""  # hash of the images (train and test) the probes read
+    # the rows' split: "test", with the subset a capped set kept ("test: 120 of 1005": the probe's
+    # train and test parts are drawn from those 120 images), as zero-shot rows on the same set say
+    split: str = "test"
 
 
 def probe_data(run: EvalRun, info, ds) -> ProbeData:
@@ -315,7 +339,7 @@ def probe_data(run: EvalRun, info, ds) -> ProbeData:
     tr, te, note = probe_split(run.protocol, [p for p, _ in ds.samples], labels, cfg.train_fraction, cfg.split_seed)
     return ProbeData(feats, labels, tr, te, len(ds.classes), note,
                      not_zero_shot(info.name, run.trained_on).replace("not zero-shot: ", "model "),
-                     manifest_hash(classification_manifest(ds, run.root)))
+                     manifest_hash(classification_manifest(ds, run.root)), split_label("test", ds))
 
 
 @task("linear-probe", "classification", "probe")
@@ -325,7 +349,7 @@ def linear_probe_task(run: EvalRun, info, ds, split: str) -> None:
     m = linear_probe(p.features[p.train], p.labels[p.train], p.features[p.test], p.labels[p.test],
                      run.config.probe_Cs, seed=run.seed, n_classes=p.n_classes)
     best_C = m.pop("C")
-    run.add(info, "linear-probe", m, len(p.test), note=f"{p.note}; C={best_C:g} chosen on validation",
+    run.add(info, "linear-probe", m, len(p.test), split=p.split, note=f"{p.note}; C={best_C:g} chosen on validation",
             caveat=p.caveat, manifest=p.manifest)
 
 
@@ -335,7 +359,7 @@ def knn_task(run: EvalRun, info, ds, split: str) -> None:
     cfg, p = run.config, probe_data(run, info, ds)
     scores = knn_classify(p.features[p.train], p.labels[p.train], p.features[p.test], cfg.knn_k,
                           cfg.knn_temperature, p.n_classes)
-    run.add(info, "knn", classification_metrics(scores, p.labels[p.test], p.n_classes), len(p.test),
+    run.add(info, "knn", classification_metrics(scores, p.labels[p.test], p.n_classes), len(p.test), split=p.split,
             note=f"{p.note}; k={cfg.knn_k}, T={cfg.knn_temperature:g}", caveat=p.caveat, manifest=p.manifest)
 
 
@@ -354,7 +378,7 @@ def few_shot_task(run: EvalRun, info, ds, split: str) -> None:
     run.few_shot.append(draws)
     for k, group in draws.groupby("shots"):
         run.add(info, f"few-shot-{k}", {"top1": group["top1"].mean(), "top1_std": group["top1"].std(ddof=0),
-                                        "balanced_acc": group["balanced_acc"].mean()}, len(p.test),
+                                        "balanced_acc": group["balanced_acc"].mean()}, len(p.test), split=p.split,
                 note=f"{p.note}; mean over {len(group)} draws, C={cfg.few_shot_C:g}", caveat=p.caveat,
                 manifest=p.manifest)
 

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -174,9 +175,8 @@ def run(profile: str = "cpu", data_root: str | None = None, seed: int = 0, force
             stamps_path.write_text(json.dumps(stamps, indent=1))
             rows.append({"notebook": nb.name, "status": "failed", "seconds": elapsed})
             _print_times(rows, time.time() - total_start)
-            cell_no, first_line = _failing_cell(nb, target, exc.exec_count)
-            raise SystemExit(f"[reproduce] FAILED: {nb.name}, cell {cell_no} (`{first_line}`) "
-                             f"raised {exc.ename}: {str(exc.evalue)[:500]}; executed copy with outputs: {target}")
+            raise SystemExit(f"[reproduce] FAILED: {failure_line(nb, target, exc)}; "
+                             f"executed copy with outputs: {target}")
         finally:
             status.close()
             os.environ.pop(SOURCE_ENV, None)
@@ -221,6 +221,45 @@ def status(profile: str = "cpu", data_root: str | None = None, out_dir: str | No
     figures = Path(out_dir) if out_dir else RunDirs(profile).figures
     root = resolve_data_root(data_root, required=False)
     return provenance.status(figures, notebooks(), root, PACKAGE)
+
+
+def failure_line(source_nb: Path, executed_nb: Path, exc) -> str:
+    """One line naming a papermill failure: the notebook, the cell's position, the line that raised
+    (from the traceback; the cell's first line when the traceback names none) and the exception's
+    first message line, e.g. ``01_data.ipynb, cell 5, line 3 (`ds = load(...)`) raised DataError: ...``."""
+    cell_no, first_line = _failing_cell(source_nb, executed_nb, exc.exec_count)
+    line_no, text = raising_line(exc.source or "", exc.traceback or [], exc.exec_count)
+    where = f"cell {cell_no}, line {line_no} (`{text}`)" if line_no else f"cell {cell_no} (`{first_line}`)"
+    message = next((line.strip() for line in str(exc.evalue).splitlines() if line.strip()), "")
+    return f"{source_nb.name}, {where} raised {exc.ename}: {message[:500]}"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# a traceback frame in a cell: IPython >= 8 writes "Cell In[5], line 3"; older ones "<ipython-input-5-ab12>"
+_CELL_FRAME = re.compile(r"^(?:Cell In\[(\d+)\], line (\d+)|.*<ipython-input-(\d+)-[0-9a-f]+>)")
+_ARROW = re.compile(r"^-+>\s*(\d+)")
+
+
+def raising_line(source: str, traceback: list[str], exec_count) -> tuple[int | None, str]:
+    """The 1-based line of the failing cell's ``source`` that raised and its text: the last frame
+    of the traceback in that cell (In[exec_count]); ``(None, "")`` when the traceback names none."""
+    found = None
+    for frame in traceback:
+        lines = _ANSI.sub("", frame).splitlines()
+        head = _CELL_FRAME.match(lines[0].strip()) if lines else None
+        if not head:
+            continue
+        count, line = (head.group(1), head.group(2)) if head.group(1) else (head.group(3), None)
+        if exec_count is not None and count != str(exec_count):
+            continue   # a function defined in another cell
+        if line is None:
+            line = next((m.group(1) for m in map(_ARROW.match, lines[1:]) if m), None)
+        if line is not None:
+            found = int(line)
+    code = source.splitlines()
+    if found is None or not 1 <= found <= len(code):
+        return None, ""
+    return found, code[found - 1].strip()[:80]
 
 
 def _failing_cell(source_nb: Path, executed_nb: Path, exec_count) -> tuple[int | str, str]:

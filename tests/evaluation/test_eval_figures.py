@@ -10,10 +10,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from rsdix import viz  # noqa: E402
-from rsdix.evaluation.eval_figures import plot_confusion, plot_few_shot, plot_zero_shot_top1, same_release  # noqa: E402
+from rsdix.evaluation.eval_figures import (plot_confusion, plot_few_shot, plot_retrieval_gallery,  # noqa: E402
+                                          plot_zero_shot_top1, same_release)
 from rsdix.evaluation.published import published_for  # noqa: E402
+from rsdix.evaluation.retrieval import GalleryQuery  # noqa: E402
 from rsdix.evaluation.zero_shot import ZeroShotResult  # noqa: E402
 
 
@@ -86,3 +89,18 @@ def test_counting_answers_figure_shows_true_counts_and_each_models_answers(tmp_p
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels == ["true counts", "a_s0 (top-1 25.0%)", "b_s0 (top-1 50.0%)"]
     assert (tmp_path / "answers.png").exists()
+
+
+def test_retrieval_gallery_figure_marks_the_true_image(tmp_path):
+    class Images:   # what the plot reads of a caption set: load(i) -> a PIL image
+        def load(self, i):
+            return Image.new("RGB", (8, 8), (40 * i, 0, 0))
+
+    gallery = [GalleryQuery("two planes on the apron", 2, [2, 0, 1]), GalleryQuery("a beach", 3, [0, 1, 2])]
+    assert gallery[0].rank == 1 and gallery[1].rank is None
+    fig = plot_retrieval_gallery(Images(), gallery, "toy", path=tmp_path / "gallery.png")
+    assert (tmp_path / "gallery.png").stat().st_size > 0
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["1 \u2713 match", "2", "3", "1", "2", "3"]
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("rank 1" in t for t in texts) and any("not in the top 3" in t for t in texts)

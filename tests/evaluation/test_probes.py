@@ -1,13 +1,16 @@
 """Probes on frozen features: weighted k-NN by hand, the linear probe, few-shot sampling."""
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 from evaluation_fixtures import unit
 from rsdix.errors import DataError
+from rsdix.evaluation import probes
 from rsdix.evaluation.probes import few_shot, knn_classify, linear_probe, sample_shots
 
 
@@ -83,3 +86,25 @@ def test_non_finite_features_are_refused_naming_the_probe(probe, which):
             linear_probe(train_x, train_y, test_x, test_y, Cs=(1.0,))
         else:
             few_shot(train_x, train_y, test_x, test_y, shots=(1,), draws=1)
+
+
+def test_sklearn_warnings_go_to_the_log_once_per_kind(monkeypatch, caplog, capfd):
+    """Before, each probe fit that stopped at max_iter printed a ConvergenceWarning into the
+    notebook's output (one per C and per few-shot draw); now one log record per kind, counted."""
+    fit = probes.fit_logistic
+    monkeypatch.setattr(probes, "fit_logistic", lambda x, y, C, seed=0: fit(x, y, C, seed, max_iter=1))
+    x, y = _blobs()
+    rsdix_logger = logging.getLogger("rsdix")   # as a program with its own logging (caplog) sees it,
+    monkeypatch.setattr(rsdix_logger, "handlers", [])   # whether or not an earlier test ran log.setup()
+    monkeypatch.setattr(rsdix_logger, "propagate", True)
+    caplog.set_level(logging.WARNING, logger="rsdix")
+    with warnings.catch_warnings(record=True) as leaked:
+        warnings.simplefilter("always")
+        linear_probe(x[::2], y[::2], x[1::2], y[1::2], Cs=[1.0, 100.0])
+        few_shot(x[::2], y[::2], x[1::2], y[1::2], shots=[1, 2], draws=2)
+    assert leaked == []
+    assert capfd.readouterr().err == ""   # nothing printed by warnings (the log's handler is caplog's here)
+    records = [r.getMessage() for r in caplog.records if r.name == "rsdix.evaluation.probes"]
+    assert len(records) == 2
+    assert records[0].startswith("sklearn ConvergenceWarning x3 during the linear probe: lbfgs failed to converge")
+    assert records[1].startswith("sklearn ConvergenceWarning x4 during the few-shot probe: ")

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from evaluation_fixtures import caption_file, unit  # noqa: F401 (caption_file: a pytest fixture)
+from evaluation_fixtures import caption_file, dict_bundle, unit  # noqa: F401 (caption_file: a pytest fixture)
 from rsdix.errors import DataError
 from rsdix.evaluation.datasets import load_retrieval
-from rsdix.evaluation.retrieval import (directional_means, distinct_texts, hit_probability, retrieval, retrieval_metrics,
-                                       tie_expected_recall, topk_recall, unique_text_recall)
+from rsdix.evaluation.retrieval import (directional_means, distinct_texts, gallery_queries, hit_probability, retrieval,
+                                       retrieval_gallery, retrieval_metrics, tie_expected_recall, top_images, topk_recall,
+                                       unique_text_recall)
+from rsdix.models.features import FeatureCache
 
 
 def test_retrieval_three_images_six_captions_by_hand():
@@ -272,3 +274,27 @@ def test_the_protocol_conventions_on_a_caption_file(caption_file):
     assert merged["n_distinct_texts"] == 5       # "une plage" repeats on all four images
     with pytest.raises(DataError, match="convention"):
         retrieval(dict_bundle(), ds, convention="both")
+
+
+def test_top_images_of_a_hand_made_similarity_matrix():
+    images = unit([1, 0, 0], [0, 1, 0], [0, 0, 1], [0.8, 0.6, 0])
+    texts = unit([1, 0.5, 0], [0, 0.2, 1])
+    # text 0 = (0.894, 0.447, 0) scores the images 0.894, 0.447, 0, 0.984: image 3, then 0, then 1
+    # text 1 = (0, 0.196, 0.981) scores them 0, 0.196, 0.981, 0.118: image 2, then 1, then 3
+    assert top_images(images, texts, k=3).tolist() == [[3, 0, 1], [2, 1, 3]]
+    assert top_images(images, texts, k=10).shape == (2, 4)        # k beyond the images: every image, ranked
+    with pytest.raises(DataError, match="width"):
+        top_images(images, unit([1, 0]), k=2)
+
+
+def test_retrieval_gallery_reads_the_features_retrieval_cached(caption_file):
+    ds, bundle, cache = load_retrieval("toy", split="train", path=caption_file), dict_bundle(), FeatureCache()
+    retrieval(bundle, ds, cache, dataset_name="toy", split="train")
+    calls = bundle.model.image_calls
+    gallery = retrieval_gallery(bundle, ds, cache, dataset_name="toy", split="train", n_queries=2, k=2, seed=1)
+    assert bundle.model.image_calls == calls and cache.stats.hits >= 2     # images and captions from the cache
+    assert len(gallery) == 2 and len({q.truth for q in gallery}) == 2        # two images, one caption of each
+    texts, to_image = ds.texts(), ds.text_to_image()
+    for q in gallery:
+        assert to_image[texts.index(q.text)] == q.truth and len(q.retrieved) == 2
+    assert gallery_queries(ds, 2, seed=1) == gallery_queries(ds, 2, seed=1)   # the same queries for every model

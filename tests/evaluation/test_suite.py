@@ -5,13 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from evaluation_fixtures import caption_file, class_folder, dict_bundle  # noqa: F401 (pytest fixtures)
 from rsdix.models import features
 from rsdix.data.registry import REGISTRY, DatasetInfo
 from rsdix.errors import ConfigError, DataError
 from rsdix.evaluation.datasets import load_classification
-from rsdix.evaluation.suite import TASKS, EvalConfig, evaluate_model, load_eval_config, prefetch_image_features
+from rsdix.evaluation.suite import (TASKS, EvalConfig, evaluate_model, load_eval_config, load_task_dataset,
+                                   prefetch_image_features)
 from rsdix.models.features import FeatureCache, encode_images
 from rsdix.paths import RunDirs
 
@@ -108,7 +110,8 @@ def test_profile_configs():
     ({"knn_k": 0}, "knn_k"), ({"knn_temperature": 0}, "knn_temperature"), ({"probe_Cs": [1.0, -1.0]}, "probe_Cs"),
     ({"few_shot_shots": [0, 2]}, "few_shot_shots"), ({"max_images": 0}, "max_images"),
     ({"zero_shot": ["not_a_set"]}, "zero_shot"), ({"retrieval": ["whu_rs19"]}, "retrieval"),
-    ({"baselines": ["label="]}, "model spec")])
+    ({"baselines": ["label="]}, "model spec"), ({"max_images_per_dataset": {"not_a_set": 3}}, "max_images_per_dataset"),
+    ({"max_images_per_dataset": {"eurosat_ms": 0}}, "max_images_per_dataset")])
 def test_config_checked_at_load(override, message):
     with pytest.raises(ConfigError, match=message):
         load_eval_config("cpu", **override)
@@ -178,3 +181,46 @@ def test_published_protocols_add_rows_that_name_their_protocol_and_replace_none(
     assert set(stored["protocol"]) == {"rsdix", "rsdix_paper"}
     with pytest.raises(ConfigError, match="published_protocols: unknown protocol"):
         load_eval_config("smoke", published_protocols=["nope"])
+
+
+@pytest.fixture
+def big_class_folder(tmp_path, monkeypatch):
+    """20 images, 5 in each of 4 class folders, registered as ``toy_big``."""
+    root = tmp_path / "big"
+    for c, cls in enumerate(["beach", "forest", "river", "field"]):
+        (root / cls).mkdir(parents=True)
+        for j in range(5):
+            Image.new("RGB", (4, 4), (c * 40 + j + 1, 0, 0)).save(root / cls / f"{cls}{j}.png")
+    monkeypatch.setitem(REGISTRY, "toy_big", DatasetInfo("toy_big", "Big", "classification", "folders", "big"))
+    return tmp_path
+
+
+def test_a_per_dataset_cap_subsamples_a_larger_set_and_keeps_a_set_of_its_size(big_class_folder):
+    """max_images_per_dataset (the cpu profile caps EuroSAT-MS at the 270 tiles of the local
+    subset): a larger set is capped (seeded, stratified); a set of the cap's size keeps every
+    image in order, with no subset in its split label, so the local numbers do not change."""
+    root = big_class_folder
+    whole = load_task_dataset("classification", "toy_big", "all", EvalConfig(), root)
+    capped = load_task_dataset("classification", "Big", "all", EvalConfig(max_images_per_dataset={"toy_big": 8}), root)
+    assert len(capped) == 8 and capped.subset == (8, 20) and sorted(pd.Series(capped.labels).value_counts()) == [2] * 4
+    same = load_task_dataset("classification", "toy_big", "all", EvalConfig(max_images_per_dataset={"toy_big": 20}),
+                             root)
+    assert same.samples == whole.samples and same.subset is None
+    smaller = EvalConfig(max_images=4, max_images_per_dataset={"toy_big": 8})   # the smaller cap wins
+    assert len(load_task_dataset("classification", "toy_big", "all", smaller, root)) == 4
+    assert len(load_task_dataset("classification", "toy_big", "all", EvalConfig(max_images_per_dataset={
+        "toy_big": None}), root)) == 20
+    assert load_eval_config("cpu").max_images_per_dataset == {"eurosat_ms": 270}
+
+
+def test_probe_rows_on_a_subsample_name_it_as_zero_shot_rows_do(big_class_folder):
+    """Before, linear-probe, k-NN and few-shot rows on a capped set said split "test" while the
+    zero-shot rows on the same subset said "all: 8 of 20"."""
+    base = EvalConfig(zero_shot=["toy_big"], retrieval=[], probe=["toy_big"], counting=[], few_shot_shots=[1],
+                      few_shot_draws=1, train_fraction=0.5, split_from={})
+    for cap, suffix in ((None, ""), (8, ": 8 of 20")):
+        cfg = EvalConfig(**{**base.__dict__, "max_images": cap})
+        rows = evaluate_model(dict_bundle(), None, config=cfg, data_root=big_class_folder, write=False)
+        splits = rows.groupby("task")["split"].first().to_dict()
+        assert splits == {"zero-shot": "all" + suffix, "linear-probe": "test" + suffix, "knn": "test" + suffix,
+                          "few-shot-1": "test" + suffix}

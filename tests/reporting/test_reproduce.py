@@ -87,7 +87,7 @@ def test_runner_skips_up_to_date_and_reports_failures(tmp_path, monkeypatch, cap
     terminal = "".join(capfd.readouterr())
     assert re.search(r"02_bad.ipynb cell 3/3 `raise ValueError\('boom in cell'\)` \d+\.\d s failed\n", terminal)
     assert "KeyboardInterrupt" not in terminal and "without encryption" not in terminal
-    assert "02_bad.ipynb" in msg and "cell 3" in msg and "raise ValueError" in msg and "boom in cell" in msg
+    assert "02_bad.ipynb, cell 3, line 1 (`raise ValueError('boom in cell')`) raised ValueError: boom in cell" in msg
     assert (tmp_path / "runs" / "smoke" / "notebooks" / "02_bad.ipynb").exists()   # partial output kept
 
 
@@ -214,3 +214,37 @@ def test_the_kernel_is_the_notebooks_own_when_installed_else_python3(monkeypatch
     assert reproduce.kernel_name() == "python3" and reproduce.kernel_name("mine") == "mine"
     monkeypatch.setattr(reproduce.KernelSpecManager, "find_kernel_specs", lambda self: {"python3": "/k", "rsdix": "/r"})
     assert reproduce.kernel_name() == "rsdix"
+
+
+# the traceback a kernel (IPython 9) sends for cell In[2] = "def f():\n    return 1/0\n\ny = 2\nf()\nz = 3",
+# colours included: the error is raised in f (line 2), called from line 5
+_CELL = "def f():\n    return 1/0\n\ny = 2\nf()\nz = 3"
+_TRACEBACK = [
+    "\x1b[31m---------------------------------------------------------------------------\x1b[39m",
+    "\x1b[31mZeroDivisionError\x1b[39m                         Traceback (most recent call last)",
+    "\x1b[36mCell\x1b[39m\x1b[36m \x1b[39m\x1b[32mIn[2]\x1b[39m\x1b[32m, line 5\x1b[39m\n"
+    "\x1b[32m      4\x1b[39m y = \x1b[32m2\x1b[39m\n\x1b[32m----> \x1b[39m\x1b[32m5\x1b[39m f()\n",
+    "\x1b[36mCell\x1b[39m\x1b[36m \x1b[39m\x1b[32mIn[2]\x1b[39m\x1b[32m, line 2\x1b[39m, in \x1b[36mf\x1b[39m"
+    "\x1b[34m()\x1b[39m\n\x1b[32m      1\x1b[39m def f():\n\x1b[32m----> \x1b[39m\x1b[32m2\x1b[39m     return 1/0\n",
+    "\x1b[31mZeroDivisionError\x1b[39m: division by zero"]
+
+
+def test_a_failing_cell_is_named_by_the_line_that_raised(tmp_path):
+    source = _notebook(tmp_path / "01_x.ipynb", "x = 1", _CELL)
+    executed = nbformat.read(source, as_version=4)
+    executed.cells[1].execution_count, executed.cells[2].execution_count = 1, 2
+    nbformat.write(executed, tmp_path / "out.ipynb")
+    exc = papermill.PapermillExecutionError(2, 2, _CELL, "ZeroDivisionError", "division by zero\nmore detail",
+                                            _TRACEBACK)
+    msg = reproduce.failure_line(source, tmp_path / "out.ipynb", exc)
+    assert msg == "01_x.ipynb, cell 3, line 2 (`return 1/0`) raised ZeroDivisionError: division by zero"
+    # a frame of a function defined in another cell (In[1]) is not this cell's line
+    other = [f.replace("In[2]\x1b[39m\x1b[32m, line 2", "In[1]\x1b[39m\x1b[32m, line 2") for f in _TRACEBACK]
+    assert reproduce.raising_line(_CELL, other, 2) == (5, "f()")
+    # IPython < 8 names a cell frame <ipython-input-N-hash> and the line by its arrow
+    old = ["ZeroDivisionError  Traceback", "<ipython-input-2-0f3a9c> in <module>\n      4 y = 2\n----> 5 f()\n"]
+    assert reproduce.raising_line(_CELL, old, 2) == (5, "f()")
+    # no cell frame (e.g. a SyntaxError): the cell's first line, as before
+    exc = papermill.PapermillExecutionError(2, 2, _CELL, "SyntaxError", "invalid syntax", ["SyntaxError: x"])
+    assert "cell 3 (`def f():`) raised SyntaxError: invalid syntax" in reproduce.failure_line(
+        source, tmp_path / "out.ipynb", exc)
