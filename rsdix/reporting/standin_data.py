@@ -128,7 +128,7 @@ def link(src: Path, target: Path) -> None:
     target.symlink_to(os.path.abspath(src))
 
 
-def _cap_split(images: list, cap: int | None, block: int = 0) -> list:
+def cap_split(images: list, cap: int | None, block: int = 0) -> list:
     """At most ``cap`` images per split, evenly spaced through it (files are ordered by class),
     and the first ``block`` images of each split besides (one class whole, where files are ordered
     by class)."""
@@ -145,10 +145,10 @@ def _cap_split(images: list, cap: int | None, block: int = 0) -> list:
 
 def link_caption_set(real: Path, target: Path, annotation: str, cap: int | None, block: int = 0) -> int:
     """A real caption set (Karpathy JSON + ``images/``) linked image by image, ``cap`` per split
-    (and the first ``block`` of each split, :func:`_cap_split`); ``labels.csv`` beside it (a
+    (and the first ``block`` of each split, :func:`cap_split`); ``labels.csv`` beside it (a
     classification view of the same images) reduced to the same."""
     data = json.loads((real / annotation).read_text())
-    data["images"] = _cap_split(data["images"], cap, block)
+    data["images"] = cap_split(data["images"], cap, block)
     target.mkdir(parents=True, exist_ok=True)
     (target / annotation).write_text(json.dumps(data))
     kept = {im["filename"] for im in data["images"]}

@@ -199,9 +199,9 @@ def test_the_dry_run_keeps_the_papers_models_and_chance_levels(monkeypatch):
 
 
 def test_a_class_block_keeps_one_class_whole_for_same_class_distractors():
-    from rsdix.reporting.standin_data import _cap_split
+    from rsdix.reporting.standin_data import cap_split
     images = [{"filename": f"{c}{i:02d}.tif", "split": "test"} for c in "abc" for i in range(10)]
-    spaced = _cap_split(images, 3)
+    spaced = cap_split(images, 3)
     assert [im["filename"] for im in spaced] == ["a00.tif", "b00.tif", "c00.tif"]
-    kept = [im["filename"] for im in _cap_split(images, 3, block=10)]
+    kept = [im["filename"] for im in cap_split(images, 3, block=10)]
     assert [f for f in kept if f.startswith("a")] == [f"a{i:02d}.tif" for i in range(10)] and len(kept) == 12

@@ -91,10 +91,15 @@ def test_sbert_similarities_replace_the_text_text_term():
     assert with_sbert["distill"].item() != pytest.approx(plain["distill"].item(), rel=1e-3)
 
 
-def _ddp_worker(rank, world, init_file, out_dir, method):
+def _join_gloo(rank, world, init_file):
+    """One process of a CPU process group (gloo, one thread), rendezvous through ``init_file``."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+
+
+def _ddp_worker(rank, world, init_file, out_dir, method):
+    _join_gloo(rank, world, init_file)
     try:
         bundle = tiny_clip()
         teacher = _teacher(bundle.model)
@@ -464,9 +469,7 @@ def test_original_recipe_targets_through_the_objective_match_ot_targets():
 
 
 def _local_worker(rank, world, init_file, out_dir):
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    _join_gloo(rank, world, init_file)
     try:
         bundle = tiny_clip()
         teacher = _teacher(bundle.model)

@@ -65,20 +65,26 @@ def test_same_seed_same_numbers_and_training_reduces_loss(tmp_path):
     assert a.history[-1]["loss"] < a.history[0]["loss"]
 
 
-def test_resume_after_kill_equals_uninterrupted(tmp_path):
-    torch.manual_seed(0)
-    ref = fit(Net(), Mse(), NoisyData(), _cfg(), run_dir=tmp_path / "ref")
+class Killed(Exception):
+    """What a callback raises to stop fit as a crash would (no checkpoint at that step)."""
 
-    class Killed(Exception):
-        pass
 
-    def kill_at_5(step, logs):
-        if step == 5:
+def fit_killed_at(step: int, run_dir, cfg=None) -> None:
+    """fit from seed 0, stopped by a crash at ``step`` (its last checkpoint stays in ``run_dir``)."""
+    def kill(at, logs):
+        if at == step:
             raise Killed
 
     torch.manual_seed(0)
     with pytest.raises(Killed):
-        fit(Net(), Mse(), NoisyData(), _cfg(), run_dir=tmp_path / "run", callbacks=[kill_at_5])
+        fit(Net(), Mse(), NoisyData(), cfg or _cfg(), run_dir=run_dir, callbacks=[kill])
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path):
+    torch.manual_seed(0)
+    ref = fit(Net(), Mse(), NoisyData(), _cfg(), run_dir=tmp_path / "ref")
+
+    fit_killed_at(5, tmp_path / "run")
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 3
     torch.manual_seed(99)  # a fresh process would start from a different model: it must not matter
     resumed = fit(Net(), Mse(), NoisyData(), _cfg(), run_dir=tmp_path / "run", resume=True)
@@ -413,16 +419,7 @@ def test_a_one_process_checkpoint_resumes_under_two_processes(tmp_path):
     """issue #28: the per-process RNG states were read by rank (``IndexError`` for rank 1 of a
     1-process checkpoint). Process 0 continues its states, process 1 takes re-seeded ones; the data
     order is the same, and the run continues from the checkpoint's step to the end."""
-    class Killed(Exception):
-        pass
-
-    def kill_at_5(step, logs):
-        if step == 5:
-            raise Killed
-
-    torch.manual_seed(0)
-    with pytest.raises(Killed):
-        fit(Net(), Mse(), NoisyData(), _cfg(), run_dir=tmp_path, callbacks=[kill_at_5])
+    fit_killed_at(5, tmp_path)
     assert len(load_checkpoint(tmp_path / "checkpoint.pt")["rng"]) == 1
     mp.spawn(_resume_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
