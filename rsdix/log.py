@@ -189,3 +189,23 @@ def warnings_to_log(logger: logging.Logger, during: str = "") -> Iterator[None]:
                 package = category.__module__.partition(".")[0]
                 name = category.__name__ if package == "builtins" else f"{package} {category.__name__}"
                 logger.warning(f"{name} x{n}{f' during {during}' if during else ''}: {text}")
+
+
+_WARNED: set[tuple[type, str]] = set()
+
+
+def warn_once(message: str, category: type[Warning] = UserWarning, stacklevel: int = 2) -> bool:
+    """``warnings.warn`` once per process for each (category, message): a data file's warning
+    (RSITMD's empty captions, SPICE skipped) read once per training run or dataset would otherwise
+    repeat, since every ``warnings.catch_warnings()`` block (the image loader has one) resets
+    Python's own once-per-place rule. Returns whether it warned now."""
+    if (category, message) in _WARNED:
+        return False
+    _WARNED.add((category, message))
+    warnings.warn(message, category, stacklevel=stacklevel + 1)
+    return True
+
+
+def forget_warned() -> None:
+    """Let :func:`warn_once` warn again (a new notebook run in the same kernel; tests)."""
+    _WARNED.clear()

@@ -63,3 +63,11 @@ def tiny_bundle():
     from rsdix.models import load_model
 
     return load_model("rsdix-tiny")
+
+
+@pytest.fixture(autouse=True)
+def _warn_once_forgets_between_tests():
+    """rsdix.log.warn_once warns once per process; each test starts afresh."""
+    from rsdix.log import forget_warned   # the package is importable once conftest has run
+    forget_warned()
+    yield

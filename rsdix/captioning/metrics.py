@@ -24,7 +24,6 @@ is skipped with one line, never downloaded.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Hashable, Mapping, Sequence
 
@@ -38,6 +37,7 @@ from pycocoevalcap.spice import spice as coco_spice
 
 from rsdix.captioning.pycoco import meteor_scorer, spice_available, spice_lib, tokenize_texts
 from rsdix.errors import DataError, RsdixError
+from rsdix.log import warn_once
 from rsdix.models import sbert_model
 from rsdix.results import Result
 
@@ -254,7 +254,7 @@ def evaluate_captions(candidates: Mapping[Hashable, str | Sequence[str]],
                 reason = ("disabled" if spice is False else
                           "Stanford CoreNLP 3.6.0 jars not installed in pycocoevalcap/spice/lib")
                 skipped["SPICE"] = reason
-                warnings.warn(f"SPICE skipped: {reason}", MetricSkipped, stacklevel=2)
+                warn_once(f"SPICE skipped: {reason}", MetricSkipped, stacklevel=2)   # once, not per dataset
     sb = [m for m in metrics if m in SBERT_METRICS]
     if sb:
         cos = sbert_pair_cosines([cands[k] for k in ids], [refs[k] for k in ids], sbert)

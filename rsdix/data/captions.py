@@ -26,6 +26,7 @@ from rsdix.data.raster import expected_layout
 from rsdix.data.files import read_json
 from rsdix.data.textstats import tokenize
 from rsdix.errors import DataError
+from rsdix.log import warn_once
 from rsdix.utils import atomic_write_text, progress
 
 SPLITS = ("train", "val", "test")
@@ -242,7 +243,8 @@ def drop_empty_captions(records: Iterable[CaptionRecord], source, stacklevel: in
         lost = f"; {len(no_caption)} image(s) left with none also left out ({', '.join(no_caption[:3])}" \
                f"{', ...' if len(no_caption) > 3 else ''})" if no_caption else ""
         first = ", ".join(places[:3]) + (", ..." if len(places) > 3 else "")
-        warnings.warn(f"{source}: left out {empty} empty caption(s) ({first}){lost}", stacklevel=stacklevel + 1)
+        # once per process: notebook 03 reads a caption set once per training run
+        warn_once(f"{source}: left out {empty} empty caption(s) ({first}){lost}", stacklevel=stacklevel + 1)
     return kept
 
 

@@ -121,3 +121,18 @@ def test_quiet_messages_keeps_logging_unconfigured_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"
     assert out.stderr.strip() == "kept"
+
+
+def test_warn_once_warns_once_per_category_and_message_even_after_catch_warnings():
+    import warnings
+    from rsdix.log import forget_warned, warn_once
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert warn_once("x") and not warn_once("x")
+        with warnings.catch_warnings():
+            pass
+        assert not warn_once("x") and warn_once("y") and warn_once("x", RuntimeWarning)
+        forget_warned()
+        assert warn_once("x")
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (UserWarning, "x"), (UserWarning, "y"), (RuntimeWarning, "x"), (UserWarning, "x")]

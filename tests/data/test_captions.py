@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from data_fixtures import karpathy, make_image  # noqa: F401 (karpathy is a pytest fixture)
-from rsdix.data.captions import CaptionDataset, read_captions, read_karpathy, select_split, write_karpathy
+from rsdix.data.captions import (CaptionDataset, CaptionRecord, read_captions, read_captions_dropping_empty, read_karpathy,
+                                 select_split, write_karpathy)
 from rsdix.data.images import load_image
 from rsdix.errors import DataError
 
@@ -183,8 +184,10 @@ def test_training_and_retrieval_leave_out_empty_captions_with_a_warning(tmp_path
                                                                     ("c.jpg", ["a road"], ["en"])]
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         make_image(tmp_path / name)
-    with pytest.warns(UserWarning, match="left out 3"):
-        ds = CaptionDataset.from_file(caps, split="train", image_dir=tmp_path)
+    again = tmp_path / "again.json"   # the warning comes once per file and content in a process
+    again.write_text(caps.read_text())
+    with pytest.warns(UserWarning, match=r"again\.json: left out 3"):
+        ds = CaptionDataset.from_file(again, split="train", image_dir=tmp_path)
     assert [r.filename for r in ds.records] == ["a.jpg"]
 
 
@@ -262,3 +265,19 @@ def _caption_json_read_or_refused(document, raw_bytes):
 @pytest.mark.parametrize("n", SIZES)
 def test_property_caption_json_reads_as_valid_records_or_one_error_naming_the_file(n):
     run(_caption_json_read_or_refused, n, DOCUMENT, st.one_of(st.none(), st.none(), st.binary(max_size=60)))
+
+
+def test_the_empty_caption_warning_comes_once_per_file_and_content(tmp_path):
+    """Issue 31: notebook 03 printed RSITMD's empty-caption warning once per training run (5 times
+    in the dry run): every catch_warnings() block of the image loader reset Python's once rule."""
+    import warnings
+    path = tmp_path / "caps.json"
+    write_karpathy([CaptionRecord("a.jpg", "train", ["a road", " "])], path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            read_captions_dropping_empty(path)
+            with warnings.catch_warnings():   # what the image loader does for every image
+                pass
+    assert [str(w.message) for w in caught if "empty caption" in str(w.message)] == \
+        [f"{path}: left out 1 empty caption(s) (images[0] (a.jpg) sentences[1])"]
