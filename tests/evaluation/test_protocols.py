@@ -90,6 +90,10 @@ def test_remoteclip_split_sorts_file_names_per_class_and_takes_the_first_80_perc
     assert len(train) == 4 + 8 and len(np.intersect1d(train, test)) == 0
     with pytest.raises(DataError, match="class 0 has 1 image"):
         sorted_split_indices(["x.png"], [0])
+    # zero-shot needs only the test part: a one-image class's image is a test image (floor(0.8) = 0
+    # train), as RemoteCLIP's rule gives; the dry run's subsampled sets failed on it (issue 31)
+    train, test = sorted_split_indices(["x.png", "a/1.png", "a/2.png"], [0, 1, 1], need_train=False)
+    assert list(train) == [1] and list(test) == [0, 2]
 
 
 def test_not_zero_shot_names_the_caption_set():

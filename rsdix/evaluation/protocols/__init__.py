@@ -154,17 +154,19 @@ def class_lists() -> dict[str, dict[str, str] | None]:
     return {name: (dict(entry["classes"]) if entry.get("classes") else None) for name, entry in data.items()}
 
 
-def sorted_split_indices(paths: Sequence, labels: Sequence[int], train_fraction: float = 0.8
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def sorted_split_indices(paths: Sequence, labels: Sequence[int], train_fraction: float = 0.8,
+                         need_train: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """RemoteCLIP's split: per class, file names sorted, the first ``floor(train_fraction * n)``
-    train, the rest test. Returns sorted index arrays ``(train, test)``."""
+    train, the rest test. Returns sorted index arrays ``(train, test)``. A class of one image
+    has no train part (floor(0.8) = 0): an error where the train part is needed (probes), its
+    image a test image where only the test part is (zero-shot)."""
     labels = np.asarray(labels)
     names = [Path(str(p)).name for p in paths]
     train, test = [], []
     for c in np.unique(labels):
         members = sorted(np.flatnonzero(labels == c), key=lambda i: names[i])
         cut = int(np.floor(train_fraction * len(members)))
-        if cut == 0 or cut == len(members):
+        if (cut == 0 and need_train) or cut == len(members):
             raise DataError("sorted_80_20", f"class {int(c)} has {len(members)} image(s): cannot split it")
         train += members[:cut]
         test += members[cut:]
@@ -230,7 +232,7 @@ def zero_shot_indices(protocol: Protocol, dataset: str, paths: Sequence, labels:
                       root: str | os.PathLike) -> tuple[np.ndarray | None, str]:
     """``(indices or None for every image, note)``: the images ``protocol`` scores zero-shot on."""
     if protocol.test_images == "sorted_80_20":
-        _, test = sorted_split_indices(paths, labels, 0.8)
+        _, test = sorted_split_indices(paths, labels, 0.8, need_train=False)
         return test, "last 20% of each class (file names sorted; RemoteCLIP's test split)"
     if protocol.test_images == "lists":
         listed = (protocol.lists or {}).get(dataset)
