@@ -36,6 +36,7 @@ from rsdix.evaluation.retrieval import retrieval
 from rsdix.evaluation.split_manifest import caption_manifest, classification_manifest, zero_shot_selection
 from rsdix.evaluation.templates import TEMPLATE_SETS
 from rsdix.evaluation.zero_shot import zero_shot
+from rsdix.log import warn_once
 from rsdix.models.bundle import backbone_label
 from rsdix.models.features import FeatureCache, encode_images, encode_images_many
 from rsdix.paths import cache_dir, data_root as resolve_root
@@ -191,7 +192,7 @@ class EvalRun:
             except DataError as exc:
                 if not self.config.skip_missing or "not found" not in exc.problem:
                     raise
-                warnings.warn(f"skipping {name}: {exc}")
+                warn_once(f"skipping {name}: {exc}")   # once, not once per model
                 self.skipped.append({"dataset": name, "reason": str(exc)})
                 self.loaded[key] = None
         return self.loaded[key]

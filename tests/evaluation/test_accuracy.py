@@ -44,3 +44,23 @@ def test_minus_inf_scores_mean_never_this_class():
     """-inf is the probes' score for a class absent from training: allowed, never predicted."""
     scores = torch.tensor([[0.1, -float("inf")], [-float("inf"), 0.3]])
     assert classification_metrics(scores, [0, 1])["top1"] == 100.0
+
+
+def test_balanced_accuracy_equals_sklearns_and_warns_nothing_when_a_prediction_names_an_absent_class():
+    """Issue 31: sklearn's warning "y_pred contains classes not in y_true" leaked into notebook 05 on
+    every subsampled set; the value is the same mean recall over the classes present."""
+    import warnings
+    import torch
+    from sklearn.metrics import balanced_accuracy_score
+    from rsdix.evaluation.accuracy import classification_metrics
+    labels = [0, 0, 1, 1, 1, 2]
+    scores = torch.zeros(6, 5)
+    for i, p in enumerate([0, 3, 1, 1, 4, 2]):   # classes 3 and 4 predicted, never true
+        scores[i, p] = 1.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = classification_metrics(scores, labels, 5)["balanced_acc"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = 100 * balanced_accuracy_score(labels, [0, 3, 1, 1, 4, 2])
+    assert got == pytest.approx(want) == pytest.approx(100 * (0.5 + 2 / 3 + 1) / 3) and caught == []
