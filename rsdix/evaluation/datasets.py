@@ -68,8 +68,9 @@ def split_images(label) -> float:
 
 def _subsample(n_items: int, labels: Sequence[int] | None, max_items: int | None, seed: int) -> list[int]:
     """Seeded subset indices, sorted. With labels: ``max_items // n_classes`` (at least one) per
-    class, all of a smaller class, so the subset can be smaller, or (more classes than
-    ``max_items``) larger, than ``max_items``."""
+    class, all of a smaller class, so the subset can be smaller than ``max_items``; with more
+    classes than ``max_items``, one image of each of ``max_items`` seeded classes (the class list,
+    and so zero-shot chance, stays whole)."""
     if max_items is None or n_items <= max_items:
         return list(range(n_items))
     rng = np.random.default_rng(seed)
@@ -77,6 +78,8 @@ def _subsample(n_items: int, labels: Sequence[int] | None, max_items: int | None
         return sorted(rng.choice(n_items, size=max_items, replace=False).tolist())
     labels = np.asarray(labels)
     classes = np.unique(labels)
+    if len(classes) > max_items:
+        classes = np.sort(rng.choice(classes, size=max_items, replace=False))
     per = max(1, max_items // len(classes))
     keep = []
     for c in classes:

@@ -79,8 +79,9 @@ class EvalConfig:
     max_caption_images: int | None = option(None, min=1)
     counting_max_captions: int | None = option(None, min=1)   # counting: captions with a count per set; None = all
     max_images_per_dataset: dict[str, int | None] = field(default_factory=dict)   # a cap per dataset:
-    # registry key -> images (seeded, stratified as max_images; null: none), on top of max_images /
-    # max_caption_images (the smaller wins); the cpu profile caps EuroSAT-MS at its local subset's size
+    # registry key -> images (seeded, stratified as max_images; null: every image), in place of
+    # max_images / max_caption_images for that set; the cpu profile caps EuroSAT-MS at its local
+    # subset's size, the dry run keeps WHU-RS19's 3 images per class for the probes
     batch_size: int = option(64, min=1)
     num_workers: int = option(0, min=0)
     # classification sets restricted to the images of a caption split (models trained on
@@ -238,15 +239,14 @@ def load_task_dataset(kind: str, name: str, split: str, config: EvalConfig,
 
 
 def image_cap(config: EvalConfig, name: str, kind: str, cap: int | None) -> int | None:
-    """The images of dataset ``name`` (key or title) a task reads: the smaller of ``cap`` (the
-    config's general cap) and the dataset's ``max_images_per_dataset`` entry; None: every image."""
+    """The images of dataset ``name`` (key or title) a task reads: the dataset's
+    ``max_images_per_dataset`` entry where it has one (None: every image), else ``cap`` (the
+    config's general cap)."""
     try:
         key = get_info(name, kind).name
     except DataError:
         key = name   # not in the registry: the loader says so
-    own = config.max_images_per_dataset.get(key)
-    caps = [c for c in (cap, own) if c is not None]
-    return min(caps) if caps else None
+    return config.max_images_per_dataset[key] if key in config.max_images_per_dataset else cap
 
 
 def describe_templates(templates) -> str:

@@ -206,8 +206,12 @@ def test_a_per_dataset_cap_subsamples_a_larger_set_and_keeps_a_set_of_its_size(b
     same = load_task_dataset("classification", "toy_big", "all", EvalConfig(max_images_per_dataset={"toy_big": 20}),
                              root)
     assert same.samples == whole.samples and same.subset is None
-    smaller = EvalConfig(max_images=4, max_images_per_dataset={"toy_big": 8})   # the smaller cap wins
-    assert len(load_task_dataset("classification", "toy_big", "all", smaller, root)) == 4
+    own = EvalConfig(max_images=4, max_images_per_dataset={"toy_big": 8})   # the set's own entry wins
+    assert len(load_task_dataset("classification", "toy_big", "all", own, root)) == 8
+    assert len(load_task_dataset("classification", "toy_big", "all", EvalConfig(max_images=4), root)) == 4
+    # fewer images than classes: one image of each of 3 seeded classes, the class list whole
+    few = load_task_dataset("classification", "toy_big", "all", EvalConfig(max_images=3), root)
+    assert len(few) == 3 and len(set(few.labels)) == 3 and few.classes == whole.classes
     assert len(load_task_dataset("classification", "toy_big", "all", EvalConfig(max_images_per_dataset={
         "toy_big": None}), root)) == 20
     assert load_eval_config("cpu").max_images_per_dataset == {"eurosat_ms": 270}

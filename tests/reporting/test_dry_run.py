@@ -49,7 +49,7 @@ def test_caps_change_only_steps_images_and_batch(monkeypatch):
     for area, name in PAPER:
         for key, (before, after) in changed(area, name, monkeypatch).items():
             field = key.rsplit(".", 1)[-1]
-            if any(w in field for w in CAP_WORDS):
+            if any(w in part for part in key.split(".") for w in CAP_WORDS):
                 if isinstance(before, (int, float)) and isinstance(after, (int, float)) and field != "epochs":
                     auto = field == "num_workers" and before == -1   # -1: one worker per core (loader_workers)
                     assert after <= before or field in ("warmup_steps",) or before == 0 or auto, (area, key, before, after)
@@ -66,7 +66,8 @@ def test_caps_reach_the_paper_numbers_they_should(monkeypatch):
     assert config.load("train", "paper_dino").dino.out_dim == 65536          # the DINO head as published
     cap = config.load("captioning", "paper")
     assert (cap.train.model.decoder, cap.train.model.prefix_len, cap.limit_train) == ("gpt2", 40, 8)
-    assert config.load("evaluate", "paper").max_images == 60
+    ev = config.load("evaluate", "paper")
+    assert (ev.max_images, ev.max_images_per_dataset) == (12, {"eurosat_ms": None, "whu_rs19": 57})
 
 
 def test_caps_leave_other_profiles_and_explicit_overrides_alone(monkeypatch):
