@@ -237,6 +237,7 @@ class TableCheck:
     lines: list[str]
     rows: list[tuple[int, int, list[str]]] = field(default_factory=list)
     problems: list[tuple[int, str]] = field(default_factory=list)
+    header_at: int | None = None   # the header's line (0-based): damaged lines may stand before it
 
     @property
     def ok(self) -> bool:
@@ -284,7 +285,7 @@ def check_table(path: str | os.PathLike) -> TableCheck:
         if problem is None and check.header is None:
             problem = _header_problem(fields)
             if problem is None:
-                check.header = fields
+                check.header, check.header_at = fields, i
                 i = end + 1
                 continue
             check.problems.append((i + 1, problem))
@@ -393,7 +394,7 @@ def repair_table(path: str | os.PathLike) -> tuple[TableCheck, Path | None]:
             raise DataError(f"{path}:{line}", f"{problem}: no header to keep rows under; nothing repaired "
                                               f"(delete the file, or restore it from a copy)")
         bad = {line for line, _ in check.problems}
-        header_line = next(i for i, line in enumerate(check.lines) if line.strip())
+        header_line = check.header_at   # not the first line: a damaged one may stand before it
         aside = path.with_name(f"{path.stem}.rejected.csv")
         n = 2
         while aside.exists():

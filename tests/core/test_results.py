@@ -302,3 +302,13 @@ def test_a_damaged_study_table_is_one_error_naming_the_file(tmp_path):
     (tmp_path / "latin.csv").write_bytes("run\n\xe9t\xe9\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"latin.csv: not a readable CSV table"):
         read_table(tmp_path / "latin.csv")
+
+
+def test_repair_keeps_the_header_when_a_damaged_line_stands_before_it(tmp_path):
+    """Found by the property test: NUL bytes on a line before the header made repair write the NUL
+    line as the header, and the repaired table did not read."""
+    from rsdix.results import repair_table
+    path = tmp_path / "results.csv"
+    path.write_bytes(b"\0" * 8 + b"\n" + GOOD_TABLE.encode())
+    check, aside = repair_table(path)
+    assert len(read_results(path)) == 3 and aside.read_bytes().count(b"\0") == 8
