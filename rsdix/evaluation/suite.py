@@ -40,7 +40,7 @@ from rsdix.log import warn_once
 from rsdix.models.bundle import backbone_label
 from rsdix.models.features import FeatureCache, encode_images, encode_images_many
 from rsdix.paths import cache_dir, data_root as resolve_root
-from rsdix.results import Result, append_results
+from rsdix.results import Result, append_results, reference_numbers
 
 Split = Literal["train", "val", "restval", "test", "all"]
 
@@ -511,21 +511,41 @@ def evaluate_models(bundles: dict, seeds: dict[str, int], dirs=None, config: Eva
 PUBLISHED_TASKS = ("zero-shot", "retrieval")   # the tasks the papers' published numbers are on
 
 
+def published_tasks(config: EvalConfig, protocol: str, reference: pd.DataFrame | None = None) -> list[str]:
+    """``task:dataset`` specs of the config's zero-shot and retrieval sets that have a published
+    number made under ``protocol`` (the reference table's ``protocol`` column; a set compared with
+    another release's numbers, ``DatasetInfo.published_as``, counts under that release's title)."""
+    ref = reference_numbers(aliases=False) if reference is None else reference
+    if "protocol" not in ref:
+        return []
+    ref = ref[ref["protocol"].fillna("") == protocol]
+    out = []
+    for task in PUBLISHED_TASKS:
+        titles = set(ref[ref["task"] == task]["dataset"])
+        for name in getattr(config, TASKS[task].datasets):
+            info = get_info(name, TASKS[task].kind)
+            if {info.title, info.published_as} & titles:
+                out.append(f"{task}:{info.name}")
+    return out
+
+
 def evaluate_published_protocols(bundles: dict, seeds: dict[str, int], dirs=None, config: EvalConfig | None = None,
                                  data_root: str | os.PathLike | None = None, cache: FeatureCache | None = None,
                                  trained_on: dict[str, Sequence[str]] | None = None) -> pd.DataFrame:
-    """Zero-shot and retrieval of every model again under each of ``config.published_protocols``
-    (images read from ``cache``: nothing is encoded twice), rows naming their protocol and appended
-    to ``dirs.results``; an empty frame when the config lists none."""
+    """Zero-shot and retrieval of every model again under each of ``config.published_protocols``,
+    on the sets with a published number under that protocol (:func:`published_tasks`; images read
+    from ``cache``: nothing is encoded twice), rows naming their protocol and appended to
+    ``dirs.results``; an empty frame when the config lists none."""
     config = config or EvalConfig()
     cache = cache if cache is not None else FeatureCache()
     frames = []
     for name in config.published_protocols:
-        if name == config.protocol:
+        tasks = published_tasks(config, name)
+        if name == config.protocol or not tasks:
             continue
         cfg = replace(config, protocol=name)
         for label, bundle in bundles.items():
-            frames.append(evaluate_model(bundle, list(PUBLISHED_TASKS), dirs=dirs, seed=seeds[label], model_name=label,
+            frames.append(evaluate_model(bundle, tasks, dirs=dirs, seed=seeds[label], model_name=label,
                                          config=cfg, data_root=data_root, cache=cache,
                                          trained_on=(trained_on or {}).get(label, ())))
     frames = [f for f in frames if len(f)]

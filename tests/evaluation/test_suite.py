@@ -169,7 +169,14 @@ def test_published_protocols_add_rows_that_name_their_protocol_and_replace_none(
                                                           caption_file.parent.name, caption_file.name))
     dirs = RunDirs("smoke", run_dir=tmp_path / "run")
     cfg = EvalConfig(zero_shot=["toy_cls"], retrieval=["toy_caps"], probe=[], counting=[], retrieval_split="train",
-                     published_protocols=["rsdix_paper", "rsdix"])
+                     published_protocols=["rsdix_paper", "rsdix", "remoteclip"])
+    from rsdix.evaluation import suite
+    published = pd.DataFrame([dict(source="s", model="M", backbone="B", task=t, dataset="Toy", metric="top1",
+                                   value=1.0, protocol="rsdix_paper", split="all", caveat="", note="")
+                              for t in ("zero-shot", "retrieval")])
+    monkeypatch.setattr(suite, "reference_numbers", lambda aliases=True: published)
+    assert suite.published_tasks(cfg, "rsdix_paper") == ["zero-shot:toy_cls", "retrieval:toy_caps"]
+    assert suite.published_tasks(cfg, "remoteclip") == []    # nothing published under it: not run
     bundle, cache = dict_bundle(), FeatureCache(tmp_path / "features")
     first = evaluate_model(bundle, ["zero-shot", "retrieval"], dirs=dirs, model_name="toy_s0", config=cfg,
                            data_root=tmp_path, cache=cache)
