@@ -15,6 +15,7 @@ the same name is encoded again.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -262,7 +263,8 @@ def encode_texts(bundle, texts: Sequence[str], cache: FeatureCache | None = None
             if pad_id is not None:
                 used = (tokens != pad_id).any(dim=0).nonzero()
                 tokens = tokens[:, :int(used.max()) + 1] if len(used) else tokens
-            feats = model.encode_text(tokens.to(device)).float()
+            with context_cut(model, tokens.shape[1]):
+                feats = model.encode_text(tokens.to(device)).float()
             feats = (torch.nn.functional.normalize(feats, dim=-1) if normalize else feats).cpu()
             if features.numel() == 0:
                 features = torch.empty(len(texts), feats.shape[1])
@@ -289,14 +291,44 @@ def _restore_mode(modes: dict) -> None:
 
 
 def trimmable_pad_id(model) -> int | None:
-    """The padding id when the text tower masks padding (Hugging Face towers: trailing padding can
-    be cut without changing outputs); None for CLIP's own text transformer, whose positional
-    embedding and causal mask need the full context length."""
+    """The padding id when trailing padding can be cut without changing the text features:
+    Hugging Face towers mask padding; CLIP's own text transformer (open_clip's ``CLIP``: causal
+    mask, pooled at the end-of-text token by ``argmax``/``eos``) never lets a token see the ones
+    after it, so the positions after the last end-of-text token change nothing (the positional
+    embedding and mask are cut to the kept length, :func:`context_cut`). None for any other tower."""
     text = getattr(model, "text", None)
     config = getattr(text, "config", None)
     if text is not None and type(text).__name__ == "HFTextEncoder" and getattr(config, "pad_token_id", None) is not None:
         return int(config.pad_token_id)
+    if _causal_clip_text(model):
+        return 0   # open_clip's tokenizer pads with 0
     return None
+
+
+def _causal_clip_text(model) -> bool:
+    mask = getattr(model, "attn_mask", None)
+    pos = getattr(model, "positional_embedding", None)
+    if not (isinstance(pos, torch.nn.Parameter) and isinstance(mask, torch.Tensor) and mask.dim() == 2
+            and getattr(model, "text_pool_type", None) in ("argmax", "eos")):
+        return False
+    above = torch.ones(mask.shape, dtype=torch.bool, device=mask.device).triu(1)
+    return bool(torch.isinf(mask)[above].all()) and not bool(torch.isinf(mask)[~above].any())   # causal
+
+
+@contextmanager
+def context_cut(model, length: int):
+    """CLIP's own text transformer run on ``length`` positions: its positional embedding and causal
+    mask cut to them for the block (restored after; :func:`trimmable_pad_id` says when that is exact)."""
+    if not _causal_clip_text(model) or length >= model.positional_embedding.shape[0]:
+        yield
+        return
+    pos, mask = model.positional_embedding, model.attn_mask
+    model.positional_embedding = torch.nn.Parameter(pos[:length], requires_grad=False)
+    model.attn_mask = mask[:length, :length]
+    try:
+        yield
+    finally:
+        model.positional_embedding, model.attn_mask = pos, mask
 
 
 def _check_finite(features: torch.Tensor, where: str) -> None:
