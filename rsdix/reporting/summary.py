@@ -75,7 +75,7 @@ def _rel(path: Path) -> str:
 
 
 def results_markdown(results: pd.DataFrame, profile: str, source: str, times: pd.DataFrame | None = None,
-                     env: dict | None = None) -> str:
+                     env: dict | None = None, training_s: float | None = None) -> str:
     """The text of ``RESULTS.md`` for a tidy results table (see the module docstring)."""
     env = env or environment()
     lines = [f"# Results of the `{profile}` profile", "",
@@ -125,6 +125,10 @@ def results_markdown(results: pd.DataFrame, profile: str, source: str, times: pd
         if "last_run_s" in times:
             lines += [f"End to end (sum of the latest runs): {times['last_run_s'].sum() / 60:.1f} min; "
                       f"this invocation: {times['seconds'].sum() / 60:.1f} min.", ""]
+        if training_s:
+            lines += [f"Notebook 03's runs trained for {training_s / 60:.1f} min in all (`train_s` in "
+                      f"`{METHODS_TABLE}`, measured when each run trained); a rerun that finds their finished "
+                      "checkpoints only re-checks them, so notebook 03's time above can be far shorter.", ""]
     lines += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()] + [""]
     return "\n".join(_wrapped(line) for line in lines)
 
@@ -183,9 +187,21 @@ def write_results_summary(dirs: RunDirs, times: pd.DataFrame | None = None) -> s
     return _write(figures, dirs.profile, results, _rel(dirs.results), times, env)
 
 
+METHODS_TABLE = "03_methods.csv"   # notebook 03's runs, with the seconds each trained (train_s)
+
+
+def training_seconds(figures: Path) -> float | None:
+    """The seconds notebook 03's runs trained, summed (``train_s`` of :data:`METHODS_TABLE`)."""
+    table = Path(figures) / METHODS_TABLE
+    if not table.exists():
+        return None
+    runs = read_table(table)
+    return float(runs["train_s"].sum()) if "train_s" in runs and runs["train_s"].notna().any() else None
+
+
 def _write(figures: Path, profile: str, results: pd.DataFrame, source: str, times, env) -> str:
     path = figures / "RESULTS.md"
-    atomic_write_text(path, results_markdown(results, profile, source, times, env))
+    atomic_write_text(path, results_markdown(results, profile, source, times, env, training_seconds(figures)))
     if profile == "cpu" and figures.resolve() == (repo_root() / "figures" / "cpu").resolve() and len(results):
         update_readme(results, env)
     return str(path)

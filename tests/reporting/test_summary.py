@@ -226,3 +226,14 @@ def test_results_md_puts_a_published_number_beside_ours_only_like_for_like():
     assert shown and all("remoteclip" in line and "ViT-B/32" in line and "| test " in line for line in shown)
     assert not any("30.00" in line for line in shown) and not any("AID" in line for line in shown)
     assert "other protocol" in text and "other backbone" in text
+
+
+def test_results_md_says_how_long_notebook_03_trained_when_a_rerun_only_rechecked(tmp_path):
+    """A rerun that finds notebook 03's finished checkpoints takes minutes: RESULTS.md's time table
+    alone read as if training took that long; it now names the runs' own training time."""
+    from rsdix.reporting.summary import results_markdown, training_seconds
+    pd.DataFrame({"run": ["a_s0", "b_s0"], "train_s": [1500.0, 900.0]}).to_csv(tmp_path / "03_methods.csv", index=False)
+    assert training_seconds(tmp_path) == 2400.0 and training_seconds(tmp_path / "none") is None
+    times = pd.DataFrame({"notebook": ["03_x.ipynb"], "status": ["ran"], "seconds": [58.0], "last_run_s": [58.0]})
+    text = results_markdown(pd.DataFrame(), "cpu", "results.csv", times, {"python": "3"}, training_seconds(tmp_path))
+    assert "Notebook 03's runs trained for 40.0 min in all" in text
