@@ -96,12 +96,14 @@ def _load_model(name: str, pretrained: str | None, device, precision: str, cache
         if name.startswith("hf-hub:") or "download" in msg.lower() or "HF Hub" in msg:
             raise OfflineError(
                 f"could not download weights for {name!r} (pretrained={pretrained!r}): no internet or model hub "
-                f"here; download them on a machine with internet and pass pretrained=/path/to/checkpoint.pt "
+                f"here; download them on a machine with internet and give their path: `{name}@/path/to/checkpoint.pt` "
+                f"on the command line (rsdix evaluate, --model), pretrained='/path/to/checkpoint.pt' in Python "
                 f"(or set HF_HUB_CACHE to a folder that holds them)") from exc
         raise
     except OSError as exc:  # huggingface_hub errors when offline
         raise OfflineError(f"could not fetch {name!r} (pretrained={pretrained!r}) from the model hub: {exc.__class__.__name__}; "
-                           f"pass a local checkpoint path instead") from exc
+                           f"give a local checkpoint instead: `{name}@/path/to/checkpoint.pt` on the command line, "
+                           f"pretrained='/path/to/checkpoint.pt' in Python") from exc
     tokenizer = open_clip.get_tokenizer(name)
     if model_config is None:
         model_config = open_clip.get_model_config(name) or {}

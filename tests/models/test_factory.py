@@ -59,7 +59,9 @@ def test_offline_tag_fails_in_one_line(monkeypatch):
     with pytest.raises(OfflineError) as err:
         load_model("RN50", pretrained="openai")
     msg = str(err.value)
-    assert "\n" not in msg and "RN50" in msg and "pretrained=/path/to/checkpoint.pt" in msg
+    # the advice in the spelling of where the user typed it (issue 34: it said pretrained=/path only)
+    assert "\n" not in msg and "`RN50@/path/to/checkpoint.pt` on the command line" in msg
+    assert "pretrained='/path/to/checkpoint.pt' in Python" in msg
 
 
 def test_small_preset_uses_pretrained_minilm():
